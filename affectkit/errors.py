@@ -1,0 +1,32 @@
+"""The errors affectkit raises on bad input.
+
+Every failure a user can cause (a broken mesh, a wrong recipe key, an unknown plugin name,
+a damaged checkpoint) surfaces as one of these, with a message that names the file, field
+or plugin and says what is allowed. The CLI prints them without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class AffectkitError(Exception):
+    """Base class of every error caused by input rather than by a bug."""
+
+
+class PluginError(AffectkitError):
+    """Unknown component name, duplicate registration, or invalid component options."""
+
+
+class MeshError(AffectkitError):
+    """A mesh or sequence file that cannot be read or is geometrically invalid."""
+
+
+class RecipeError(AffectkitError):
+    """A recipe that is not valid YAML or does not match the recipe schema."""
+
+
+class CheckpointError(AffectkitError):
+    """A checkpoint directory that is missing, truncated or altered."""
+
+
+class DatasetError(AffectkitError):
+    """A dataset root or manifest that cannot be read."""

@@ -1,0 +1,87 @@
+"""The whole plugin contract of affectkit.
+
+Every hook is a ``register_*`` hook in the style of simonw/llm: the host passes a
+``register`` callable and the plugin calls it once per component it provides::
+
+    @affectkit.hookimpl
+    def register_image_encoders(register):
+        register("my-encoder", MyEncoder)
+
+A component is a class with a nested pydantic ``Options`` model (``extra="forbid"``), an
+``__init__(self, options)`` taking an instance of it, and a docstring whose first line
+describes it. The base classes in :mod:`affectkit.interfaces` say what each kind must do.
+Built-in plugins (``affectkit_plugins``) and third-party packages (entry-point group
+``affectkit``) register through exactly these hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("affectkit")
+hookimpl = pluggy.HookimplMarker("affectkit")
+
+
+class Register(Protocol):
+    """The callable handed to every ``register_*`` hook."""
+
+    def __call__(self, name: str, component: type) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------
+# Geometry to pixels
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_renderers(register: Register) -> None:
+    """Register view renderers: subclasses of :class:`affectkit.interfaces.Renderer`
+    that turn a batch of meshes into multiview RGB, depth, normal and mask images."""
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register datasets: subclasses of :class:`affectkit.interfaces.Dataset` that list
+    labelled 3D scans or 4D sequences with subject and attribute metadata."""
+
+
+@hookspec
+def register_view_augmentations(register: Register) -> None:
+    """Register view augmentations: subclasses of
+    :class:`affectkit.interfaces.ViewAugmentation` applied to rendered views in training."""
+
+
+# ---------------------------------------------------------------------------------------
+# Language
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_prompt_augmenters(register: Register) -> None:
+    """Register prompt augmenters: subclasses of
+    :class:`affectkit.interfaces.PromptAugmenter` that write text prompts for a class,
+    optionally using a sample's attributes (sex, age group, intensity)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_image_encoders(register: Register) -> None:
+    """Register image encoders: subclasses of :class:`affectkit.interfaces.ImageEncoder`
+    that embed one rendered view (shared across views)."""
+
+
+@hookspec
+def register_text_encoders(register: Register) -> None:
+    """Register text encoders: subclasses of :class:`affectkit.interfaces.TextEncoder`
+    that embed prompt strings."""
+
+
+@hookspec
+def register_losses(register: Register) -> None:
+    """Register training losses: subclasses of :class:`affectkit.interfaces.Loss`."""

@@ -1,0 +1,216 @@
+"""Base classes for every kind of component a plugin can register.
+
+Each base fixes the one method the rest of affectkit calls, so any registered
+implementation can stand in for the built-in one. Components are built by
+:func:`affectkit.registry.create` from a validated ``Options`` instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from affectkit.mesh import Mesh, MeshSequence
+from affectkit.views import View
+
+
+class Options(BaseModel):
+    """Base of every component's options: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Component:
+    """Mixin giving a component its ``Options`` model and the validated ``options``."""
+
+    Options: ClassVar[type[Options]] = Options
+    options: Options
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RenderedViews:
+    """Multiview images of a batch of meshes, all shaped ``[B, V, C, H, W]``.
+
+    ``rgb`` is Lambertian-shaded colour in [0, 1]; ``depth`` is the distance along the
+    view axis from the near plane, in units of the normalised face (0 on background);
+    ``normal`` holds camera-space unit normals (x right, y up, z toward the camera);
+    ``mask`` is 1 where a surface is visible.
+    """
+
+    rgb: Tensor
+    depth: Tensor
+    normal: Tensor
+    mask: Tensor
+
+    MAPS: ClassVar[dict[str, int]] = {"rgb": 3, "depth": 1, "normal": 3, "mask": 1}
+
+    def stack(self, maps: Sequence[str]) -> Tensor:
+        """Concatenate the chosen maps along the channel axis: ``[B, V, sum(C), H, W]``."""
+        return torch.cat([getattr(self, name) for name in maps], dim=2)
+
+    @classmethod
+    def channels(cls, maps: Sequence[str]) -> int:
+        return sum(cls.MAPS[name] for name in maps)
+
+
+class Renderer(Component):
+    """Turns meshes into images seen from several views."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def render(
+        self,
+        meshes: Sequence[Mesh],
+        views: Sequence[View],
+        size: int,
+        device: torch.device | str = "cpu",
+    ) -> RenderedViews:
+        """Render every mesh from every view at ``size`` x ``size`` pixels.
+
+        Implementations normalise each mesh with :func:`affectkit.views.normalise` so that
+        all renderers see the same face in the same place.
+        """
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled scan or sequence of a dataset, without its geometry.
+
+    ``key`` is unique within the dataset and stable across runs; ``attributes`` holds
+    whatever metadata the dataset knows (sex, age_group, ethnicity, intensity, ...).
+    """
+
+    key: str
+    label: str
+    subject: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    is_sequence: bool = False
+
+
+class Dataset(Component):
+    """Lists samples and loads their geometry on demand, so datasets stream from disk."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names in label-index order."""
+        raise NotImplementedError
+
+    def samples(self) -> list[Sample]:
+        raise NotImplementedError
+
+    def load(self, sample: Sample) -> Mesh | MeshSequence:
+        raise NotImplementedError
+
+
+class ViewAugmentation(Component):
+    """Transforms a batch of rendered views during training.
+
+    Mixed view augmentation lives here: implementations draw independent random
+    parameters per view, and may mix views across samples of the same label.
+    """
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def __call__(self, views: Tensor, labels: Tensor, generator: torch.Generator) -> Tensor:
+        """Return augmented ``views`` ``[B, V, C, H, W]``; ``labels`` is ``[B]``."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------
+# Language
+# ---------------------------------------------------------------------------------------
+
+
+class PromptAugmenter(Component):
+    """Writes text prompts describing a class, optionally for one sample's attributes."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def prompts(self, label: str, attributes: Mapping[str, Any]) -> list[str]:
+        """Candidate prompts for ``label``; ``attributes`` is empty for class prompts."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------
+
+
+class ImageEncoder(Component, nn.Module):
+    """Embeds single rendered views; one instance is shared by all views."""
+
+    out_dim: int
+
+    def __init__(self, options: Options, in_channels: int) -> None:
+        nn.Module.__init__(self)
+        self.options = options
+        self.in_channels = in_channels
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``[N, in_channels, H, W]`` -> ``[N, out_dim]``."""
+        raise NotImplementedError
+
+
+class TextEncoder(Component, nn.Module):
+    """Embeds prompt strings."""
+
+    out_dim: int
+
+    def __init__(self, options: Options) -> None:
+        nn.Module.__init__(self)
+        self.options = options
+
+    def forward(self, texts: Sequence[str]) -> Tensor:
+        """``N`` strings -> ``[N, out_dim]`` on this module's device."""
+        raise NotImplementedError
+
+
+@dataclass
+class LossInputs:
+    """What the model hands every loss for one batch.
+
+    All embeddings are L2-normalised in the joint space: ``view_embeddings`` ``[B, V, D]``
+    (one per rendered view), ``joint`` ``[B, D]`` (the fused representation), ``text``
+    ``[B, D]`` (each sample's own prompt); ``labels`` ``[B]``; ``logit_scale`` is the
+    model's learned inverse temperature (already exponentiated).
+    """
+
+    view_embeddings: Tensor
+    joint: Tensor
+    text: Tensor
+    labels: Tensor
+    logit_scale: Tensor
+
+
+class Loss(Component, nn.Module):
+    """A training objective; may own learnable parameters (e.g. a margin)."""
+
+    def __init__(self, options: Options) -> None:
+        nn.Module.__init__(self)
+        self.options = options
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        """Return a scalar loss."""
+        raise NotImplementedError

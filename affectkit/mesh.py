@@ -1,0 +1,154 @@
+"""One mesh type for 3D scans and one sequence type for 4D scans, with their file I/O.
+
+Standard formats (OBJ, PLY, OFF, STL, glTF/GLB) go through trimesh. Dataset-specific
+formats (BU-3DFE's VRML, Bosphorus' BNT) add a reader to :data:`MESH_READERS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectkit.errors import MeshError
+
+
+@dataclass(eq=False)
+class Mesh:
+    """A triangle mesh with optional appearance and landmarks.
+
+    ``vertices`` ``[N, 3]`` float32, ``faces`` ``[F, 3]`` int64, ``colors`` ``[N, 3]`` in
+    [0, 1], ``uv`` ``[N, 2]`` per-vertex texture coordinates with ``texture`` an
+    ``[H, W, 3]`` uint8 image, ``landmarks`` ``[L, 3]``. ``source`` names the file it came
+    from, for error messages.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    colors: np.ndarray | None = None
+    uv: np.ndarray | None = None
+    texture: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32)
+        self.faces = np.ascontiguousarray(self.faces, dtype=np.int64)
+        if self.colors is not None:
+            self.colors = np.ascontiguousarray(self.colors, dtype=np.float32)
+        if self.uv is not None:
+            self.uv = np.ascontiguousarray(self.uv, dtype=np.float32)
+        if self.landmarks is not None:
+            self.landmarks = np.ascontiguousarray(self.landmarks, dtype=np.float32)
+        self.validate()
+
+    @property
+    def where(self) -> str:
+        return self.source or "<in-memory mesh>"
+
+    def validate(self) -> None:
+        """Raise :class:`MeshError` naming the file if the mesh cannot be rendered."""
+        v, f = self.vertices, self.faces
+        if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
+            raise MeshError(f"{self.where}: vertices must be a non-empty [N, 3] array, got {v.shape}")
+        if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
+            raise MeshError(f"{self.where}: mesh has no triangle faces (faces shape {f.shape})")
+        if not np.isfinite(v).all():
+            bad = int(np.flatnonzero(~np.isfinite(v).all(axis=1))[0])
+            raise MeshError(f"{self.where}: vertex {bad} has a NaN or infinite coordinate")
+        if f.min() < 0 or f.max() >= len(v):
+            bad = int(np.flatnonzero((f < 0).any(axis=1) | (f >= len(v)).any(axis=1))[0])
+            raise MeshError(
+                f"{self.where}: face {bad} indexes vertex {f[bad].tolist()}, "
+                f"allowed 0..{len(v) - 1}"
+            )
+        for name, arr, width in (("colors", self.colors, 3), ("uv", self.uv, 2)):
+            if arr is not None and arr.shape != (len(v), width):
+                raise MeshError(f"{self.where}: {name} must be [{len(v)}, {width}], got {arr.shape}")
+        if self.uv is not None and self.texture is None:
+            raise MeshError(f"{self.where}: texture coordinates given without a texture image")
+
+    def content_hash(self) -> str:
+        """A digest of everything that changes how the mesh renders (for the render cache)."""
+        digest = hashlib.blake2b(digest_size=16)
+        for arr in (self.vertices, self.faces, self.colors, self.uv, self.texture, self.landmarks):
+            digest.update(b"|" if arr is None else np.ascontiguousarray(arr).tobytes())
+        return digest.hexdigest()
+
+
+@dataclass(eq=False)
+class MeshSequence:
+    """A 4D scan: frames in time order sharing one ``metadata``."""
+
+    frames: list[Mesh]
+    fps: float = 25.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.frames:
+            raise MeshError(f"{self.source or '<in-memory sequence>'}: a sequence needs at least one frame")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _read_with_trimesh(path: Path) -> Mesh:
+    import trimesh
+
+    try:
+        loaded = trimesh.load(str(path), process=False, force="mesh")
+    except Exception as exc:  # trimesh raises many types for bad files
+        raise MeshError(f"{path}: cannot read mesh: {exc}") from exc
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise MeshError(f"{path}: file holds no triangle faces")
+    colors = None
+    visual = loaded.visual
+    uv = texture = None
+    if visual.kind == "vertex":
+        colors = np.asarray(visual.vertex_colors)[:, :3] / 255.0
+    elif visual.kind == "texture" and getattr(visual, "uv", None) is not None:
+        image = getattr(visual.material, "image", None) or getattr(visual.material, "baseColorTexture", None)
+        if image is not None:
+            uv, texture = np.asarray(visual.uv), np.asarray(image.convert("RGB"))
+    return Mesh(
+        vertices=np.asarray(loaded.vertices),
+        faces=np.asarray(loaded.faces),
+        colors=colors,
+        uv=uv,
+        texture=texture,
+        source=str(path),
+    )
+
+
+MeshReader = Callable[[Path], Mesh]
+MESH_READERS: dict[str, MeshReader] = {
+    suffix: _read_with_trimesh for suffix in (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
+}
+
+
+def load_mesh(path: str | Path) -> Mesh:
+    """Read a mesh file; polygons are triangulated, bad files raise :class:`MeshError`."""
+    path = Path(path)
+    reader = MESH_READERS.get(path.suffix.lower())
+    if reader is None:
+        raise MeshError(f"{path}: unsupported mesh format {path.suffix!r}; allowed: {', '.join(sorted(MESH_READERS))}")
+    if not path.is_file():
+        raise MeshError(f"{path}: no such file")
+    return reader(path)
+
+
+def save_mesh(mesh: Mesh, path: str | Path) -> Path:
+    """Write a mesh through trimesh (PLY keeps vertex colours and is compact)."""
+    import trimesh
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colors = None if mesh.colors is None else np.clip(mesh.colors * 255.0, 0, 255).astype(np.uint8)
+    trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=colors, process=False).export(str(path))
+    return path

@@ -1,0 +1,234 @@
+"""Recipes: one YAML file that says everything a run does, validated by pydantic.
+
+``load_recipe`` reads the file, applies ``--set a.b=c`` overrides, validates every section
+and checks every component name and its options against the registry, so a typo fails
+before anything starts, naming the file, the key path, the bad value and what is allowed.
+The fully resolved recipe (:func:`dump_recipe`) is saved beside every run's outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from affectkit.errors import AffectkitError, RecipeError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ComponentRef(Section):
+    """A registered component by name, with its options (a bare string means no options)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class EncoderRef(ComponentRef):
+    """An encoder plus how much of it trains: ``freeze`` stops all of it, then parameters
+    whose names match a ``trainable`` glob pattern (e.g. ``"*layer.5.*"``) train again."""
+
+    freeze: bool = False
+    trainable: list[str] = Field(default_factory=list)
+
+
+class LossTerm(ComponentRef):
+    weight: float = 1.0
+
+
+class DataConfig(Section):
+    dataset: ComponentRef = ComponentRef(name="synthetic")
+    val_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="fraction of subjects held out")
+    frames: int = Field(1, ge=1, description="frames sampled from each 4D sequence")
+    frame_sampler: Literal["uniform", "apex"] = "uniform"
+    skip_bad_files: bool = False
+
+
+class RenderConfig(Section):
+    renderer: ComponentRef = ComponentRef(name="torch")
+    views: list[str | float] = Field(default_factory=lambda: ["front", "left", "right"], min_length=1)
+    size: int = Field(224, ge=16, le=1024)
+    maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(default_factory=lambda: ["rgb"], min_length=1)
+    cache_dir: Path | None = Path(".cache/affectkit/renders")
+
+
+class PromptsConfig(Section):
+    augmenters: list[ComponentRef] = Field(
+        default_factory=lambda: [ComponentRef(name="templates"), ComponentRef(name="attributes")], min_length=1
+    )
+
+
+class ModelConfig(Section):
+    image_encoder: EncoderRef = EncoderRef(name="timm")
+    text_encoder: EncoderRef = EncoderRef(name="minilm", freeze=True)
+    embed_dim: int = Field(256, ge=8)
+    fusion: Literal["weighted", "attention"] = "weighted"
+    init_temperature: float = Field(0.07, gt=0.0)
+
+
+class LossConfig(Section):
+    terms: list[LossTerm] = Field(default_factory=lambda: [LossTerm(name="affectvlm")], min_length=1)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.05, ge=0.0)
+    warmup_epochs: float = Field(1.0, ge=0.0)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    amp: bool = True
+    augmentations: list[ComponentRef] = Field(default_factory=list)
+
+
+class ScalingConfig(Section):
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+    address: str | None = None
+    storage_path: Path | None = None
+    max_failures: int = Field(0, ge=-1)
+
+
+class EvalConfig(Section):
+    folds: int = Field(5, ge=2)
+
+
+class OutputConfig(Section):
+    dir: Path = Path("runs")
+
+
+class Recipe(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    render: RenderConfig = RenderConfig()
+    prompts: PromptsConfig = PromptsConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    eval: EvalConfig = EvalConfig()
+    output: OutputConfig = OutputConfig()
+
+    def components(self) -> Iterable[tuple[str, str, ComponentRef]]:
+        """Every component the recipe names: (key path, kind, reference)."""
+        yield "data.dataset", "dataset", self.data.dataset
+        yield "render.renderer", "renderer", self.render.renderer
+        for i, ref in enumerate(self.prompts.augmenters):
+            yield f"prompts.augmenters.{i}", "prompt_augmenter", ref
+        yield "model.image_encoder", "image_encoder", self.model.image_encoder
+        yield "model.text_encoder", "text_encoder", self.model.text_encoder
+        for i, ref in enumerate(self.loss.terms):
+            yield f"loss.terms.{i}", "loss", ref
+        for i, ref in enumerate(self.train.augmentations):
+            yield f"train.augmentations.{i}", "view_augmentation", ref
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Set ``a.b.c=value`` paths (values parsed as YAML; list items by index)."""
+    for override in overrides:
+        path, sep, raw = override.partition("=")
+        if not sep or not path.strip():
+            raise RecipeError(f"override {override!r} is not of the form key.path=value")
+        keys = path.strip().split(".")
+        node: Any = data
+        for depth, key in enumerate(keys[:-1]):
+            child = node[int(key)] if isinstance(node, list) else node.get(key)
+            if child is None:
+                child = {}
+                node[key] = child
+            if not isinstance(child, dict | list):
+                raise RecipeError(f"override {override!r}: {'.'.join(keys[: depth + 1])} is a value, not a section")
+            node = child
+        value = yaml.safe_load(raw)
+        if isinstance(node, list):
+            node[int(keys[-1])] = value
+        else:
+            node[keys[-1]] = value
+    return data
+
+
+def parse_recipe(data: Mapping[str, Any], source: str = "<recipe>") -> Recipe:
+    """Validate recipe data and its component names and options."""
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{source}: a recipe must be a YAML mapping of sections, got {type(data).__name__}")
+    try:
+        recipe = Recipe.model_validate(dict(data))
+    except ValidationError as exc:
+        raise RecipeError(f"{source}: " + "; ".join(_describe(err) for err in exc.errors())) from None
+    check_components(recipe, source)
+    return recipe
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    path = ".".join(str(p) for p in err["loc"]) or "<top level>"
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(err["loc"][:-1])
+        allowed = ", ".join(parent.model_fields) if parent else "see docs/recipes.md"
+        return f"{path}: unknown key; allowed keys here: {allowed}"
+    if err["type"] == "missing":
+        return f"{path}: required key is missing"
+    return f"{path}: {err['msg']} (got {err['input']!r})"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Recipe
+    for key in loc:
+        if isinstance(key, int):
+            continue
+        field = model.model_fields.get(str(key))
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nested is None:
+            args = [a for c in candidates for a in getattr(c, "__args__", ())]
+            nested = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nested is None:
+            return None
+        model = nested
+    return model
+
+
+def check_components(recipe: Recipe, source: str = "<recipe>") -> None:
+    """Fail on unknown component names or bad component options, naming the key path."""
+    from affectkit.registry import registry
+
+    reg = registry()
+    for path, kind, ref in recipe.components():
+        try:
+            reg.options(kind, ref.name, ref.options)
+        except AffectkitError as exc:
+            raise RecipeError(f"{source}: {path}: {exc}") from None
+
+
+def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """Read, override and validate a recipe file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    data = {} if data is None else data
+    if isinstance(data, dict):
+        data = apply_overrides(data, overrides)
+    return parse_recipe(data, str(path))
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The fully resolved recipe as YAML (every default written out)."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,182 @@
+"""The component registry: pluggy hooks in, named components out.
+
+Built-in plugins (:data:`DEFAULT_PLUGINS`) and third-party packages (entry-point group
+``affectkit``) register on the same plugin manager. ``AFFECTKIT_PLUGINS`` restricts which
+third-party entry points load: unset loads all, a comma-separated list loads those names
+only, an empty string loads none (what the test suite uses to stay hermetic).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+from pydantic import ValidationError
+
+from affectkit import hookspecs
+from affectkit.errors import PluginError
+from affectkit.interfaces import (
+    Dataset,
+    ImageEncoder,
+    Loss,
+    PromptAugmenter,
+    Renderer,
+    TextEncoder,
+    ViewAugmentation,
+)
+
+ENTRY_POINT_GROUP = "affectkit"
+ALLOW_LIST_VARIABLE = "AFFECTKIT_PLUGINS"
+BUILTIN = "built-in"
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "affectkit_plugins.renderer_torch",
+    "affectkit_plugins.renderer_kaolin",
+    "affectkit_plugins.synthetic",
+    "affectkit_plugins.view_augmentations",
+    "affectkit_plugins.prompt_augmenters",
+    "affectkit_plugins.image_encoders",
+    "affectkit_plugins.text_encoders",
+    "affectkit_plugins.losses",
+)
+
+#: kind -> (hook name, base class every implementation must subclass)
+KINDS: dict[str, tuple[str, type]] = {
+    "renderer": ("register_renderers", Renderer),
+    "dataset": ("register_datasets", Dataset),
+    "view_augmentation": ("register_view_augmentations", ViewAugmentation),
+    "prompt_augmenter": ("register_prompt_augmenters", PromptAugmenter),
+    "image_encoder": ("register_image_encoders", ImageEncoder),
+    "text_encoder": ("register_text_encoders", TextEncoder),
+    "loss": ("register_losses", Loss),
+}
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """A registered component: what it is, where it came from, and its class."""
+
+    kind: str
+    name: str
+    cls: type
+    origin: str
+
+    @property
+    def description(self) -> str:
+        doc = (self.cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+@lru_cache(maxsize=1)
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager with built-in and allowed third-party plugins."""
+    pm = pluggy.PluginManager("affectkit")
+    pm.add_hookspecs(hookspecs)
+    for module_name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(module_name), name=module_name)
+    allowed = os.environ.get(ALLOW_LIST_VARIABLE)
+    allow = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if allow is not None and ep.name not in allow:
+            continue
+        if pm.has_plugin(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
+        pm.register(plugin, name=ep.name)
+        _PACKAGE_OF_PLUGIN[ep.name] = ep.dist.name if ep.dist else ep.name
+    return pm
+
+
+#: entry-point name -> the distribution (package) that provides it
+_PACKAGE_OF_PLUGIN: dict[str, str] = {}
+
+
+def _origin(pm: pluggy.PluginManager, plugin: object) -> str:
+    """``built-in``, the providing package's name, or the name a plugin was registered under."""
+    name = pm.get_name(plugin) or repr(plugin)
+    return BUILTIN if name in DEFAULT_PLUGINS else _PACKAGE_OF_PLUGIN.get(name, name)
+
+
+class Registry:
+    """A snapshot of everything registered on a plugin manager, by kind and name."""
+
+    def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
+        pm = pm or plugin_manager()
+        self._components: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
+        for kind, (hook_name, base) in KINDS.items():
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                origin = _origin(pm, impl.plugin)
+
+                def register(name: str, component: type, *, _kind=kind, _base=base, _origin=origin) -> None:
+                    self._add(_kind, _base, name, component, _origin)
+
+                impl.function(register=register)
+
+    def _add(self, kind: str, base: type, name: str, component: type, origin: str) -> None:
+        if not (isinstance(component, type) and issubclass(component, base)):
+            raise PluginError(f"{origin} registered {kind} {name!r} as {component!r}, which is not a {base.__name__} subclass")
+        existing = self._components[kind].get(name)
+        if existing is not None:
+            raise PluginError(
+                f"{kind} {name!r} is registered twice: by {existing.origin} "
+                f"({existing.cls.__module__}.{existing.cls.__qualname__}) and by {origin} "
+                f"({component.__module__}.{component.__qualname__})"
+            )
+        self._components[kind][name] = ComponentInfo(kind, name, component, origin)
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._kind(kind))
+
+    def all(self) -> list[ComponentInfo]:
+        return [info for kind in KINDS for info in sorted(self._components[kind].values(), key=lambda i: i.name)]
+
+    def get(self, kind: str, name: str) -> ComponentInfo:
+        components = self._kind(kind)
+        if name not in components:
+            allowed = ", ".join(sorted(components)) or "none"
+            raise PluginError(f"unknown {kind} {name!r}; registered: {allowed}")
+        return components[name]
+
+    def options(self, kind: str, name: str, options: Mapping[str, Any] | None = None, where: str = "") -> Any:
+        """Validate ``options`` against the component's ``Options`` model."""
+        info = self.get(kind, name)
+        try:
+            return info.cls.Options.model_validate(dict(options or {}))
+        except ValidationError as exc:
+            fields = ", ".join(info.cls.Options.model_fields) or "none"
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<options>'}: {err['msg']}"
+                + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
+                for err in exc.errors()
+            )
+            prefix = f"{where}: " if where else ""
+            raise PluginError(f"{prefix}invalid options for {kind} {name!r}: {problems}; allowed fields: {fields}") from None
+
+    def create(self, kind: str, name: str, options: Mapping[str, Any] | None = None, *, where: str = "", **kwargs: Any) -> Any:
+        """Build a component by name; ``kwargs`` are passed to its constructor."""
+        validated = self.options(kind, name, options, where)
+        return self.get(kind, name).cls(validated, **kwargs)
+
+    def _kind(self, kind: str) -> dict[str, ComponentInfo]:
+        if kind not in self._components:
+            raise PluginError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
+        return self._components[kind]
+
+
+def registry() -> Registry:
+    """The registry of the process-wide plugin manager (rebuilt on each call: cheap)."""
+    return Registry(plugin_manager())
+
+
+def create(kind: str, name: str, options: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+    """Shorthand for ``registry().create(...)``."""
+    return registry().create(kind, name, options, **kwargs)

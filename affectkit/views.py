@@ -1,0 +1,94 @@
+"""Views: where the camera stands, and how a face is placed in front of it.
+
+Conventions, shared by every renderer so their images agree:
+
+* a face looks along +z with +y up; the subject's left cheek is at +x;
+* a view is a camera on the unit sphere looking at the origin with an orthographic
+  projection of the square [-1, 1]^2; ``yaw`` turns the camera about +y toward the
+  subject's left (+x), ``pitch`` raises it, ``roll`` turns the image;
+* :func:`normalise` centres a face on its bounding box (or its landmarks' centroid) and
+  scales it so the bounding box half-diagonal is 1, so any view of it fits the frame and
+  the same face at another position or scale renders the same.
+
+The default views are the paper's three: ``front`` (yaw 0), ``left`` (yaw +45) and
+``right`` (yaw -45). 45 degrees keeps both eyes and the mouth visible while showing the
+cheek and jaw profile, where expressions differ in depth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from affectkit.errors import AffectkitError
+
+
+@dataclass(frozen=True)
+class View:
+    """A camera direction in degrees."""
+
+    name: str
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+
+    def rotation(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        """World-to-camera rotation ``[3, 3]``: the camera then looks along -z."""
+        yaw, pitch, roll = (math.radians(a) for a in (self.yaw, self.pitch, self.roll))
+        cy, sy = math.cos(yaw), math.sin(yaw)
+        cp, sp = math.cos(pitch), math.sin(pitch)
+        cr, sr = math.cos(roll), math.sin(roll)
+        turn = torch.tensor([[cy, 0.0, -sy], [0.0, 1.0, 0.0], [sy, 0.0, cy]], dtype=dtype)
+        tilt = torch.tensor([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]], dtype=dtype)
+        spin = torch.tensor([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]], dtype=dtype)
+        return spin @ tilt @ turn
+
+
+NAMED_VIEWS: dict[str, View] = {
+    "front": View("front", 0.0),
+    "left": View("left", 45.0),
+    "right": View("right", -45.0),
+    "up": View("up", 0.0, 30.0),
+    "down": View("down", 0.0, -30.0),
+}
+DEFAULT_VIEWS: tuple[View, ...] = (NAMED_VIEWS["front"], NAMED_VIEWS["left"], NAMED_VIEWS["right"])
+
+
+def parse_view(spec: str | float | int | View) -> View:
+    """A view from a name (``left``), a yaw (``30``) or ``yaw:pitch[:roll]`` (``30:10``)."""
+    if isinstance(spec, View):
+        return spec
+    text = str(spec).strip()
+    if text in NAMED_VIEWS:
+        return NAMED_VIEWS[text]
+    try:
+        angles = [float(part) for part in text.split(":")]
+    except ValueError:
+        angles = []
+    if not 1 <= len(angles) <= 3:
+        raise AffectkitError(
+            f"unknown view {text!r}: use a name ({', '.join(NAMED_VIEWS)}), "
+            "a yaw in degrees, or yaw:pitch[:roll]"
+        )
+    return View(text, *angles)
+
+
+def parse_views(specs: str | Sequence[str | float | int | View]) -> tuple[View, ...]:
+    """Views from a comma-separated string or a list of view specs."""
+    items = specs.split(",") if isinstance(specs, str) else list(specs)
+    views = tuple(parse_view(item) for item in items if str(item).strip())
+    if not views:
+        raise AffectkitError("no views given: name at least one (e.g. front,left,right)")
+    return views
+
+
+def normalise(vertices: Tensor, landmarks: Tensor | None = None) -> Tensor:
+    """Centre and scale ``[N, 3]`` vertices into the unit sphere (see module docstring)."""
+    lo, hi = vertices.amin(dim=0), vertices.amax(dim=0)
+    centre = landmarks.mean(dim=0) if landmarks is not None and len(landmarks) else (lo + hi) / 2
+    radius = (vertices - centre).norm(dim=1).amax() if landmarks is not None else (hi - lo).norm() / 2
+    return (vertices - centre) / radius.clamp_min(1e-12)
