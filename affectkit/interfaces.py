@@ -214,3 +214,7 @@ class Loss(Component, nn.Module):
     def forward(self, inputs: LossInputs) -> Tensor:
         """Return a scalar loss."""
         raise NotImplementedError
+
+    def diagnostics(self) -> dict[str, float]:
+        """Scalars worth logging each epoch (e.g. a learned margin); none by default."""
+        return {}

@@ -224,7 +224,12 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
     data = {} if data is None else data
-    if isinstance(data, dict):
+    overrides = list(overrides)
+    if isinstance(data, dict) and overrides:
+        try:  # override on top of the resolved recipe, so a nested key keeps its siblings' defaults
+            data = Recipe.model_validate(data).model_dump(mode="json")
+        except ValidationError:
+            pass  # parse_recipe below reports the file's own errors
         data = apply_overrides(data, overrides)
     return parse_recipe(data, str(path))
 

@@ -37,7 +37,6 @@ BUILTIN = "built-in"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "affectkit_plugins.renderer_torch",
-    "affectkit_plugins.renderer_kaolin",
     "affectkit_plugins.synthetic",
     "affectkit_plugins.view_augmentations",
     "affectkit_plugins.prompt_augmenters",

@@ -89,6 +89,9 @@ def parse_views(specs: str | Sequence[str | float | int | View]) -> tuple[View, 
 def normalise(vertices: Tensor, landmarks: Tensor | None = None) -> Tensor:
     """Centre and scale ``[N, 3]`` vertices into the unit sphere (see module docstring)."""
     lo, hi = vertices.amin(dim=0), vertices.amax(dim=0)
-    centre = landmarks.mean(dim=0) if landmarks is not None and len(landmarks) else (lo + hi) / 2
-    radius = (vertices - centre).norm(dim=1).amax() if landmarks is not None else (hi - lo).norm() / 2
+    if landmarks is not None and len(landmarks):
+        centre = landmarks.mean(dim=0)
+        radius = (vertices - centre).norm(dim=1).amax()
+    else:
+        centre, radius = (lo + hi) / 2, (hi - lo).norm() / 2
     return (vertices - centre) / radius.clamp_min(1e-12)

@@ -1,1 +1,372 @@
-"""(being written)"""
+"""The default renderer, ``torch``: a batched z-buffer rasteriser in pure PyTorch.
+
+All meshes of a batch and all views are rasterised together, with the same code on CPU
+and CUDA and no compiled extension:
+
+1. every mesh is normalised (:func:`affectkit.views.normalise`) and its vertices are
+   turned into every view at once, giving one *instance* per (view, face);
+2. each instance lists the pixel centres inside its screen bounding box. The lists have
+   different lengths and are laid end to end with ``repeat_interleave``, so small faces
+   (nearly all of a scan at training resolutions) cost a few entries and a face that
+   fills the image is handled by the same code, chunked to bound memory;
+3. candidates inside the triangle compete per pixel with ``scatter_reduce(amin)`` on a
+   64-bit key whose high bits are the float32 depth (its bit pattern orders like the
+   value for non-negative floats) and whose low bits are the instance id, so the nearest
+   surface wins and ties break the same way on every device;
+4. each covered pixel recomputes the barycentrics of its winning face and interpolates
+   depth, per-vertex normals and colour (vertex colours, or a texture sampled through
+   per-vertex ``uv``), shaded with one directional light plus ambient.
+
+The projection is orthographic over [-1, 1]^2; pixel ``(row i, column j)`` has its centre
+at ``x = (j + 0.5) / size * 2 - 1`` and ``y = 1 - (i + 0.5) / size * 2`` (row 0 is the
+top). Depth is ``1 - z`` in camera space (the near plane is ``z = +1``, which the unit
+sphere of a normalised face never crosses) and 0 on background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from affectkit import hookimpl, interfaces
+from affectkit.interfaces import RenderedViews, Renderer
+from affectkit.mesh import Mesh
+from affectkit.views import View, normalise
+
+#: Albedo of meshes with neither vertex colours nor a texture.
+DEFAULT_GREY = 0.7
+#: Barycentric tolerance so that pixel centres on a shared edge never fall between faces.
+_INSIDE_EPS = 1e-5
+#: Twice the smallest screen-space triangle area (in pixels^2) worth rasterising.
+_MIN_AREA2 = 1e-10
+#: Candidate (instance, pixel) pairs processed at once: bounds peak memory (~150 B each).
+_CANDIDATE_BUDGET = 1 << 21
+#: (view, face) instances rendered at once: meshes are grouped to stay under it.
+_INSTANCE_BUDGET = 1 << 22
+
+
+class TorchRenderer(Renderer):
+    """Batched pure-PyTorch z-buffer rasteriser (CPU or CUDA, no compiled extension)."""
+
+    class Options(interfaces.Options):
+        light: tuple[float, float, float] = Field(
+            (0.0, 0.0, 1.0), description="direction toward the light in camera space (x right, y up, z to the camera)"
+        )
+        ambient: float = Field(0.3, ge=0.0, le=1.0, description="ambient share of the shading; diffuse gets the rest")
+        background: float = Field(0.0, ge=0.0, le=1.0, description="grey level of rgb where no surface is visible")
+        supersample: int = Field(
+            1, ge=1, le=4, description="render at this many times the size and average down (anti-aliased rgb)"
+        )
+
+    options: Options
+
+    def render(
+        self,
+        meshes: Sequence[Mesh],
+        views: Sequence[View],
+        size: int,
+        device: torch.device | str = "cpu",
+    ) -> RenderedViews:
+        """Render every mesh from every view at ``size`` x ``size`` pixels on ``device``."""
+        if not meshes or not views:
+            raise ValueError("render needs at least one mesh and one view")
+        if size < 1:
+            raise ValueError(f"size must be a positive number of pixels, got {size}")
+        device = torch.device(device)
+        factor = self.options.supersample
+        parts = [
+            self._render_group(group, views, size * factor, device) for group in _groups(meshes, len(views))
+        ]
+        rendered = _cat(parts) if len(parts) > 1 else parts[0]
+        return _downsample(rendered, factor) if factor > 1 else rendered
+
+    # -----------------------------------------------------------------------------------
+
+    @torch.no_grad()  # not inference_mode: callers may feed the images to autograd
+    def _render_group(self, meshes: Sequence[Mesh], views: Sequence[View], size: int, device: torch.device) -> RenderedViews:
+        opts = self.options
+        packed = _Packed(meshes, device)
+        rotations = torch.stack([view.rotation() for view in views]).to(device)  # [V, 3, 3]
+        n_views, n_faces, n_vertices = len(views), packed.faces.shape[0], packed.vertices.shape[0]
+
+        cam = torch.einsum("vij,nj->ivn", rotations, packed.vertices).reshape(3, -1)  # [3, V * N]
+        scale = size / 2.0
+        px = (cam[0] + 1.0) * scale - 0.5  # pixel centres land on integers
+        py = (1.0 - cam[1]) * scale - 0.5  # row 0 is the top
+        pd = 1.0 - cam[2]  # depth from the near plane z = +1
+        view_offset = torch.arange(n_views, device=device).unsqueeze(1)
+        corners = (packed.faces.T.unsqueeze(1) + view_offset * n_vertices).reshape(3, -1)  # [3, V * F]
+        image = packed.face_mesh.unsqueeze(0) * n_views + view_offset  # [V, F]
+        setup = _setup(px, py, pd, corners, image.reshape(-1), size)
+
+        n_images = len(meshes) * n_views
+        winner = _zbuffer(setup, n_images, size)  # [n_images * size^2], -1 on background
+        pixels = torch.nonzero(winner >= 0).squeeze(1)
+        inst = winner.index_select(0, pixels)
+
+        # Barycentrics and depth of the winning face, recomputed exactly as in the raster.
+        local = pixels % (size * size)
+        dy = torch.div(local, size, rounding_mode="floor")
+        dx = local - dy * size - setup.ox.index_select(0, inst)
+        b0, b1, b2, depth = _interpolants(setup.coef.index_select(1, inst), dx, dy - setup.oy.index_select(0, inst))
+        bary = torch.stack([b0, b1, b2], dim=1)
+
+        view_of = torch.div(inst, n_faces, rounding_mode="floor")
+        face_of = inst - view_of * n_faces
+        corners = packed.faces.index_select(0, face_of).reshape(-1)  # [P * 3]
+
+        def interpolate(values: Tensor) -> Tensor:  # per-vertex [N, C] -> per-pixel [P, C]
+            return (values.index_select(0, corners).view(-1, 3, values.shape[1]) * bary.unsqueeze(-1)).sum(1)
+
+        normal = torch.einsum("pij,pj->pi", rotations.index_select(0, view_of), interpolate(packed.normals))
+        # Two-sided: a face seen from behind shows its other side, facing the camera.
+        normal = F.normalize(normal * setup.facing.index_select(0, inst).unsqueeze(1), dim=1)
+
+        albedo = interpolate(packed.colors)
+        if packed.textured:
+            uv = interpolate(packed.uv)
+            mesh_of = torch.div(pixels, n_views * size * size, rounding_mode="floor")
+            for index, texture in packed.textures.items():
+                rows = torch.nonzero(mesh_of == index).squeeze(1)
+                albedo[rows] = _sample(texture, uv[rows])
+
+        light = F.normalize(torch.tensor(opts.light, dtype=cam.dtype, device=device), dim=0)
+        lambert = (normal @ light).clamp_min(0.0)
+        shade = albedo * (opts.ambient + (1.0 - opts.ambient) * lambert).unsqueeze(1)
+
+        maps = torch.zeros(8, n_images * size * size, dtype=torch.float32, device=device)
+        maps[0:3] = opts.background
+        values = torch.cat([shade.clamp(0.0, 1.0), depth.unsqueeze(1), normal, torch.ones_like(depth).unsqueeze(1)], 1)
+        maps.index_copy_(1, pixels, values.T.to(torch.float32))
+        maps = maps.view(8, len(meshes), n_views, size, size).permute(1, 2, 0, 3, 4)
+        return RenderedViews(
+            rgb=maps[:, :, 0:3].contiguous(),
+            depth=maps[:, :, 3:4].contiguous(),
+            normal=maps[:, :, 4:7].contiguous(),
+            mask=maps[:, :, 7:8].contiguous(),
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Packing meshes
+# ---------------------------------------------------------------------------------------
+
+
+class _Packed:
+    """A batch of meshes laid end to end, with face indices into the packed vertices."""
+
+    def __init__(self, meshes: Sequence[Mesh], device: torch.device) -> None:
+        vertices, faces, face_mesh, colors, uvs = [], [], [], [], []
+        self.textures: dict[int, Tensor] = {}
+        start = 0
+        for index, mesh in enumerate(meshes):
+            v = torch.from_numpy(mesh.vertices).to(device)
+            marks = None if mesh.landmarks is None else torch.from_numpy(mesh.landmarks).to(device)
+            vertices.append(normalise(v, marks))
+            faces.append(torch.from_numpy(mesh.faces).to(device) + start)
+            face_mesh.append(torch.full((len(mesh.faces),), index, dtype=torch.int64, device=device))
+            n = len(mesh.vertices)
+            if mesh.colors is not None:
+                colors.append(torch.from_numpy(mesh.colors).to(device).clamp(0.0, 1.0))
+            else:
+                colors.append(torch.full((n, 3), DEFAULT_GREY, device=device))
+            if mesh.uv is not None and mesh.texture is not None:
+                uvs.append(torch.from_numpy(mesh.uv).to(device))
+                self.textures[index] = _texture_tensor(mesh.texture, device)
+            else:
+                uvs.append(torch.zeros(n, 2, device=device))
+            start += n
+        self.vertices = torch.cat(vertices)
+        self.faces = torch.cat(faces)
+        self.face_mesh = torch.cat(face_mesh)
+        self.colors = torch.cat(colors)
+        self.uv = torch.cat(uvs)
+        self.textured = bool(self.textures)
+        self.normals = _vertex_normals(self.vertices, self.faces)
+
+
+def _vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
+    """Area-weighted per-vertex normals (zero for vertices on no face)."""
+    v0, v1, v2 = (vertices.index_select(0, corner) for corner in faces.T)
+    face_normals = torch.linalg.cross(v1 - v0, v2 - v0)
+    normals = torch.zeros_like(vertices)
+    normals.index_add_(0, faces.reshape(-1), face_normals.repeat_interleave(3, dim=0))
+    return F.normalize(normals, dim=1)
+
+
+def _texture_tensor(texture: np.ndarray, device: torch.device) -> Tensor:
+    """``[H, W, C]`` uint8 (or float in [0, 1]) image -> ``[1, 3, H, W]`` float32."""
+    image = np.asarray(texture)
+    if image.ndim == 2:
+        image = image[..., None]
+    image = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
+    scale = 255.0 if image.dtype.kind in "ui" else 1.0
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device=device, dtype=torch.float32) / scale
+    return tensor.permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def _sample(texture: Tensor, uv: Tensor) -> Tensor:
+    """Bilinear texture lookup; ``uv`` has v up (row 0 of the image is v = 1), as in OBJ."""
+    grid = torch.stack([uv[:, 0] * 2.0 - 1.0, 1.0 - uv[:, 1] * 2.0], dim=1).view(1, 1, -1, 2)
+    sampled = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return sampled.view(3, -1).T
+
+
+def _groups(meshes: Sequence[Mesh], n_views: int) -> list[Sequence[Mesh]]:
+    """Consecutive meshes whose (view, face) instances fit one rasterisation."""
+    groups, start, load = [], 0, 0
+    for end, mesh in enumerate(meshes):
+        cost = len(mesh.faces) * n_views
+        if end > start and load + cost > _INSTANCE_BUDGET:
+            groups.append(meshes[start:end])
+            start, load = end, 0
+        load += cost
+    groups.append(meshes[start:])
+    return groups
+
+
+# ---------------------------------------------------------------------------------------
+# Rasterising
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Setup:
+    """Per-instance raster data, one entry per (view, face): instance ``view * F + face``.
+
+    Instances that cover no pixel centre (off-image, degenerate) have ``count`` 0 and
+    never produce a candidate.
+    """
+
+    ox: Tensor  # [I] column of the bounding box corner (int64)
+    oy: Tensor  # [I] row of the bounding box corner
+    width: Tensor  # [I] bounding box width in pixels
+    count: Tensor  # [I] pixel centres in the bounding box
+    base: Tensor  # [I] flat pixel index of the corner
+    coef: Tensor  # [9, I]: b0, b1, depth = a * dx + b * dy + c, (dx, dy) from the corner
+    facing: Tensor  # [I] +1 front face, -1 back face
+
+
+def _setup(px: Tensor, py: Tensor, pd: Tensor, corners: Tensor, image: Tensor, size: int) -> _Setup:
+    """Bounding boxes and affine barycentric/depth coefficients of every instance.
+
+    ``px``, ``py``, ``pd`` hold every (view, vertex)'s pixel x, pixel y and depth;
+    ``corners`` ``[3, I]`` indexes them per instance corner; ``image`` is ``[I]``.
+    """
+    x0, x1, x2 = (px.index_select(0, c) for c in corners)
+    y0, y1, y2 = (py.index_select(0, c) for c in corners)
+    lo_x = torch.ceil(torch.minimum(torch.minimum(x0, x1), x2)).clamp_(0, size - 1)
+    lo_y = torch.ceil(torch.minimum(torch.minimum(y0, y1), y2)).clamp_(0, size - 1)
+    width = (torch.floor(torch.maximum(torch.maximum(x0, x1), x2)).clamp_(0, size - 1) - lo_x + 1.0).clamp_(min=0.0)
+    height = (torch.floor(torch.maximum(torch.maximum(y0, y1), y2)).clamp_(0, size - 1) - lo_y + 1.0).clamp_(min=0.0)
+    # Coordinates relative to the box corner keep the edge functions well conditioned.
+    x0, x1, x2 = x0 - lo_x, x1 - lo_x, x2 - lo_x
+    y0, y1, y2 = y0 - lo_y, y1 - lo_y, y2 - lo_y
+    area2 = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    usable = area2.abs() > _MIN_AREA2
+    inv = torch.where(usable, 1.0 / torch.where(usable, area2, 1.0), 0.0)
+    # b0 = ((x1 - p.x) * (y2 - p.y) - (x2 - p.x) * (y1 - p.y)) / area2, likewise b1.
+    a0, b0, c0 = (y1 - y2) * inv, (x2 - x1) * inv, (x1 * y2 - x2 * y1) * inv
+    a1, b1, c1 = (y2 - y0) * inv, (x0 - x2) * inv, (x2 * y0 - x0 * y2) * inv
+    d0, d1, d2 = (pd.index_select(0, c) for c in corners)
+    e0, e1 = d0 - d2, d1 - d2
+    coef = torch.stack([a0, b0, c0, a1, b1, c1, a0 * e0 + a1 * e1, b0 * e0 + b1 * e1, d2 + c0 * e0 + c1 * e1])
+
+    ox, oy, width = lo_x.to(torch.int64), lo_y.to(torch.int64), width.to(torch.int64)
+    return _Setup(
+        ox=ox,
+        oy=oy,
+        width=width,
+        count=width * height.to(torch.int64) * usable,
+        base=image * (size * size) + oy * size + ox,
+        coef=coef,
+        # Pixel y points down, so a counter-clockwise face seen from the camera has area2 < 0.
+        facing=torch.where(area2 < 0, 1.0, -1.0).to(px.dtype),
+    )
+
+
+def _interpolants(coef: Tensor, dx: Tensor, dy: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Barycentrics b0, b1, b2 and depth at offsets (dx, dy) from each box corner."""
+    dx, dy = dx.to(coef.dtype), dy.to(coef.dtype)
+    b0 = coef[0] * dx + coef[1] * dy + coef[2]
+    b1 = coef[3] * dx + coef[4] * dy + coef[5]
+    depth = coef[6] * dx + coef[7] * dy + coef[8]
+    return b0, b1, 1.0 - b0 - b1, depth
+
+
+def _zbuffer(setup: _Setup, n_images: int, size: int) -> Tensor:
+    """The nearest instance per pixel, ``-1`` where none covers it."""
+    device = setup.count.device
+    n_inst = setup.count.shape[0]
+    id_bits = max(1, int(n_inst).bit_length())
+    if id_bits > 31:
+        raise ValueError(f"too many faces in one batch to rasterise ({n_inst} view-face pairs)")
+    empty = torch.iinfo(torch.int64).max
+    zbuf = torch.full((n_images * size * size,), empty, dtype=torch.int64, device=device)
+
+    ends = torch.cumsum(setup.count, 0)
+    starts = ends - setup.count
+    ends_cpu = ends.cpu()
+    first = 0
+    while first < n_inst:
+        done = int(ends_cpu[first - 1]) if first else 0
+        last = int(torch.searchsorted(ends_cpu, done + _CANDIDATE_BUDGET, right=True))
+        last = min(max(last, first + 1), n_inst)
+        chunk_total = int(ends_cpu[last - 1]) - done
+        if chunk_total == 0:
+            first = last
+            continue
+        inst = torch.repeat_interleave(
+            torch.arange(first, last, device=device), setup.count[first:last], output_size=chunk_total
+        )
+        # Position of each candidate in its instance's box (inst is sorted: gathers stay local).
+        local = torch.arange(done, done + chunk_total, device=device) - starts.index_select(0, inst)
+        width = setup.width.index_select(0, inst)
+        dy = torch.div(local, width, rounding_mode="floor")
+        dx = local - dy * width
+        b0, b1, b2, depth = _interpolants(setup.coef.index_select(1, inst), dx, dy)
+        inside = (b0 >= -_INSIDE_EPS) & (b1 >= -_INSIDE_EPS) & (b2 >= -_INSIDE_EPS)
+        hit = torch.nonzero(inside).squeeze(1)
+        inst, dx, dy = inst[hit], dx[hit], dy[hit]
+        pixel = setup.base.index_select(0, inst) + dy * size + dx
+        # float32 bit patterns of non-negative values sort like the values themselves.
+        key = (depth[hit].clamp_min(0.0).view(torch.int32).to(torch.int64) << id_bits) | inst
+        zbuf.scatter_reduce_(0, pixel, key, reduce="amin", include_self=True)
+        first = last
+    return torch.where(zbuf != empty, zbuf & ((1 << id_bits) - 1), -1)
+
+
+# ---------------------------------------------------------------------------------------
+# Batches and supersampling
+# ---------------------------------------------------------------------------------------
+
+
+def _cat(parts: Sequence[RenderedViews]) -> RenderedViews:
+    return RenderedViews(**{name: torch.cat([getattr(p, name) for p in parts]) for name in RenderedViews.MAPS})
+
+
+def _downsample(rendered: RenderedViews, factor: int) -> RenderedViews:
+    """Average ``factor`` x ``factor`` blocks: rgb blends edges with the background; depth
+    and normals average the covered samples; a pixel is covered if at least half its
+    samples are."""
+
+    def pool(x: Tensor) -> Tensor:
+        b, v, c, h, w = x.shape
+        return F.avg_pool2d(x.reshape(b * v, c, h, w), factor).reshape(b, v, c, h // factor, w // factor)
+
+    coverage = pool(rendered.mask)
+    mask = (coverage >= 0.5).to(coverage.dtype)
+    weight = mask / coverage.clamp_min(1e-6)
+    normal = F.normalize(pool(rendered.normal), dim=2) * mask
+    return RenderedViews(rgb=pool(rendered.rgb), depth=pool(rendered.depth) * weight, normal=normal, mask=mask)
+
+
+@hookimpl
+def register_renderers(register) -> None:
+    register("torch", TorchRenderer)

@@ -1,0 +1,196 @@
+"""Checkpoints: weights in safetensors, everything else in JSON, nothing ever unpickled.
+
+A checkpoint directory holds ``model.safetensors`` (the model, less a frozen text tower,
+which is rebuilt from its pretrained source), ``checkpoint.json`` (the resolved recipe,
+label names, class prompts, epoch, metrics and the SHA-256 of every weights file) and, for
+resuming, ``training.safetensors`` (optimizer and schedule state, flattened).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from affectkit.errors import CheckpointError
+from affectkit.model import AffectVLM, build_model
+from affectkit.recipe import Recipe
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.safetensors"
+TRAINING_FILE = "training.safetensors"
+META_FILE = "checkpoint.json"
+
+
+@dataclass
+class CheckpointMeta:
+    recipe: Recipe
+    labels: list[str]
+    class_prompts: list[list[str]]
+    num_views: int
+    in_channels: int
+    epoch: int
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_state(model: AffectVLM) -> dict[str, Tensor]:
+    """The weights worth saving: all but a frozen text tower."""
+    skip = "text_encoder." if not model.text_trainable else None
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
+
+
+TrainingState = tuple[dict[str, Tensor], dict[str, Any]]
+
+
+def training_state(optimizer: torch.optim.Optimizer, scheduler: Any, objective: torch.nn.Module) -> TrainingState:
+    """Flatten what resuming needs into tensors (safetensors) and plain values (JSON):
+    optimizer moments, the schedule, and the loss terms' own parameters (e.g. margins)."""
+    state = optimizer.state_dict()
+    tensors: dict[str, Tensor] = {f"objective.{k}": v.detach().contiguous().cpu() for k, v in objective.state_dict().items()}
+    for param_id, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"optimizer.{param_id}.{key}"] = torch.as_tensor(value).contiguous().cpu()
+    return tensors, {"param_groups": state["param_groups"], "scheduler": scheduler.state_dict()}
+
+
+def restore_training(optimizer: torch.optim.Optimizer, scheduler: Any, objective: torch.nn.Module, state: TrainingState) -> None:
+    tensors, plain = state
+    moments: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            param_id, name = key[len("optimizer.") :].split(".", 1)
+            moments.setdefault(int(param_id), {})[name] = value
+    objective.load_state_dict({k[len("objective.") :]: v for k, v in tensors.items() if k.startswith("objective.")})
+    optimizer.load_state_dict({"state": moments, "param_groups": plain["param_groups"]})
+    scheduler.load_state_dict(plain["scheduler"])
+
+
+def save_checkpoint(
+    directory: Path,
+    model: AffectVLM,
+    meta: CheckpointMeta,
+    training: TrainingState | None = None,
+) -> Path:
+    """Write a checkpoint atomically: files go to a temporary sibling, then are renamed."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent))
+    save_file(model_state(model), str(staging / MODEL_FILE))
+    document: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "recipe": meta.recipe.model_dump(mode="json"),
+        "labels": meta.labels,
+        "class_prompts": meta.class_prompts,
+        "num_views": meta.num_views,
+        "in_channels": meta.in_channels,
+        "epoch": meta.epoch,
+        "metrics": meta.metrics,
+        "history": meta.history,
+        "text_encoder_saved": model.text_trainable,
+    }
+    if training is not None:
+        save_file(training[0], str(staging / TRAINING_FILE))
+        document["training"] = training[1]
+    document["sha256"] = {name: _sha256(staging / name) for name in (MODEL_FILE, TRAINING_FILE) if (staging / name).exists()}
+    (staging / META_FILE).write_text(json.dumps(document, indent=1))
+    if directory.exists():
+        retired = directory.with_name(f".old-{directory.name}-{os.getpid()}")
+        os.replace(directory, retired)
+        os.replace(staging, directory)
+        _remove_tree(retired)
+    else:
+        os.replace(staging, directory)
+    return directory
+
+
+def _remove_tree(path: Path) -> None:
+    for child in path.iterdir():
+        child.unlink()
+    path.rmdir()
+
+
+def read_meta(directory: Path) -> tuple[CheckpointMeta, dict[str, Any]]:
+    """Parse and verify ``checkpoint.json`` and the weights files' digests."""
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise CheckpointError(f"{directory}: not a checkpoint (no {META_FILE}); expected a directory written by affectkit run")
+    try:
+        document = json.loads(meta_path.read_text())
+        recipe = Recipe.model_validate(document["recipe"])
+        meta = CheckpointMeta(
+            recipe=recipe,
+            labels=list(document["labels"]),
+            class_prompts=[list(p) for p in document["class_prompts"]],
+            num_views=int(document["num_views"]),
+            in_channels=int(document["in_channels"]),
+            epoch=int(document["epoch"]),
+            metrics=dict(document.get("metrics", {})),
+            history=list(document.get("history", [])),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{meta_path}: damaged checkpoint metadata ({type(exc).__name__}: {exc})") from None
+    if document.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{meta_path}: checkpoint format {document.get('format')!r}, this affectkit reads {FORMAT_VERSION}")
+    for name, expected in document.get("sha256", {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing from the checkpoint")
+        if _sha256(path) != expected:
+            raise CheckpointError(f"{path}: contents do not match the digest in {META_FILE} (truncated or altered)")
+    return meta, document
+
+
+def _load_tensors(path: Path) -> dict[str, Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot read weights: {exc}") from None
+
+
+def load_weights(model: AffectVLM, directory: Path) -> None:
+    """Load a checkpoint's weights into a model built from its recipe."""
+    _, document = read_meta(directory)
+    state = _load_tensors(directory / MODEL_FILE)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    allowed_missing = {k for k in missing if k.startswith("text_encoder.") and not document.get("text_encoder_saved")}
+    if unexpected or set(missing) - allowed_missing:
+        raise CheckpointError(
+            f"{directory / MODEL_FILE}: weights do not fit the recipe's model "
+            f"(missing {sorted(set(missing) - allowed_missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
+        )
+
+
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[AffectVLM, CheckpointMeta]:
+    """Rebuild the model a checkpoint describes and load its weights."""
+    directory = Path(directory)
+    meta, _ = read_meta(directory)
+    model = build_model(meta.recipe, meta.num_views, meta.in_channels)
+    load_weights(model, directory)
+    return model.to(device).eval(), meta
+
+
+def load_training_state(directory: Path) -> TrainingState | None:
+    _, document = read_meta(directory)
+    path = Path(directory) / TRAINING_FILE
+    if "training" not in document or not path.is_file():
+        return None
+    return _load_tensors(path), document["training"]

@@ -1,0 +1,198 @@
+"""The ``affectkit`` command line. Errors caused by input print one line, no traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from affectkit.errors import AffectkitError
+
+
+def _overrides(sets: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """``--set a=b c=d``: values after ``--set`` that contain ``=`` are overrides too."""
+    stray = [e for e in extra if "=" not in e]
+    if stray:
+        raise click.UsageError(f"unexpected arguments {stray}; overrides look like key.path=value")
+    return [*sets, *extra]
+
+
+class AffectkitGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except AffectkitError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=AffectkitGroup)
+@click.version_option(package_name="affectkit")
+def main() -> None:
+    """affectkit: 3D/4D facial expression recognition with a vision-language model."""
+
+
+@main.command()
+def plugins() -> None:
+    """List every registered component by kind, with its origin and description."""
+    from affectkit.registry import KINDS, registry
+
+    reg = registry()
+    for kind in KINDS:
+        click.echo(f"{kind}:")
+        for info in (i for i in reg.all() if i.kind == kind):
+            click.echo(f"  {info.name:<14} [{info.origin}]  {info.description}")
+
+
+@main.group()
+def recipe() -> None:
+    """Validate and show recipes."""
+
+
+@recipe.command("validate")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--set", "sets", multiple=True, help="Override a key: --set train.epochs=3")
+@click.argument("extra", nargs=-1)
+def recipe_validate(file: Path, sets: tuple[str, ...], extra: tuple[str, ...]) -> None:
+    """Check a recipe and every component it names."""
+    from affectkit.recipe import load_recipe
+
+    loaded = load_recipe(file, _overrides(sets, extra))
+    click.echo(f"{file}: valid recipe {loaded.name!r}")
+
+
+@recipe.command("show")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--set", "sets", multiple=True, help="Override a key: --set train.epochs=3")
+@click.argument("extra", nargs=-1)
+def recipe_show(file: Path, sets: tuple[str, ...], extra: tuple[str, ...]) -> None:
+    """Print the fully resolved recipe (defaults and overrides applied)."""
+    from affectkit.recipe import dump_recipe, load_recipe
+
+    click.echo(dump_recipe(load_recipe(file, _overrides(sets, extra))), nl=False)
+
+
+@main.command()
+@click.argument("mesh", type=click.Path(path_type=Path))
+@click.option("--views", default="front,left,right", show_default=True, help="Names, yaws or yaw:pitch[:roll], comma-separated.")
+@click.option("--size", default=224, show_default=True, type=click.IntRange(16, 2048))
+@click.option("--maps", default="rgb,depth,normal,mask", show_default=True)
+@click.option("--renderer", default="torch", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Path) -> None:
+    """Render a mesh to one PNG per view and map."""
+    from affectkit.mesh import load_mesh
+    from affectkit.registry import create
+    from affectkit.view_images import write_view_pngs
+    from affectkit.views import parse_views
+
+    chosen = parse_views(views)
+    names = [m.strip() for m in maps.split(",") if m.strip()]
+    rendered = create("renderer", renderer).render([load_mesh(mesh)], chosen, size)
+    for path in write_view_pngs(rendered, chosen, out, maps=names):
+        click.echo(path)
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--subjects", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--sequences", is_flag=True, help="Write 4D sequences instead of static scans.")
+@click.option("--frames", default=25, show_default=True, type=click.IntRange(2))
+@click.option("--vertices", default=5000, show_default=True, type=int)
+@click.option("--intensities", default="1,2,3,4", show_default=True)
+@click.option("--neutral/--no-neutral", default=True, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+def synth(out: Path, subjects: int, sequences: bool, frames: int, vertices: int, intensities: str, neutral: bool, seed: int) -> None:
+    """Write a synthetic 3D/4D expression dataset (meshes + manifest.csv)."""
+    from affectkit.registry import registry
+    from affectkit_plugins.synthetic.writer import write_synthetic
+
+    options = registry().options(
+        "dataset",
+        "synthetic",
+        {
+            "subjects": subjects,
+            "sequences": sequences,
+            "frames": frames,
+            "vertices": vertices,
+            "intensities": [int(i) for i in intensities.split(",") if i.strip()],
+            "include_neutral": neutral,
+            "seed": seed,
+        },
+    )
+    click.echo(write_synthetic(out, options))
+
+
+@main.command()
+@click.argument("recipe_file", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option("--set", "sets", multiple=True, help="Override a key: --set train.epochs=3")
+@click.option("--resume", is_flag=True, help="Continue the newest run of this recipe.")
+@click.argument("extra", nargs=-1)
+def run(recipe_file: Path, sets: tuple[str, ...], resume: bool, extra: tuple[str, ...]) -> None:
+    """Train a recipe through Ray Train and evaluate it on held-out subjects."""
+    from affectkit.recipe import load_recipe
+    from affectkit.runner import run as run_recipe
+
+    run_recipe(load_recipe(recipe_file, _overrides(sets, extra)), resume=resume)
+
+
+@main.command()
+@click.argument("recipe_file", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
+@click.option("--set", "sets", multiple=True, help="Override a key: --set train.epochs=3")
+@click.argument("extra", nargs=-1)
+def cv(recipe_file: Path, folds: int, sets: tuple[str, ...], extra: tuple[str, ...]) -> None:
+    """Subject-independent K-fold cross-validation of a recipe."""
+    from affectkit.recipe import load_recipe
+    from affectkit.runner import cross_validate
+
+    cross_validate(load_recipe(recipe_file, _overrides(sets, extra)), folds)
+
+
+@main.command("eval")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--data", "data_spec", default=None, help="Dataset spec NAME[:root or key=value,...]; default: the recipe's held-out subjects.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write report.json, report.txt and confusion.png here.")
+def eval_command(checkpoint: Path, data_spec: str | None, out: Path | None) -> None:
+    """Accuracy, macro-F1, per-class report and confusion matrix of a checkpoint."""
+    from affectkit.checkpoint import load_checkpoint
+    from affectkit.evaluation import evaluate, format_report, save_report
+    from affectkit.pipeline import build_dataset, parse_dataset_spec, render_samples
+    from affectkit.splits import subject_split
+
+    model, meta = load_checkpoint(checkpoint)
+    recipe = meta.recipe
+    if data_spec is None:
+        dataset = build_dataset(recipe.data.dataset)
+        _, samples = subject_split(dataset.samples(), recipe.data.val_fraction, recipe.seed)
+    else:
+        dataset = build_dataset(parse_dataset_spec(data_spec))
+        samples = dataset.samples()
+    views = render_samples(recipe, dataset, samples, labels=meta.labels)
+    report = evaluate(model, views, meta.labels, meta.class_prompts)
+    click.echo(format_report(report))
+    if out is not None:
+        save_report(report, out)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input.")
+def predict(checkpoint: Path, inputs: tuple[Path, ...], as_json: bool) -> None:
+    """Class probabilities for meshes or sequence folders, with the per-view weights."""
+    from affectkit.inference import Predictor
+
+    predictor = Predictor.from_checkpoint(checkpoint)
+    for path in inputs:
+        p = predictor.predict_file(path)
+        if as_json:
+            click.echo(json.dumps({"input": str(path), "label": p.label, "probabilities": p.probabilities, "view_weights": p.view_weights, "timings": p.timings}))
+            continue
+        click.echo(f"{path}: {p.label}")
+        for label, prob in sorted(p.probabilities.items(), key=lambda t: -t[1]):
+            click.echo(f"  {label:<12} {prob:6.3f} {'#' * round(prob * 30)}")
+        click.echo("  view weights: " + ", ".join(f"{k} {v:.3f}" for k, v in p.view_weights.items()))

@@ -1,0 +1,135 @@
+"""AffectVLM: multiview image embedding, learnable view fusion, and a shared text space.
+
+A shared image encoder embeds every rendered view; softmax-normalised learnable view
+weights (optionally after self-attention across views) fuse them into one joint
+representation; linear heads project image and text features into one L2-normalised
+space with a learnable temperature. 4D inputs are pooled over time. Classification is
+cosine similarity to per-class text embeddings averaged over each class's prompt
+ensemble, so class prompts can change at inference without retraining.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from affectkit.interfaces import ImageEncoder, TextEncoder
+from affectkit.recipe import EncoderRef, Recipe
+from affectkit.registry import registry
+
+
+def apply_freezing(module: nn.Module, ref: EncoderRef) -> None:
+    """Freeze a tower when ``ref.freeze``, then unfreeze parameters matching ``ref.trainable``."""
+    for name, param in module.named_parameters():
+        param.requires_grad = not ref.freeze or any(fnmatch.fnmatch(name, p) for p in ref.trainable)
+
+
+class AffectVLM(nn.Module):
+    def __init__(
+        self,
+        image_encoder: ImageEncoder,
+        text_encoder: TextEncoder,
+        num_views: int,
+        embed_dim: int = 256,
+        fusion: str = "weighted",
+        init_temperature: float = 0.07,
+    ) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.image_proj = nn.Linear(image_encoder.out_dim, embed_dim)
+        self.text_proj = nn.Linear(text_encoder.out_dim, embed_dim)
+        self.view_logits = nn.Parameter(torch.zeros(num_views))
+        self.view_attention = (
+            nn.MultiheadAttention(image_encoder.out_dim, num_heads=_heads(image_encoder.out_dim), batch_first=True)
+            if fusion == "attention"
+            else None
+        )
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self._text_features: dict[str, Tensor] = {}
+
+    def train(self, mode: bool = True) -> AffectVLM:
+        """Frozen towers stay in eval mode: no dropout in cached text features, no drift
+        of a frozen encoder's batch-norm statistics."""
+        super().train(mode)
+        for tower in (self.image_encoder, self.text_encoder):
+            if not any(p.requires_grad for p in tower.parameters()):
+                tower.eval()
+        return self
+
+    def forward(self, views: Tensor, texts: Sequence[str] | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(per-view embeddings, joint embeddings, text embeddings or None): one call, so
+        that DistributedDataParallel sees every parameter that gets a gradient."""
+        view_embeddings, joint = self.encode_views(views)
+        return view_embeddings, joint, None if texts is None else self.encode_text(texts)
+
+    # -- images ---------------------------------------------------------------------------
+
+    def view_weights(self) -> Tensor:
+        """The learned per-view fusion weights (softmax, sum to 1)."""
+        return self.view_logits.softmax(dim=0)
+
+    def encode_views(self, views: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, T, V, C, H, W]`` -> (per-view embeddings ``[B, V, D]``, joint ``[B, D]``)."""
+        b, t, v = views.shape[:3]
+        features = self.image_encoder(views.flatten(0, 2)).reshape(b * t, v, -1)
+        if self.view_attention is not None:
+            attended, _ = self.view_attention(features, features, features, need_weights=False)
+            features = features + attended
+        features = features.reshape(b, t, v, -1).mean(dim=1)  # pool over time
+        fused = torch.einsum("v,bvf->bf", self.view_weights(), features)
+        return F.normalize(self.image_proj(features), dim=-1), F.normalize(self.image_proj(fused), dim=-1)
+
+    # -- text -----------------------------------------------------------------------------
+
+    @property
+    def text_trainable(self) -> bool:
+        return any(p.requires_grad for p in self.text_encoder.parameters())
+
+    def text_features(self, texts: Sequence[str]) -> Tensor:
+        """Raw text-encoder features; memoised per string while the text tower is frozen."""
+        if self.text_trainable:
+            return self.text_encoder(list(texts))
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_features]
+        if missing:
+            with torch.no_grad():
+                encoded = self.text_encoder(missing)
+            self._text_features.update({t: f.detach() for t, f in zip(missing, encoded, strict=True)})
+        return torch.stack([self._text_features[t] for t in texts]).to(self.logit_scale.device)
+
+    def encode_text(self, texts: Sequence[str]) -> Tensor:
+        """``N`` prompts -> ``[N, D]`` normalised embeddings in the joint space."""
+        return F.normalize(self.text_proj(self.text_features(texts)), dim=-1)
+
+    def class_embeddings(self, class_prompts: Sequence[Sequence[str]]) -> Tensor:
+        """``[K, D]``: each class's prompt embeddings averaged, then re-normalised."""
+        flat = [p for prompts in class_prompts for p in prompts]
+        embedded = self.encode_text(flat)
+        sizes = [len(prompts) for prompts in class_prompts]
+        return F.normalize(torch.stack([chunk.mean(0) for chunk in embedded.split(sizes)]), dim=-1)
+
+    def scale(self) -> Tensor:
+        return self.logit_scale.clamp(max=math.log(100.0)).exp()
+
+    def logits(self, joint: Tensor, class_embeddings: Tensor) -> Tensor:
+        return self.scale() * joint @ class_embeddings.T
+
+
+def _heads(width: int) -> int:
+    return next(h for h in (8, 4, 2, 1) if width % h == 0)
+
+
+def build_model(recipe: Recipe, num_views: int, in_channels: int) -> AffectVLM:
+    """The model a recipe describes, with its towers frozen as the recipe says."""
+    reg = registry()
+    cfg = recipe.model
+    image = reg.create("image_encoder", cfg.image_encoder.name, cfg.image_encoder.options, in_channels=in_channels)
+    text = reg.create("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options)
+    apply_freezing(image, cfg.image_encoder)
+    apply_freezing(text, cfg.text_encoder)
+    return AffectVLM(image, text, num_views, cfg.embed_dim, cfg.fusion, cfg.init_temperature)

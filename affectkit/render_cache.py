@@ -1,0 +1,177 @@
+"""A disk cache of rendered views, so a second pass over a dataset renders nothing.
+
+Each mesh is stored in its own file, named by :meth:`affectkit.mesh.Mesh.content_hash`,
+inside a folder named by a digest of everything else that changes the images: the
+renderer and its options, the view angles and the image size. The folder also holds a
+readable ``settings.json`` saying what produced it.
+
+Files are safetensors with compact types: rgb, normals and mask as uint8 (normals
+mapped from [-1, 1]), depth as float16. Every result, hit or miss, goes through this
+encoding, so a run computes exactly the same images whether the cache is cold, warm or
+disabled. Writers put a file beside its final name and ``os.replace`` it into place, so
+several processes may fill one cache at once and a reader never sees a partial file; a
+damaged file is treated as a miss and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from affectkit.interfaces import RenderedViews, Renderer
+from affectkit.mesh import Mesh
+from affectkit.views import View
+
+#: Bump when the stored layout changes: old entries then stop matching.
+FORMAT_VERSION = 1
+
+
+def renderer_id(renderer: Renderer, name: str | None = None) -> str:
+    """``name:options-json`` identifying a renderer and its settings for cache keys."""
+    label = name or f"{type(renderer).__module__}.{type(renderer).__qualname__}"
+    return f"{label}:{renderer.options.model_dump_json()}"
+
+
+class RenderCache:
+    """Renders meshes through ``renderer``, keeping each mesh's images on disk under ``root``.
+
+    ``renderer_id`` names the renderer and its options (see :func:`renderer_id`); it is
+    part of the key, so two renderers or two option sets never share entries. ``root``
+    ``None`` disables the disk: every mesh is rendered (and still encoded the same way).
+    ``hits`` and ``misses`` count meshes served from disk and meshes rendered.
+    """
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        renderer_id: str,
+        views: Sequence[View],
+        size: int,
+        root: str | Path | None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.renderer = renderer
+        self.renderer_id = renderer_id
+        self.views = tuple(views)
+        self.size = int(size)
+        self.device = torch.device(device)
+        self.hits = 0
+        self.misses = 0
+        settings = {
+            "format": FORMAT_VERSION,
+            "renderer": renderer_id,
+            # Names do not change the pixels; angles and their order do.
+            "views": [[view.yaw, view.pitch, view.roll] for view in self.views],
+            "size": self.size,
+        }
+        text = json.dumps(settings, sort_keys=True)
+        self.key = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        self.folder = None if root is None else Path(root) / self.key
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            described = self.folder / "settings.json"
+            if not described.exists():
+                _write_atomic(described, lambda path: path.write_text(json.dumps(settings, indent=2) + "\n"))
+
+    def path(self, mesh: Mesh) -> Path | None:
+        """Where ``mesh``'s images are (or would be) stored; ``None`` without a disk."""
+        return self._path(mesh.content_hash())
+
+    def render(self, meshes: Sequence[Mesh]) -> RenderedViews:
+        """Images of ``meshes`` ``[B, V, C, H, W]`` on ``device``: hits read from disk,
+        misses rendered together in one batch and stored.
+
+        A mesh repeated within ``meshes`` is rendered once and counted as a hit after that.
+        """
+        digests = [mesh.content_hash() for mesh in meshes]
+        entries = [self._load(self._path(digest)) for digest in digests]
+
+        missing: dict[str, list[int]] = {}  # content hash -> positions holding that mesh
+        for index, entry in enumerate(entries):
+            if entry is None:
+                missing.setdefault(digests[index], []).append(index)
+        if missing:
+            todo = [positions[0] for positions in missing.values()]
+            rendered = self.renderer.render([meshes[i] for i in todo], self.views, self.size, self.device)
+            for row, (digest, positions) in enumerate(missing.items()):
+                entry = _encode(rendered, row)
+                path = self._path(digest)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _write_atomic(path, lambda tmp, entry=entry: save_file(entry, str(tmp)))
+                for i in positions:
+                    entries[i] = entry
+        self.misses += len(missing)
+        self.hits += len(meshes) - len(missing)
+
+        shape = (len(self.views), self.size, self.size)
+        stacked = {
+            name: torch.stack([entry[name] for entry in entries]).to(self.device)  # type: ignore[index]
+            if entries
+            else torch.zeros(0, shape[0], channels, *shape[1:], dtype=_STORED[name], device=self.device)
+            for name, channels in RenderedViews.MAPS.items()
+        }
+        return _decode(stacked)
+
+    def _path(self, digest: str) -> Path | None:
+        return None if self.folder is None else self.folder / digest[:2] / f"{digest}.safetensors"
+
+    def _load(self, path: Path | None) -> dict[str, Tensor] | None:
+        if path is None:
+            return None
+        try:
+            entry = load_file(str(path))
+        except Exception:  # absent, truncated or foreign: render again and overwrite it
+            return None
+        expected = (len(self.views), self.size, self.size)
+        for name, channels in RenderedViews.MAPS.items():
+            t = entry.get(name)
+            if t is None or t.dtype != _STORED[name] or t.shape != (expected[0], channels, *expected[1:]):
+                return None
+        return entry
+
+
+#: How each map is stored on disk.
+_STORED = {"rgb": torch.uint8, "depth": torch.float16, "normal": torch.uint8, "mask": torch.uint8}
+
+
+def _encode(rendered: RenderedViews, row: int) -> dict[str, Tensor]:
+    """One mesh's maps ``[V, C, H, W]`` in their stored types (:data:`_STORED`), on the CPU."""
+
+    def to_u8(x: Tensor) -> Tensor:
+        return (x.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu().contiguous()
+
+    return {
+        "rgb": to_u8(rendered.rgb[row]),
+        "depth": rendered.depth[row].detach().to(torch.float16).cpu().contiguous(),
+        "normal": to_u8((rendered.normal[row] + 1.0) / 2.0),
+        "mask": to_u8(rendered.mask[row]),
+    }
+
+
+def _decode(stored: dict[str, Tensor]) -> RenderedViews:
+    """Stored maps (any leading shape) back to float32 ``RenderedViews``."""
+    mask = stored["mask"].float() / 255.0
+    normal = (stored["normal"].float() / 255.0 * 2.0 - 1.0) * (mask > 0)
+    return RenderedViews(rgb=stored["rgb"].float() / 255.0, depth=stored["depth"].float(), normal=normal, mask=mask)
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a fresh file beside ``path``, then move it into place."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

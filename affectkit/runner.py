@@ -1,0 +1,245 @@
+"""``affectkit run`` and ``affectkit cv``: the driver around Ray Train.
+
+The driver renders the data once (through the render cache), puts it in Ray's object
+store, runs a ``TorchTrainer`` with the recipe's scaling, then writes the run directory:
+
+    runs/<name>/<timestamp>/
+        recipe.yaml          the fully resolved recipe
+        metrics.jsonl        one line per epoch
+        tensorboard/         TensorBoard events
+        best/                the best checkpoint (also exported to runs/<name>/best/)
+        eval/                report.json, report.txt, confusion.png (held-out subjects)
+        curves.png           training curves
+        compute.json         wall time, throughput, peak memory
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from affectkit.errors import AffectkitError
+from affectkit.recipe import Recipe, dump_recipe
+from affectkit.splits import subject_folds, subject_split
+from affectkit.pipeline import TrainingData
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    best_checkpoint: Path
+    history: list[dict[str, Any]]
+    report: Any
+    compute: dict[str, Any]
+
+
+def _new_run_dir(recipe: Recipe) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = (Path(recipe.output.dir) / recipe.name / stamp).resolve()
+    suffix = 1
+    while run_dir.exists():
+        run_dir = run_dir.with_name(f"{stamp}-{suffix}")
+        suffix += 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def latest_run_dir(recipe: Recipe) -> Path:
+    """The newest run of this recipe's name, for ``--resume``."""
+    root = Path(recipe.output.dir) / recipe.name
+    runs = sorted(p for p in root.glob("*") if (p / "recipe.yaml").is_file()) if root.is_dir() else []
+    if not runs:
+        raise AffectkitError(f"--resume: no earlier run of {recipe.name!r} under {root}")
+    return runs[-1].resolve()
+
+
+def connect_ray(recipe: Recipe) -> None:
+    """Join ``scaling.address`` / ``RAY_ADDRESS``, or start a local Ray instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    address = recipe.scaling.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        needed = recipe.scaling.num_workers * recipe.scaling.cpus_per_worker
+        ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), include_dashboard=False, log_to_driver=True)
+
+
+def fit(recipe: Recipe, data: TrainingData, storage: Path, name: str, verbose: bool = True) -> tuple[Any, list[dict[str, Any]]]:
+    """Run Ray Train; returns the Ray result and the epoch history."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from affectkit.training import train_loop_per_worker
+
+    connect_ray(recipe)
+    scaling = recipe.scaling
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"recipe": recipe.model_dump(mode="json"), "data": ray.put(data), "verbose": verbose},
+        scaling_config=ScalingConfig(
+            num_workers=scaling.num_workers,
+            use_gpu=scaling.use_gpu,
+            resources_per_worker={"CPU": scaling.cpus_per_worker, **({"GPU": 1} if scaling.use_gpu else {})},
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(storage),
+            failure_config=FailureConfig(max_failures=scaling.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_accuracy", checkpoint_score_order="max"),
+            logging_config=LoggingConfig(log_level="WARNING"),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # Ray wraps worker errors; surface affectkit's own message
+        cause = _root_cause(exc)
+        if isinstance(cause, AffectkitError):
+            raise cause from None
+        raise
+    latest = result.checkpoint
+    if latest is None:
+        raise AffectkitError("training reported no checkpoint")
+    with latest.as_directory() as directory:
+        from affectkit.checkpoint import read_meta
+
+        history = read_meta(Path(directory))[0].history
+    return result, history
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while True:
+        nxt = getattr(seen, "cause", None) or seen.__cause__ or getattr(seen, "worker_failures", None)
+        if isinstance(nxt, dict):
+            nxt = next(iter(nxt.values()), None)
+        if not isinstance(nxt, BaseException) or nxt is seen:
+            return seen
+        seen = nxt
+
+
+def _best_checkpoint(result: Any) -> Any:
+    scored = [(m.get("val_accuracy", -1.0), m.get("epoch", 0), c) for c, m in (result.best_checkpoints or [])]
+    return max(scored, key=lambda t: (t[0], t[1]))[2] if scored else result.checkpoint
+
+
+def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult:
+    """Train, evaluate on held-out subjects, and write the run directory."""
+    from affectkit.checkpoint import load_checkpoint
+    from affectkit.evaluation import evaluate, format_report, save_report
+    from affectkit.pipeline import build_dataset, training_data
+    from affectkit.plots import plot_curves
+
+    started = time.perf_counter()
+    run_dir = latest_run_dir(recipe) if resume else _new_run_dir(recipe)
+    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    dataset = build_dataset(recipe.data.dataset)
+    train, val = subject_split(dataset.samples(), recipe.data.val_fraction, recipe.seed)
+    data = training_data(recipe, dataset, train, val)
+    prepared = time.perf_counter()
+    if verbose:
+        print(
+            f"affectkit: {len(data.train)} training and {len(data.val)} held-out scans "
+            f"({len({s.subject for s in train})}/{len({s.subject for s in val})} subjects), "
+            f"views rendered in {prepared - started:.1f} s; run directory {run_dir}"
+        )
+    storage = Path(recipe.scaling.storage_path).resolve() if recipe.scaling.storage_path else run_dir / "ray"
+    result, history = fit(recipe, data, storage, name=f"{recipe.name}-{run_dir.name}", verbose=verbose)
+    trained = time.perf_counter()
+
+    best_dir = run_dir / "best"
+    with _best_checkpoint(result).as_directory() as directory:
+        shutil.rmtree(best_dir, ignore_errors=True)
+        shutil.copytree(directory, best_dir)
+    exported = (Path(recipe.output.dir) / recipe.name / "best").resolve()
+    shutil.rmtree(exported, ignore_errors=True)
+    shutil.copytree(best_dir, exported)
+
+    with (run_dir / "metrics.jsonl").open("w") as handle:
+        for metrics in history:
+            handle.write(json.dumps(metrics) + "\n")
+    _write_tensorboard(history, run_dir / "tensorboard")
+    plot_curves(history, run_dir / "curves.png")
+    model, meta = load_checkpoint(best_dir)
+    report = evaluate(model, data.val, meta.labels, meta.class_prompts)
+    save_report(report, run_dir / "eval")
+    compute = {
+        "wall_seconds": time.perf_counter() - started,
+        "render_seconds": prepared - started,
+        "train_seconds": trained - prepared,
+        "epochs": len(history),
+        "train_samples_per_s": statistics.mean(m["train_samples_per_s"] for m in history) if history else 0.0,
+        "peak_rss_mb_worker": max((m["peak_rss_mb"] for m in history), default=0.0),
+        "peak_rss_mb_driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "num_workers": recipe.scaling.num_workers,
+        "best_epoch": meta.epoch,
+        "skipped_files": data.train.skipped + data.val.skipped,
+    }
+    (run_dir / "compute.json").write_text(json.dumps(compute, indent=1))
+    if verbose:
+        print(format_report(report))
+        print(
+            f"best epoch {meta.epoch + 1}: held-out accuracy {report.accuracy:.4f}; wall time {compute['wall_seconds']:.0f} s; "
+            f"best checkpoint {exported}"
+        )
+    return RunResult(run_dir, best_dir, history, report, compute)
+
+
+def _write_tensorboard(history: list[dict[str, Any]], directory: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(directory))
+    for metrics in history:
+        for key, value in metrics.items():
+            if isinstance(value, int | float) and key != "epoch":
+                writer.add_scalar(key, value, metrics["epoch"])
+    writer.close()
+
+
+def cross_validate(recipe: Recipe, folds: int, verbose: bool = True) -> dict[str, Any]:
+    """Subject-independent K-fold cross-validation; one report with mean and std."""
+    from affectkit.checkpoint import load_checkpoint
+    from affectkit.evaluation import evaluate
+    from affectkit.pipeline import build_dataset, training_data
+
+    run_dir = _new_run_dir(recipe.model_copy(update={"name": f"{recipe.name}-cv{folds}"}))
+    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    dataset = build_dataset(recipe.data.dataset)
+    results = []
+    for k, (train, test) in enumerate(subject_folds(dataset.samples(), folds, recipe.seed)):
+        data = training_data(recipe, dataset, train, test)
+        result, _ = fit(recipe, data, run_dir / "ray", name=f"fold{k}", verbose=verbose)
+        with result.checkpoint.as_directory() as directory:
+            model, meta = load_checkpoint(Path(directory))
+        report = evaluate(model, data.val, meta.labels, meta.class_prompts)
+        results.append({"fold": k, "accuracy": report.accuracy, "macro_f1": report.macro_f1, "test_subjects": sorted({s.subject for s in test})})
+        if verbose:
+            print(f"fold {k + 1}/{folds}: accuracy {report.accuracy:.4f} macro-F1 {report.macro_f1:.4f}")
+    accuracies = [r["accuracy"] for r in results]
+    f1s = [r["macro_f1"] for r in results]
+    summary = {
+        "folds": results,
+        "accuracy_mean": statistics.mean(accuracies),
+        "accuracy_std": statistics.pstdev(accuracies),
+        "macro_f1_mean": statistics.mean(f1s),
+        "macro_f1_std": statistics.pstdev(f1s),
+        "run_dir": str(run_dir),
+    }
+    (run_dir / "cv.json").write_text(json.dumps(summary, indent=1))
+    if verbose:
+        print(f"{folds}-fold subject-independent CV: accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f}, macro-F1 {summary['macro_f1_mean']:.4f} ± {summary['macro_f1_std']:.4f}")
+    return summary

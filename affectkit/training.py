@@ -1,0 +1,231 @@
+"""The per-worker training loop that Ray Train runs (one process per worker).
+
+Each epoch: train with sampled prompts and view augmentations, evaluate on the held-out
+subjects (metrics reduced over all workers), then report metrics and a checkpoint through
+``ray.train.report``. Every worker reports once per epoch, as Ray Train requires.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from affectkit.checkpoint import (
+    CheckpointMeta,
+    load_training_state,
+    load_weights,
+    read_meta,
+    restore_training,
+    save_checkpoint,
+    training_state,
+)
+from affectkit.errors import AffectkitError
+from affectkit.interfaces import LossInputs
+from affectkit.metrics import accuracy, confusion_matrix, macro_f1
+from affectkit.model import AffectVLM, build_model
+from affectkit.pipeline import TrainingData
+from affectkit.prompting import draw
+from affectkit.recipe import Recipe
+from affectkit.registry import registry
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Objective(nn.Module):
+    """The recipe's weighted sum of loss terms (losses may own parameters)."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        super().__init__()
+        reg = registry()
+        self.terms = nn.ModuleList(reg.create("loss", t.name, t.options) for t in recipe.loss.terms)
+        self.names = [t.name for t in recipe.loss.terms]
+        self.weights = [t.weight for t in recipe.loss.terms]
+
+    def diagnostics(self) -> dict[str, float]:
+        return {f"{name}.{key}": value for name, term in zip(self.names, self.terms, strict=True) for key, value in term.diagnostics().items()}
+
+    def forward(self, inputs: LossInputs) -> tuple[Tensor, dict[str, float]]:
+        parts = {name: term(inputs) for name, term in zip(self.names, self.terms, strict=True)}
+        total = sum(w * v for w, v in zip(self.weights, parts.values(), strict=True))
+        return total, {f"loss_{k}": v.item() for k, v in parts.items()}
+
+
+COLUMNS = (
+    ("epoch", "epoch", "{:>5d}"),
+    ("train_loss", "train loss", "{:>10.4f}"),
+    ("val_loss", "val CE", "{:>8.4f}"),
+    ("val_accuracy", "val acc", "{:>8.4f}"),
+    ("val_macro_f1", "val F1", "{:>8.4f}"),
+    ("lr", "lr", "{:>9.2e}"),
+    ("epoch_seconds", "sec", "{:>6.1f}"),
+    ("train_samples_per_s", "samples/s", "{:>9.1f}"),
+)
+
+
+def epoch_row(metrics: dict[str, Any], header: bool = False) -> str:
+    """One line of the console table (with the header line above it when asked)."""
+    row = "  ".join(fmt.format(metrics[key] + (1 if key == "epoch" else 0)) for key, _, fmt in COLUMNS)
+    if not header:
+        return row
+    widths = [len(fmt.format(1 if key == "epoch" else 0.0)) for key, _, fmt in COLUMNS]
+    return "  ".join(title.rjust(w) for (_, title, _), w in zip(COLUMNS, widths, strict=True)) + "\n" + row
+
+
+def _augment(augment: Any, views: Tensor, labels: Tensor, generator: torch.Generator) -> Tensor:
+    """Apply a view augmentation to ``[B, T, V, C, H, W]`` (frames as extra samples)."""
+    b, t = views.shape[:2]
+    return augment(views.flatten(0, 1), labels.repeat_interleave(t), generator).unflatten(0, (b, t))
+
+
+def _all_reduce(tensor: Tensor) -> Tensor:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+@torch.no_grad()
+def evaluate_views(
+    model: AffectVLM, loader: torch.utils.data.DataLoader, class_prompts: list[list[str]], device: torch.device
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(summed cross-entropy, sample count, confusion matrix), summed over all workers."""
+    model.eval()
+    classes = model.class_embeddings(class_prompts)
+    cm = torch.zeros(len(class_prompts), len(class_prompts), dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), device=device)
+    count = torch.zeros((), device=device)
+    for views, labels, _ in loader:
+        views, labels = views.to(device), labels.to(device)
+        _, joint = model.encode_views(views)
+        logits = model.logits(joint, classes)
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+        count += len(labels)
+        cm += confusion_matrix(logits.argmax(1), labels, len(class_prompts)).to(device)
+    return _all_reduce(loss_sum), _all_reduce(count), _all_reduce(cm)
+
+
+def _quiet_report_log() -> None:
+    """Ray Train logs every ``report`` call at INFO, metrics dict and all, under a logger
+    named after its source file; our console table says the same once, readably."""
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    _quiet_report_log()
+    recipe = Recipe.model_validate(config["recipe"])
+    data: TrainingData = ray.get(config["data"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(recipe.seed)
+    rng = random.Random(recipe.seed * 1000 + rank)
+    generator = torch.Generator().manual_seed(recipe.seed * 1000 + rank)
+
+    num_views, in_channels = data.train.views.shape[2], data.train.views.shape[3]
+    model = build_model(recipe, num_views, in_channels)
+    objective = Objective(recipe).to(device)
+    augmentations = [registry().create("view_augmentation", a.name, a.options) for a in recipe.train.augmentations]
+    params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)
+
+    batch = min(recipe.train.batch_size, max(2, len(data.train) // world))
+    loader = ray.train.torch.prepare_data_loader(
+        torch.utils.data.DataLoader(data.train, batch_size=batch, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(recipe.seed))
+    )
+    val_loader = ray.train.torch.prepare_data_loader(torch.utils.data.DataLoader(data.val, batch_size=2 * batch))
+    steps_per_epoch = max(1, len(loader))
+    scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps_per_epoch), recipe.train.epochs * steps_per_epoch)
+
+    start_epoch, history = 0, []
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            meta, _ = read_meta(Path(directory))
+            load_weights(model, Path(directory))
+            state = load_training_state(Path(directory))
+            if state is not None:
+                restore_training(optimizer, scheduler, objective, state)
+            start_epoch, history = meta.epoch + 1, meta.history
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True} if world > 1 else None)
+    core: AffectVLM = model.module if hasattr(model, "module") else model
+    use_amp = recipe.train.amp and device.type == "cuda"
+
+    for epoch in range(start_epoch, recipe.train.epochs):
+        if world > 1 and hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        model.train()
+        started = time.perf_counter()
+        totals: dict[str, float] = {}
+        seen = 0
+        for views, labels, indices in loader:
+            views, labels = views.to(device), labels.to(device)
+            for augment in augmentations:
+                views = _augment(augment, views, labels, generator)
+            prompts = draw(data.train_prompts, indices.tolist(), rng)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                view_embeddings, joint, text = model(views, prompts)
+                loss, parts = objective(LossInputs(view_embeddings.float(), joint.float(), text.float(), labels, core.scale()))
+            if not torch.isfinite(loss):
+                raise AffectkitError(f"epoch {epoch}: the loss became {loss.item()} (not finite); the last good checkpoint is kept")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, recipe.train.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            seen += len(labels)
+            for key, value in {"train_loss": loss.item(), **parts}.items():
+                totals[key] = totals.get(key, 0.0) + value * len(labels)
+        train_time = time.perf_counter() - started
+        val_loss, count, cm = evaluate_views(core, val_loader, data.class_prompts, device)
+        seen_all = _all_reduce(torch.tensor(float(seen), device=device)).item()
+        metrics: dict[str, Any] = {
+            "epoch": epoch,
+            **{k: v / max(1, seen) for k, v in totals.items()},
+            "val_loss": (val_loss / count.clamp_min(1)).item(),
+            "val_accuracy": accuracy(cm.cpu()),
+            "val_macro_f1": macro_f1(cm.cpu()),
+            "lr": scheduler.get_last_lr()[0],
+            "epoch_seconds": time.perf_counter() - started,
+            "train_samples_per_s": seen_all / max(train_time, 1e-9),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "view_weights": core.view_weights().tolist(),
+            "logit_scale": core.scale().item(),
+            "world_size": world,
+        }
+        metrics.update(objective.diagnostics())
+        history = [*history, metrics]
+        if rank == 0 and config.get("verbose", True):
+            print(epoch_row(metrics, header=epoch == start_epoch), flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            report_checkpoint = None
+            if rank == 0:
+                meta = CheckpointMeta(recipe, data.labels, data.class_prompts, num_views, in_channels, epoch, metrics, history)
+                path = save_checkpoint(Path(tmp) / "checkpoint", core, meta, training_state(optimizer, scheduler, objective))
+                report_checkpoint = ray.train.Checkpoint.from_directory(str(path))
+            ray.train.report(metrics, checkpoint=report_checkpoint)

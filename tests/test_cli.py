@@ -1,0 +1,80 @@
+"""The command line, run as a real process where it matters."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from affectkit.cli import main
+
+ROOT = Path(__file__).parent.parent
+
+
+def affectkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "affectkit", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_plugins_lists_every_kind_with_origin():
+    result = affectkit("plugins")
+    assert result.returncode == 0, result.stderr
+    for line in ("renderer:", "  torch", "dataset:", "  synthetic", "loss:", "  affectvlm", "[built-in]"):
+        assert line in result.stdout
+
+
+def test_recipe_validate_and_show_with_overrides():
+    runner = CliRunner()
+    result = runner.invoke(main, ["recipe", "show", str(ROOT / "recipes/quick.yaml"), "--set", "train.epochs=2", "render.size=32"])
+    assert result.exit_code == 0, result.output
+    assert "epochs: 2" in result.output and "size: 32" in result.output
+    result = runner.invoke(main, ["recipe", "validate", str(ROOT / "recipes/affectvlm.yaml")])
+    assert result.exit_code == 0 and "valid recipe 'affectvlm'" in result.output
+
+
+def test_bad_recipe_gives_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nmodel:\n  image_encoder: {name: resnet}\n")
+    result = affectkit("recipe", "validate", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {bad}: model.image_encoder: unknown image_encoder 'resnet'; registered: clip, timm"
+    ]
+
+
+def test_synth_then_render_writes_meshes_manifest_and_pngs(tmp_path):
+    result = affectkit("synth", "--out", str(tmp_path / "data"), "--subjects", "2", "--intensities", "4", "--no-neutral")
+    assert result.returncode == 0, result.stderr
+    manifest = Path(result.stdout.strip())
+    rows = list(csv.DictReader(manifest.open()))
+    assert len(rows) == 2 * 6
+    assert {r["label"] for r in rows} == {"anger", "disgust", "fear", "happiness", "sadness", "surprise"}
+    mesh = manifest.parent / rows[0]["path"]
+    assert mesh.is_file()
+
+    result = affectkit("render", str(mesh), "--views", "front,left,right", "--size", "64", "--out", str(tmp_path / "views"))
+    assert result.returncode == 0, result.stderr
+    names = sorted(Path(p).name for p in result.stdout.split())
+    assert names == sorted(f"{v}_{m}.png" for v in ("front", "left", "right") for m in ("rgb", "depth", "normal", "mask"))
+    front = np.asarray(Image.open(tmp_path / "views/front_mask.png"))
+    assert 0.1 < (front > 0).mean() < 0.9
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["render", "missing.ply", "--out", "x"], "missing.ply: no such file"),
+        (["render", "face.ply", "--renderer", "povray", "--out", "x"], "unknown renderer 'povray'; registered: torch"),
+        (["render", "face.ply", "--views", "sideways", "--out", "x"], "unknown view 'sideways'"),
+    ],
+)
+def test_render_errors_are_one_line(tmp_path, args, message):
+    (tmp_path / "face.ply").write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    result = affectkit(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

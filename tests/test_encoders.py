@@ -1,0 +1,294 @@
+"""Image and text encoders: a contract test over every registered one, then each built-in.
+
+Checkpoints are tiny ones written to a temporary folder (the suite runs offline); MiniLM is
+the real bundled model.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from affectkit.errors import PluginError
+from affectkit.interfaces import ImageEncoder, TextEncoder
+from affectkit.registry import registry
+from affectkit_plugins import image_encoders, text_encoders
+
+IMAGE_ENCODERS = registry().names("image_encoder")
+TEXT_ENCODERS = registry().names("text_encoder")
+
+# ---------------------------------------------------------------------------------------
+# Tiny checkpoints
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer CLIPModel checkpoint with a character-level CLIP (byte-level BPE) tokenizer."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    chars = sorted(ByteLevel.alphabet())
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for suffix in ("", "</w>"):
+        for char in chars:
+            vocab[char + suffix] = len(vocab)
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1, **small),
+        vision_config=dict(image_size=32, patch_size=8, **small),
+        projection_dim=24,
+    )
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BertModel checkpoint with MiniLM's (BERT uncased) tokenizer files."""
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(text_encoders.minilm_path() / name, folder / name)
+    return folder
+
+
+#: options each registered encoder is built with in the contract tests (small and offline);
+#: a registered encoder without an entry fails its contract test
+IMAGE_TEST_OPTIONS: dict[str, Callable[[pytest.FixtureRequest], dict[str, Any]]] = {
+    "timm": lambda request: {},
+    "clip": lambda request: {"model": str(request.getfixturevalue("tiny_clip"))},
+}
+TEXT_TEST_OPTIONS: dict[str, Callable[[pytest.FixtureRequest], dict[str, Any]]] = {
+    "minilm": lambda request: {},
+    "hf": lambda request: {"model": str(request.getfixturevalue("tiny_bert"))},
+    "clip": lambda request: {"model": str(request.getfixturevalue("tiny_clip"))},
+}
+
+
+def _test_options(table: dict[str, Callable], kind: str, name: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    if name not in table:
+        pytest.fail(f"{kind} {name!r} is registered but has no entry in this file's test-options table")
+    return table[name](request)
+
+
+@pytest.fixture(scope="module")
+def text_encoder_cache() -> dict[str, TextEncoder]:
+    return {}
+
+
+def _text_encoder(name: str, request: pytest.FixtureRequest, cache: dict[str, TextEncoder]) -> TextEncoder:
+    if name not in cache:
+        cache[name] = registry().create("text_encoder", name, _test_options(TEXT_TEST_OPTIONS, "text_encoder", name, request))
+    return cache[name]
+
+
+@pytest.fixture(scope="module")
+def minilm(request: pytest.FixtureRequest, text_encoder_cache: dict[str, TextEncoder]) -> TextEncoder:
+    return _text_encoder("minilm", request, text_encoder_cache)
+
+
+# ---------------------------------------------------------------------------------------
+# Contracts
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [3, 1, 4])
+@pytest.mark.parametrize("name", IMAGE_ENCODERS)
+def test_every_image_encoder_embeds_and_backpropagates(name: str, channels: int, request: pytest.FixtureRequest) -> None:
+    torch.manual_seed(0)
+    encoder = registry().create("image_encoder", name, _test_options(IMAGE_TEST_OPTIONS, "image_encoder", name, request), in_channels=channels)
+    assert isinstance(encoder, ImageEncoder) and encoder.out_dim > 0
+    encoder.train()
+    out = encoder(torch.rand(2, channels, 64, 64))
+    assert out.shape == (2, encoder.out_dim)
+    assert torch.isfinite(out).all()
+    out.square().mean().backward()
+    grads = [p.grad for p in encoder.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert all(torch.isfinite(g).all() for g in grads if g is not None)
+
+
+@pytest.mark.parametrize("name", TEXT_ENCODERS)
+def test_every_text_encoder_embeds_strings(name: str, request: pytest.FixtureRequest, text_encoder_cache: dict) -> None:
+    encoder = _text_encoder(name, request, text_encoder_cache)
+    assert isinstance(encoder, TextEncoder) and encoder.out_dim > 0
+    texts = ["a 3D scan of a happy face", "an angry person", "a face showing surprise"]
+    out = encoder(texts)
+    assert out.shape == (3, encoder.out_dim)
+    assert out.device == next(encoder.parameters()).device
+    assert torch.isfinite(out).all()
+    assert not torch.allclose(out[0], out[1])
+    # a batch does not change an embedding: padding is masked out
+    torch.testing.assert_close(encoder.eval()(texts[1:2])[0], encoder(texts)[1], atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------
+# timm
+# ---------------------------------------------------------------------------------------
+
+
+def test_timm_default_and_options() -> None:
+    encoder = registry().create("image_encoder", "timm", {"drop_rate": 0.3}, in_channels=4)
+    assert encoder.options.model == image_encoders.DEFAULT_TIMM and not encoder.options.pretrained
+    assert encoder.out_dim == encoder.model.num_features
+    assert encoder.model.drop_rate == 0.3
+    first_conv = dict(encoder.model.named_modules())[encoder.model.pretrained_cfg["first_conv"]]
+    assert first_conv.in_channels == 4
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "mobilenetv3_small_050",  # a pre-logits head: out_dim is head_hidden_size, not num_features
+        "vit_tiny_patch16_224",  # a fixed input size: views are resized to 224 px
+    ],
+)
+def test_timm_other_models(model: str) -> None:
+    encoder = registry().create("image_encoder", "timm", {"model": model}, in_channels=3)
+    assert encoder(torch.rand(2, 3, 64, 64)).shape == (2, encoder.out_dim)
+
+
+def test_timm_unknown_model_names_close_matches() -> None:
+    with pytest.raises(PluginError, match=r"unknown timm model 'resnet10'.*resnet10t"):
+        registry().create("image_encoder", "timm", {"model": "resnet10"}, in_channels=3)
+
+
+def test_timm_pretrained_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once at import
+    with pytest.raises(PluginError, match=r"weights of timm model 'resnet10t' could not be downloaded.*pretrained: false") as info:
+        registry().create("image_encoder", "timm", {"model": "resnet10t", "pretrained": True}, in_channels=3)
+    assert "Traceback" not in str(info.value)
+
+
+def test_timm_normalizes_with_pretrained_statistics() -> None:
+    encoder = registry().create("image_encoder", "timm", in_channels=3)
+    torch.testing.assert_close(encoder.normalize.mean.flatten(), torch.tensor(encoder.model.pretrained_cfg["mean"]))
+    gray = registry().create("image_encoder", "timm", in_channels=1)
+    assert gray.normalize.mean.shape == (1, 1, 1, 1)
+    assert isinstance(registry().create("image_encoder", "timm", {"normalize": False}, in_channels=3).normalize, torch.nn.Identity)
+
+
+# ---------------------------------------------------------------------------------------
+# CLIP (both towers)
+# ---------------------------------------------------------------------------------------
+
+
+def test_clip_towers_match_the_reference_model(tiny_clip: Path) -> None:
+    from transformers import AutoTokenizer, CLIPModel
+
+    reference = CLIPModel.from_pretrained(tiny_clip).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_clip)
+    texts = ["a happy face", "a surprised young woman"]
+    text = registry().create("text_encoder", "clip", {"model": str(tiny_clip)}).eval()
+    assert text.out_dim == 24
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = reference.text_projection(reference.text_model(**batch).pooler_output)
+        torch.testing.assert_close(text(texts), expected)
+
+    image = registry().create("image_encoder", "clip", {"model": str(tiny_clip)}, in_channels=3).eval()
+    assert image.out_dim == 24 and image.image_size == 32
+    pixels = torch.rand(2, 3, 64, 64)
+    resized = F.interpolate(pixels, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(image_encoders.CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(image_encoders.CLIP_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = reference.visual_projection(reference.vision_model(pixel_values=(resized - mean) / std).pooler_output)
+        torch.testing.assert_close(image(pixels), expected)
+
+
+def test_clip_image_tower_adapts_the_patch_embedding(tiny_clip: Path) -> None:
+    rgb = registry().create("image_encoder", "clip", {"model": str(tiny_clip), "normalize": False}, in_channels=3).eval()
+    gray = registry().create("image_encoder", "clip", {"model": str(tiny_clip), "normalize": False}, in_channels=1).eval()
+    weight = rgb.model.vision_model.embeddings.patch_embedding.weight
+    torch.testing.assert_close(gray.model.vision_model.embeddings.patch_embedding.weight, weight.sum(1, keepdim=True))
+    image = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():  # one channel == the grey image replicated to RGB
+        torch.testing.assert_close(gray(image), rgb(image.expand(-1, 3, -1, -1)))
+    five = registry().create("image_encoder", "clip", {"model": str(tiny_clip)}, in_channels=5)
+    adapted = five.model.vision_model.embeddings.patch_embedding.weight
+    torch.testing.assert_close(adapted[:, 3:5], weight[:, 0:2] * 3 / 5)
+
+
+def test_clip_rejects_a_non_clip_checkpoint(tiny_bert: Path) -> None:
+    with pytest.raises(PluginError, match="BertConfig checkpoint, not a CLIP one"):
+        registry().create("text_encoder", "clip", {"model": str(tiny_bert)})
+
+
+# ---------------------------------------------------------------------------------------
+# MiniLM and hf
+# ---------------------------------------------------------------------------------------
+
+
+def test_minilm_embeddings_are_meaningful(minilm: TextEncoder) -> None:
+    assert minilm.out_dim == 384
+    happy, smiling, angry = minilm.eval()(["a happy face", "a smiling person", "an angry face"])
+    torch.testing.assert_close(happy.norm(), torch.tensor(1.0))
+    assert happy @ smiling > happy @ angry + 0.05
+    assert minilm([]).shape == (0, 384)
+
+
+def test_minilm_has_no_model_option() -> None:
+    with pytest.raises(PluginError, match="invalid options for text_encoder 'minilm'.*model"):
+        registry().create("text_encoder", "minilm", {"model": "bert-base-uncased"})
+
+
+def test_hf_pooling(tiny_bert: Path) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    model, tokenizer = AutoModel.from_pretrained(tiny_bert).eval(), AutoTokenizer.from_pretrained(tiny_bert)
+    texts = ["a sad face", "a strongly surprised older man"]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+        cls = registry().create("text_encoder", "hf", {"model": str(tiny_bert), "pooling": "cls"}).eval()
+        torch.testing.assert_close(cls(texts), hidden[:, 0])
+        mean = registry().create("text_encoder", "hf", {"model": str(tiny_bert), "normalize": True}).eval()
+        short = int(batch["attention_mask"][0].sum())
+        torch.testing.assert_close(mean(texts)[0], F.normalize(hidden[0, :short].mean(0), dim=0))
+    assert mean.out_dim == 32
+
+
+def test_hf_truncates_to_max_length(tiny_bert: Path) -> None:
+    encoder = registry().create("text_encoder", "hf", {"model": str(tiny_bert), "max_length": 500})
+    assert encoder.max_length == 128  # the checkpoint's position embeddings
+    assert encoder(["word " * 400]).shape == (1, 32)
+
+
+def test_hf_hub_name_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PluginError, match=r"cannot load 'affectkit-test/no-such-model': not a local folder and the Hugging Face hub is unreachable"):
+        registry().create("text_encoder", "hf", {"model": "affectkit-test/no-such-model"})
+
+
+@pytest.mark.parametrize("source", ["./no/such/folder", "/no/such/folder"])
+def test_hf_missing_folder(source: str) -> None:
+    with pytest.raises(PluginError, match=f"cannot load '{source}': no such folder"):
+        registry().create("text_encoder", "hf", {"model": source})
+
+
+def test_hf_incomplete_folder(tmp_path: Path, tiny_bert: Path) -> None:
+    for name in ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_bert / name, tmp_path / name)
+    with pytest.raises(PluginError, match="not a complete transformers checkpoint"):
+        registry().create("text_encoder", "hf", {"model": str(tmp_path)})

@@ -1,0 +1,120 @@
+"""The plugin registry: built-ins, third-party plugins, name and option errors."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import Field
+
+from affectkit import hookimpl
+from affectkit.errors import PluginError
+from affectkit.interfaces import Loss, Options
+from affectkit.registry import BUILTIN, KINDS, Registry, plugin_manager, registry
+
+EXPECTED_BUILTINS = {
+    "renderer": {"torch"},
+    "dataset": {"synthetic"},
+    "view_augmentation": {"mixed", "viewmix"},
+    "prompt_augmenter": {"templates", "attributes", "file"},
+    "image_encoder": {"timm", "clip"},
+    "text_encoder": {"minilm", "hf", "clip"},
+    "loss": {"affectvlm", "clip", "siglip", "supcon"},
+}
+
+
+class MarginLoss(Loss):
+    """A test loss."""
+
+    class Options(Options):
+        margin: float = Field(0.2, ge=0.0)
+
+    def forward(self, inputs):  # pragma: no cover - never trained
+        return inputs.joint.sum() * 0
+
+
+class TestPlugin:
+    @hookimpl
+    def register_losses(self, register):
+        register("test-margin", MarginLoss)
+
+
+@pytest.fixture
+def registered():
+    pm = plugin_manager()
+    plugin = TestPlugin()
+    pm.register(plugin, name="affectkit-test-plugin")
+    try:
+        yield
+    finally:
+        pm.unregister(plugin)
+
+
+def test_every_kind_has_its_builtins():
+    reg = registry()
+    for kind, names in EXPECTED_BUILTINS.items():
+        assert names <= set(reg.names(kind)), kind
+    assert set(EXPECTED_BUILTINS) == set(KINDS)
+    assert all(info.origin == BUILTIN and info.description for info in reg.all())
+
+
+def test_third_party_plugin_registers_through_the_same_hooks(registered):
+    info = registry().get("loss", "test-margin")
+    assert info.origin == "affectkit-test-plugin"
+    assert info.description == "A test loss."
+    loss = registry().create("loss", "test-margin", {"margin": 0.5})
+    assert loss.options.margin == 0.5
+
+
+def test_unknown_name_lists_registered_names():
+    with pytest.raises(PluginError, match=r"unknown loss 'nope'; registered: affectvlm, clip, siglip, supcon"):
+        registry().get("loss", "nope")
+
+
+def test_unknown_kind():
+    with pytest.raises(PluginError, match="unknown component kind 'widget'"):
+        registry().names("widget")
+
+
+def test_bad_options_name_the_field_and_allowed_fields(registered):
+    with pytest.raises(PluginError, match=r"invalid options for loss 'test-margin': margin: .*greater than or equal to 0.*allowed fields: margin"):
+        registry().create("loss", "test-margin", {"margin": -1})
+    with pytest.raises(PluginError, match=r"colour: Extra inputs are not permitted"):
+        registry().create("loss", "test-margin", {"colour": "red"})
+
+
+def test_duplicate_names_fail_naming_both_origins():
+    class Clash:
+        @hookimpl
+        def register_losses(self, register):
+            register("clip", MarginLoss)
+
+    pm = plugin_manager()
+    plugin = Clash()
+    pm.register(plugin, name="clashing-package")
+    try:
+        with pytest.raises(PluginError, match=r"loss 'clip' is registered twice: by built-in .* and by clashing-package"):
+            Registry(pm)
+    finally:
+        pm.unregister(plugin)
+
+
+def test_registering_a_non_component_fails():
+    class Wrong:
+        @hookimpl
+        def register_losses(self, register):
+            register("wrong", dict)
+
+    pm = plugin_manager()
+    plugin = Wrong()
+    pm.register(plugin, name="wrong-package")
+    try:
+        with pytest.raises(PluginError, match=r"wrong-package registered loss 'wrong' .* not a Loss subclass"):
+            Registry(pm)
+    finally:
+        pm.unregister(plugin)
+
+
+def test_every_hook_is_a_register_hook_with_a_kind():
+    from affectkit import hookspecs
+
+    hooks = {name for name in dir(hookspecs) if name.startswith("register_")}
+    assert hooks == {hook for hook, _ in KINDS.values()}

@@ -1,0 +1,118 @@
+"""End to end through Ray Train on CPU: train, checkpoint, evaluate, predict, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from affectkit.checkpoint import load_checkpoint, read_meta
+from affectkit.errors import CheckpointError
+
+ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.slow
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "affectkit", *args]
+
+
+def run_ok(*args: str, timeout: int = 900) -> str:
+    result = subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """The quick recipe, as README users run it (with outputs kept in a temp folder)."""
+    tmp = tmp_path_factory.mktemp("quick")
+    out = run_ok("run", "recipes/quick.yaml", "--set", f"output.dir={tmp / 'runs'}", f"render.cache_dir={tmp / 'cache'}")
+    (run_dir,) = (tmp / "runs" / "quick").glob("2*")
+    return tmp, run_dir, out
+
+
+def test_quick_recipe_trains_to_90_percent_on_held_out_subjects(quick_run):
+    tmp, run_dir, out = quick_run
+    report = json.loads((run_dir / "eval" / "report.json").read_text())
+    assert report["accuracy"] >= 0.90, out[-2000:]
+    assert "held-out accuracy" in out
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in history] == list(range(6))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    for name in ("recipe.yaml", "curves.png", "compute.json", "eval/confusion.png", "eval/report.txt", "best/model.safetensors"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard").glob("events.*"))
+    assert (tmp / "runs" / "quick" / "best" / "checkpoint.json").is_file()
+    compute = json.loads((run_dir / "compute.json").read_text())
+    assert compute["train_samples_per_s"] > 0 and compute["peak_rss_mb_worker"] > 0
+    assert set(report["by_attribute"]) >= {"sex", "age_group", "intensity"}
+
+
+def test_eval_and_predict_use_the_checkpoint(quick_run, tmp_path):
+    tmp, run_dir, _ = quick_run
+    out = run_ok("eval", str(run_dir / "best"), "--out", str(tmp_path / "eval"))
+    assert "accuracy" in out and (tmp_path / "eval" / "confusion.png").is_file()
+
+    manifest = Path(run_ok("synth", "--out", str(tmp_path / "faces"), "--subjects", "1", "--intensities", "4", "--no-neutral", "--seed", "99").strip())
+    rows = [line.split(",") for line in manifest.read_text().splitlines()[1:]]
+    paths = [str(manifest.parent / row[0]) for row in rows]
+    out = run_ok("predict", str(run_dir / "best"), *paths, "--json")
+    predictions = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert len(predictions) == 6
+    for p in predictions:
+        assert abs(sum(p["probabilities"].values()) - 1) < 1e-4
+        assert set(p["view_weights"]) == {"front", "left", "right"}
+    correct = sum(p["label"] == row[1] for p, row in zip(predictions, rows, strict=True))
+    assert correct >= 4, predictions
+
+
+def test_damaged_checkpoint_is_a_clear_error(quick_run, tmp_path):
+    import shutil
+
+    _, run_dir, _ = quick_run
+    copy = tmp_path / "ckpt"
+    shutil.copytree(run_dir / "best", copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"model.safetensors: contents do not match"):
+        load_checkpoint(copy)
+    result = subprocess.run(command("predict", str(copy), "x.ply"), capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "truncated or altered" in result.stderr
+
+
+def test_stopped_run_resumes_where_it_stopped(tmp_path):
+    args = [
+        "recipes/quick.yaml",
+        "--set",
+        f"output.dir={tmp_path / 'runs'}",
+        f"render.cache_dir={tmp_path / 'cache'}",
+        "data.dataset.options.subjects=4",
+        "render.size=32",
+        "train.epochs=4",
+        "name=resumable",
+    ]
+    process = subprocess.Popen(command("run", *args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    checkpoints: list[Path] = []
+    while time.time() < deadline and not checkpoints:
+        checkpoints = list((tmp_path / "runs").glob("resumable/*/ray/*/checkpoint_*/checkpoint.json"))
+        time.sleep(0.5)
+    assert checkpoints, "no checkpoint appeared"
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    (run_dir,) = (tmp_path / "runs" / "resumable").glob("2*")
+    assert not (run_dir / "metrics.jsonl").exists(), "the run finished before it was stopped"
+    stopped_at = max(read_meta(c.parent)[0].epoch for c in (tmp_path / "runs").glob("resumable/*/ray/*/checkpoint_*/checkpoint.json"))
+
+    out = run_ok("run", *args, "--resume")
+    assert str(run_dir) in out
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in history] == [0, 1, 2, 3]
+    assert stopped_at < 3
