@@ -11,6 +11,7 @@ import logging
 import math
 import random
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -221,7 +222,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics.update(objective.diagnostics())
         history = [*history, metrics]
         if rank == 0 and config.get("verbose", True):
-            print(epoch_row(metrics, header=epoch == start_epoch), flush=True)
+            # sys.stdout directly: Ray Train patches print() to log through a tee, twice
+            sys.stdout.write(epoch_row(metrics, header=epoch == start_epoch) + "\n")
+            sys.stdout.flush()
         with tempfile.TemporaryDirectory() as tmp:
             report_checkpoint = None
             if rank == 0:

@@ -118,3 +118,48 @@ def test_every_hook_is_a_register_hook_with_a_kind():
 
     hooks = {name for name in dir(hookspecs) if name.startswith("register_")}
     assert hooks == {hook for hook, _ in KINDS.values()}
+
+
+ENTRY_POINT_PLUGIN = """
+from affectkit import hookimpl
+from affectkit.interfaces import PromptAugmenter
+
+
+class Shouting(PromptAugmenter):
+    \"\"\"Prompts in capitals.\"\"\"
+
+    def prompts(self, label, attributes):
+        return [f"A {label.upper()} FACE"]
+
+
+@hookimpl
+def register_prompt_augmenters(register):
+    register("shouting", Shouting)
+"""
+
+
+def test_entry_point_plugins_load_and_the_allow_list_restricts_them(tmp_path):
+    """A real distribution on sys.path with an ``affectkit`` entry point, in a subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "shouting_plugin.py").write_text(ENTRY_POINT_PLUGIN)
+    info = tmp_path / "affectkit_shouting-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: affectkit-shouting\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[affectkit]\nshouting = shouting_plugin\n")
+
+    def plugins(allow: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "AFFECTKIT_PLUGINS"}
+        env["PYTHONPATH"] = str(tmp_path)
+        if allow is not None:
+            env["AFFECTKIT_PLUGINS"] = allow
+        result = subprocess.run([sys.executable, "-m", "affectkit", "plugins"], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "shouting       [affectkit-shouting]  Prompts in capitals." in plugins(None)
+    assert "shouting" in plugins("shouting")
+    assert "shouting" not in plugins("")
+    assert "shouting" not in plugins("someone-else")
