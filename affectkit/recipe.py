@@ -102,6 +102,11 @@ class ScalingConfig(Section):
 
 class EvalConfig(Section):
     folds: int = Field(5, ge=2)
+    select: Literal["last", "best"] = Field(
+        "last",
+        description="the checkpoint a run exports and reports: the final epoch (an unbiased held-out "
+        "figure) or the epoch with the best validation accuracy (chosen on the held-out subjects themselves)",
+    )
 
 
 class OutputConfig(Section):

@@ -7,7 +7,8 @@ store, runs a ``TorchTrainer`` with the recipe's scaling, then writes the run di
         recipe.yaml          the fully resolved recipe
         metrics.jsonl        one line per epoch
         tensorboard/         TensorBoard events
-        best/                the best checkpoint (also exported to runs/<name>/best/)
+        model/               the exported checkpoint (also copied to runs/<name>/model/):
+                             the final epoch, or the best validation epoch (eval.select)
         eval/                report.json, report.txt, confusion.png (held-out subjects)
         curves.png           training curves
         compute.json         wall time, throughput, peak memory
@@ -31,13 +32,13 @@ from affectkit.recipe import Recipe, dump_recipe
 from affectkit.splits import subject_folds, subject_split
 from affectkit.pipeline import TrainingData
 
-STATE_FILE = "state.json"
+EXPORT_NAME = "model"
 
 
 @dataclass
 class RunResult:
     run_dir: Path
-    best_checkpoint: Path
+    checkpoint: Path
     history: list[dict[str, Any]]
     report: Any
     compute: dict[str, Any]
@@ -132,8 +133,11 @@ def _root_cause(exc: BaseException) -> BaseException:
         seen = nxt
 
 
-def _best_checkpoint(result: Any) -> Any:
-    scored = [(m.get("val_accuracy", -1.0), m.get("epoch", 0), c) for c, m in (result.best_checkpoints or [])]
+def _chosen_checkpoint(result: Any, select: str) -> Any:
+    """The final epoch's checkpoint, or the one with the best validation accuracy."""
+    if select == "last":
+        return result.checkpoint
+    scored = [(m.get("val_accuracy", -1.0), m.get("epoch", 0), c) for c, m in (result.checkpoints or [])]
     return max(scored, key=lambda t: (t[0], t[1]))[2] if scored else result.checkpoint
 
 
@@ -161,20 +165,20 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     result, history = fit(recipe, data, storage, name=f"{recipe.name}-{run_dir.name}", verbose=verbose)
     trained = time.perf_counter()
 
-    best_dir = run_dir / "best"
-    with _best_checkpoint(result).as_directory() as directory:
-        shutil.rmtree(best_dir, ignore_errors=True)
-        shutil.copytree(directory, best_dir)
-    exported = (Path(recipe.output.dir) / recipe.name / "best").resolve()
+    model_dir = run_dir / EXPORT_NAME
+    with _chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        shutil.copytree(directory, model_dir)
+    exported = (Path(recipe.output.dir) / recipe.name / EXPORT_NAME).resolve()
     shutil.rmtree(exported, ignore_errors=True)
-    shutil.copytree(best_dir, exported)
+    shutil.copytree(model_dir, exported)
 
     with (run_dir / "metrics.jsonl").open("w") as handle:
         for metrics in history:
             handle.write(json.dumps(metrics) + "\n")
     _write_tensorboard(history, run_dir / "tensorboard")
     plot_curves(history, run_dir / "curves.png")
-    model, meta = load_checkpoint(best_dir)
+    model, meta = load_checkpoint(model_dir)
     report = evaluate(model, data.val, meta.labels, meta.class_prompts)
     save_report(report, run_dir / "eval")
     compute = {
@@ -186,17 +190,18 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
         "peak_rss_mb_worker": max((m["peak_rss_mb"] for m in history), default=0.0),
         "peak_rss_mb_driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "num_workers": recipe.scaling.num_workers,
-        "best_epoch": meta.epoch,
+        "exported_epoch": meta.epoch,
+        "selected_by": recipe.eval.select,
         "skipped_files": data.train.skipped + data.val.skipped,
     }
     (run_dir / "compute.json").write_text(json.dumps(compute, indent=1))
     if verbose:
         print(format_report(report))
         print(
-            f"best epoch {meta.epoch + 1}: held-out accuracy {report.accuracy:.4f}; wall time {compute['wall_seconds']:.0f} s; "
-            f"best checkpoint {exported}"
+            f"{recipe.eval.select} epoch ({meta.epoch + 1}): held-out accuracy {report.accuracy:.4f}; "
+            f"wall time {compute['wall_seconds']:.0f} s; exported to {exported}"
         )
-    return RunResult(run_dir, best_dir, history, report, compute)
+    return RunResult(run_dir, model_dir, history, report, compute)
 
 
 def _write_tensorboard(history: list[dict[str, Any]], directory: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from pydantic import Field
 
@@ -31,21 +33,28 @@ class MarginLoss(Loss):
         return inputs.joint.sum() * 0
 
 
-class TestPlugin:
-    @hookimpl
-    def register_losses(self, register):
-        register("test-margin", MarginLoss)
+@contextmanager
+def loss_plugin(name: str, component: type, origin: str):
+    """A plugin registering one loss, on the process-wide manager for the block's duration."""
+
+    class Plugin:
+        @hookimpl
+        def register_losses(self, register):
+            register(name, component)
+
+    pm = plugin_manager()
+    plugin = Plugin()
+    pm.register(plugin, name=origin)
+    try:
+        yield pm
+    finally:
+        pm.unregister(plugin)
 
 
 @pytest.fixture
 def registered():
-    pm = plugin_manager()
-    plugin = TestPlugin()
-    pm.register(plugin, name="affectkit-test-plugin")
-    try:
+    with loss_plugin("test-margin", MarginLoss, "affectkit-test-plugin"):
         yield
-    finally:
-        pm.unregister(plugin)
 
 
 def test_every_kind_has_its_builtins():
@@ -82,35 +91,15 @@ def test_bad_options_name_the_field_and_allowed_fields(registered):
 
 
 def test_duplicate_names_fail_naming_both_origins():
-    class Clash:
-        @hookimpl
-        def register_losses(self, register):
-            register("clip", MarginLoss)
-
-    pm = plugin_manager()
-    plugin = Clash()
-    pm.register(plugin, name="clashing-package")
-    try:
+    with loss_plugin("clip", MarginLoss, "clashing-package") as pm:
         with pytest.raises(PluginError, match=r"loss 'clip' is registered twice: by built-in .* and by clashing-package"):
             Registry(pm)
-    finally:
-        pm.unregister(plugin)
 
 
 def test_registering_a_non_component_fails():
-    class Wrong:
-        @hookimpl
-        def register_losses(self, register):
-            register("wrong", dict)
-
-    pm = plugin_manager()
-    plugin = Wrong()
-    pm.register(plugin, name="wrong-package")
-    try:
+    with loss_plugin("wrong", dict, "wrong-package") as pm:
         with pytest.raises(PluginError, match=r"wrong-package registered loss 'wrong' .* not a Loss subclass"):
             Registry(pm)
-    finally:
-        pm.unregister(plugin)
 
 
 def test_every_hook_is_a_register_hook_with_a_kind():

@@ -46,10 +46,10 @@ def test_quick_recipe_trains_to_90_percent_on_held_out_subjects(quick_run):
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in history] == list(range(6))
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    for name in ("recipe.yaml", "curves.png", "compute.json", "eval/confusion.png", "eval/report.txt", "best/model.safetensors"):
+    for name in ("recipe.yaml", "curves.png", "compute.json", "eval/confusion.png", "eval/report.txt", "model/model.safetensors"):
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "tensorboard").glob("events.*"))
-    assert (tmp / "runs" / "quick" / "best" / "checkpoint.json").is_file()
+    assert (tmp / "runs" / "quick" / "model" / "checkpoint.json").is_file()
     compute = json.loads((run_dir / "compute.json").read_text())
     assert compute["train_samples_per_s"] > 0 and compute["peak_rss_mb_worker"] > 0
     assert set(report["by_attribute"]) >= {"sex", "age_group", "intensity"}
@@ -57,13 +57,13 @@ def test_quick_recipe_trains_to_90_percent_on_held_out_subjects(quick_run):
 
 def test_eval_and_predict_use_the_checkpoint(quick_run, tmp_path):
     tmp, run_dir, _ = quick_run
-    out = run_ok("eval", str(run_dir / "best"), "--out", str(tmp_path / "eval"))
+    out = run_ok("eval", str(run_dir / "model"), "--out", str(tmp_path / "eval"))
     assert "accuracy" in out and (tmp_path / "eval" / "confusion.png").is_file()
 
     manifest = Path(run_ok("synth", "--out", str(tmp_path / "faces"), "--subjects", "1", "--intensities", "4", "--no-neutral", "--seed", "99").strip())
     rows = [line.split(",") for line in manifest.read_text().splitlines()[1:]]
     paths = [str(manifest.parent / row[0]) for row in rows]
-    out = run_ok("predict", str(run_dir / "best"), *paths, "--json")
+    out = run_ok("predict", str(run_dir / "model"), *paths, "--json")
     predictions = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert len(predictions) == 6
     for p in predictions:
@@ -78,7 +78,7 @@ def test_damaged_checkpoint_is_a_clear_error(quick_run, tmp_path):
 
     _, run_dir, _ = quick_run
     copy = tmp_path / "ckpt"
-    shutil.copytree(run_dir / "best", copy)
+    shutil.copytree(run_dir / "model", copy)
     weights = copy / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=r"model.safetensors: contents do not match"):
