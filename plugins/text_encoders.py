@@ -74,6 +74,9 @@ def load_pretrained(loader: Callable[..., T], source: str | Path, **kwargs: Any)
         text = str(folder)
     elif _looks_like_path(text):
         raise PluginError(f"cannot load {str(source)!r}: no such folder")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar on every load is noise
     try:
         return loader(text, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
