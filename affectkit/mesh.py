@@ -115,7 +115,7 @@ def _read_with_trimesh(path: Path) -> Mesh:
     elif visual.kind == "texture" and getattr(visual, "uv", None) is not None:
         image = getattr(visual.material, "image", None) or getattr(visual.material, "baseColorTexture", None)
         if image is not None:
-            uv, texture = np.asarray(visual.uv), np.asarray(image.convert("RGB"))
+            uv, texture = np.asarray(visual.uv), np.array(image.convert("RGB"))  # writable for torch
     return Mesh(
         vertices=np.asarray(loaded.vertices),
         faces=np.asarray(loaded.faces),
