@@ -105,10 +105,23 @@ def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Pat
 @click.option("--intensities", default="1,2,3,4", show_default=True)
 @click.option("--neutral/--no-neutral", default=True, show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
-def synth(out: Path, subjects: int, sequences: bool, frames: int, vertices: int, intensities: str, neutral: bool, seed: int) -> None:
-    """Write a synthetic 3D/4D expression dataset (meshes + manifest.csv)."""
+@click.option(
+    "--layout",
+    type=click.Choice(["affectkit", "bu3dfe", "bu4dfe"]),
+    default="affectkit",
+    show_default=True,
+    help="affectkit: PLY + manifest.csv; bu3dfe: F0001/F0001_HA04WH_F3D.wrl + .bnd; "
+    "bu4dfe: F001/Happy/000.wrl (implies --sequences --no-neutral).",
+)
+def synth(
+    out: Path, subjects: int, sequences: bool, frames: int, vertices: int, intensities: str, neutral: bool, seed: int, layout: str
+) -> None:
+    """Write a synthetic 3D/4D expression dataset (meshes + manifest.csv, or the BU-3DFE/BU-4DFE layout)."""
     from affectkit.registry import registry
     from affectkit_plugins.synthetic.writer import write_synthetic
+
+    if layout == "bu4dfe":
+        sequences, neutral = True, False
 
     options = registry().options(
         "dataset",
@@ -123,7 +136,7 @@ def synth(out: Path, subjects: int, sequences: bool, frames: int, vertices: int,
             "seed": seed,
         },
     )
-    click.echo(write_synthetic(out, options))
+    click.echo(write_synthetic(out, options, layout=layout))
 
 
 @main.command()

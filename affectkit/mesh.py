@@ -135,6 +135,10 @@ MESH_READERS: dict[str, MeshReader] = {
 def load_mesh(path: str | Path) -> Mesh:
     """Read a mesh file; polygons are triangulated, bad files raise :class:`MeshError`."""
     path = Path(path)
+    if path.suffix.lower() not in MESH_READERS:
+        from affectkit.registry import plugin_manager
+
+        plugin_manager()  # dataset plugins add their formats (.wrl, .bnt) when they load
     reader = MESH_READERS.get(path.suffix.lower())
     if reader is None:
         raise MeshError(f"{path}: unsupported mesh format {path.suffix!r}; allowed: {', '.join(sorted(MESH_READERS))}")

@@ -38,6 +38,11 @@ BUILTIN = "built-in"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "affectkit_plugins.renderer_torch",
     "affectkit_plugins.synthetic",
+    "affectkit_plugins.bu3dfe",
+    "affectkit_plugins.bu4dfe",
+    "affectkit_plugins.bosphorus",
+    "affectkit_plugins.bp4d",
+    "affectkit_plugins.folder",
     "affectkit_plugins.view_augmentations",
     "affectkit_plugins.prompt_augmenters",
     "affectkit_plugins.image_encoders",

@@ -5,7 +5,10 @@ have their contract tests beside their own tests."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 
+import dataset_files
 import numpy as np
 import pytest
 import torch
@@ -14,13 +17,27 @@ from affectkit.interfaces import RenderedViews, Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.registry import registry
 from affectkit.views import parse_views
+from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic
 
 RENDERERS = registry().names("renderer")
 DATASETS = registry().names("dataset")
 
-#: small options per dataset, so the contract runs in seconds; every registered dataset needs one
-DATASET_TEST_OPTIONS = {
+#: small options per dataset, so the contract runs in seconds; every registered dataset needs one.
+#: Datasets read from disk give a function that writes a tiny dataset under a folder and
+#: returns the options that read it.
+DATASET_TEST_OPTIONS: dict[str, dict | Callable[[Path], dict]] = {
     "synthetic": {"subjects": 2, "intensities": [4]},
+    "bosphorus": lambda tmp: {"root": dataset_files.bosphorus_tree(tmp)},
+    "bp4d": lambda tmp: {"root": dataset_files.bp4d_tree(tmp), "max_frames": 2},
+    "folder": lambda tmp: {"root": dataset_files.folder_tree(tmp)},
+    "bu3dfe": lambda tmp: {
+        "root": write_synthetic(tmp, SyntheticDataset.Options(subjects=2, intensities=[4], vertices=2000), layout="bu3dfe"),
+        "intensities": [4],
+    },
+    "bu4dfe": lambda tmp: {
+        "root": write_synthetic(tmp, SyntheticDataset.Options(subjects=2, vertices=2000, sequences=True, frames=3), layout="bu4dfe"),
+        "max_frames": 2,
+    },
 }
 
 
@@ -50,9 +67,10 @@ def test_every_renderer_renders_a_sphere(name):
 
 
 @pytest.mark.parametrize("name", DATASETS)
-def test_every_dataset_lists_and_loads_valid_samples(name):
+def test_every_dataset_lists_and_loads_valid_samples(name, tmp_path):
     assert name in DATASET_TEST_OPTIONS, f"add small test options for dataset {name!r}"
-    dataset = registry().create("dataset", name, DATASET_TEST_OPTIONS[name])
+    options = DATASET_TEST_OPTIONS[name]
+    dataset = registry().create("dataset", name, options(tmp_path) if callable(options) else options)
     samples = dataset.samples()
     assert samples and all(isinstance(s, Sample) for s in samples)
     assert len({s.key for s in samples}) == len(samples)

@@ -14,7 +14,7 @@ from affectkit.registry import BUILTIN, KINDS, Registry, plugin_manager, registr
 
 EXPECTED_BUILTINS = {
     "renderer": {"torch"},
-    "dataset": {"synthetic"},
+    "dataset": {"synthetic", "bosphorus", "bp4d", "folder"},
     "view_augmentation": {"mixed", "viewmix"},
     "prompt_augmenter": {"templates", "attributes", "file"},
     "image_encoder": {"timm", "clip"},

@@ -14,6 +14,19 @@ in sequences (one row per frame). A ``.lm.txt`` file has one landmark per line,
 ``name x y z`` separated by single spaces, in the order of
 :data:`affectkit_plugins.synthetic.LANDMARKS`; coordinates are in millimetres, in the
 mesh's own frame.
+
+With ``layout="bu3dfe"`` or ``"bu4dfe"`` the same meshes are written as those datasets
+lay out their files, so the ``bu3dfe`` and ``bu4dfe`` dataset plugins read them::
+
+    F0001/F0001_HA04WH_F3D.wrl         BU-3DFE: VRML with per-vertex colours
+    F0001/F0001_HA04WH_F3D.bnd         its landmarks, "index x y z" (index: nearest vertex)
+    F001/Happy/000.wrl                 BU-4DFE: frame 0 of a sequence (needs sequences)
+    F001/Happy/000.bnd
+    affectkit_synthetic.json           the SyntheticDataset options that made it
+
+Subject ``S001`` becomes ``F0001`` or ``M0001`` (``F001``/``M001`` in BU-4DFE) by its sex.
+The synthetic population has no ethnicity: the ethnicity code in BU-3DFE names is a
+placeholder cycling through the codes by subject number, unrelated to the face.
 """
 
 from __future__ import annotations
@@ -21,14 +34,27 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from affectkit.errors import DatasetError
+from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence, save_mesh
+from affectkit.vrml import write_bnd, write_wrl
+from affectkit_plugins.synthetic import expressions
 from affectkit_plugins.synthetic.dataset import SyntheticDataset
 from affectkit_plugins.synthetic.head import LANDMARKS
 
 MANIFEST_COLUMNS = ("path", "label", "subject", "frame", "sex", "age_group", "intensity")
+Layout = Literal["affectkit", "bu3dfe", "bu4dfe"]
+LAYOUTS: tuple[str, ...] = ("affectkit", "bu3dfe", "bu4dfe")
+#: placeholder BU-3DFE ethnicity codes, cycled by subject number (see the module docstring)
+ETHNICITY_CODES = ("WH", "AE", "BL", "IN", "LA", "AM")
+#: canonical label -> BU-4DFE expression folder
+BU4DFE_FOLDERS = {
+    "anger": "Angry", "disgust": "Disgust", "fear": "Fear", "happiness": "Happy", "sadness": "Sad", "surprise": "Surprise",
+}
 
 
 def landmark_path(mesh_path: Path) -> Path:
@@ -52,8 +78,15 @@ def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def write_synthetic(out_dir: Path, options: SyntheticDataset.Options) -> Path:
-    """Write every sample of ``SyntheticDataset(options)`` under ``out_dir``; return the manifest path."""
+def write_synthetic(out_dir: Path, options: SyntheticDataset.Options, layout: Layout = "affectkit") -> Path:
+    """Write every sample of ``SyntheticDataset(options)`` under ``out_dir`` in ``layout``;
+    return the manifest path (``affectkit``) or ``out_dir`` (``bu3dfe``, ``bu4dfe``)."""
+    if layout == "bu3dfe":
+        return _write_bu3dfe(Path(out_dir), options)
+    if layout == "bu4dfe":
+        return _write_bu4dfe(Path(out_dir), options)
+    if layout != "affectkit":
+        raise DatasetError(f"synthetic: unknown layout {layout!r}; allowed: {', '.join(LAYOUTS)}")
     out_dir = Path(out_dir)
     dataset = SyntheticDataset(options)
     rows: list[dict[str, object]] = []
@@ -87,3 +120,69 @@ def write_synthetic(out_dir: Path, options: SyntheticDataset.Options) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return manifest
+
+
+def bu_subject(sample: Sample, digits: int) -> str:
+    """``S001`` (sex F) -> ``F0001`` with 4 digits (BU-3DFE) or ``F001`` with 3 (BU-4DFE)."""
+    return f"{sample.attributes['sex']}{int(sample.subject[1:]):0{digits}d}"
+
+
+def bu3dfe_name(sample: Sample) -> str:
+    """The BU-3DFE file stem of a synthetic static sample: ``F0001_HA04WH_F3D``."""
+    number = int(sample.subject[1:])
+    code = expressions.CODES[sample.label]
+    level = 0 if sample.label == expressions.NEUTRAL else int(sample.attributes["intensity"])
+    return f"{bu_subject(sample, 4)}_{code}{level:02d}{ETHNICITY_CODES[(number - 1) % len(ETHNICITY_CODES)]}_F3D"
+
+
+def _nearest_vertices(mesh: Mesh) -> np.ndarray:
+    d = ((mesh.landmarks[:, None, :] - mesh.vertices[None, :, :]) ** 2).sum(-1)
+    return d.argmin(axis=1)
+
+
+def _write_scan(mesh: Mesh, wrl: Path, title: str) -> None:
+    write_wrl(mesh, wrl, title=title)
+    if mesh.landmarks is not None:
+        write_bnd(mesh.landmarks, wrl.with_suffix(".bnd"), _nearest_vertices(mesh))
+
+
+def _check_numbering(options: SyntheticDataset.Options, digits: int, layout: str) -> None:
+    if options.subjects >= 10**digits:
+        raise DatasetError(
+            f"synthetic: the {layout} layout numbers subjects with {digits} digits: at most {10**digits - 1} subjects, "
+            f"got {options.subjects}"
+        )
+
+
+def _write_options(out_dir: Path, options: SyntheticDataset.Options, layout: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"layout": layout, "options": options.model_dump()}
+    (out_dir / "affectkit_synthetic.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _write_bu3dfe(out_dir: Path, options: SyntheticDataset.Options) -> Path:
+    if options.sequences:
+        raise DatasetError("synthetic: the bu3dfe layout holds static scans; use layout 'bu4dfe' for sequences")
+    _check_numbering(options, 4, "bu3dfe")
+    dataset = SyntheticDataset(options)
+    for sample in dataset.samples():
+        stem = bu3dfe_name(sample)
+        _write_scan(dataset.load(sample), out_dir / bu_subject(sample, 4) / f"{stem}.wrl", f"affectkit synthetic {sample.key}")
+    _write_options(out_dir, options, "bu3dfe")
+    return out_dir
+
+
+def _write_bu4dfe(out_dir: Path, options: SyntheticDataset.Options) -> Path:
+    if not options.sequences:
+        raise DatasetError("synthetic: the bu4dfe layout holds sequences; set sequences=True (or use layout 'bu3dfe')")
+    if options.include_neutral:
+        raise DatasetError("synthetic: BU-4DFE has no neutral sequences; set include_neutral=False for the bu4dfe layout")
+    _check_numbering(options, 3, "bu4dfe")
+    dataset = SyntheticDataset(options)
+    for sample in dataset.samples():
+        folder = out_dir / bu_subject(sample, 3) / BU4DFE_FOLDERS[sample.label]
+        sequence = dataset.load(sample)
+        for i, frame in enumerate(sequence.frames):
+            _write_scan(frame, folder / f"{i:03d}.wrl", f"affectkit synthetic {sample.key} frame {i}")
+    _write_options(out_dir, options, "bu4dfe")
+    return out_dir

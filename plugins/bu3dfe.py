@@ -1,0 +1,240 @@
+"""The ``bu3dfe`` dataset: BU-3DFE static 3D expression scans (VRML ``.wrl``).
+
+Importing this module registers the VRML reader in :data:`affectkit.mesh.MESH_READERS`,
+so :func:`affectkit.mesh.load_mesh` reads ``.wrl`` files once the plugins are loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from affectkit import hookimpl
+from affectkit.errors import DatasetError
+from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.mesh import MESH_READERS, Mesh
+from affectkit.vrml import read_bnd, read_wrl
+
+MESH_READERS.setdefault(".wrl", read_wrl)
+
+SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
+NEUTRAL = "neutral"
+
+#: BU-3DFE expression codes -> canonical labels.
+EXPRESSIONS: dict[str, str] = {
+    "AN": "anger", "DI": "disgust", "FE": "fear", "HA": "happiness",
+    "SA": "sadness", "SU": "surprise", "NE": NEUTRAL,
+}
+#: BU-3DFE ethnicity codes -> the names the dataset's paper uses.
+ETHNICITIES: dict[str, str] = {
+    "WH": "white", "BL": "black", "AE": "east asian", "AM": "middle-east asian",
+    "IN": "indian", "LA": "hispanic latino",
+}
+
+_NAME = re.compile(
+    r"^(?P<sex>[FM])(?P<number>\d{4})_(?P<code>AN|DI|FE|HA|SA|SU|NE)(?P<level>\d{2})"
+    r"(?P<ethnicity>WH|BL|AE|AM|IN|LA)_(?P<variant>F3D|RAW)$",
+    re.I,
+)
+_SUBJECT = re.compile(r"^([FM])0*(\d{1,4})$", re.I)
+
+
+def parse_name(stem: str) -> dict[str, object] | None:
+    """``F0001_AN01WH_F3D`` -> subject, sex, label, code, intensity, ethnicity, variant;
+    ``None`` when the name does not follow the BU-3DFE scheme (or mixes neutral with an
+    intensity, or an expression with intensity 00)."""
+    match = _NAME.match(stem)
+    if match is None:
+        return None
+    code, level = match["code"].upper(), int(match["level"])
+    if (code == "NE") != (level == 0) or level > 4:
+        return None
+    sex, ethnicity = match["sex"].upper(), match["ethnicity"].upper()
+    return {
+        "subject": f"{sex}{match['number']}",
+        "sex": sex,
+        "code": code,
+        "label": EXPRESSIONS[code],
+        "intensity": level,
+        "ethnicity_code": ethnicity,
+        "ethnicity": ETHNICITIES[ethnicity],
+        "variant": match["variant"].upper(),
+    }
+
+
+def subject_id(text: str, digits: int) -> str | None:
+    """``f1``, ``F0001`` -> ``F0001`` (``digits`` wide); ``None`` if not a sex letter and a number."""
+    match = _SUBJECT.match(text.strip())
+    if match is None or len(str(int(match[2]))) > digits:
+        return None
+    return f"{match[1].upper()}{int(match[2]):0{digits}d}"
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, following symbolic links to folders (each folder once)."""
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(folder) / name
+
+
+def shown(items: list[str], limit: int = 20) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+class BU3DFEDataset(Dataset):
+    """BU-3DFE static 3D scans: six expressions at four intensities, optionally neutral.
+
+    Scans (``F0001_AN01WH_F3D.wrl``) are found recursively under ``root``, in per-subject
+    folders or all in one; the file-name suffix and the name are matched case-insensitively.
+    ``.wrl`` files whose names do not follow the scheme are listed in a warning; other files
+    are ignored. Samples carry ``sex``, ``ethnicity`` (readable), ``ethnicity_code``,
+    ``intensity`` (0 for neutral) and ``variant``. Meshes carry the texture named in the
+    VRML file and the ``.bnd`` landmarks beside a scan when present (83 points,
+    *unconfirmed*); the ``_RAW`` variant has no landmark files of its own.
+    """
+
+    class Options(Options):
+        root: Path = Field(description="folder holding the BU-3DFE scans (searched recursively)")
+        intensities: list[Annotated[int, Field(ge=1, le=4)]] = Field(
+            default_factory=lambda: [3, 4], min_length=1, description="expression intensities 1..4 to keep (the usual protocol: 3 and 4)"
+        )
+        subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. F0001, M0044); all when unset")
+        include_neutral: bool = Field(False, description="add the neutral scans (NE00) as class 'neutral'")
+        variant: Literal["F3D", "RAW"] = Field("F3D", description="cropped faces (F3D) or raw scans (RAW)")
+
+        @field_validator("root")
+        @classmethod
+        def absolute(cls, value: Path) -> Path:
+            """Resolved where the recipe is read, so workers with another working directory find it."""
+            return value.expanduser().resolve()
+
+        @field_validator("subjects")
+        @classmethod
+        def canonical(cls, value: list[str] | None) -> list[str] | None:
+            if value is None:
+                return None
+            out = []
+            for text in value:
+                subject = subject_id(text, 4)
+                if subject is None:
+                    raise ValueError(f"{text!r} is not a BU-3DFE subject id like F0001 or M0044")
+                out.append(subject)
+            return out
+
+    options: Options
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        if not options.root.is_dir():
+            what = "is not a folder" if options.root.exists() else "does not exist"
+            raise DatasetError(f"bu3dfe: root {str(options.root)!r} {what}")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return SIX + ((NEUTRAL,) if self.options.include_neutral else ())
+
+    def samples(self) -> list[Sample]:
+        return list(self._index[0].values())
+
+    def path(self, sample: Sample) -> Path:
+        """The ``.wrl`` file of ``sample``."""
+        return self._index[1][self._known(sample).key]
+
+    def load(self, sample: Sample) -> Mesh:
+        known = self._known(sample)
+        path = self._index[1][known.key]
+        mesh = read_wrl(path)
+        mesh.metadata.update({**known.attributes, "label": known.label, "subject": known.subject})
+        landmarks = self._index[2].get(known.key)
+        if landmarks is not None:
+            mesh.landmarks = read_bnd(landmarks)
+            mesh.metadata["landmark_file"] = str(landmarks)
+        return mesh
+
+    def _known(self, sample: Sample) -> Sample:
+        known = self._index[0].get(sample.key)
+        if known is None:
+            raise DatasetError(f"bu3dfe: no sample {sample.key!r} under {str(self.options.root)!r} with these options")
+        return known
+
+    @cached_property
+    def _index(self) -> tuple[dict[str, Sample], dict[str, Path], dict[str, Path]]:
+        """Samples, their ``.wrl`` paths and their ``.bnd`` paths (when present), by key."""
+        o = self.options
+        scans: dict[str, tuple[Path, dict]] = {}
+        bnd: dict[tuple[Path, str], Path] = {}
+        unparsed: list[str] = []
+        for path in walk_files(o.root):
+            suffix = path.suffix.lower()
+            if suffix == ".bnd":
+                bnd[(path.parent, path.stem.upper())] = path
+            if suffix != ".wrl":
+                continue
+            info = parse_name(path.stem)
+            if info is None:
+                unparsed.append(str(path.relative_to(o.root)))
+                continue
+            key = f"{info['subject']}_{info['code']}{info['intensity']:02d}{info['ethnicity_code']}_{info['variant']}"
+            if key in scans:
+                raise DatasetError(
+                    f"bu3dfe: scan {key} appears twice: {scans[key][0].relative_to(o.root)} and "
+                    f"{path.relative_to(o.root)}; keep one copy under {str(o.root)!r}"
+                )
+            scans[key] = (path, info)
+        if unparsed:
+            warnings.warn(
+                f"bu3dfe: skipped {len(unparsed)} .wrl file(s) whose names are not like F0001_AN01WH_F3D.wrl: {shown(unparsed)}",
+                stacklevel=3,
+            )
+        if not scans:
+            raise DatasetError(f"bu3dfe: no BU-3DFE scans (like F0001/F0001_AN01WH_F3D.wrl) under {str(o.root)!r}")
+        subjects = {info["subject"] for _, info in scans.values()}
+        if o.subjects is not None:
+            missing = sorted(set(o.subjects) - subjects)
+            if missing:
+                raise DatasetError(
+                    f"bu3dfe: subject(s) {', '.join(missing)} not found under {str(o.root)!r}; found: {shown(sorted(subjects))}"
+                )
+        order = {label: i for i, label in enumerate(SIX + (NEUTRAL,))}
+        keep = [
+            (key, path, info)
+            for key, (path, info) in scans.items()
+            if info["variant"] == o.variant
+            and (o.subjects is None or info["subject"] in o.subjects)
+            and (info["intensity"] in o.intensities if info["label"] != NEUTRAL else o.include_neutral)
+        ]
+        keep.sort(key=lambda item: (item[2]["subject"], order[item[2]["label"]], item[2]["intensity"], item[0]))
+        samples: dict[str, Sample] = {}
+        paths: dict[str, Path] = {}
+        landmarks: dict[str, Path] = {}
+        for key, path, info in keep:
+            attributes = {name: info[name] for name in ("sex", "ethnicity", "ethnicity_code", "intensity", "variant")}
+            samples[key] = Sample(key, str(info["label"]), str(info["subject"]), attributes)
+            paths[key] = path
+            if (path.parent, path.stem.upper()) in bnd:
+                landmarks[key] = bnd[(path.parent, path.stem.upper())]
+        if not samples:
+            raise DatasetError(
+                f"bu3dfe: none of the {len(scans)} scans under {str(o.root)!r} is selected "
+                f"(variant={o.variant!r}, intensities={o.intensities}, include_neutral={o.include_neutral}, subjects={o.subjects})"
+            )
+        return samples, paths, landmarks
+
+
+@hookimpl
+def register_datasets(register):
+    register("bu3dfe", BU3DFEDataset)

@@ -1,0 +1,207 @@
+"""The ``bu4dfe`` dataset: BU-4DFE 3D video sequences, one VRML ``.wrl`` file per frame.
+
+Importing this module registers the VRML reader in :data:`affectkit.mesh.MESH_READERS`.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from affectkit import hookimpl
+from affectkit.errors import DatasetError
+from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.mesh import MESH_READERS, Mesh, MeshSequence
+from affectkit.viewset import sample_frames
+from affectkit.vrml import read_bnd, read_wrl
+from affectkit_plugins.bu3dfe import EXPRESSIONS, SIX, shown, subject_id, walk_files
+
+MESH_READERS.setdefault(".wrl", read_wrl)
+
+#: Expression folder names (lower case) -> canonical labels: BU-4DFE's words, BU-3DFE's
+#: two-letter codes and the canonical labels themselves.
+FOLDER_NAMES: dict[str, str] = {
+    "angry": "anger", "disgust": "disgust", "disgusted": "disgust", "fear": "fear", "fearful": "fear",
+    "happy": "happiness", "sad": "sadness", "surprise": "surprise", "surprised": "surprise",
+    **{code.lower(): label for code, label in EXPRESSIONS.items() if label in SIX},
+    **{label: label for label in SIX},
+}
+CODES: dict[str, str] = {label: code for code, label in EXPRESSIONS.items()}
+
+_WORDS = re.compile(r"[^A-Za-z0-9]+")
+_DIGITS = re.compile(r"\d+")
+
+
+def expression_of(folder_name: str) -> str | None:
+    """``Happy``, ``HA``, ``happiness``, ``F001_Happy`` -> ``happiness``; ``None`` if none."""
+    words = [w.lower() for w in _WORDS.split(folder_name) if w]
+    found = {FOLDER_NAMES[w] for w in words if w in FOLDER_NAMES}
+    return found.pop() if len(found) == 1 else None
+
+
+def subject_of(folder: Path, root: Path) -> str | None:
+    """The subject of a sequence folder: the nearest folder (itself included, up to
+    ``root``) named like ``F001`` or starting ``F001_``; ``None`` if there is none."""
+    for part in reversed(folder.relative_to(root).parts):
+        for word in _WORDS.split(part)[:1]:
+            subject = subject_id(word, 3)
+            if subject is not None:
+                return subject
+    return None
+
+
+class BU4DFEDataset(Dataset):
+    """BU-4DFE 3D videos: one sequence per subject and expression, one ``.wrl`` per frame.
+
+    Layout (*unconfirmed*): ``root/F001/Happy/000.wrl``. Any folder under ``root`` that
+    holds ``.wrl`` files is a sequence; its name gives the expression (``Angry``,
+    ``Disgust``, ``Fear``, ``Happy``, ``Sad``, ``Surprise``, or codes like ``HA``) and the
+    nearest folder named like ``F001``/``M042`` gives the subject and sex. Frames are
+    ordered by the last number in their names, whatever its padding. Folders that do not
+    parse are listed in a warning. ``load`` reads only the frames it returns: all, or
+    ``max_frames`` evenly spaced ones (first and last included). A ``.bnd`` file beside a
+    frame gives its landmarks.
+    """
+
+    class Options(Options):
+        root: Path = Field(description="folder holding the BU-4DFE subject folders (searched recursively)")
+        subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. F001, M042); all when unset")
+        max_frames: int | None = Field(None, ge=1, description="read at most this many evenly spaced frames per sequence")
+
+        @field_validator("root")
+        @classmethod
+        def absolute(cls, value: Path) -> Path:
+            """Resolved where the recipe is read, so workers with another working directory find it."""
+            return value.expanduser().resolve()
+
+        @field_validator("subjects")
+        @classmethod
+        def canonical(cls, value: list[str] | None) -> list[str] | None:
+            if value is None:
+                return None
+            out = []
+            for text in value:
+                subject = subject_id(text, 3)
+                if subject is None:
+                    raise ValueError(f"{text!r} is not a BU-4DFE subject id like F001 or M042")
+                out.append(subject)
+            return out
+
+    options: Options
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        if not options.root.is_dir():
+            what = "is not a folder" if options.root.exists() else "does not exist"
+            raise DatasetError(f"bu4dfe: root {str(options.root)!r} {what}")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return SIX
+
+    def samples(self) -> list[Sample]:
+        return list(self._index[0].values())
+
+    def frame_paths(self, sample: Sample) -> list[Path]:
+        """All frame files of ``sample``, in time order."""
+        return list(self._index[1][self._known(sample).key])
+
+    def load(self, sample: Sample) -> MeshSequence:
+        known = self._known(sample)
+        frames = self._index[1][known.key]
+        chosen = range(len(frames))
+        if self.options.max_frames is not None and len(frames) > self.options.max_frames:
+            chosen = sample_frames(len(frames), self.options.max_frames, "uniform")
+        metadata = {**known.attributes, "label": known.label, "subject": known.subject}
+        meshes = [self._frame(frames[i], {**metadata, "frame": i}) for i in chosen]
+        return MeshSequence(frames=meshes, fps=25.0, metadata={**metadata, "frame_indices": list(chosen)},
+                            source=str(frames[0].parent))
+
+    def _frame(self, path: Path, metadata: dict) -> Mesh:
+        mesh = read_wrl(path)
+        mesh.metadata.update(metadata)
+        landmarks = self._index[2].get(path)
+        if landmarks is not None:
+            mesh.landmarks = read_bnd(landmarks)
+            mesh.metadata["landmark_file"] = str(landmarks)
+        return mesh
+
+    def _known(self, sample: Sample) -> Sample:
+        known = self._index[0].get(sample.key)
+        if known is None:
+            raise DatasetError(f"bu4dfe: no sequence {sample.key!r} under {str(self.options.root)!r} with these options")
+        return known
+
+    @cached_property
+    def _index(self) -> tuple[dict[str, Sample], dict[str, list[Path]], dict[Path, Path]]:
+        """Samples and their frame files by key, and each frame's ``.bnd`` file (when present)."""
+        o = self.options
+        folders: dict[Path, list[Path]] = {}
+        bnd: dict[tuple[Path, str], Path] = {}
+        for path in walk_files(o.root):
+            suffix = path.suffix.lower()
+            if suffix == ".wrl":
+                folders.setdefault(path.parent, []).append(path)
+            elif suffix == ".bnd":
+                bnd[(path.parent, path.stem.lower())] = path
+        sequences: dict[str, tuple[Path, str, str, list[Path]]] = {}
+        unparsed: list[str] = []
+        unnumbered: list[str] = []
+        for folder, files in sorted(folders.items()):
+            label, subject = expression_of(folder.name), subject_of(folder, o.root)
+            if label is None or subject is None:
+                unparsed.append(str(folder.relative_to(o.root)) or ".")
+                continue
+            numbered = [(int(_DIGITS.findall(p.stem)[-1]), p.name, p) for p in files if _DIGITS.search(p.stem)]
+            unnumbered += [str(p.relative_to(o.root)) for p in files if not _DIGITS.search(p.stem)]
+            if not numbered:
+                continue
+            key = f"{subject}_{CODES[label]}"
+            if key in sequences:
+                raise DatasetError(
+                    f"bu4dfe: sequence {key} appears twice: {sequences[key][0].relative_to(o.root)} and "
+                    f"{folder.relative_to(o.root)}; keep one copy under {str(o.root)!r}"
+                )
+            sequences[key] = (folder, label, subject, [p for _, _, p in sorted(numbered)])
+        if unparsed:
+            warnings.warn(
+                f"bu4dfe: skipped {len(unparsed)} folder(s) of .wrl files that are not like F001/Happy "
+                f"(subject folder F/M and a number, expression folder Angry, Disgust, Fear, Happy, Sad, Surprise or a code like HA): "
+                f"{shown(unparsed)}",
+                stacklevel=3,
+            )
+        if unnumbered:
+            warnings.warn(f"bu4dfe: skipped {len(unnumbered)} .wrl file(s) without a frame number: {shown(unnumbered)}", stacklevel=3)
+        if not sequences:
+            raise DatasetError(f"bu4dfe: no BU-4DFE sequences (like F001/Happy/000.wrl) under {str(o.root)!r}")
+        subjects = {subject for _, _, subject, _ in sequences.values()}
+        if o.subjects is not None:
+            missing = sorted(set(o.subjects) - subjects)
+            if missing:
+                raise DatasetError(
+                    f"bu4dfe: subject(s) {', '.join(missing)} not found under {str(o.root)!r}; found: {shown(sorted(subjects))}"
+                )
+        order = {label: i for i, label in enumerate(SIX)}
+        samples: dict[str, Sample] = {}
+        frames: dict[str, list[Path]] = {}
+        landmarks: dict[Path, Path] = {}
+        for key, (folder, label, subject, paths) in sorted(sequences.items(), key=lambda kv: (kv[1][2], order[kv[1][1]])):
+            if o.subjects is not None and subject not in o.subjects:
+                continue
+            attributes = {"sex": subject[0], "frames": len(paths)}
+            samples[key] = Sample(key, label, subject, attributes, is_sequence=True)
+            frames[key] = paths
+            for path in paths:
+                found = bnd.get((path.parent, path.stem.lower()))
+                if found is not None:
+                    landmarks[path] = found
+        return samples, frames, landmarks
+
+
+@hookimpl
+def register_datasets(register):
+    register("bu4dfe", BU4DFEDataset)

@@ -1,0 +1,295 @@
+"""The ``folder`` dataset: any meshes or mesh sequences listed in a CSV manifest.
+
+Manifest columns: ``path,label,subject[,frame][,attributes...]``, one row per mesh file,
+``path`` relative to the manifest's folder (``/`` or ``\\`` separators; it may not leave
+that folder). Rows with a ``frame`` value are frames of a sequence: rows of the same
+folder, subject and label form one sequence, ordered by frame. Every other column is an
+attribute of the sample (integers and decimals are parsed, empty cells left out). This is
+the layout ``affectkit synth`` writes, so a synthetic dataset written to disk reads back
+as the same samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import posixpath
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from affectkit import hookimpl
+from affectkit.errors import DatasetError, MeshError
+from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.mesh import Mesh, MeshSequence, load_mesh
+
+SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
+NEUTRAL = "neutral"
+REQUIRED = ("path", "label", "subject")
+MANIFEST = "manifest.csv"
+
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
+
+
+def parse_value(text: str) -> Any:
+    """``"3"`` -> 3, ``"0.5"`` -> 0.5, anything else stays a string (stripped)."""
+    text = text.strip()
+    if _INT.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    return text
+
+
+def landmark_file(mesh_path: Path) -> Path:
+    """``000.ply`` -> ``000.lm.txt``: landmarks beside a mesh, one ``name x y z`` per line."""
+    return mesh_path.with_suffix(".lm.txt")
+
+
+def read_landmark_file(path: Path) -> tuple[list[str], np.ndarray]:
+    """Read a ``.lm.txt`` file (``name x y z`` per line): ``(names, [L, 3])``."""
+    names, points = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            if len(parts) != 4:
+                raise ValueError
+            points.append([float(v) for v in parts[1:]])
+        except ValueError:
+            raise MeshError(f"{path}: line {number}: expected 'name x y z', got {line.strip()!r}") from None
+        names.append(parts[0])
+    return names, np.asarray(points, dtype=np.float32).reshape(-1, 3)
+
+
+@dataclass
+class _Row:
+    line: int
+    path: str  # normalised, relative to the manifest folder
+    label: str
+    subject: str
+    frame: int | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+class FolderDataset(Dataset):
+    """Meshes or sequences on disk listed in a CSV manifest (path,label,subject[,frame][,attributes...]).
+
+    Keys are paths without suffix for single meshes (``meshes/S001/S001_HA_4``) and the
+    frames' folder for sequences (``meshes/S001/S001_HA``; with the subject and label
+    appended when one folder holds several sequences). Sequence attributes come from the
+    first frame's row, plus ``frames`` (the number of frames) unless a column gives it;
+    every frame's mesh carries its own row's attributes and ``frame``. Landmarks are read
+    from a ``.lm.txt`` file beside a mesh when there is one (``metadata["landmark_names"]``).
+    """
+
+    class Options(Options):
+        root: Path | None = Field(None, description=f"folder holding {MANIFEST} (paths are relative to it)")
+        manifest: Path | None = Field(None, description="the manifest CSV itself, instead of root (paths relative to its folder)")
+        labels: list[str] | None = Field(
+            None, description="class order; default: the six basic emotions (+neutral) when the labels are among them, else sorted"
+        )
+        fps: float = Field(25.0, gt=0, description="frame rate of sequences")
+
+        @field_validator("root", "manifest")
+        @classmethod
+        def absolute(cls, value: Path | None) -> Path | None:
+            """Resolved where the recipe is read, so workers with another working directory find it."""
+            return None if value is None else value.expanduser().resolve()
+
+        @field_validator("labels")
+        @classmethod
+        def distinct(cls, value: list[str] | None) -> list[str] | None:
+            if value is None:
+                return None
+            value = [v.strip() for v in value]
+            repeated = sorted({v for v in value if value.count(v) > 1})
+            if repeated or not value or not all(value):
+                raise ValueError(f"labels must be distinct non-empty names, got {value}")
+            return value
+
+        @model_validator(mode="after")
+        def one_source(self):
+            if (self.root is None) == (self.manifest is None):
+                raise ValueError(f"give exactly one of root (a folder holding {MANIFEST}) or manifest (a CSV file)")
+            return self
+
+    options: Options
+
+    @property
+    def manifest(self) -> Path:
+        o = self.options
+        return o.manifest if o.manifest is not None else o.root / MANIFEST
+
+    @property
+    def root(self) -> Path:
+        return self.manifest.parent
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._index[0]
+
+    def samples(self) -> list[Sample]:
+        return [sample for sample, _ in self._index[1].values()]
+
+    def paths(self, sample: Sample) -> list[Path]:
+        """The mesh file(s) of ``sample``: one, or the frames of a sequence in order."""
+        return [self.root / row.path for row in self._known(sample)[1]]
+
+    def load(self, sample: Sample) -> Mesh | MeshSequence:
+        known, rows = self._known(sample)
+        metadata = {**known.attributes, "label": known.label, "subject": known.subject}
+        if not known.is_sequence:
+            return self._mesh(rows[0], metadata)
+        frames = [self._mesh(row, {**metadata, **row.attributes, "frame": row.frame}) for row in rows]
+        return MeshSequence(frames=frames, fps=self.options.fps, metadata=metadata, source=str(self.root / PurePosixPath(known.key)))
+
+    def _mesh(self, row: _Row, metadata: dict[str, Any]) -> Mesh:
+        path = self.root / row.path
+        mesh = load_mesh(path)
+        mesh.metadata.update(metadata)
+        landmarks = landmark_file(path)
+        if landmarks.is_file():
+            names, points = read_landmark_file(landmarks)
+            mesh.landmarks = points
+            mesh.metadata["landmark_names"] = names
+        return mesh
+
+    def _known(self, sample: Sample) -> tuple[Sample, list[_Row]]:
+        known = self._index[1].get(sample.key)
+        if known is None:
+            raise DatasetError(f"{self.manifest}: no sample {sample.key!r}")
+        return known
+
+    # -----------------------------------------------------------------------------------
+
+    @cached_property
+    def _index(self) -> tuple[tuple[str, ...], dict[str, tuple[Sample, list[_Row]]]]:
+        rows, columns = self._read_manifest()
+        labels = self._labels(rows)
+        singles: dict[str, _Row] = {}
+        groups: dict[tuple[str, str, str], list[_Row]] = {}
+        for row in rows:
+            if row.frame is None:
+                key = str(PurePosixPath(row.path).with_suffix(""))
+                if key in singles:
+                    raise DatasetError(f"{self.manifest}: lines {singles[key].line} and {row.line} list the same mesh {row.path!r}")
+                singles[key] = row
+            else:
+                folder = posixpath.dirname(row.path) or "."
+                groups.setdefault((folder, row.subject, row.label), []).append(row)
+        out: dict[str, tuple[Sample, list[_Row]]] = {}
+        for key, row in singles.items():
+            out[key] = (Sample(key, row.label, row.subject, dict(row.attributes)), [row])
+        per_folder: dict[str, int] = {}
+        for folder, _, _ in groups:
+            per_folder[folder] = per_folder.get(folder, 0) + 1
+        for (folder, subject, label), frames in groups.items():
+            frames.sort(key=lambda r: r.frame)
+            for before, after in zip(frames, frames[1:]):
+                if before.frame == after.frame:
+                    raise DatasetError(
+                        f"{self.manifest}: lines {before.line} and {after.line} both give frame {after.frame} "
+                        f"of the sequence of subject {subject!r}, label {label!r} in {folder!r}"
+                    )
+            key = folder
+            if per_folder[folder] > 1 or key in out or folder == ".":
+                key = posixpath.normpath(posixpath.join(folder, f"{subject}_{label}"))
+            if key in out:
+                raise DatasetError(f"{self.manifest}: line {frames[0].line}: sample key {key!r} is not unique")
+            attributes = dict(frames[0].attributes)
+            if "frames" not in columns:
+                attributes["frames"] = len(frames)
+            out[key] = (Sample(key, label, subject, attributes, is_sequence=True), frames)
+        return labels, out
+
+    def _labels(self, rows: list[_Row]) -> tuple[str, ...]:
+        found = {row.label for row in rows}
+        wanted = self.options.labels
+        if wanted is not None:
+            unknown = {row.label: row.line for row in reversed(rows) if row.label not in wanted}
+            if unknown:
+                listed = ", ".join(f"{label!r} (line {line})" for label, line in sorted(unknown.items()))
+                raise DatasetError(f"{self.manifest}: label(s) {listed} are not in the labels option {wanted}")
+            return tuple(wanted)
+        if found <= set(SIX) | {NEUTRAL}:
+            return SIX + ((NEUTRAL,) if NEUTRAL in found else ())
+        return tuple(sorted(found))
+
+    def _read_manifest(self) -> tuple[list[_Row], list[str]]:
+        manifest = self.manifest
+        try:
+            handle = manifest.open(newline="", encoding="utf-8-sig")
+        except OSError as exc:
+            raise DatasetError(f"{manifest}: cannot open the manifest: {exc.strerror or exc}") from None
+        with handle:
+            reader = csv.reader(handle)
+            try:
+                header = [cell.strip() for cell in next(reader)]
+            except StopIteration:
+                raise DatasetError(f"{manifest}: empty manifest; expected a header row with columns {', '.join(REQUIRED)}") from None
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise DatasetError(f"{manifest}: line 1: cannot parse the header: {exc}") from None
+            missing = [name for name in REQUIRED if name not in header]
+            if missing:
+                raise DatasetError(
+                    f"{manifest}: missing column(s) {', '.join(missing)}; the header has {', '.join(header) or 'no columns'} "
+                    f"(required: {', '.join(REQUIRED)}[, frame][, attributes...])"
+                )
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated or not all(header):
+                raise DatasetError(f"{manifest}: line 1: column names must be distinct and non-empty, got {header}")
+            rows: list[_Row] = []
+            absent: list[str] = []
+            try:
+                for cells in reader:
+                    line = reader.line_num
+                    if not any(cell.strip() for cell in cells):
+                        continue
+                    if len(cells) > len(header):
+                        raise DatasetError(f"{manifest}: line {line}: {len(cells)} values for {len(header)} columns")
+                    values = dict(zip(header, (cell.strip() for cell in cells)))
+                    row = self._row(values, line)
+                    if not (self.root / row.path).is_file():
+                        absent.append(f"line {line}: {row.path}")
+                    rows.append(row)
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise DatasetError(f"{manifest}: line {reader.line_num}: cannot parse: {exc}") from None
+        if absent:
+            shown = "; ".join(absent[:20]) + (f"; and {len(absent) - 20} more" if len(absent) > 20 else "")
+            raise DatasetError(f"{manifest}: {len(absent)} listed file(s) do not exist under {self.root}: {shown}")
+        if not rows:
+            raise DatasetError(f"{manifest}: the manifest lists no meshes")
+        return rows, header
+
+    def _row(self, values: dict[str, str], line: int) -> _Row:
+        manifest = self.manifest
+        for name in REQUIRED:
+            if not values.get(name):
+                raise DatasetError(f"{manifest}: line {line}: empty {name!r}")
+        raw = values["path"]
+        text = raw.replace("\\", "/")
+        normal = posixpath.normpath(text)
+        if text.startswith("/") or re.match(r"^[A-Za-z]:", text) or normal == ".." or normal.startswith("../"):
+            raise DatasetError(f"{manifest}: line {line}: path {raw!r} leaves the manifest's folder {self.root}")
+        frame = None
+        if values.get("frame"):
+            try:
+                frame = int(values["frame"])
+            except ValueError:
+                raise DatasetError(f"{manifest}: line {line}: frame must be an integer, got {values['frame']!r}") from None
+        attributes = {
+            name: parse_value(value) for name, value in values.items() if name not in (*REQUIRED, "frame") and value != ""
+        }
+        return _Row(line, normal, values["label"], values["subject"], frame, attributes)
+
+
+@hookimpl
+def register_datasets(register):
+    register("folder", FolderDataset)
