@@ -154,15 +154,16 @@ def run(recipe_file: Path, sets: tuple[str, ...], resume: bool, extra: tuple[str
 
 @main.command()
 @click.argument("recipe_file", metavar="RECIPE", type=click.Path(path_type=Path))
-@click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
+@click.option("--folds", default=None, type=click.IntRange(2), help="Default: the recipe's eval.folds.")
 @click.option("--set", "sets", multiple=True, help="Override a key: --set train.epochs=3")
 @click.argument("extra", nargs=-1)
-def cv(recipe_file: Path, folds: int, sets: tuple[str, ...], extra: tuple[str, ...]) -> None:
+def cv(recipe_file: Path, folds: int | None, sets: tuple[str, ...], extra: tuple[str, ...]) -> None:
     """Subject-independent K-fold cross-validation of a recipe."""
     from affectkit.recipe import load_recipe
     from affectkit.runner import cross_validate
 
-    cross_validate(load_recipe(recipe_file, _overrides(sets, extra)), folds)
+    loaded = load_recipe(recipe_file, _overrides(sets, extra))
+    cross_validate(loaded, folds or loaded.eval.folds)
 
 
 @main.command("eval")
@@ -184,6 +185,10 @@ def eval_command(checkpoint: Path, data_spec: str | None, out: Path | None) -> N
     else:
         dataset = build_dataset(parse_dataset_spec(data_spec))
         samples = dataset.samples()
+    unknown = sorted({s.label for s in samples} - set(meta.labels))
+    if unknown:
+        samples = [s for s in samples if s.label in meta.labels]
+        click.echo(f"left out the scans labelled {', '.join(unknown)}: the checkpoint's classes are {', '.join(meta.labels)}", err=True)
     views = render_samples(recipe, dataset, samples, labels=meta.labels)
     report = evaluate(model, views, meta.labels, meta.class_prompts)
     click.echo(format_report(report))
@@ -195,17 +200,30 @@ def eval_command(checkpoint: Path, data_spec: str | None, out: Path | None) -> N
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input.")
-def predict(checkpoint: Path, inputs: tuple[Path, ...], as_json: bool) -> None:
+@click.option("--frames", is_flag=True, help="For sequences, also predict every frame (a timeline).")
+def predict(checkpoint: Path, inputs: tuple[Path, ...], as_json: bool, frames: bool) -> None:
     """Class probabilities for meshes or sequence folders, with the per-view weights."""
-    from affectkit.inference import Predictor
+    from affectkit.inference import Predictor, load_input
+    from affectkit.mesh import MeshSequence
 
     predictor = Predictor.from_checkpoint(checkpoint)
     for path in inputs:
         p = predictor.predict_file(path)
+        timeline = []
+        if frames:
+            item = load_input(path)
+            if isinstance(item, MeshSequence):
+                timeline = predictor.predict_frames(item)
         if as_json:
-            click.echo(json.dumps({"input": str(path), "label": p.label, "probabilities": p.probabilities, "view_weights": p.view_weights, "timings": p.timings}))
+            record = {"input": str(path), "label": p.label, "probabilities": p.probabilities, "view_weights": p.view_weights, "timings": p.timings}
+            if timeline:
+                record["frames"] = timeline
+            click.echo(json.dumps(record))
             continue
         click.echo(f"{path}: {p.label}")
         for label, prob in sorted(p.probabilities.items(), key=lambda t: -t[1]):
             click.echo(f"  {label:<12} {prob:6.3f} {'#' * round(prob * 30)}")
         click.echo("  view weights: " + ", ".join(f"{k} {v:.3f}" for k, v in p.view_weights.items()))
+        for i, frame in enumerate(timeline):
+            top = max(frame, key=frame.get)
+            click.echo(f"  frame {i:>3}: {top:<12} {frame[top]:.3f}")

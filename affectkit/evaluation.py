@@ -26,6 +26,7 @@ class EvalReport:
     per_class: list[dict[str, Any]]
     confusion: list[list[int]]
     by_attribute: dict[str, dict[str, Any]]
+    skipped: list[str]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -74,6 +75,7 @@ def evaluate(model: AffectVLM, views: ViewSet, labels: list[str], class_prompts:
         per_class=class_report(cm, labels),
         confusion=cm.tolist(),
         by_attribute=groups_report(correct, attributes),
+        skipped=list(views.skipped),
     )
 
 
@@ -86,6 +88,9 @@ def format_report(report: EvalReport) -> str:
     for key, info in report.by_attribute.items():
         groups = ", ".join(f"{v}: {g['accuracy']:.3f} (n={g['samples']})" for v, g in info["groups"].items())
         lines.append(f"by {key}: {groups}; largest gap {info['largest_gap']:.3f}")
+    if report.skipped:
+        lines.append(f"skipped {len(report.skipped)} unreadable file(s):")
+        lines.extend(f"  {entry}" for entry in report.skipped)
     return "\n".join(lines)
 
 

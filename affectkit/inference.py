@@ -102,6 +102,18 @@ class Predictor:
             views=rendered.rgb[:, :, :3],
         )
 
+    @torch.no_grad()
+    def predict_frames(self, sequence: MeshSequence, batch_size: int = 16) -> list[dict[str, float]]:
+        """Class probabilities of every frame on its own: a timeline of the expression."""
+        timeline: list[dict[str, float]] = []
+        for start in range(0, len(sequence), batch_size):
+            rendered = self.cache.render(sequence.frames[start : start + batch_size])
+            views = rendered.stack(self.recipe.render.maps).unsqueeze(1)  # [F, 1, V, C, H, W]
+            _, joint = self.model.encode_views(views.to(self.model.logit_scale.device))
+            for row in self.model.logits(joint, self.class_embeddings).softmax(-1).cpu().tolist():
+                timeline.append(dict(zip(self.labels, row, strict=True)))
+        return timeline
+
     def predict_file(self, path: str | Path) -> Prediction:
         t0 = time.perf_counter()
         item = load_input(path)

@@ -180,6 +180,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     plot_curves(history, run_dir / "curves.png")
     model, meta = load_checkpoint(model_dir)
     report = evaluate(model, data.val, meta.labels, meta.class_prompts)
+    report.skipped = data.train.skipped + data.val.skipped  # the run's report lists every file left out
     save_report(report, run_dir / "eval")
     compute = {
         "wall_seconds": time.perf_counter() - started,

@@ -93,6 +93,11 @@ def test_checkpoint_round_trip_and_prediction_on_a_sequence(tmp_path, recipe, mo
     assert abs(sum(prediction.probabilities.values()) - 1) < 1e-5
     assert set(prediction.view_weights) == {"front", "left", "right"}
 
+    sequence = dataset.load(dataset.samples()[0])
+    timeline = predictor.predict_frames(sequence)
+    assert len(timeline) == len(sequence) == 6
+    assert all(abs(sum(frame.values()) - 1) < 1e-5 for frame in timeline)
+
     predictor.set_class_prompts({"joy": ["a joyful face"], "rage": ["a furious face"], "calm": ["a calm face"]})
     assert set(predictor.predict(dataset.load(dataset.samples()[0])).probabilities) == {"joy", "rage", "calm"}
 

@@ -1,0 +1,47 @@
+"""Rendering a dataset split: bad files raise naming the file, or are skipped and listed."""
+
+from __future__ import annotations
+
+import pytest
+
+from affectkit.errors import MeshError
+from affectkit.pipeline import render_samples
+from affectkit.recipe import parse_recipe
+from affectkit.registry import create, registry
+from affectkit.viewset import sample_frames
+from affectkit_plugins.synthetic.writer import write_synthetic
+
+
+@pytest.fixture
+def folder_with_a_broken_scan(tmp_path):
+    options = registry().options("dataset", "synthetic", {"subjects": 2, "intensities": [4]})
+    manifest = write_synthetic(tmp_path / "data", options)
+    broken = sorted((tmp_path / "data" / "meshes").rglob("*_HA_4.ply"))[0]
+    broken.write_bytes(broken.read_bytes()[:200])
+    return manifest.parent, broken
+
+
+def recipe(skip: bool):
+    return parse_recipe({"name": "t", "render": {"size": 24, "maps": ["normal"], "cache_dir": None}, "data": {"skip_bad_files": skip}})
+
+
+def test_a_bad_file_stops_rendering_naming_the_file(folder_with_a_broken_scan):
+    root, broken = folder_with_a_broken_scan
+    dataset = create("dataset", "folder", {"root": str(root)})
+    with pytest.raises(MeshError, match=broken.name):
+        render_samples(recipe(False), dataset, dataset.samples())
+
+
+def test_skipped_bad_files_are_listed_not_dropped(folder_with_a_broken_scan):
+    root, broken = folder_with_a_broken_scan
+    dataset = create("dataset", "folder", {"root": str(root)})
+    samples = dataset.samples()
+    views = render_samples(recipe(True), dataset, samples)
+    assert len(views) == len(samples) - 1
+    assert len(views.skipped) == 1 and broken.name in views.skipped[0]
+
+
+def test_frame_samplers():
+    assert sample_frames(25, 5, "uniform") == [0, 6, 12, 18, 24]
+    apex = sample_frames(25, 3, "apex")
+    assert apex[1] == 12 and apex[0] > 0 and apex[-1] < 24
