@@ -331,12 +331,7 @@ def _parse_shape(doc: _Text, source: str, start: int, geometry: int, end: int) -
     if index is None:
         raise MeshError(f"{source}: points (line {_line(text, coords[1])}) but no 'coordIndex [...]': a point cloud, not a mesh")
     (points, points_at), (idx, idx_at) = coords, index
-    if len(points) % 3:
-        raise MeshError(
-            f"{source}: coord point block (opened at line {_line(text, points_at)}) holds {len(points)} numbers, "
-            f"not a multiple of 3 (x y z per point)"
-        )
-    vertices = points.reshape(-1, 3)
+    vertices = _per_point(text, source, "coord point", points, points_at, 3, "x y z per point")
     n = len(vertices)
     if n == 0:
         raise MeshError(f"{source}: coord point block (opened at line {_line(text, points_at)}) is empty")
@@ -365,12 +360,7 @@ def _parse_shape(doc: _Text, source: str, start: int, geometry: int, end: int) -
     tex = _block(doc, source, "texCoord point", start, end, np.float64)
     if tex is not None:
         uv_values, uv_at = tex
-        if len(uv_values) % 2:
-            raise MeshError(
-                f"{source}: texCoord point block (opened at line {_line(text, uv_at)}) holds {len(uv_values)} numbers, "
-                f"not a multiple of 2 (u v per point)"
-            )
-        uv_values = uv_values.reshape(-1, 2)
+        uv_values = _per_point(text, source, "texCoord point", uv_values, uv_at, 2, "u v per point")
         tex_index = _block(doc, source, "texCoordIndex", start, end, np.int64)
         if tex_index is None:  # VRML: texture coordinates follow coordIndex
             _need_per_vertex(source, "texCoord point", len(uv_values), n, text, uv_at)
@@ -386,12 +376,7 @@ def _parse_shape(doc: _Text, source: str, start: int, geometry: int, end: int) -
     color = _block(doc, source, "color", start, end, np.float64)
     if color is not None:
         color_values, color_at = color
-        if len(color_values) % 3:
-            raise MeshError(
-                f"{source}: color block (opened at line {_line(text, color_at)}) holds {len(color_values)} numbers, "
-                f"not a multiple of 3 (r g b per colour)"
-            )
-        color_values = color_values.reshape(-1, 3)
+        color_values = _per_point(text, source, "color", color_values, color_at, 3, "r g b per colour")
         if len(color_values) and color_values.max() > 1.0 + 1e-6:  # 0..255 instead of VRML's 0..1
             color_values = color_values / 255.0
         color_values = np.clip(color_values, 0.0, 1.0)
@@ -441,6 +426,17 @@ def _parse_shape(doc: _Text, source: str, start: int, geometry: int, end: int) -
     urls = doc.find_all("url", start, geometry) or doc.find_all("url", geometry, end)[:1]
     url_text = text[urls[-1].start(1) : urls[-1].end(1)] if urls else None
     return _Part(vertices[vertex_of], faces, out.get("colors"), out.get("uv"), url_text, degenerate)
+
+
+def _per_point(text: str, source: str, name: str, values: np.ndarray, at: int, width: int, meaning: str) -> np.ndarray:
+    """The flat numbers of block ``name`` (contents at offset ``at``) as rows of ``width``;
+    ``meaning`` says what a row is (``"x y z per point"``)."""
+    if len(values) % width:
+        raise MeshError(
+            f"{source}: {name} block (opened at line {_line(text, at)}) holds {len(values)} numbers, "
+            f"not a multiple of {width} ({meaning})"
+        )
+    return values.reshape(-1, width)
 
 
 def _need_per_vertex(source: str, name: str, have: int, need: int, text: str, at: int) -> None:

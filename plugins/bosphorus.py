@@ -7,7 +7,6 @@ so :func:`affectkit.mesh.load_mesh` reads Bosphorus scans once the plugins are l
 from __future__ import annotations
 
 import re
-import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,7 @@ from pydantic import Field, field_validator
 
 from affectkit import hookimpl
 from affectkit.bnt import read_bnt, read_lm3
+from affectkit.disk_datasets import ResolvedPath, found_twice, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import MESH_READERS, Mesh
@@ -93,19 +93,13 @@ class BosphorusDataset(Dataset):
     """
 
     class Options(Options):
-        root: Path = Field(description="folder holding the Bosphorus scans (searched recursively)")
+        root: ResolvedPath = Field(description="folder holding the Bosphorus scans (searched recursively)")
         subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. bs002); all when unset")
         include_neutral: bool = Field(False, description="add the neutral scans (N_N) as class 'neutral'")
         action_units: Literal["exclude", "label"] = Field(
             "exclude", description="action-unit scans (LFAU/UFAU/CAU): skip them, or keep them labelled e.g. 'AU14'"
         )
         flip_v: bool = Field(False, description="flip the texture V coordinate (if textures appear upside down)")
-
-        @field_validator("root")
-        @classmethod
-        def absolute(cls, value: Path) -> Path:
-            """Resolved where the recipe is read, so workers with another working directory find it."""
-            return value.expanduser().resolve()
 
         @field_validator("subjects")
         @classmethod
@@ -160,18 +154,10 @@ class BosphorusDataset(Dataset):
                 continue
             key = f"{info['subject']}_{info['code']}_{info['take']}"
             if key in found:
-                raise DatasetError(
-                    f"bosphorus: scan {key} appears twice: {found[key][0].relative_to(o.root)} and "
-                    f"{path.relative_to(o.root)}; keep one copy under {str(o.root)!r}"
-                )
+                raise found_twice("bosphorus", f"scan {key}", o.root, found[key][0], path)
             found[key] = (path, info)
         if unparsed:
-            shown = ", ".join(unparsed[:20]) + (f" and {len(unparsed) - 20} more" if len(unparsed) > 20 else "")
-            warnings.warn(
-                f"bosphorus: skipped {len(unparsed)} .bnt file(s) whose names are not like "
-                f"bs002_E_SADNESS_0 or bs001_LFAU_14_0: {shown}",
-                stacklevel=3,
-            )
+            warn_skipped("bosphorus", ".bnt file(s) whose names are not like bs002_E_SADNESS_0 or bs001_LFAU_14_0", unparsed)
         subjects = {info["subject"] for _, info in found.values()}
         if o.subjects is not None:
             missing = sorted(set(o.subjects) - subjects)

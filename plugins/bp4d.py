@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import csv
 import re
-import warnings
-from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
+from affectkit.disk_datasets import ResolvedPath, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence, load_mesh
@@ -115,20 +114,14 @@ class BP4DDataset(Dataset):
     """
 
     class Options(Options):
-        root: Path = Field(description="folder holding the per-frame meshes (searched recursively)")
+        root: ResolvedPath = Field(description="folder holding the per-frame meshes (searched recursively)")
         subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. F001); all when unset")
         task_labels: dict[str, str] = Field(default_factory=lambda: dict(TASK_LABELS), description="task (T1..T8) -> label")
         basic_only: bool = Field(False, description="keep only tasks labelled with one of the six basic emotions")
         suffix: str = Field(".obj", description="mesh file suffix of the frames (any format load_mesh reads)")
         max_frames: int | None = Field(None, ge=1, description="load at most this many evenly spaced frames per sequence")
         fps: float = Field(25.0, gt=0, description="frame rate of the recordings")
-        au_dir: Path | None = Field(None, description="folder of per-sequence AU CSV files (F001_T1.csv), searched recursively")
-
-        @field_validator("root", "au_dir")
-        @classmethod
-        def absolute(cls, value: Path | None) -> Path | None:
-            """Resolved where the recipe is read, so workers with another working directory find it."""
-            return None if value is None else value.expanduser().resolve()
+        au_dir: ResolvedPath | None = Field(None, description="folder of per-sequence AU CSV files (F001_T1.csv), searched recursively")
 
         @field_validator("subjects")
         @classmethod
@@ -232,7 +225,7 @@ class BP4DDataset(Dataset):
                 )
             frames[number] = path
         if unparsed:
-            _warn_skipped(unparsed, o.suffix)
+            warn_skipped("bp4d", f"{o.suffix} file(s) whose path names no subject (F001), task (T1) and frame number", unparsed)
         subjects = {subject for subject, _ in sequences}
         if o.subjects is not None:
             missing = sorted(set(o.subjects) - subjects)
@@ -275,16 +268,6 @@ class BP4DDataset(Dataset):
             return None
         path = self._au_files.get(sample.key.upper())
         return None if path is None else read_au_csv(path)
-
-
-def _warn_skipped(names: Iterable[str], suffix: str) -> None:
-    names = list(names)
-    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
-    warnings.warn(
-        f"bp4d: skipped {len(names)} {suffix} file(s) whose path names no subject (F001), task (T1) "
-        f"and frame number: {shown}",
-        stacklevel=4,
-    )
 
 
 @hookimpl

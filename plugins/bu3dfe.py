@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
+from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import MESH_READERS, Mesh
@@ -77,6 +77,18 @@ def subject_id(text: str, digits: int) -> str | None:
     return f"{match[1].upper()}{int(match[2]):0{digits}d}"
 
 
+def subject_ids(texts: list[str], digits: int, dataset: str, examples: str) -> list[str]:
+    """:func:`subject_id` of each text; a ``ValueError`` naming ``dataset`` and ``examples``
+    (``"F0001 or M0044"``) for the first that is not a subject id."""
+    out = []
+    for text in texts:
+        subject = subject_id(text, digits)
+        if subject is None:
+            raise ValueError(f"{text!r} is not a {dataset} subject id like {examples}")
+        out.append(subject)
+    return out
+
+
 def walk_files(root: Path) -> Iterator[Path]:
     """Every file under ``root``, following symbolic links to folders (each folder once)."""
     seen: set[str] = set()
@@ -89,10 +101,6 @@ def walk_files(root: Path) -> Iterator[Path]:
         dirs.sort()
         for name in sorted(files):
             yield Path(folder) / name
-
-
-def shown(items: list[str], limit: int = 20) -> str:
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 class BU3DFEDataset(Dataset):
@@ -108,7 +116,7 @@ class BU3DFEDataset(Dataset):
     """
 
     class Options(Options):
-        root: Path = Field(description="folder holding the BU-3DFE scans (searched recursively)")
+        root: ResolvedPath = Field(description="folder holding the BU-3DFE scans (searched recursively)")
         intensities: list[Annotated[int, Field(ge=1, le=4)]] = Field(
             default_factory=lambda: [3, 4], min_length=1, description="expression intensities 1..4 to keep (the usual protocol: 3 and 4)"
         )
@@ -119,32 +127,16 @@ class BU3DFEDataset(Dataset):
         include_neutral: bool = Field(False, description="add the neutral scans (NE00) as class 'neutral'")
         variant: Literal["F3D", "RAW"] = Field("F3D", description="cropped faces (F3D) or raw scans (RAW)")
 
-        @field_validator("root")
-        @classmethod
-        def absolute(cls, value: Path) -> Path:
-            """Resolved where the recipe is read, so workers with another working directory find it."""
-            return value.expanduser().resolve()
-
         @field_validator("subjects")
         @classmethod
         def canonical(cls, value: list[str] | None) -> list[str] | None:
-            if value is None:
-                return None
-            out = []
-            for text in value:
-                subject = subject_id(text, 4)
-                if subject is None:
-                    raise ValueError(f"{text!r} is not a BU-3DFE subject id like F0001 or M0044")
-                out.append(subject)
-            return out
+            return None if value is None else subject_ids(value, 4, "BU-3DFE", "F0001 or M0044")
 
     options: Options
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
-        if not options.root.is_dir():
-            what = "is not a folder" if options.root.exists() else "does not exist"
-            raise DatasetError(f"bu3dfe: root {str(options.root)!r} {what}")
+        check_root("bu3dfe", options.root)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -193,16 +185,10 @@ class BU3DFEDataset(Dataset):
                 continue
             key = f"{info['subject']}_{info['code']}{info['intensity']:02d}{info['ethnicity_code']}_{info['variant']}"
             if key in scans:
-                raise DatasetError(
-                    f"bu3dfe: scan {key} appears twice: {scans[key][0].relative_to(o.root)} and "
-                    f"{path.relative_to(o.root)}; keep one copy under {str(o.root)!r}"
-                )
+                raise found_twice("bu3dfe", f"scan {key}", o.root, scans[key][0], path)
             scans[key] = (path, info)
         if unparsed:
-            warnings.warn(
-                f"bu3dfe: skipped {len(unparsed)} .wrl file(s) whose names are not like F0001_AN01WH_F3D.wrl: {shown(unparsed)}",
-                stacklevel=3,
-            )
+            warn_skipped("bu3dfe", ".wrl file(s) whose names are not like F0001_AN01WH_F3D.wrl", unparsed)
         if not scans:
             raise DatasetError(f"bu3dfe: no BU-3DFE scans (like F0001/F0001_AN01WH_F3D.wrl) under {str(o.root)!r}")
         subjects = {info["subject"] for _, info in scans.values()}

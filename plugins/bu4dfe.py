@@ -6,19 +6,19 @@ Importing this module registers the VRML reader in :data:`affectkit.mesh.MESH_RE
 from __future__ import annotations
 
 import re
-import warnings
 from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
+from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import MESH_READERS, Mesh, MeshSequence
 from affectkit.viewset import sample_frames
 from affectkit.vrml import read_bnd, read_wrl
-from affectkit_plugins.bu3dfe import EXPRESSIONS, SIX, shown, subject_id, walk_files
+from affectkit_plugins.bu3dfe import EXPRESSIONS, SIX, subject_id, subject_ids, walk_files
 
 MESH_READERS.setdefault(".wrl", read_wrl)
 
@@ -68,36 +68,20 @@ class BU4DFEDataset(Dataset):
     """
 
     class Options(Options):
-        root: Path = Field(description="folder holding the BU-4DFE subject folders (searched recursively)")
+        root: ResolvedPath = Field(description="folder holding the BU-4DFE subject folders (searched recursively)")
         subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. F001, M042); all when unset")
         max_frames: int | None = Field(None, ge=1, description="read at most this many evenly spaced frames per sequence")
-
-        @field_validator("root")
-        @classmethod
-        def absolute(cls, value: Path) -> Path:
-            """Resolved where the recipe is read, so workers with another working directory find it."""
-            return value.expanduser().resolve()
 
         @field_validator("subjects")
         @classmethod
         def canonical(cls, value: list[str] | None) -> list[str] | None:
-            if value is None:
-                return None
-            out = []
-            for text in value:
-                subject = subject_id(text, 3)
-                if subject is None:
-                    raise ValueError(f"{text!r} is not a BU-4DFE subject id like F001 or M042")
-                out.append(subject)
-            return out
+            return None if value is None else subject_ids(value, 3, "BU-4DFE", "F001 or M042")
 
     options: Options
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
-        if not options.root.is_dir():
-            what = "is not a folder" if options.root.exists() else "does not exist"
-            raise DatasetError(f"bu4dfe: root {str(options.root)!r} {what}")
+        check_root("bu4dfe", options.root)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -162,20 +146,17 @@ class BU4DFEDataset(Dataset):
                 continue
             key = f"{subject}_{CODES[label]}"
             if key in sequences:
-                raise DatasetError(
-                    f"bu4dfe: sequence {key} appears twice: {sequences[key][0].relative_to(o.root)} and "
-                    f"{folder.relative_to(o.root)}; keep one copy under {str(o.root)!r}"
-                )
+                raise found_twice("bu4dfe", f"sequence {key}", o.root, sequences[key][0], folder)
             sequences[key] = (folder, label, subject, [p for _, _, p in sorted(numbered)])
         if unparsed:
-            warnings.warn(
-                f"bu4dfe: skipped {len(unparsed)} folder(s) of .wrl files that are not like F001/Happy "
-                f"(subject folder F/M and a number, expression folder Angry, Disgust, Fear, Happy, Sad, Surprise or a code like HA): "
-                f"{shown(unparsed)}",
-                stacklevel=3,
+            warn_skipped(
+                "bu4dfe",
+                "folder(s) of .wrl files that are not like F001/Happy (subject folder F/M and a number, "
+                "expression folder Angry, Disgust, Fear, Happy, Sad, Surprise or a code like HA)",
+                unparsed,
             )
         if unnumbered:
-            warnings.warn(f"bu4dfe: skipped {len(unnumbered)} .wrl file(s) without a frame number: {shown(unnumbered)}", stacklevel=3)
+            warn_skipped("bu4dfe", ".wrl file(s) without a frame number", unnumbered)
         if not sequences:
             raise DatasetError(f"bu4dfe: no BU-4DFE sequences (like F001/Happy/000.wrl) under {str(o.root)!r}")
         subjects = {subject for _, _, subject, _ in sequences.values()}

@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from affectkit import hookimpl
+from affectkit.disk_datasets import ResolvedPath
 from affectkit.errors import DatasetError, MeshError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence, load_mesh
@@ -90,18 +91,12 @@ class FolderDataset(Dataset):
     """
 
     class Options(Options):
-        root: Path | None = Field(None, description=f"folder holding {MANIFEST} (paths are relative to it)")
-        manifest: Path | None = Field(None, description="the manifest CSV itself, instead of root (paths relative to its folder)")
+        root: ResolvedPath | None = Field(None, description=f"folder holding {MANIFEST} (paths are relative to it)")
+        manifest: ResolvedPath | None = Field(None, description="the manifest CSV itself, instead of root (paths relative to its folder)")
         labels: list[str] | None = Field(
             None, description="class order; default: the six basic emotions (+neutral) when the labels are among them, else sorted"
         )
         fps: float = Field(25.0, gt=0, description="frame rate of sequences")
-
-        @field_validator("root", "manifest")
-        @classmethod
-        def absolute(cls, value: Path | None) -> Path | None:
-            """Resolved where the recipe is read, so workers with another working directory find it."""
-            return None if value is None else value.expanduser().resolve()
 
         @field_validator("labels")
         @classmethod
