@@ -170,7 +170,7 @@ class BU4DFEDataset(Dataset):
         samples: dict[str, Sample] = {}
         frames: dict[str, list[Path]] = {}
         landmarks: dict[Path, Path] = {}
-        for key, (folder, label, subject, paths) in sorted(sequences.items(), key=lambda kv: (kv[1][2], order[kv[1][1]])):
+        for key, (_, label, subject, paths) in sorted(sequences.items(), key=lambda kv: (kv[1][2], order[kv[1][1]])):
             if o.subjects is not None and subject not in o.subjects:
                 continue
             attributes = {"sex": subject[0], "frames": len(paths)}
