@@ -4,10 +4,9 @@ Every loss reads one :class:`~affectkit.interfaces.LossInputs` (L2-normalised em
 labels and the model's exponentiated ``logit_scale``) and returns a scalar.
 
 The mathematics of each loss lives in a module-level function that takes plain tensors, and
-each module's ``forward`` only collects its tensors through :func:`gather` first. Today
-:func:`gather` returns the local batch unchanged; multi-process training will all-gather
-there (as open_clip's ``gather_features`` does, keeping the gradient of the local slice),
-and the loss functions then run unchanged on the gathered tensors.
+each module's ``forward`` only collects its tensors through :func:`gather` first, which in
+multi-process training all-gathers every worker's batch with gradient (open_clip's
+``gather_features``), so the loss functions run unchanged on the whole batch.
 
 Only ``affectvlm`` and ``supcon`` know about labels by default: ``clip`` and ``siglip``
 treat every other sample of a batch as a negative, including samples of the same emotion
@@ -20,6 +19,8 @@ import math
 from typing import Literal
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
@@ -51,13 +52,28 @@ __all__ = [
 
 
 def gather(inputs: LossInputs) -> LossInputs:
-    """The batch every loss computes on.
+    """The batch every loss computes on: every worker's samples, in rank order.
 
-    Single process: ``inputs`` unchanged. The distributed version will all-gather every
-    tensor across processes here, with gradient for the local slice (open_clip's
-    ``gather_features``); nothing else in this module has to change.
+    Single process: ``inputs`` unchanged. With several processes (``torch.distributed``
+    initialised, equal batch sizes per rank, as ``drop_last`` gives), every embedding is
+    all-gathered through ``torch.distributed.nn``, whose backward sums each rank's gradient
+    into the slice that rank owns (open_clip's ``gather_features`` with
+    ``gather_with_grad``). Every rank then computes the same full-batch loss, and after
+    DistributedDataParallel averages the model's gradients they equal those of one process
+    on the whole batch; parameters a loss owns (a margin, a bias) get the same full-batch
+    gradient on every rank, so they stay in step without being wrapped.
     """
-    return inputs
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return inputs
+    labels = [torch.empty_like(inputs.labels) for _ in range(dist.get_world_size())]
+    dist.all_gather(labels, inputs.labels.contiguous())
+    return LossInputs(
+        view_embeddings=torch.cat(dist_nn.all_gather(inputs.view_embeddings.contiguous())),
+        joint=torch.cat(dist_nn.all_gather(inputs.joint.contiguous())),
+        text=torch.cat(dist_nn.all_gather(inputs.text.contiguous())),
+        labels=torch.cat(labels),
+        logit_scale=inputs.logit_scale,
+    )
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
