@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from affectkit.errors import AffectkitError
 from affectkit.interfaces import Dataset, Sample
 from affectkit.prompting import build_prompt_bank
@@ -44,8 +46,6 @@ def parse_dataset_spec(spec: str) -> ComponentRef:
         key, sep, value = pair.partition("=")
         if not sep:
             raise AffectkitError(f"dataset spec {spec!r}: {pair!r} is not key=value")
-        import yaml
-
         options[key.strip()] = yaml.safe_load(value)
     return ComponentRef(name=name, options=options)
 

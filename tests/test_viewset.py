@@ -45,3 +45,14 @@ def test_frame_samplers():
     assert sample_frames(25, 5, "uniform") == [0, 6, 12, 18, 24]
     apex = sample_frames(25, 3, "apex")
     assert apex[1] == 12 and apex[0] > 0 and apex[-1] < 24
+
+
+def test_dataset_specs():
+    from affectkit.errors import AffectkitError
+    from affectkit.pipeline import parse_dataset_spec
+
+    assert parse_dataset_spec("synthetic").model_dump() == {"name": "synthetic", "options": {}}
+    assert parse_dataset_spec("bu3dfe:/data/BU-3DFE").options == {"root": "/data/BU-3DFE"}
+    assert parse_dataset_spec("synthetic:subjects=3,seed=7").options == {"subjects": 3, "seed": 7}
+    with pytest.raises(AffectkitError, match="'seed' is not key=value"):
+        parse_dataset_spec("synthetic:subjects=3,seed")
