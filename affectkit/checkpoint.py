@@ -166,9 +166,9 @@ def _load_tensors(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: cannot read weights: {exc}") from None
 
 
-def load_weights(model: AffectVLM, directory: Path) -> None:
-    """Load a checkpoint's weights into a model built from its recipe."""
-    _, document = read_meta(directory)
+def load_weights(model: AffectVLM, directory: Path, document: dict[str, Any]) -> None:
+    """Load a checkpoint's weights into a model built from its recipe; ``document`` is
+    the verified ``checkpoint.json`` from :func:`read_meta`."""
     state = _load_tensors(directory / MODEL_FILE)
     missing, unexpected = model.load_state_dict(state, strict=False)
     allowed_missing = {k for k in missing if k.startswith("text_encoder.") and not document.get("text_encoder_saved")}
@@ -182,14 +182,14 @@ def load_weights(model: AffectVLM, directory: Path) -> None:
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[AffectVLM, CheckpointMeta]:
     """Rebuild the model a checkpoint describes and load its weights."""
     directory = Path(directory)
-    meta, _ = read_meta(directory)
+    meta, document = read_meta(directory)
     model = build_model(meta.recipe, meta.num_views, meta.in_channels)
-    load_weights(model, directory)
+    load_weights(model, directory, document)
     return model.to(device).eval(), meta
 
 
-def load_training_state(directory: Path) -> TrainingState | None:
-    _, document = read_meta(directory)
+def load_training_state(directory: Path, document: dict[str, Any]) -> TrainingState | None:
+    """Optimizer, schedule and loss state for resuming, if the checkpoint holds them."""
     path = Path(directory) / TRAINING_FILE
     if "training" not in document or not path.is_file():
         return None

@@ -166,9 +166,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            meta, _ = read_meta(Path(directory))
-            load_weights(model, Path(directory))
-            state = load_training_state(Path(directory))
+            meta, document = read_meta(Path(directory))
+            load_weights(model, Path(directory), document)
+            state = load_training_state(Path(directory), document)
             if state is not None:
                 restore_training(optimizer, scheduler, objective, state)
             start_epoch, history = meta.epoch + 1, meta.history
