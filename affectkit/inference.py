@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
-from affectkit.errors import MeshError
+from affectkit.errors import AffectkitError, MeshError
+from affectkit.interfaces import RenderedViews
 from affectkit.mesh import Mesh, MeshSequence, load_mesh
 from affectkit.model import AffectVLM
 from affectkit.render_cache import RenderCache
@@ -30,7 +31,22 @@ class Prediction:
     view_weights: dict[str, float]
     best_prompts: list[tuple[str, float]]
     timings: dict[str, float] = field(default_factory=dict)
-    views: torch.Tensor | None = None
+    #: the rendered views of the (middle sampled) frame, every map: what the model saw
+    views: RenderedViews | None = None
+
+
+@dataclass(frozen=True)
+class ClassPrompts:
+    """Classes, their prompt ensembles and the text embeddings: what a prediction compares to.
+
+    Immutable, so one predictor can serve many prompt sets at once (the app's users each
+    edit their own) without retraining anything.
+    """
+
+    labels: tuple[str, ...]
+    prompts: tuple[tuple[str, ...], ...]
+    prompt_embeddings: tuple[torch.Tensor, ...]
+    class_embeddings: torch.Tensor
 
 
 def load_sequence(path: Path) -> MeshSequence:
@@ -71,17 +87,31 @@ class Predictor:
         model, meta = load_checkpoint(path, device)
         return cls(model, meta, device)
 
-    def set_class_prompts(self, class_prompts: Mapping[str, Sequence[str]]) -> None:
-        """Change (or add) classes and their prompts: zero-shot, no retraining."""
-        self.labels = list(class_prompts)
-        self.class_prompts = [list(p) for p in class_prompts.values()]
+    def encode_classes(self, class_prompts: Mapping[str, Sequence[str]]) -> ClassPrompts:
+        """Embed a set of classes and prompts (new or reworded ones too: zero-shot)."""
+        empty = [label for label, prompts in class_prompts.items() if not [p for p in prompts if p.strip()]]
+        if not class_prompts or empty:
+            raise AffectkitError(f"class prompts: every class needs at least one prompt (empty: {', '.join(empty) or 'no classes given'})")
+        prompts = tuple(tuple(p for p in ps if p.strip()) for ps in class_prompts.values())
         with torch.no_grad():
-            self.prompt_embeddings = [self.model.encode_text(p) for p in self.class_prompts]
-            self.class_embeddings = self.model.class_embeddings(self.class_prompts)
+            return ClassPrompts(
+                labels=tuple(class_prompts),
+                prompts=prompts,
+                prompt_embeddings=tuple(self.model.encode_text(list(p)) for p in prompts),
+                class_embeddings=self.model.class_embeddings([list(p) for p in prompts]),
+            )
+
+    def set_class_prompts(self, class_prompts: Mapping[str, Sequence[str]]) -> None:
+        """Make these classes the default of every later prediction."""
+        self.classes = self.encode_classes(class_prompts)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.classes.labels)
 
     @torch.no_grad()
-    def predict(self, item: Mesh | MeshSequence) -> Prediction:
-        timings: dict[str, float] = {}
+    def predict(self, item: Mesh | MeshSequence, classes: ClassPrompts | None = None) -> Prediction:
+        classes = classes or self.classes
         t0 = time.perf_counter()
         frames = frames_of(item, self.recipe.data.frames, self.recipe.data.frame_sampler)
         rendered = self.cache.render(frames)
@@ -89,35 +119,40 @@ class Predictor:
         t1 = time.perf_counter()
         _, joint = self.model.encode_views(views.to(self.model.logit_scale.device))
         t2 = time.perf_counter()
-        probabilities = self.model.logits(joint, self.class_embeddings).softmax(-1)[0].cpu()
-        scores = [(p, float(s)) for prompts, emb in zip(self.class_prompts, self.prompt_embeddings, strict=True) for p, s in zip(prompts, (emb @ joint[0]).tolist(), strict=True)]
+        probabilities = self.model.logits(joint, classes.class_embeddings).softmax(-1)[0].cpu()
+        scores = [
+            (prompt, float(score))
+            for prompts, embeddings in zip(classes.prompts, classes.prompt_embeddings, strict=True)
+            for prompt, score in zip(prompts, (embeddings @ joint[0]).tolist(), strict=True)
+        ]
         t3 = time.perf_counter()
-        timings.update(render=t1 - t0, encode=t2 - t1, classify=t3 - t2)
+        middle = len(frames) // 2
         return Prediction(
-            label=self.labels[int(probabilities.argmax())],
-            probabilities=dict(zip(self.labels, probabilities.tolist(), strict=True)),
+            label=classes.labels[int(probabilities.argmax())],
+            probabilities=dict(zip(classes.labels, probabilities.tolist(), strict=True)),
             view_weights={v.name: w for v, w in zip(self.views, self.model.view_weights().tolist(), strict=True)},
             best_prompts=sorted(scores, key=lambda t: -t[1])[:5],
-            timings=timings,
-            views=rendered.rgb[:, :, :3],
+            timings={"render": t1 - t0, "encode": t2 - t1, "classify": t3 - t2},
+            views=RenderedViews(**{name: getattr(rendered, name)[middle : middle + 1] for name in RenderedViews.MAPS}),
         )
 
     @torch.no_grad()
-    def predict_frames(self, sequence: MeshSequence, batch_size: int = 16) -> list[dict[str, float]]:
+    def predict_frames(self, sequence: MeshSequence, batch_size: int = 16, classes: ClassPrompts | None = None) -> list[dict[str, float]]:
         """Class probabilities of every frame on its own: a timeline of the expression."""
+        classes = classes or self.classes
         timeline: list[dict[str, float]] = []
         for start in range(0, len(sequence), batch_size):
             rendered = self.cache.render(sequence.frames[start : start + batch_size])
             views = rendered.stack(self.recipe.render.maps).unsqueeze(1)  # [F, 1, V, C, H, W]
             _, joint = self.model.encode_views(views.to(self.model.logit_scale.device))
-            for row in self.model.logits(joint, self.class_embeddings).softmax(-1).cpu().tolist():
-                timeline.append(dict(zip(self.labels, row, strict=True)))
+            for row in self.model.logits(joint, classes.class_embeddings).softmax(-1).cpu().tolist():
+                timeline.append(dict(zip(classes.labels, row, strict=True)))
         return timeline
 
-    def predict_file(self, path: str | Path) -> Prediction:
+    def predict_file(self, path: str | Path, classes: ClassPrompts | None = None) -> Prediction:
         t0 = time.perf_counter()
         item = load_input(path)
         read = time.perf_counter() - t0
-        prediction = self.predict(item)
+        prediction = self.predict(item, classes)
         prediction.timings = {"read": read, **prediction.timings}
         return prediction

@@ -292,3 +292,15 @@ def test_writer_sequences(tmp_path):
     for row in happy:
         assert len(load_mesh(tmp_path / row["path"]).vertices) >= 2000
         assert (tmp_path / row["path"]).with_suffix(".lm.txt").is_file()
+
+
+def test_face_picks_one_subject_expression_and_intensity():
+    dataset = SyntheticDataset(SyntheticDataset.Options(subjects=3, intensities=[2], include_neutral=True))
+    face = dataset.face(3, "surprise", 2)
+    assert face.source == "synthetic:S003_SU_2" and face.metadata["intensity"] == 2
+    assert np.array_equal(face.vertices, dataset.load(next(s for s in dataset.samples() if s.key == "S003_SU_2")).vertices)
+    assert dataset.face(1, "neutral").source == "synthetic:S001_NE_0"
+    sequences = SyntheticDataset(SyntheticDataset.Options(subjects=1, sequences=True, frames=4))
+    assert len(sequences.face(1, "fear")) == 4
+    with pytest.raises(DatasetError, match=r"no subject 4 showing 'surprise' at intensity 2; these options have subjects 1..3"):
+        dataset.face(4, "surprise", 2)

@@ -76,6 +76,22 @@ class SyntheticDataset(Dataset):
                     out[key] = Sample(key, label, ident.subject, {**ident.attributes, "intensity": level})
         return out
 
+    def face(self, subject: int, label: str, intensity: int = 4) -> Mesh | MeshSequence:
+        """Subject number ``subject`` (1-based) showing ``label``: the app's synthetic controls.
+
+        A sequence when the options ask for sequences (peaking at their highest intensity).
+        """
+        code = expressions.CODES.get(label, "?")
+        name = head.subject_name(subject - 1)
+        level = 0 if label == expressions.NEUTRAL else intensity
+        known = self._samples.get(f"{name}_{code}" if self.options.sequences else f"{name}_{code}_{level}")
+        if known is None:
+            raise DatasetError(
+                f"synthetic: no subject {subject} showing {label!r} at intensity {intensity}; these options have "
+                f"subjects 1..{self.options.subjects}, expressions {', '.join(self.labels)}, intensities {sorted(set(self.options.intensities))}"
+            )
+        return self.load(known)
+
     def load(self, sample: Sample) -> Mesh | MeshSequence:
         known = self._samples.get(sample.key)
         if known is None:
