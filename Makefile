@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run quick test docs-picture
+.PHONY: install run quick app test browser docs-picture docs-screenshot
 
 install: $(VENV)/.installed
 
@@ -20,8 +20,21 @@ run: install
 quick: install
 	$(BIN)/affectkit run recipes/quick.yaml
 
-test: install
+app: install
+	$(BIN)/affectkit app
+
+test: install browser
 	$(BIN)/python -m pytest
+
+# The app's browser test drives Debian's Chromium: installed here when we are root with
+# apt-get; elsewhere that one test is skipped with its reason.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
+	  echo "note: no chromium here; tests/test_app_browser.py will be skipped (apt-get install chromium)"
 
 docs-picture: install
 	$(BIN)/python docs/make_expressions_figure.py
+
+docs-screenshot: install browser
+	AFFECTKIT_APP_SCREENSHOT=$(CURDIR)/docs/app.png $(BIN)/python -m pytest tests/test_app_browser.py

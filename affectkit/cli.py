@@ -227,3 +227,35 @@ def predict(checkpoint: Path, inputs: tuple[Path, ...], as_json: bool, frames: b
         for i, frame in enumerate(timeline):
             top = max(frame, key=frame.get)
             click.echo(f"  frame {i:>3}: {top:<12} {frame[top]:.3f}")
+
+
+@main.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="Model to serve; default: the newest under --runs-dir.")
+@click.option("--port", type=int, default=8501, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 to show it on your network).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML app settings: upload and vertex limits, runs_dir, device.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help="Where to look for runs (default runs).")
+@click.option("--max-upload-mb", type=float, help="Largest upload in MiB (default 50).")
+@click.option("--max-vertices", type=int, help="Most vertices per mesh or frame (default 500,000).")
+def app(checkpoint: Path | None, port: int, host: str, config_file: Path | None, runs_dir: Path | None, max_upload_mb: float | None, max_vertices: int | None) -> None:
+    """Serve the interactive Streamlit app (real-time inference in the browser)."""
+    import importlib.util
+    import math
+    import os
+
+    from affectkit.app import CONFIG_ENV, load_app_config
+
+    config = load_app_config(config_file, checkpoint=checkpoint, runs_dir=runs_dir, max_upload_mb=max_upload_mb, max_vertices=max_vertices)
+    if config.checkpoint is not None:
+        from affectkit.checkpoint import read_meta
+
+        read_meta(config.checkpoint)  # a wrong path fails here, with its reason, not in the page
+    script = Path(importlib.util.find_spec("affectkit_apps").origin).parent / "affectkit_app.py"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+        "--server.maxUploadSize", str(math.ceil(config.max_upload_mb)), "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
+    ]  # fmt: skip
+    click.echo(f"affectkit app on http://{host}:{port}", err=True)
+    os.execve(sys.executable, command, {**os.environ, CONFIG_ENV: config.model_dump_json()})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,29 +13,9 @@ import pytest
 from affectkit.checkpoint import load_checkpoint, read_meta
 from affectkit.errors import CheckpointError
 from affectkit.recipe import load_recipe
+from cli_runs import ROOT, command, run_ok
 
-ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.slow
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "affectkit", *args]
-
-
-def run_ok(*args: str, timeout: int = 900) -> str:
-    """Run the CLI; returns stdout, then stderr."""
-    result = subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    """The quick recipe, as README users run it (with outputs kept in a temp folder)."""
-    tmp = tmp_path_factory.mktemp("quick")
-    out = run_ok("run", "recipes/quick.yaml", "--set", f"output.dir={tmp / 'runs'}", f"render.cache_dir={tmp / 'cache'}")
-    (run_dir,) = (tmp / "runs" / "quick").glob("2*")
-    return tmp, run_dir, out
 
 
 def test_quick_recipe_trains_to_90_percent_on_held_out_subjects(quick_run):

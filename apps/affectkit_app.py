@@ -1,0 +1,203 @@
+"""affectkit's Streamlit app: AffectVLM on a mesh, a 4D zip or a synthetic face, live.
+
+Start it with ``affectkit app [--checkpoint PATH]``; the settings arrive as JSON in
+``AFFECTKIT_APP_CONFIG`` (see :class:`affectkit.app.AppConfig`). Moving a synthetic-face
+control re-renders and re-predicts at once; editing the class prompts re-classifies
+without retraining.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from affectkit.app import AppConfig, default_train_recipe, find_checkpoint, format_class_prompts, parse_class_prompts, synthetic_input, train_recipe
+from affectkit.errors import AffectkitError
+from affectkit.inference import ClassPrompts, Prediction, Predictor
+from affectkit.mesh import Mesh, MeshSequence
+from affectkit.uploads import mesh_suffixes, read_upload
+from affectkit.view_images import display_map
+
+SYNTHETIC, MESH_UPLOAD, SEQUENCE_UPLOAD = "Synthetic face", "Upload a mesh", "Upload a 4D sequence (zip)"
+EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+MAX_3D_FACES = 150_000  # plotly in the browser stays interactive below this
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def load_predictor(checkpoint: str, stamp: float, device: str) -> Predictor:
+    """Once per checkpoint version and process, shared by every browser session."""
+    return Predictor.from_checkpoint(checkpoint, device)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def encode_classes(_predictor: Predictor, checkpoint: str, stamp: float, text: str) -> ClassPrompts:
+    return _predictor.encode_classes(parse_class_prompts(text))
+
+
+def main() -> None:
+    st.set_page_config(page_title="affectkit: 3D/4D expression recognition", layout="wide")
+    st.title("affectkit: 3D/4D facial expression recognition")
+    try:
+        config = AppConfig.from_env()
+    except AffectkitError as exc:
+        st.error(str(exc))
+        st.stop()
+    checkpoint = config.checkpoint or find_checkpoint(config.runs_dir)
+    if checkpoint is None:
+        offer_training(config)
+        st.stop()
+    try:
+        stamp = (Path(checkpoint) / "checkpoint.json").stat().st_mtime
+        predictor = load_predictor(str(checkpoint), stamp, config.device)
+    except (AffectkitError, OSError) as exc:
+        st.error(f"Cannot load the model: {exc}")
+        st.stop()
+    if "trained" in st.session_state:
+        st.success(st.session_state.pop("trained"))
+    st.caption(f"Model {checkpoint} (epoch {predictor.meta.epoch + 1}, recipe {predictor.recipe.name!r})")
+
+    classes = edit_class_prompts(predictor, str(checkpoint), stamp)
+    try:
+        started = time.perf_counter()
+        item = choose_input(predictor, config)
+        if item is None:
+            st.info("Upload a file in the sidebar to see its prediction.")
+            return
+        read = time.perf_counter() - started
+        prediction = predictor.predict(item, classes)
+        prediction.timings = {"read": read, **prediction.timings}
+        timeline = predictor.predict_frames(item, classes=classes) if isinstance(item, MeshSequence) else []
+    except AffectkitError as exc:
+        st.error(str(exc))
+        return
+    show_prediction(prediction, item, timeline, predictor)
+
+
+def offer_training(config: AppConfig) -> None:
+    recipe = config.train_recipe or default_train_recipe()
+    st.warning(
+        f"No trained model under `{config.runs_dir}`. Train one with `affectkit run {recipe}` "
+        "(a few minutes on 2 CPU cores), or start the app with `affectkit app --checkpoint PATH`."
+    )
+    if not Path(recipe).is_file():
+        st.error(f"The quick recipe {recipe} is not here, so the app cannot train it; run `affectkit run RECIPE` yourself.")
+        return
+    if st.button(f"Train {Path(recipe).name} now"):
+        bar = st.progress(0.0, text="Rendering the synthetic scans and starting Ray...")
+
+        started = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / total, text=f"Training: epoch {done} of {total}")
+            st.session_state.trained = f"{done} of {total} epochs"
+
+        try:
+            checkpoint = train_recipe(Path(recipe), config.runs_dir, progress)
+        except AffectkitError as exc:
+            st.error(str(exc))
+            return
+        st.session_state.trained = f"Trained {checkpoint.parent.name}: {st.session_state.trained} in {time.perf_counter() - started:.0f} s; model in {checkpoint}"
+        st.rerun()
+
+
+def edit_class_prompts(predictor: Predictor, checkpoint: str, stamp: float) -> ClassPrompts | None:
+    """The sidebar's prompt editor; None (the checkpoint's classes) until the text changes."""
+    trained = format_class_prompts(dict(zip(predictor.meta.labels, predictor.meta.class_prompts, strict=True)))
+    with st.sidebar.expander("Class prompts (zero-shot)", expanded=False):
+        st.caption("One class a line: `label: a prompt | another prompt`. Add or reword classes; no retraining.")
+        text = st.text_area("Classes and prompts", value=trained, height=260, key="class_prompts")
+        st.button("Reset to the trained prompts", on_click=lambda: st.session_state.update(class_prompts=trained))
+    if text == trained:
+        return None
+    try:
+        return encode_classes(predictor, checkpoint, stamp, text)
+    except AffectkitError as exc:
+        st.error(f"{exc}. Using the trained classes until it is fixed.")
+        return None
+
+
+def choose_input(predictor: Predictor, config: AppConfig) -> Mesh | MeshSequence | None:
+    source = st.sidebar.radio("Input", (SYNTHETIC, MESH_UPLOAD, SEQUENCE_UPLOAD), key="source")
+    if source == SYNTHETIC:
+        st.sidebar.caption("Move a control: the face is re-rendered and re-classified at once.")
+        trained = predictor.recipe.data.dataset
+        population = trained.options.get("subjects") if trained.name == "synthetic" else None
+        subject = st.sidebar.slider("Subject", 1, 100, (population or 0) + 1 if population and population < 100 else 1, key="subject")
+        if population:
+            st.sidebar.caption(f"Subjects 1 to {population} are the training recipe's population (some held out); above {population}, faces the model never saw.")
+        expression = st.sidebar.selectbox("Expression", EXPRESSIONS, index=EXPRESSIONS.index("happiness"), key="expression")
+        intensity = st.sidebar.slider("Intensity", 1, 4, 4, key="intensity", disabled=expression == "neutral")
+        sequence = st.sidebar.checkbox("4D sequence (neutral to apex and back)", key="sequence")
+        return synthetic_input(predictor.recipe, subject, expression, intensity, sequence, frames=15)
+    limits = f"up to {config.max_upload_mb:g} MiB and {config.max_vertices:,} vertices"
+    if source == MESH_UPLOAD:
+        upload = st.sidebar.file_uploader(f"Mesh file ({limits})", key="mesh_upload")
+        st.sidebar.caption(f"Formats: {', '.join(mesh_suffixes())}")
+    else:
+        upload = st.sidebar.file_uploader(f"Zip of frame files, read in name order ({limits}, {config.max_frames} frames)", type=["zip"], key="zip_upload")
+    if upload is None:
+        return None
+    return read_upload(upload.name, upload.getvalue(), config)
+
+
+def show_prediction(prediction: Prediction, item: Mesh | MeshSequence, timeline: list[dict[str, float]], predictor: Predictor) -> None:
+    confidence = prediction.probabilities[prediction.label]
+    st.markdown(f"## Predicted: **{prediction.label}** ({confidence:.1%})")
+    frames = f", {len(item)} frames" if isinstance(item, MeshSequence) else ""
+    timings = " · ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in prediction.timings.items())
+    st.caption(f"Input: {item.source}{frames} · {timings}")
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Rendered views")
+        names = list(prediction.view_weights)
+        for map_name in dict.fromkeys(["rgb", *predictor.recipe.render.maps]):
+            images = [np.ascontiguousarray(image.permute(1, 2, 0).numpy()) for image in display_map(prediction.views, map_name)]
+            seen = " (the model's input)" if map_name in predictor.recipe.render.maps else ""
+            st.image(images, caption=[f"{name} · {map_name}{seen}" for name in names], width=180)
+        st.subheader("Class probabilities")
+        ranked = sorted(prediction.probabilities.items(), key=lambda t: t[1])
+        bars = go.Figure(go.Bar(x=[p for _, p in ranked], y=[label for label, _ in ranked], orientation="h", marker_color="#4c78a8"))
+        bars.update_layout(height=40 + 32 * len(ranked), margin=dict(l=0, r=0, t=10, b=0), xaxis=dict(range=[0, 1], tickformat=".0%"))
+        st.plotly_chart(bars, width="stretch")
+    with right:
+        st.subheader("3D scan")
+        st.plotly_chart(mesh_figure(item.frames[len(item.frames) // 2] if isinstance(item, MeshSequence) else item), width="stretch")
+        st.subheader("Learned view weights")
+        weights = go.Figure(go.Bar(x=list(prediction.view_weights), y=list(prediction.view_weights.values()), marker_color="#f58518"))
+        weights.update_layout(height=220, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(range=[0, 1]))
+        st.plotly_chart(weights, width="stretch")
+        st.subheader("Best-matching prompts")
+        st.dataframe({"prompt": [p for p, _ in prediction.best_prompts], "cosine": [round(s, 3) for _, s in prediction.best_prompts]}, hide_index=True)
+    if timeline:
+        st.subheader("Per-frame probabilities")
+        frames = list(range(1, len(timeline) + 1))
+        lines = go.Figure([go.Scatter(x=frames, y=[frame[label] for frame in timeline], name=label, mode="lines") for label in timeline[0]])
+        lines.update_layout(height=320, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="frame", yaxis=dict(range=[0, 1], tickformat=".0%"))
+        st.plotly_chart(lines, width="stretch")
+
+
+def mesh_figure(mesh: Mesh) -> go.Figure:
+    """The scan as a plotly surface seen from the front (y up, z toward the viewer)."""
+    faces = mesh.faces if len(mesh.faces) <= MAX_3D_FACES else mesh.faces[:: -(-len(mesh.faces) // MAX_3D_FACES)]
+    v = mesh.vertices.astype(np.float32)
+    colors = None if mesh.colors is None else [f"rgb({r},{g},{b})" for r, g, b in np.clip(mesh.colors * 255, 0, 255).astype(int)]
+    surface = go.Mesh3d(
+        x=v[:, 0], y=v[:, 1], z=v[:, 2], i=faces[:, 0], j=faces[:, 1], k=faces[:, 2],
+        vertexcolor=colors, color=None if colors else "#d9b8a0", flatshading=False,
+        lighting=dict(ambient=0.45, diffuse=0.8, specular=0.1), hoverinfo="skip",
+    )
+    figure = go.Figure(surface)
+    axis = dict(visible=False)
+    figure.update_layout(
+        height=420, margin=dict(l=0, r=0, t=0, b=0),
+        scene=dict(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="data", camera=dict(up=dict(x=0, y=1, z=0), eye=dict(x=0, y=0, z=1.8))),
+    )
+    return figure
+
+
+main()

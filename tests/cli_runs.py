@@ -1,0 +1,20 @@
+"""Running the ``affectkit`` command line as users do: a child process in the repository root."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "affectkit", *args]
+
+
+def run_ok(*args: str, timeout: int = 900) -> str:
+    """Run the CLI; returns stdout, then stderr."""
+    result = subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
