@@ -200,4 +200,5 @@ def mesh_figure(mesh: Mesh) -> go.Figure:
     return figure
 
 
-main()
+if __name__ == "__main__":  # Streamlit runs the page as __main__; importing it runs nothing
+    main()

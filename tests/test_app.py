@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -43,6 +44,13 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def predictor(checkpoint) -> Predictor:
     return Predictor.from_checkpoint(checkpoint)
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module(monkeypatch):
+    """AppTest runs the page as ``__main__`` and leaves it there; later spawned processes
+    (multiprocessing re-imports ``__main__``) must not see the page."""
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
 @pytest.fixture
