@@ -158,11 +158,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     loader = ray.train.torch.prepare_data_loader(
         torch.utils.data.DataLoader(data.train, batch_size=batch, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(recipe.seed))
     )
-    val_loader = ray.train.torch.prepare_data_loader(torch.utils.data.DataLoader(data.val, batch_size=2 * batch))
+    # every worker scores its own slice of the held-out scans, none twice (a DistributedSampler pads)
+    val_loader = torch.utils.data.DataLoader(torch.utils.data.Subset(data.val, range(rank, len(data.val), world)), batch_size=2 * batch)
     steps_per_epoch = max(1, len(loader))
     scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps_per_epoch), recipe.train.epochs * steps_per_epoch)
 
-    start_epoch, history = 0, []
+    start_epoch, history, restarts = 0, [], 0
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
@@ -172,6 +173,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if state is not None:
                 restore_training(optimizer, scheduler, objective, state)
             start_epoch, history = meta.epoch + 1, meta.history
+            restarts = int(history[-1].get("restarts", 0)) + 1 if history else 1
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True} if world > 1 else None)
     core: AffectVLM = model.module if hasattr(model, "module") else model
     use_amp = recipe.train.amp and device.type == "cuda"
@@ -204,10 +206,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 totals[key] = totals.get(key, 0.0) + value * len(labels)
         train_time = time.perf_counter() - started
         val_loss, count, cm = evaluate_views(core, val_loader, data.class_prompts, device)
-        seen_all = _all_reduce(torch.tensor(float(seen), device=device)).item()
+        keys = sorted(totals)
+        summed = _all_reduce(torch.tensor([float(seen), *(totals[k] for k in keys)], device=device, dtype=torch.float64)).tolist()
+        seen_all = summed[0]
         metrics: dict[str, Any] = {
             "epoch": epoch,
-            **{k: v / max(1, seen) for k, v in totals.items()},
+            **{k: v / max(1.0, seen_all) for k, v in zip(keys, summed[1:], strict=True)},
             "val_loss": (val_loss / count.clamp_min(1)).item(),
             "val_accuracy": accuracy(cm.cpu()),
             "val_macro_f1": macro_f1(cm.cpu()),
@@ -218,6 +222,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "view_weights": core.view_weights().tolist(),
             "logit_scale": core.scale().item(),
             "world_size": world,
+            "restarts": restarts,
         }
         metrics.update(objective.diagnostics())
         history = [*history, metrics]
