@@ -62,11 +62,12 @@ class AffectVLM(nn.Module):
                 tower.eval()
         return self
 
-    def forward(self, views: Tensor, texts: Sequence[str] | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
-        """(per-view embeddings, joint embeddings, text embeddings or None): one call, so
-        that DistributedDataParallel sees every parameter that gets a gradient."""
+    def forward(self, views: Tensor, texts: Sequence[str] | None = None) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """(per-view embeddings, joint embeddings, text embeddings or None, logit scale): one
+        call, so that DistributedDataParallel sees every parameter that gets a gradient
+        (a parameter used outside ``forward`` is marked ready twice)."""
         view_embeddings, joint = self.encode_views(views)
-        return view_embeddings, joint, None if texts is None else self.encode_text(texts)
+        return view_embeddings, joint, None if texts is None else self.encode_text(texts), self.scale()
 
     # -- images ---------------------------------------------------------------------------
 

@@ -191,8 +191,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 views = _augment(augment, views, labels, generator)
             prompts = draw(data.train_prompts, indices.tolist(), rng)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                view_embeddings, joint, text = model(views, prompts)
-                loss, parts = objective(LossInputs(view_embeddings.float(), joint.float(), text.float(), labels, core.scale()))
+                view_embeddings, joint, text, scale = model(views, prompts)
+                loss, parts = objective(LossInputs(view_embeddings.float(), joint.float(), text.float(), labels, scale))
             if not torch.isfinite(loss):
                 raise AffectkitError(f"epoch {epoch}: the loss became {loss.item()} (not finite); the last good checkpoint is kept")
             optimizer.zero_grad(set_to_none=True)

@@ -39,11 +39,12 @@ def model(recipe):
 
 def test_forward_pools_time_and_fuses_views(model):
     views = torch.randn(2, 3, 3, 4, 32, 32)  # [B, T, V, C, H, W]
-    per_view, joint, text = model(views, ["a happy face", "an angry face"])
+    per_view, joint, text, scale = model(views, ["a happy face", "an angry face"])
     assert per_view.shape == (2, 3, 32) and joint.shape == (2, 32) and text.shape == (2, 32)
     for t in (per_view, joint, text):
         assert torch.allclose(t.norm(dim=-1), torch.ones(()), atol=1e-5)
     assert torch.isclose(model.view_weights().sum(), torch.tensor(1.0))
+    assert torch.isclose(scale, model.logit_scale.exp())
     joint.sum().backward()
     assert model.view_logits.grad is not None and model.view_logits.grad.abs().sum() > 0
 
