@@ -96,7 +96,7 @@ class ScalingConfig(Section):
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0.0)
     address: str | None = None
-    storage_path: Path | None = None
+    storage_path: str | None = Field(None, description="checkpoint storage every node reaches (a shared folder or a URI such as s3://bucket/path); required on multi-node clusters")
     max_failures: int = Field(0, ge=-1)
 
 

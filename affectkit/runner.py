@@ -79,7 +79,29 @@ def connect_ray(recipe: Recipe) -> None:
         ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), include_dashboard=False, log_to_driver=True)
 
 
-def fit(recipe: Recipe, data: TrainingData, storage: Path, name: str, verbose: bool = True) -> tuple[Any, list[dict[str, Any]]]:
+def check_cluster(recipe: Recipe) -> None:
+    """Join the cluster, and refuse a multi-node one without shared checkpoint storage:
+    each node would keep its own checkpoints and a restored worker could not find them."""
+    import ray
+
+    connect_ray(recipe)
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) > 1 and not recipe.scaling.storage_path:
+        raise AffectkitError(
+            f"scaling.storage_path: this Ray cluster has {len(nodes)} nodes, so checkpoints need storage every node "
+            "can reach; set scaling.storage_path to a shared folder (NFS) or a URI such as s3://bucket/affectkit"
+        )
+
+
+def storage_for(recipe: Recipe, run_dir: Path) -> str:
+    """Where Ray Train keeps checkpoints: ``scaling.storage_path`` (a URI as given), else the run folder."""
+    path = recipe.scaling.storage_path
+    if not path:
+        return str(run_dir / "ray")
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, verbose: bool = True) -> tuple[Any, list[dict[str, Any]]]:
     """Run Ray Train; returns the Ray result and the epoch history."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
@@ -87,7 +109,7 @@ def fit(recipe: Recipe, data: TrainingData, storage: Path, name: str, verbose: b
 
     from affectkit.training import train_loop_per_worker
 
-    connect_ray(recipe)
+    check_cluster(recipe)
     scaling = recipe.scaling
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -99,7 +121,7 @@ def fit(recipe: Recipe, data: TrainingData, storage: Path, name: str, verbose: b
         ),
         run_config=RunConfig(
             name=name,
-            storage_path=str(storage),
+            storage_path=storage,
             failure_config=FailureConfig(max_failures=scaling.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_accuracy", checkpoint_score_order="max"),
             logging_config=LoggingConfig(log_level="WARNING"),
@@ -149,6 +171,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     from affectkit.plots import plot_curves
 
     started = time.perf_counter()
+    check_cluster(recipe)  # before minutes of rendering
     run_dir = latest_run_dir(recipe) if resume else _new_run_dir(recipe)
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     dataset = build_dataset(recipe.data.dataset)
@@ -161,8 +184,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
             f"({len({s.subject for s in train})}/{len({s.subject for s in val})} subjects), "
             f"views rendered in {prepared - started:.1f} s; run directory {run_dir}"
         )
-    storage = Path(recipe.scaling.storage_path).resolve() if recipe.scaling.storage_path else run_dir / "ray"
-    result, history = fit(recipe, data, storage, name=f"{recipe.name}-{run_dir.name}", verbose=verbose)
+    result, history = fit(recipe, data, storage_for(recipe, run_dir), name=f"{recipe.name}-{run_dir.name}", verbose=verbose)
     trained = time.perf_counter()
 
     model_dir = run_dir / EXPORT_NAME
@@ -222,13 +244,14 @@ def cross_validate(recipe: Recipe, folds: int, verbose: bool = True) -> dict[str
     from affectkit.evaluation import evaluate
     from affectkit.pipeline import build_dataset, training_data
 
+    check_cluster(recipe)
     run_dir = _new_run_dir(recipe.model_copy(update={"name": f"{recipe.name}-cv{folds}"}))
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     dataset = build_dataset(recipe.data.dataset)
     results = []
     for k, (train, test) in enumerate(subject_folds(dataset.samples(), folds, recipe.seed)):
         data = training_data(recipe, dataset, train, test)
-        result, _ = fit(recipe, data, run_dir / "ray", name=f"fold{k}", verbose=verbose)
+        result, _ = fit(recipe, data, storage_for(recipe, run_dir), name=f"{recipe.name}-cv{folds}-{run_dir.name}-fold{k}", verbose=verbose)
         with result.checkpoint.as_directory() as directory:
             model, meta = load_checkpoint(Path(directory))
         report = evaluate(model, data.val, meta.labels, meta.class_prompts)

@@ -1,0 +1,126 @@
+"""Ray clusters for real: a worker killed mid-run, a job submitted to a head node, a
+multi-node cluster without shared storage. Each test trains a cut-down quick recipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_runs import ROOT, command
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+SMALL = ["render.size=32", "render.cache_dir=null", "data.dataset.options.subjects=12", "data.dataset.options.intensities=[4]"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stored_epochs(runs: Path) -> list[int]:
+    """Epochs of the checkpoints Ray Train has stored so far (skipping files mid-copy)."""
+    epochs = []
+    for meta in runs.glob("quick/*/ray/*/checkpoint_*/checkpoint.json"):
+        try:
+            epochs.append(json.loads(meta.read_text())["epoch"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(epochs)
+
+
+def train_workers() -> list[int]:
+    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in listing.splitlines() if "RayTrainWorker" in line and "ps -eo" not in line]
+
+
+def history(runs: Path) -> list[dict]:
+    (metrics,) = runs.glob("quick/2*/metrics.jsonl")
+    return [json.loads(line) for line in metrics.read_text().splitlines()]
+
+
+def test_a_killed_worker_is_replaced_and_the_run_resumes_from_its_last_checkpoint(tmp_path):
+    runs = tmp_path / "runs"
+    sets = [f"output.dir={runs}", "scaling.num_workers=2", "scaling.max_failures=1", "train.epochs=12", *SMALL]
+    log = tmp_path / "run.log"
+    # Ray Train's controller collects reports every 2 s by default; these epochs are shorter
+    env = {**os.environ, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
+    process = subprocess.Popen(command("run", "recipes/quick.yaml", "--set", *sets), cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 600
+    while not stored_epochs(runs) or max(stored_epochs(runs)) < 1:
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "no second epoch checkpoint within 10 minutes"
+        time.sleep(0.2)
+    committed = max(stored_epochs(runs))
+    time.sleep(1.0)  # the controller has collected that report by now
+    workers = train_workers()
+    assert len(workers) == 2, workers
+    last_stored = max(stored_epochs(runs))
+    os.kill(workers[1], signal.SIGKILL)
+    assert process.wait(timeout=900) == 0, log.read_text()[-3000:]
+
+    epochs = history(runs)
+    assert [m["epoch"] for m in epochs] == list(range(12))  # the configured count, each epoch once
+    restarts = [m["restarts"] for m in epochs]
+    assert restarts[0] == 0 and restarts[-1] == 1
+    resumed_at = restarts.index(1)
+    assert committed + 1 <= resumed_at <= last_stored + 1  # at most the epoch in progress was lost
+    assert all(m["world_size"] == 2 for m in epochs)
+    report = json.loads(next(runs.glob("quick/2*/eval/report.json")).read_text())
+    assert report["accuracy"] > 0
+
+
+@pytest.fixture
+def head_node(tmp_path):
+    """``ray start --head`` on loopback with a dashboard (the job server) and token
+    authentication (Ray's default); stopped afterwards."""
+    port, dashboard = free_port(), free_port()
+    token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env = {**os.environ, **token, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    start = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--disable-usage-stats"]  # fmt: skip
+    started = subprocess.run(start, capture_output=True, text=True, env=env, timeout=180)
+    assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+    try:
+        yield f"http://127.0.0.1:{dashboard}", env
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def test_ray_job_submit_runs_a_recipe_on_the_cluster(head_node, tmp_path):
+    address, env = head_node
+    runs = tmp_path / "runs"
+    submit = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".", "--",
+              "affectkit", "run", "recipes/quick.yaml", "--set", f"output.dir={runs}", "train.epochs=3", *SMALL]  # fmt: skip
+    result = subprocess.run(submit, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "succeeded" in out, out[-3000:]
+    assert "held-out accuracy" in out
+    assert [m["epoch"] for m in history(runs)] == [0, 1, 2]
+    assert (runs / "quick" / "model" / "checkpoint.json").is_file()
+
+
+def test_a_multi_node_cluster_needs_shared_storage(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        sets = [f"output.dir={tmp_path / 'runs'}", f"scaling.address={cluster.address}", "scaling.num_workers=2", "train.epochs=1", *SMALL]
+        result = subprocess.run(command("run", "recipes/quick.yaml", "--set", *sets), cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert "scaling.storage_path" in result.stderr and "2 nodes" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        cluster.shutdown()
