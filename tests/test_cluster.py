@@ -111,7 +111,7 @@ def test_ray_job_submit_runs_a_recipe_on_the_cluster(head_node, tmp_path):
     assert (runs / "quick" / "model" / "checkpoint.json").is_file()
 
 
-def test_a_multi_node_cluster_needs_shared_storage(tmp_path):
+def test_a_multi_node_cluster_needs_shared_storage_and_then_trains_across_nodes(tmp_path):
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
@@ -122,5 +122,11 @@ def test_a_multi_node_cluster_needs_shared_storage(tmp_path):
         assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
         assert "scaling.storage_path" in result.stderr and "2 nodes" in result.stderr
         assert "Traceback" not in result.stderr
+
+        shared = tmp_path / "shared"
+        result = subprocess.run(command("run", "recipes/quick.yaml", "--set", *sets, f"scaling.storage_path={shared}"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert [m["world_size"] for m in history(tmp_path / "runs")] == [2]
+        assert list(shared.glob("quick-*/checkpoint_*/checkpoint.json"))  # on the shared storage, not in the run folder
     finally:
         cluster.shutdown()
