@@ -71,7 +71,7 @@ def served_app(quick_run, tmp_path):
 def test_upload_a_mesh_in_chromium_and_see_the_label_and_views(browser, served_app, tmp_path):
     url, checkpoint = served_app
     manifest = Path(run_ok("synth", "--out", str(tmp_path / "faces"), "--subjects", "1", "--intensities", "4", "--no-neutral", "--seed", "7").strip())
-    scan = manifest.parent / next(row.split(",")[0] for row in manifest.read_text().splitlines()[1:] if ",happiness," in row)
+    scan = manifest.parent / next(row.split(",")[0] for row in manifest.read_text().splitlines()[1:] if ",surprise," in row)  # not the synthetic default (happiness)
     expected = json.loads(next(line for line in run_ok("predict", str(checkpoint), str(scan), "--json").splitlines() if line.startswith("{")))
 
     page = browser.new_page(viewport={"width": 1500, "height": 1500})
@@ -81,9 +81,13 @@ def test_upload_a_mesh_in_chromium_and_see_the_label_and_views(browser, served_a
     page.locator("input[type=file]").set_input_files(str(scan))
     page.get_by_text(f"Input: {scan.name}").wait_for(timeout=60_000)
     assert page.get_by_role("heading", name="Predicted:").inner_text().startswith(f"Predicted: {expected['label']} (")
-    assert expected["label"] == "happiness"
-    assert page.locator("[data-testid=stImage] img").count() == 6  # 3 views x (rgb, normal)
-    assert page.locator("[data-testid=stImage] img").first.evaluate("img => img.naturalWidth") > 0
+    assert expected["label"] == "surprise"
+    # the page streams in element by element: wait for 3 views x (rgb, normal), all decoded
+    page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('[data-testid=stImage] img')];"
+        " return imgs.length === 6 && imgs.every(img => img.complete && img.naturalWidth > 0); }",
+        timeout=60_000,
+    )
     assert page.locator("[data-testid=stAlertContentError]").count() == 0
     page.wait_for_timeout(1500)  # let plotly finish drawing before the picture
     page.screenshot(path=os.environ.get("AFFECTKIT_APP_SCREENSHOT", str(tmp_path / "app.png")), full_page=True)
