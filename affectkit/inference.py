@@ -17,7 +17,7 @@ import torch
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
 from affectkit.errors import AffectkitError, MeshError
 from affectkit.interfaces import RenderedViews
-from affectkit.mesh import Mesh, MeshSequence, load_mesh
+from affectkit.mesh import Mesh, MeshSequence, load_mesh, mesh_suffixes
 from affectkit.model import AffectVLM
 from affectkit.render_cache import RenderCache
 from affectkit.views import parse_views
@@ -52,16 +52,11 @@ class ClassPrompts:
 def load_sequence(path: Path) -> MeshSequence:
     """A folder of frame files, read in name order."""
     frames = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    meshes = [load_mesh(p) for p in frames if p.suffix.lower() in _mesh_suffixes()]
+    allowed = mesh_suffixes()
+    meshes = [load_mesh(p) for p in frames if p.suffix.lower() in allowed]
     if not meshes:
-        raise MeshError(f"{path}: folder holds no mesh frames ({', '.join(sorted(_mesh_suffixes()))})")
+        raise MeshError(f"{path}: folder holds no mesh frames ({', '.join(allowed)})")
     return MeshSequence(meshes, source=str(path))
-
-
-def _mesh_suffixes() -> set[str]:
-    from affectkit.mesh import MESH_READERS
-
-    return set(MESH_READERS)
 
 
 def load_input(path: str | Path) -> Mesh | MeshSequence:

@@ -132,19 +132,25 @@ MESH_READERS: dict[str, MeshReader] = {
 }
 
 
+def mesh_suffixes() -> list[str]:
+    """Every readable mesh format, plugins' formats (.wrl, .bnt) included."""
+    from affectkit.registry import plugin_manager
+
+    plugin_manager()  # dataset plugins add their formats when they load
+    return sorted(MESH_READERS)
+
+
 def load_mesh(path: str | Path) -> Mesh:
     """Read a mesh file; polygons are triangulated, bad files raise :class:`MeshError`."""
     path = Path(path)
-    if path.suffix.lower() not in MESH_READERS:
-        from affectkit.registry import plugin_manager
-
-        plugin_manager()  # dataset plugins add their formats (.wrl, .bnt) when they load
-    reader = MESH_READERS.get(path.suffix.lower())
-    if reader is None:
-        raise MeshError(f"{path}: unsupported mesh format {path.suffix!r}; allowed: {', '.join(sorted(MESH_READERS))}")
+    suffix = path.suffix.lower()
+    if suffix not in MESH_READERS:
+        allowed = mesh_suffixes()  # loads the plugins only when a format is not built in
+        if suffix not in allowed:
+            raise MeshError(f"{path}: unsupported mesh format {path.suffix!r}; allowed: {', '.join(allowed)}")
     if not path.is_file():
         raise MeshError(f"{path}: no such file")
-    return reader(path)
+    return MESH_READERS[suffix](path)
 
 
 def save_mesh(mesh: Mesh, path: str | Path) -> Path:

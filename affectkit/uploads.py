@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, ConfigDict, Field
 
 from affectkit.errors import AffectkitError, MeshError
-from affectkit.mesh import MESH_READERS, Mesh, MeshSequence, load_mesh
+from affectkit.mesh import Mesh, MeshSequence, load_mesh, mesh_suffixes
 
 MB = 1024 * 1024
 _HEADER_BYTES = 64 * 1024
@@ -37,14 +37,6 @@ class UploadLimits(BaseModel):
     max_vertices: int = Field(500_000, ge=3, description="most vertices in one mesh or frame")
     max_frames: int = Field(300, ge=1, description="most frames in one 4D zip")
     max_unzipped_mb: float = Field(500.0, gt=0, description="largest total size of a zip's frames once unpacked, in MiB")
-
-
-def mesh_suffixes() -> list[str]:
-    """Every mesh format that can be read, plugins' formats (.wrl, .bnt) included."""
-    from affectkit.registry import plugin_manager
-
-    plugin_manager()
-    return sorted(MESH_READERS)
 
 
 def read_upload(name: str, data: bytes, limits: UploadLimits) -> Mesh | MeshSequence:

@@ -18,8 +18,8 @@ import streamlit as st
 from affectkit.app import AppConfig, default_train_recipe, find_checkpoint, format_class_prompts, parse_class_prompts, synthetic_input, train_recipe
 from affectkit.errors import AffectkitError
 from affectkit.inference import ClassPrompts, Prediction, Predictor
-from affectkit.mesh import Mesh, MeshSequence
-from affectkit.uploads import mesh_suffixes, read_upload
+from affectkit.mesh import Mesh, MeshSequence, mesh_suffixes
+from affectkit.uploads import read_upload
 from affectkit.view_images import display_map
 
 SYNTHETIC, MESH_UPLOAD, SEQUENCE_UPLOAD = "Synthetic face", "Upload a mesh", "Upload a 4D sequence (zip)"
