@@ -109,7 +109,7 @@ def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, verbose: bo
 
     from affectkit.training import train_loop_per_worker
 
-    check_cluster(recipe)
+    connect_ray(recipe)  # run() and cross_validate() checked the cluster before rendering
     scaling = recipe.scaling
     trainer = TorchTrainer(
         train_loop_per_worker,
