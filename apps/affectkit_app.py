@@ -21,9 +21,10 @@ from affectkit.inference import ClassPrompts, Prediction, Predictor
 from affectkit.mesh import Mesh, MeshSequence, mesh_suffixes
 from affectkit.uploads import read_upload
 from affectkit.view_images import display_map
+from affectkit_plugins.synthetic import expressions
 
 SYNTHETIC, MESH_UPLOAD, SEQUENCE_UPLOAD = "Synthetic face", "Upload a mesh", "Upload a 4D sequence (zip)"
-EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+EXPRESSIONS = (*expressions.LABELS, expressions.NEUTRAL)
 MAX_3D_FACES = 150_000  # plotly in the browser stays interactive below this
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from cli_runs import ROOT, command
+from cli_runs import ROOT, command, free_port
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 SMALL = ["render.size=32", "render.cache_dir=null", "data.dataset.options.subjects=12", "data.dataset.options.intensities=[4]"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stored_epochs(runs: Path) -> list[int]:

@@ -4,7 +4,6 @@ of 1 process with batch 2B, for every registered loss (gloo on loopback, no Ray)
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 
 from affectkit.interfaces import LossInputs
 from affectkit.registry import registry
+from cli_runs import free_port
 
 LOSSES = registry().names("loss")
 WORLD, B, V, D, IN = 2, 6, 3, 8, 5
@@ -56,12 +56,6 @@ def worker(rank: int, name: str, port: int, results: dict) -> None:
         results[rank] = step(name, views[local], prompts[local], labels[local])
     finally:
         dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
