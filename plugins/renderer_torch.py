@@ -49,6 +49,9 @@ _MIN_AREA2 = 1e-10
 _CANDIDATE_BUDGET = 1 << 21
 #: (view, face) instances rendered at once: meshes are grouped to stay under it.
 _INSTANCE_BUDGET = 1 << 22
+#: Faces set up at once on CPU: the temporaries stay in cache and off the page-faulting
+#: allocation path that tensors of megabytes take (CUDA sets up a whole view at once).
+_SETUP_CHUNK = 1 << 15
 
 
 class TorchRenderer(Renderer):
@@ -90,23 +93,40 @@ class TorchRenderer(Renderer):
 
     @torch.no_grad()  # not inference_mode: callers may feed the images to autograd
     def _render_group(self, meshes: Sequence[Mesh], views: Sequence[View], size: int, device: torch.device) -> RenderedViews:
-        opts = self.options
         packed = _Packed(meshes, device)
         rotations = torch.stack([view.rotation() for view in views]).to(device)  # [V, 3, 3]
-        n_views, n_faces, n_vertices = len(views), packed.faces.shape[0], packed.vertices.shape[0]
+        fragments = self._rasterize(packed, rotations, size)
+        return _shade(fragments, packed, rotations, size, self.options)
 
+    def _rasterize(self, packed: _Packed, rotations: Tensor, size: int) -> Fragments:
+        """The nearest face at every pixel of every (mesh, view) image."""
+        device = packed.vertices.device
+        n_views, n_faces, n_vertices = rotations.shape[0], packed.faces.shape[0], packed.vertices.shape[0]
         cam = torch.einsum("vij,nj->ivn", rotations, packed.vertices).reshape(3, -1)  # [3, V * N]
         scale = size / 2.0
         px = (cam[0] + 1.0) * scale - 0.5  # pixel centres land on integers
         py = (1.0 - cam[1]) * scale - 0.5  # row 0 is the top
         pd = 1.0 - cam[2]  # depth from the near plane z = +1
-        view_offset = torch.arange(n_views, device=device).unsqueeze(1)
-        corners = (packed.faces.T.unsqueeze(1) + view_offset * n_vertices).reshape(3, -1)  # [3, V * F]
-        image = packed.face_mesh.unsqueeze(0) * n_views + view_offset  # [V, F]
-        setup = _setup(px, py, pd, corners, image.reshape(-1), size)
+        # Instance view * F + face, set up a chunk of faces at a time (see _SETUP_CHUNK).
+        faces_t = packed.faces.T.contiguous()  # [3, F]
+        chunk = _SETUP_CHUNK if device.type == "cpu" else max(1, n_faces)
+        setup = _Setup.cat(
+            [
+                _setup(
+                    px,
+                    py,
+                    pd,
+                    faces_t[:, start : start + chunk] + view * n_vertices,
+                    packed.face_mesh[start : start + chunk] * n_views + view,
+                    size,
+                    first=view * n_faces + start,
+                )
+                for view in range(n_views)
+                for start in range(0, n_faces, chunk)
+            ]
+        )
 
-        n_images = len(meshes) * n_views
-        winner = _zbuffer(setup, n_images, size)  # [n_images * size^2], -1 on background
+        winner = _zbuffer(setup, packed.count * n_views, size)  # [n_images * size^2], -1 on background
         pixels = torch.nonzero(winner >= 0).squeeze(1)
         inst = winner.index_select(0, pixels)
 
@@ -115,42 +135,80 @@ class TorchRenderer(Renderer):
         dy = torch.div(local, size, rounding_mode="floor")
         dx = local - dy * size - setup.ox.index_select(0, inst)
         b0, b1, b2, depth = _interpolants(setup.coef.index_select(1, inst), dx, dy - setup.oy.index_select(0, inst))
-        bary = torch.stack([b0, b1, b2], dim=1)
-
-        view_of = torch.div(inst, n_faces, rounding_mode="floor")
-        face_of = inst - view_of * n_faces
-        corners = packed.faces.index_select(0, face_of).reshape(-1)  # [P * 3]
-
-        def interpolate(values: Tensor) -> Tensor:  # per-vertex [N, C] -> per-pixel [P, C]
-            return (values.index_select(0, corners).view(-1, 3, values.shape[1]) * bary.unsqueeze(-1)).sum(1)
-
-        normal = torch.einsum("pij,pj->pi", rotations.index_select(0, view_of), interpolate(packed.normals))
-        # Two-sided: a face seen from behind shows its other side, facing the camera.
-        normal = F.normalize(normal * setup.facing.index_select(0, inst).unsqueeze(1), dim=1)
-
-        albedo = interpolate(packed.colors)
-        if packed.textured:
-            uv = interpolate(packed.uv)
-            mesh_of = torch.div(pixels, n_views * size * size, rounding_mode="floor")
-            for index, texture in packed.textures.items():
-                rows = torch.nonzero(mesh_of == index).squeeze(1)
-                albedo[rows] = _sample(texture, uv[rows])
-
-        light = F.normalize(torch.tensor(opts.light, dtype=cam.dtype, device=device), dim=0)
-        lambert = (normal @ light).clamp_min(0.0)
-        shade = albedo * (opts.ambient + (1.0 - opts.ambient) * lambert).unsqueeze(1)
-
-        maps = torch.zeros(8, n_images * size * size, dtype=torch.float32, device=device)
-        maps[0:3] = opts.background
-        values = torch.cat([shade.clamp(0.0, 1.0), depth.unsqueeze(1), normal, torch.ones_like(depth).unsqueeze(1)], 1)
-        maps.index_copy_(1, pixels, values.T.to(torch.float32))
-        maps = maps.view(8, len(meshes), n_views, size, size).permute(1, 2, 0, 3, 4)
-        return RenderedViews(
-            rgb=maps[:, :, 0:3].contiguous(),
-            depth=maps[:, :, 3:4].contiguous(),
-            normal=maps[:, :, 4:7].contiguous(),
-            mask=maps[:, :, 7:8].contiguous(),
+        instance = setup.instance.index_select(0, inst)
+        view = torch.div(instance, n_faces, rounding_mode="floor")
+        return Fragments(
+            pixels=pixels,
+            view=view,
+            face=instance - view * n_faces,
+            bary=torch.stack([b0, b1, b2], dim=1),
+            depth=depth,
+            facing=setup.facing.index_select(0, inst),
         )
+
+
+@dataclass
+class Fragments:
+    """The visible surface: for every covered pixel, which face of which view, and where.
+
+    A rasteriser's whole output; shading (:func:`_shade`) needs nothing else, so another
+    rasteriser (the ``kaolin`` renderer's) gives the same images from the same fragments.
+    """
+
+    pixels: Tensor  # [P] flat index into [meshes, views, size, size]
+    view: Tensor  # [P] view index
+    face: Tensor  # [P] index into the packed faces
+    bary: Tensor  # [P, 3] barycentric weights of the face's corners
+    depth: Tensor  # [P] 1 - z in camera space
+    facing: Tensor  # [P] +1 where the face's front is seen, -1 for its back
+
+    @staticmethod
+    def cat(parts: Sequence[Fragments]) -> Fragments:
+        if len(parts) == 1:
+            return parts[0]
+        return Fragments(**{f: torch.cat([getattr(p, f) for p in parts]) for f in Fragments.__dataclass_fields__})
+
+
+def _shade(fragments: Fragments, packed: _Packed, rotations: Tensor, size: int, opts: TorchRenderer.Options) -> RenderedViews:
+    """Interpolate normals and albedo over the fragments, light them, and lay out the maps."""
+    device = packed.vertices.device
+    n_views, n_vertices = rotations.shape[0], packed.vertices.shape[0]
+    pixels, bary, depth = fragments.pixels, fragments.bary, fragments.depth
+    corners = packed.faces.index_select(0, fragments.face)  # [P, 3]
+
+    def interpolate(values: Tensor, offset: Tensor | int = 0) -> Tensor:  # per-vertex [N, C] -> per-pixel [P, C]
+        return sum(values.index_select(0, corners[:, k] + offset) * bary[:, k : k + 1] for k in range(3))
+
+    # vertex normals turned into every view's camera, then interpolated per pixel
+    view_normals = torch.einsum("vij,nj->vni", rotations, packed.normals).reshape(-1, 3)
+    normal = interpolate(view_normals, fragments.view * n_vertices)
+    # Two-sided: a face seen from behind shows its other side, facing the camera.
+    normal = F.normalize(normal * fragments.facing.unsqueeze(1), dim=1)
+
+    albedo = interpolate(packed.colors)
+    if packed.textured:
+        uv = interpolate(packed.uv)
+        mesh_of = torch.div(pixels, n_views * size * size, rounding_mode="floor")
+        for index, texture in packed.textures.items():
+            rows = torch.nonzero(mesh_of == index).squeeze(1)
+            albedo[rows] = _sample(texture, uv[rows])
+
+    light = F.normalize(torch.tensor(opts.light, dtype=normal.dtype, device=device), dim=0)
+    lambert = (normal @ light).clamp_min(0.0)
+    shade = albedo * (opts.ambient + (1.0 - opts.ambient) * lambert).unsqueeze(1)
+
+    n_images = packed.count * n_views
+    maps = torch.zeros(8, n_images * size * size, dtype=torch.float32, device=device)
+    maps[0:3] = opts.background
+    values = torch.cat([shade.clamp(0.0, 1.0), depth.unsqueeze(1), normal, torch.ones_like(depth).unsqueeze(1)], 1)
+    maps.index_copy_(1, pixels, values.T.to(torch.float32))
+    maps = maps.view(8, packed.count, n_views, size, size).permute(1, 2, 0, 3, 4)
+    return RenderedViews(
+        rgb=maps[:, :, 0:3].contiguous(),
+        depth=maps[:, :, 3:4].contiguous(),
+        normal=maps[:, :, 4:7].contiguous(),
+        mask=maps[:, :, 7:8].contiguous(),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -163,6 +221,8 @@ class _Packed:
 
     def __init__(self, meshes: Sequence[Mesh], device: torch.device) -> None:
         vertices, faces, face_mesh, colors, uvs = [], [], [], [], []
+        self.count = len(meshes)
+        self.face_ranges: list[tuple[int, int]] = []  # each mesh's slice of the packed faces
         self.textures: dict[int, Tensor] = {}
         start = 0
         for index, mesh in enumerate(meshes):
@@ -171,6 +231,8 @@ class _Packed:
             vertices.append(normalise(v, marks))
             faces.append(torch.from_numpy(mesh.faces).to(device) + start)
             face_mesh.append(torch.full((len(mesh.faces),), index, dtype=torch.int64, device=device))
+            first_face = self.face_ranges[-1][1] if self.face_ranges else 0
+            self.face_ranges.append((first_face, first_face + len(mesh.faces)))
             n = len(mesh.vertices)
             if mesh.colors is not None:
                 colors.append(torch.from_numpy(mesh.colors).to(device).clamp(0.0, 1.0))
@@ -196,7 +258,8 @@ def _vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
     v0, v1, v2 = (vertices.index_select(0, corner) for corner in faces.T)
     face_normals = torch.linalg.cross(v1 - v0, v2 - v0)
     normals = torch.zeros_like(vertices)
-    normals.index_add_(0, faces.reshape(-1), face_normals.repeat_interleave(3, dim=0))
+    for corner in faces.T:
+        normals.index_add_(0, corner, face_normals)
     return F.normalize(normals, dim=1)
 
 
@@ -240,10 +303,12 @@ def _groups(meshes: Sequence[Mesh], n_views: int) -> list[Sequence[Mesh]]:
 class _Setup:
     """Per-instance raster data, one entry per (view, face): instance ``view * F + face``.
 
-    Instances that cover no pixel centre (off-image, degenerate) have ``count`` 0 and
-    never produce a candidate.
+    Only instances whose bounding box holds a pixel centre are kept (at training
+    resolutions most faces fall between pixel centres); ``instance`` says which they are.
+    Degenerate ones kept have ``count`` 0 and never produce a candidate.
     """
 
+    instance: Tensor  # [I] view * F + face
     ox: Tensor  # [I] column of the bounding box corner (int64)
     oy: Tensor  # [I] row of the bounding box corner
     width: Tensor  # [I] bounding box width in pixels
@@ -252,9 +317,15 @@ class _Setup:
     coef: Tensor  # [9, I]: b0, b1, depth = a * dx + b * dy + c, (dx, dy) from the corner
     facing: Tensor  # [I] +1 front face, -1 back face
 
+    @staticmethod
+    def cat(parts: Sequence[_Setup]) -> _Setup:
+        if len(parts) == 1:
+            return parts[0]
+        return _Setup(**{f: torch.cat([getattr(p, f) for p in parts], dim=-1) for f in _Setup.__dataclass_fields__})
 
-def _setup(px: Tensor, py: Tensor, pd: Tensor, corners: Tensor, image: Tensor, size: int) -> _Setup:
-    """Bounding boxes and affine barycentric/depth coefficients of every instance.
+
+def _setup(px: Tensor, py: Tensor, pd: Tensor, corners: Tensor, image: Tensor, size: int, first: int) -> _Setup:
+    """Bounding boxes and affine barycentric/depth coefficients of instances ``first``...
 
     ``px``, ``py``, ``pd`` hold every (view, vertex)'s pixel x, pixel y and depth;
     ``corners`` ``[3, I]`` indexes them per instance corner; ``image`` is ``[I]``.
@@ -263,8 +334,13 @@ def _setup(px: Tensor, py: Tensor, pd: Tensor, corners: Tensor, image: Tensor, s
     y0, y1, y2 = (py.index_select(0, c) for c in corners)
     lo_x = torch.ceil(torch.minimum(torch.minimum(x0, x1), x2)).clamp_(0, size - 1)
     lo_y = torch.ceil(torch.minimum(torch.minimum(y0, y1), y2)).clamp_(0, size - 1)
-    width = (torch.floor(torch.maximum(torch.maximum(x0, x1), x2)).clamp_(0, size - 1) - lo_x + 1.0).clamp_(min=0.0)
-    height = (torch.floor(torch.maximum(torch.maximum(y0, y1), y2)).clamp_(0, size - 1) - lo_y + 1.0).clamp_(min=0.0)
+    width = torch.floor(torch.maximum(torch.maximum(x0, x1), x2)).clamp_(0, size - 1) - lo_x + 1.0
+    height = torch.floor(torch.maximum(torch.maximum(y0, y1), y2)).clamp_(0, size - 1) - lo_y + 1.0
+    keep = torch.nonzero((width > 0) & (height > 0)).squeeze(1)
+    x0, x1, x2, y0, y1, y2, lo_x, lo_y, width, height, image = (
+        t.index_select(0, keep) for t in (x0, x1, x2, y0, y1, y2, lo_x, lo_y, width, height, image)
+    )
+    corners = corners.index_select(1, keep)
     # Coordinates relative to the box corner keep the edge functions well conditioned.
     x0, x1, x2 = x0 - lo_x, x1 - lo_x, x2 - lo_x
     y0, y1, y2 = y0 - lo_y, y1 - lo_y, y2 - lo_y
@@ -280,6 +356,7 @@ def _setup(px: Tensor, py: Tensor, pd: Tensor, corners: Tensor, image: Tensor, s
 
     ox, oy, width = lo_x.to(torch.int64), lo_y.to(torch.int64), width.to(torch.int64)
     return _Setup(
+        instance=keep + first,
         ox=ox,
         oy=oy,
         width=width,

@@ -29,7 +29,7 @@ class SyntheticDataset(Dataset):
     class Options(Options):
         subjects: int = Field(20, ge=1, le=10000, description="number of synthetic subjects")
         seed: int = Field(0, ge=0, description="population seed: identities and performances")
-        vertices: int = Field(5000, ge=2000, le=40000, description="approximate vertices per mesh")
+        vertices: int = Field(5000, ge=2000, le=200000, description="approximate vertices per mesh")
         intensities: list[Annotated[int, Field(ge=1, le=4)]] = Field(
             default_factory=lambda: [3, 4], min_length=1, description="expression intensities 1..4 (sequences peak at the highest)"
         )
