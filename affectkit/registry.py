@@ -37,6 +37,7 @@ BUILTIN = "built-in"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "affectkit_plugins.renderer_torch",
+    "affectkit_plugins.renderer_kaolin",
     "affectkit_plugins.synthetic",
     "affectkit_plugins.bu3dfe",
     "affectkit_plugins.bu4dfe",

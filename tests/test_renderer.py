@@ -317,6 +317,55 @@ def test_cuda_and_cpu_agree():
 
 
 # ---------------------------------------------------------------------------------------
+# kaolin and auto
+# ---------------------------------------------------------------------------------------
+
+
+def test_kaolin_is_registered_exactly_where_it_imports_and_auto_always():
+    from affectkit_plugins.renderer_kaolin import kaolin_available
+
+    names = registry().names("renderer")
+    assert "auto" in names and ("kaolin" in names) == kaolin_available()
+    if not kaolin_available():
+        with pytest.raises(PluginError, match=r"unknown renderer 'kaolin'; registered: auto, torch"):
+            registry().create("renderer", "kaolin")
+
+
+def test_auto_renders_with_torch_on_cpu():
+    mesh = cube_in_front_of_sphere()
+    auto = registry().create("renderer", "auto", {"ambient": 0.4}).render([mesh], DEFAULT_VIEWS, 48)
+    plain = renderer(ambient=0.4).render([mesh], DEFAULT_VIEWS, 48)
+    for name in RenderedViews.MAPS:
+        assert torch.equal(getattr(auto, name), getattr(plain, name)), name
+
+
+def kaolin_skip_reason() -> str | None:
+    from affectkit_plugins.renderer_kaolin import kaolin_available
+
+    if not kaolin_available():
+        return "Kaolin does not import here (it is not installable from this machine's package index)"
+    if not torch.cuda.is_available():
+        return "the kaolin renderer needs CUDA, which this machine lacks"
+    return None
+
+
+@pytest.mark.skipif(kaolin_skip_reason() is not None, reason=kaolin_skip_reason() or "")
+def test_kaolin_matches_torch():
+    from affectkit_plugins.synthetic import SyntheticDataset
+
+    dataset = SyntheticDataset(SyntheticDataset.Options(subjects=1, vertices=20000))
+    face = dataset.load(dataset.samples()[0])
+    meshes = [cube_in_front_of_sphere(), face, quad(np.full((4, 4, 3), 200, dtype=np.uint8))]
+    ours = renderer().render(meshes, DEFAULT_VIEWS, 96, device="cuda")
+    kaolin = registry().create("renderer", "kaolin").render(meshes, DEFAULT_VIEWS, 96, device="cuda")
+    assert (kaolin.mask != ours.mask).float().mean() < 2e-3  # pixel centres on an edge may go either way
+    both = (kaolin.mask * ours.mask).bool().squeeze(2)
+    for name, tolerance in (("depth", 1e-4), ("normal", 1e-3), ("rgb", 1e-3)):
+        a, b = getattr(ours, name).movedim(2, -1)[both], getattr(kaolin, name).movedim(2, -1)[both]
+        assert (a - b).abs().mean() < tolerance, name
+
+
+# ---------------------------------------------------------------------------------------
 # Render cache
 # ---------------------------------------------------------------------------------------
 
