@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run quick app test browser docs-picture docs-screenshot
+.PHONY: install run quick app test browser benchmarks docs-picture docs-screenshot
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,12 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
 	  echo "note: no chromium here; tests/test_app_browser.py will be skipped (apt-get install chromium)"
+
+# Every benchmark on this machine (about 13 minutes on 2 cores): JSON in benchmarks/results/,
+# tables in docs/benchmarks.md. Open3D's ray caster needs the system library libusb-1.0-0.
+benchmarks: install
+	$(BIN)/python -m pip install -q -e ".[dev,app,bench]"
+	$(BIN)/python benchmarks/run_all.py
 
 docs-picture: install
 	$(BIN)/python docs/make_expressions_figure.py

@@ -211,6 +211,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         seen_all = summed[0]
         metrics: dict[str, Any] = {
             "epoch": epoch,
+            "steps": (epoch + 1) * steps_per_epoch,
             **{k: v / max(1.0, seen_all) for k, v in zip(keys, summed[1:], strict=True)},
             "val_loss": (val_loss / count.clamp_min(1)).item(),
             "val_accuracy": accuracy(cm.cpu()),

@@ -51,7 +51,7 @@ _CANDIDATE_BUDGET = 1 << 21
 _INSTANCE_BUDGET = 1 << 22
 #: Faces set up at once on CPU: the temporaries stay in cache and off the page-faulting
 #: allocation path that tensors of megabytes take (CUDA sets up a whole view at once).
-_SETUP_CHUNK = 1 << 15
+_SETUP_CHUNK = 1 << 17
 
 
 class TorchRenderer(Renderer):

@@ -1,0 +1,170 @@
+"""Tables for the docs from the JSON in benchmarks/results/.
+
+Each table sits in a page of :data:`DOCS` between ``<!-- results:NAME -->`` and
+``<!-- /results:NAME -->``; this script rewrites what is between the markers and leaves
+the prose around them alone. ``--check`` rewrites nothing and exits 1 when a table differs
+from its JSON (the test suite runs it, so the docs cannot drift from the results)::
+
+    .venv/bin/python benchmarks/report.py [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "cluster.md")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ms(timing: dict[str, float]) -> str:
+    return f"{timing['median_ms']:.1f} ms"
+
+
+def render_tables(r: dict[str, Any]) -> str:
+    head = table(
+        ["threads", "torch", "Open3D (BVH build + cast)", "Open3D cast only", "torch / Open3D"],
+        [[h["threads"], ms(h["torch"]), ms(h["open3d"]), ms(h["open3d_cast"]), f"**{h['ratio']:.2f}**"] for h in r["headline"]],
+    )
+    a = r["agreement"]
+    agreement = (
+        f"Same images: silhouette IoU {a['silhouette_iou']:.4f}; depth error mean {a['depth_mae']:.2g}, "
+        f"99th percentile {a['depth_p99']:.2g}, max {a['depth_max']:.2g} (units of the normalised face's radius)."
+    )
+    curve_header = ["vertices", "image", "torch", "Open3D", "ratio"]
+
+    def curve(rows: list[dict[str, Any]]) -> str:
+        return table(curve_header, [[f"{x['vertices']:,}", f"{x['size']}²", ms(x["torch"]), ms(x["open3d"]), f"{x['ratio']:.2f}"] for x in rows])
+
+    cuda = r["cuda"]
+    if "skipped" in cuda:
+        gpu = f"CUDA (batch of 64 faces, 3 views): not measured here ({cuda['skipped']})."
+    else:
+        gpu = (
+            f"CUDA on {cuda['device']}: {cuda['renders_per_s']:,} renders/s "
+            f"({cuda['batch']} faces x {cuda['views']} views of {cuda['size']}² in {ms(cuda)})."
+        )
+    return "\n\n".join(
+        [
+            head,
+            agreement,
+            f"Mesh size, {r['by_vertices'][0]['threads']} threads:\n\n" + curve(r["by_vertices"]),
+            f"Image size, {r['by_image_size'][0]['threads']} threads:\n\n" + curve(r["by_image_size"]),
+            gpu,
+        ]
+    )
+
+
+def readers_table(r: dict[str, Any]) -> str:
+    names = {
+        "read_wrl(wrl_colours)": ("`.wrl`, per-vertex colours (`read_wrl`)", "wrl_colours"),
+        "read_wrl(wrl_textured)": ("`.wrl`, texture + `texCoordIndex` (`read_wrl`)", "wrl_textured"),
+        "read_wrl(wrl_per_corner_uv)": ("`.wrl`, one texture coordinate per face corner", "wrl_per_corner_uv"),
+        "trimesh.load(obj)": ("`.obj` through `trimesh.load`", "obj"),
+    }
+    rows = [[label, f"{r['file_bytes'][key] / 1e6:.1f} MB", f"{1000 * r['best_seconds'][name]:.0f} ms"] for name, (label, key) in names.items()]
+    return table(["file", "size", "best time"], rows) + f"\n\nVRML reader / trimesh OBJ loader: **{r['wrl_vs_obj']:.2f}**."
+
+
+def inference_table(r: dict[str, Any]) -> str:
+    stages = ("read", "render", "encode", "classify", "total")
+    rows = [[f"`{name}` ({f['bytes'] / 1e6:.1f} MB)", *(ms(f["stages"][s]) for s in stages)] for name, f in r["files"].items()]
+    return table(["file", *stages], rows)
+
+
+def overhead_table(r: dict[str, Any]) -> str:
+    return table(
+        ["loop", "samples/s (median, epochs 2+)"],
+        [["affectkit (`runner.run`, 1 Ray Train worker)", r["affectkit_samples_per_s"]], ["bare PyTorch loop", r["bare_samples_per_s"]], ["ratio", f"**{r['ratio']:.2f}**"]],
+    )
+
+
+def convergence_table(r: dict[str, Any]) -> str:
+    seeds = sorted({run["seed"] for run in r["runs"]})
+    rows = [
+        [f"`{loss}`", s["reached"], s["median_steps"] if s["median_steps"] is not None else "never", *("—" if x is None else x for x in s["steps"]), f"{s['mean_final_accuracy']:.3f}"]
+        for loss, s in r["summary"].items()
+    ]
+    header = ["loss", f"reached {r['target']:.0%}", "median steps", *(f"seed {seed}" for seed in seeds), "final accuracy (mean)"]
+    return table(header, rows)
+
+
+def memory_table(r: dict[str, Any]) -> str:
+    rows = [["whole process tree (PSS)", f"{r['peak_tree_pss_mb']:,} MB"]]
+    rows += [[f"… {name} at that moment", f"{mb:,} MB"] for name, mb in list(r["at_peak_pss_mb"].items())[:4]]
+    rows += [["driver, resident peak", f"{r['peak_driver_rss_mb']:,} MB"], ["Ray Train worker, resident peak", f"{r['peak_worker_rss_mb']:,} MB"]]
+    return table(["process", "peak"], rows)
+
+
+def scaling_table(r: dict[str, Any]) -> str:
+    rows = [[f"{x['workers']} x {x['cpus_per_worker']:g}", x["samples_per_s_median"], f"{x['speedup_vs_first']:.2f}"] for x in r["runs"]]
+    return table(["workers x CPUs", "samples/s", "ratio"], rows)
+
+
+def run_all_table(r: dict[str, Any]) -> str:
+    rows = [[f"`{name}`", f"{seconds:.0f} s"] for name, seconds in r["seconds"].items()]
+    return table(["benchmark", "wall time"], [*rows, ["**all**", f"**{r['total_seconds'] / 60:.1f} min**"]])
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "render": render_tables,
+    "readers": readers_table,
+    "inference": inference_table,
+    "overhead": overhead_table,
+    "convergence": convergence_table,
+    "memory": memory_table,
+    "scaling": scaling_table,
+    "run_all": run_all_table,
+}
+
+
+def rewrite(text: str, results: Path) -> str:
+    """``text`` with every results block that has a JSON file filled from it."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        path = results / f"{name}.json"
+        if name not in TABLES or not path.exists():
+            return match.group(0)
+        body = TABLES[name](json.loads(path.read_text()))
+        return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
+
+    return re.sub(r"<!-- results:(\w+) -->.*?<!-- /results:\1 -->", fill, text, flags=re.S)
+
+
+def stale(results: Path = RESULTS) -> list[Path]:
+    """The pages whose tables differ from the JSON in ``results``."""
+    return [doc for doc in DOCS if rewrite(doc.read_text(), results) != doc.read_text()]
+
+
+def write(results: Path = RESULTS) -> None:
+    for doc in DOCS:
+        doc.write_text(rewrite(doc.read_text(), results))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 if a page's tables are stale")
+    args = parser.parse_args()
+    if args.check:
+        pages = stale()
+        if pages:
+            sys.exit(f"stale tables in {', '.join(str(p.relative_to(ROOT)) for p in pages)}: run benchmarks/report.py")
+        return
+    write()
+
+
+if __name__ == "__main__":
+    main()
