@@ -15,9 +15,9 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "affectkit", *args]
 
 
-def run_ok(*args: str, timeout: int = 900) -> str:
-    """Run the CLI; returns stdout, then stderr."""
-    result = subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+def run_ok(*args: str, timeout: int = 900, env: dict[str, str] | None = None) -> str:
+    """Run the CLI (in ``env`` if given); returns stdout, then stderr."""
+    result = subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 

@@ -1,0 +1,59 @@
+"""The example third-party package in docs/examples/, pip-installed and used by name.
+
+It goes into a folder of its own (``pip install --target``) put on ``PYTHONPATH`` of the
+subprocesses only, so the rest of the suite never sees it; ``AFFECTKIT_PLUGINS`` names it
+there, as the allow-list would in any hermetic environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from affectkit.checkpoint import read_meta
+from cli_runs import ROOT, run_ok
+
+PACKAGE = ROOT / "docs" / "examples" / "affectkit-tinycnn"
+
+
+@pytest.fixture(scope="module")
+def plugin_env(tmp_path_factory) -> dict[str, str]:
+    site, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / PACKAGE.name
+    shutil.copytree(PACKAGE, source)  # setuptools writes build/ and *.egg-info beside the sources
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(source)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    return {**os.environ, "PYTHONPATH": str(site), "AFFECTKIT_PLUGINS": "tinycnn"}
+
+
+def test_plugins_lists_the_package_as_origin(plugin_env):
+    listing = run_ok("plugins", env=plugin_env)
+    assert "tinycnn        [affectkit-tinycnn]  A small CNN view encoder" in listing
+    assert "scan-prompts   [affectkit-tinycnn]  Prompts that say the image is a 3D scan" in listing
+    hidden = run_ok("plugins", env={**plugin_env, "AFFECTKIT_PLUGINS": ""})
+    assert "tinycnn" not in hidden and "scan-prompts" not in hidden
+
+
+@pytest.mark.slow
+def test_quick_recipe_trains_with_the_plugin_selected_by_name(plugin_env, tmp_path):
+    overrides = [
+        "model.image_encoder={name: tinycnn, options: {width: 16}}",
+        "prompts.augmenters=[templates, scan-prompts]",
+        "data.dataset.options.subjects=8", "render.size=32", "train.epochs=2",
+        f"output.dir={tmp_path / 'runs'}", f"render.cache_dir={tmp_path / 'cache'}",
+    ]
+    run_ok("run", str(ROOT / "recipes" / "quick.yaml"), "--set", *overrides, env=plugin_env)
+    (run_dir,) = (tmp_path / "runs" / "quick").glob("2*")
+    recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    assert recipe["model"]["image_encoder"] == {"name": "tinycnn", "options": {"width": 16}, "freeze": False, "trainable": []}
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in history] == [0, 1] and all(m["train_loss"] > 0 for m in history)
+    meta, _ = read_meta(tmp_path / "runs" / "quick" / "model")
+    assert any("a 3D scan of a" in prompt for prompts in meta.class_prompts for prompt in prompts)
