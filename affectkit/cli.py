@@ -64,6 +64,14 @@ def recipe_validate(file: Path, sets: tuple[str, ...], extra: tuple[str, ...]) -
     click.echo(f"{file}: valid recipe {loaded.name!r}")
 
 
+@recipe.command("reference")
+def recipe_reference() -> None:
+    """Print every recipe key with its type, default and description (docs/recipes.md)."""
+    from affectkit.recipe_reference import recipe_reference as reference
+
+    click.echo(reference(), nl=False)
+
+
 @recipe.command("show")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--set", "sets", multiple=True, help="Override a key: --set train.epochs=3")

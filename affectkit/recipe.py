@@ -47,61 +47,85 @@ class LossTerm(ComponentRef):
 
 
 class DataConfig(Section):
-    dataset: ComponentRef = ComponentRef(name="synthetic")
+    """Which scans to learn from, and how they are split and sampled."""
+
+    dataset: ComponentRef = Field(ComponentRef(name="synthetic"), description="a registered dataset and its options (`affectkit plugins`)")
     val_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="fraction of subjects held out")
     frames: int = Field(1, ge=1, description="frames sampled from each 4D sequence")
-    frame_sampler: Literal["uniform", "apex"] = "uniform"
-    skip_bad_files: bool = False
+    frame_sampler: Literal["uniform", "apex"] = Field("uniform", description="4D frames: evenly spread, or around the middle frame, where posed sequences peak")
+    skip_bad_files: bool = Field(False, description="leave unreadable files out (listed in the run's report) instead of stopping")
 
 
 class RenderConfig(Section):
-    renderer: ComponentRef = ComponentRef(name="torch")
-    views: list[str | float] = Field(default_factory=lambda: ["front", "left", "right"], min_length=1)
-    size: int = Field(224, ge=16, le=1024)
-    maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(default_factory=lambda: ["rgb"], min_length=1)
-    cache_dir: Path | None = Path(".cache/affectkit/renders")
+    """How each scan becomes images: renderer, views, size and maps."""
+
+    renderer: ComponentRef = Field(ComponentRef(name="torch"), description="`torch` (CPU and CUDA), `kaolin` (CUDA, where Kaolin imports) or `auto`")
+    views: list[str | float] = Field(
+        default_factory=lambda: ["front", "left", "right"], min_length=1, description="view names (front, left, right, up, down), yaws in degrees, or yaw:pitch[:roll]"
+    )
+    size: int = Field(224, ge=16, le=1024, description="image width and height in pixels")
+    maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(
+        default_factory=lambda: ["rgb"], min_length=1, description="maps stacked as the image encoder's input channels"
+    )
+    cache_dir: Path | None = Field(Path(".cache/affectkit/renders"), description="where rendered views are kept between runs; null renders every time")
 
 
 class PromptsConfig(Section):
+    """The text side: which prompt augmenters write each class's and each scan's prompts."""
+
     augmenters: list[ComponentRef] = Field(
-        default_factory=lambda: [ComponentRef(name="templates"), ComponentRef(name="attributes")], min_length=1
+        default_factory=lambda: [ComponentRef(name="templates"), ComponentRef(name="attributes")],
+        min_length=1,
+        description="prompt augmenters; a scan's training prompt is drawn from all their prompts",
     )
 
 
 class ModelConfig(Section):
-    image_encoder: EncoderRef = EncoderRef(name="timm")
-    text_encoder: EncoderRef = EncoderRef(name="minilm", freeze=True)
-    embed_dim: int = Field(256, ge=8)
-    fusion: Literal["weighted", "attention"] = "weighted"
-    init_temperature: float = Field(0.07, gt=0.0)
+    """The two towers and the joint space."""
+
+    image_encoder: EncoderRef = Field(EncoderRef(name="timm"), description="the view encoder shared by all views; `freeze` and `trainable` globs choose what trains")
+    text_encoder: EncoderRef = Field(EncoderRef(name="minilm", freeze=True), description="the prompt encoder (frozen by default: its features are memoised per prompt)")
+    embed_dim: int = Field(256, ge=8, description="dimension of the joint image-text space")
+    fusion: Literal["weighted", "attention"] = Field("weighted", description="learned view weights (the paper), or self-attention across views first")
+    init_temperature: float = Field(0.07, gt=0.0, description="initial softmax temperature (learned as logit_scale)")
 
 
 class LossConfig(Section):
-    terms: list[LossTerm] = Field(default_factory=lambda: [LossTerm(name="affectvlm")], min_length=1)
+    """The training objective: a weighted sum of registered losses."""
+
+    terms: list[LossTerm] = Field(
+        default_factory=lambda: [LossTerm(name="affectvlm")], min_length=1, description="losses, each with an optional `weight` (default 1)"
+    )
 
 
 class TrainConfig(Section):
+    """Optimisation: AdamW with linear warm-up and cosine decay, per step."""
+
     epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=2)
-    lr: float = Field(1e-3, gt=0.0)
+    batch_size: int = Field(32, ge=2, description="scans per step on each worker")
+    lr: float = Field(1e-3, gt=0.0, description="peak learning rate")
     weight_decay: float = Field(0.05, ge=0.0)
-    warmup_epochs: float = Field(1.0, ge=0.0)
-    grad_clip: float | None = Field(1.0, gt=0.0)
-    amp: bool = True
-    augmentations: list[ComponentRef] = Field(default_factory=list)
+    warmup_epochs: float = Field(1.0, ge=0.0, description="epochs of linear warm-up before the cosine decay")
+    grad_clip: float | None = Field(1.0, gt=0.0, description="gradient norm clipping; null turns it off")
+    amp: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU)")
+    augmentations: list[ComponentRef] = Field(default_factory=list, description="view augmentations applied to each training batch, in order")
 
 
 class ScalingConfig(Section):
-    num_workers: int = Field(1, ge=1)
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(1.0, gt=0.0)
-    address: str | None = None
+    """Ray Train: how many workers, on what, and where."""
+
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP processes)")
+    use_gpu: bool = Field(False, description="one GPU per worker")
+    cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs reserved per worker (torch uses that many threads)")
+    address: str | None = Field(None, description="Ray cluster to join (else RAY_ADDRESS, else a local one)")
     storage_path: str | None = Field(None, description="checkpoint storage every node reaches (a shared folder or a URI such as s3://bucket/path); required on multi-node clusters")
-    max_failures: int = Field(0, ge=-1)
+    max_failures: int = Field(0, ge=-1, description="worker-group restarts from the last checkpoint before giving up (-1: no limit)")
 
 
 class EvalConfig(Section):
-    folds: int = Field(5, ge=2)
+    """Evaluation: cross-validation folds and which checkpoint a run exports."""
+
+    folds: int = Field(5, ge=2, description="folds of `affectkit cv` (subject-independent)")
     select: Literal["last", "best"] = Field(
         "last",
         description="the checkpoint a run exports and reports: the final epoch (an unbiased held-out "
@@ -110,12 +134,14 @@ class EvalConfig(Section):
 
 
 class OutputConfig(Section):
-    dir: Path = Path("runs")
+    """Where runs are written."""
+
+    dir: Path = Field(Path("runs"), description="runs go to DIR/NAME/TIMESTAMP/, the exported model to DIR/NAME/model/")
 
 
 class Recipe(Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the run's name: letters, digits, `_`, `.`, `-`")
+    seed: int = Field(0, description="fixes the subject split, the initial weights and the sampling")
     data: DataConfig = DataConfig()
     render: RenderConfig = RenderConfig()
     prompts: PromptsConfig = PromptsConfig()

@@ -52,7 +52,9 @@ def sphere() -> Mesh:
 def test_every_renderer_renders_a_sphere(name):
     renderer = registry().create("renderer", name)
     views = parse_views("front,left,right")
-    out = renderer.render([sphere(), sphere()], views, 48)
+    device = "cuda" if name == "kaolin" else "cpu"  # Kaolin rasterises on CUDA only
+    rendered = renderer.render([sphere(), sphere()], views, 48, device=device)
+    out = RenderedViews(**{key: getattr(rendered, key).cpu() for key in RenderedViews.MAPS})
     assert isinstance(out, RenderedViews)
     for key, channels in RenderedViews.MAPS.items():
         tensor = getattr(out, key)

@@ -13,7 +13,7 @@ from affectkit.interfaces import Loss, Options
 from affectkit.registry import BUILTIN, KINDS, Registry, plugin_manager, registry
 
 EXPECTED_BUILTINS = {
-    "renderer": {"torch"},
+    "renderer": {"torch", "auto"},
     "dataset": {"synthetic", "bosphorus", "bp4d", "folder"},
     "view_augmentation": {"mixed", "viewmix"},
     "prompt_augmenter": {"templates", "attributes", "file"},

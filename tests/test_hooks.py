@@ -1,0 +1,179 @@
+"""One test per plugin hook (``test_hook_<hook name>``, checked by tests/test_meta.py).
+
+Each registers a small component of its kind from a plugin module of its own, on a plugin
+manager that has nothing else, and uses it through the registry as a recipe would.
+"""
+
+from __future__ import annotations
+
+import types
+
+import pluggy
+import torch
+import trimesh
+from pydantic import Field
+
+from affectkit import hookimpl, hookspecs
+from affectkit.interfaces import (
+    Dataset,
+    ImageEncoder,
+    LossInputs,
+    Loss,
+    Options,
+    PromptAugmenter,
+    Sample,
+    TextEncoder,
+    ViewAugmentation,
+)
+from affectkit.mesh import Mesh
+from affectkit.registry import Registry
+from affectkit.views import parse_views
+from affectkit_plugins.renderer_torch import TorchRenderer
+
+
+def registry_with(hook: str, name: str, component: type) -> Registry:
+    """A registry whose only plugin registers ``component`` as ``name`` through ``hook``."""
+    plugin = types.ModuleType("affectkit_hook_test_plugin")
+
+    def implementation(register) -> None:
+        register(name, component)
+
+    setattr(plugin, hook, hookimpl(implementation))
+    pm = pluggy.PluginManager("affectkit")
+    pm.add_hookspecs(hookspecs)
+    pm.register(plugin, name="affectkit-hook-test")
+    registry = Registry(pm)
+    assert registry.get(registry_kind(hook), name).origin == "affectkit-hook-test"
+    return registry
+
+
+def registry_kind(hook: str) -> str:
+    from affectkit.registry import KINDS
+
+    return next(kind for kind, (hook_name, _) in KINDS.items() if hook_name == hook)
+
+
+def sphere(label: str = "round") -> Mesh:
+    s = trimesh.creation.icosphere(subdivisions=3)
+    return Mesh(s.vertices, s.faces, metadata={"label": label})
+
+
+class FlatRenderer(TorchRenderer):
+    """The torch renderer without the light: albedo only."""
+
+    def __init__(self, options: TorchRenderer.Options) -> None:
+        super().__init__(options.model_copy(update={"ambient": 1.0}))
+
+
+def test_hook_register_renderers():
+    renderer = registry_with("register_renderers", "flat", FlatRenderer).create("renderer", "flat")
+    out = renderer.render([sphere()], parse_views("front,left"), 32)
+    inside = out.mask[0, :, 0].bool()
+    assert inside.any() and torch.allclose(out.rgb[0, :, 1][inside], torch.tensor(0.7))
+
+
+class Spheres(Dataset):
+    """Spheres of two sizes, one per subject and label."""
+
+    class Options(Options):
+        subjects: int = Field(2, ge=1)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return ("small", "large")
+
+    def samples(self) -> list[Sample]:
+        return [Sample(f"{s}-{label}", label, f"S{s}") for s in range(self.options.subjects) for label in self.labels]
+
+    def load(self, sample: Sample) -> Mesh:
+        s = trimesh.creation.icosphere(subdivisions=2, radius=1.0 if sample.label == "small" else 2.0)
+        return Mesh(s.vertices, s.faces, source=sample.key)
+
+
+def test_hook_register_datasets():
+    dataset = registry_with("register_datasets", "spheres", Spheres).create("dataset", "spheres", {"subjects": 3})
+    samples = dataset.samples()
+    assert len(samples) == 6 and {s.label for s in samples} == set(dataset.labels)
+    large = dataset.load(samples[1])
+    assert samples[1].label == "large" and abs(large.vertices).max() > 1.5
+
+
+class Invert(ViewAugmentation):
+    """Inverts every map: 1 - x."""
+
+    def __call__(self, views: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return 1.0 - views
+
+
+def test_hook_register_view_augmentations():
+    invert = registry_with("register_view_augmentations", "invert", Invert).create("view_augmentation", "invert")
+    views = torch.rand(2, 3, 1, 8, 8)
+    assert torch.equal(invert(views, torch.tensor([0, 1]), torch.Generator()), 1.0 - views)
+
+
+class Shouting(PromptAugmenter):
+    """Prompts in capitals."""
+
+    def prompts(self, label, attributes):
+        return [f"A {label.upper()} FACE"]
+
+
+def test_hook_register_prompt_augmenters():
+    shouting = registry_with("register_prompt_augmenters", "shouting", Shouting).create("prompt_augmenter", "shouting")
+    assert shouting.prompts("happiness", {}) == ["A HAPPINESS FACE"]
+
+
+class MeanPool(ImageEncoder):
+    """Each channel's mean, then a linear layer."""
+
+    class Options(Options):
+        width: int = Field(8, ge=1)
+
+    def __init__(self, options: Options, in_channels: int) -> None:
+        super().__init__(options, in_channels)
+        self.out_dim = options.width
+        self.linear = torch.nn.Linear(in_channels, options.width)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.linear(images.mean(dim=(2, 3)))
+
+
+def test_hook_register_image_encoders():
+    encoder = registry_with("register_image_encoders", "meanpool", MeanPool).create("image_encoder", "meanpool", {"width": 5}, in_channels=3)
+    assert encoder(torch.rand(4, 3, 16, 16)).shape == (4, encoder.out_dim) == (4, 5)
+
+
+class LetterCounts(TextEncoder):
+    """How often each letter a-z occurs."""
+
+    out_dim = 26
+
+    def forward(self, texts):
+        counts = torch.zeros(len(texts), 26)
+        for row, text in enumerate(texts):
+            for char in text.lower():
+                if "a" <= char <= "z":
+                    counts[row, ord(char) - ord("a")] += 1
+        return counts
+
+
+def test_hook_register_text_encoders():
+    encoder = registry_with("register_text_encoders", "letters", LetterCounts).create("text_encoder", "letters")
+    features = encoder(["aab", "z"])
+    assert features.shape == (2, 26) and features[0, 0] == 2 and features[1, 25] == 1
+
+
+class JointTextDistance(Loss):
+    """Mean squared distance between each joint embedding and its prompt's."""
+
+    def forward(self, inputs: LossInputs) -> torch.Tensor:
+        return (inputs.joint - inputs.text).pow(2).sum(1).mean()
+
+
+def test_hook_register_losses():
+    loss = registry_with("register_losses", "distance", JointTextDistance).create("loss", "distance")
+    joint = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).requires_grad_()
+    text = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    value = loss(LossInputs(joint.detach().unsqueeze(1), joint, text, torch.arange(4), torch.tensor(10.0)))
+    value.backward()
+    assert value.item() > 0 and joint.grad is not None
