@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run quick app test browser benchmarks docs-picture docs-screenshot
+.PHONY: install run quick app test browser benchmarks docs docs-picture docs-screenshot
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ browser:
 benchmarks: install
 	$(BIN)/python -m pip install -q -e ".[dev,app,bench]"
 	$(BIN)/python benchmarks/run_all.py
+
+# The documentation site (mkdocs.yml, docs/) into site/; warnings are errors.
+docs: install
+	$(BIN)/mkdocs build --strict
 
 docs-picture: install
 	$(BIN)/python docs/make_expressions_figure.py

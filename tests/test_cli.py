@@ -69,7 +69,7 @@ def test_synth_then_render_writes_meshes_manifest_and_pngs(tmp_path):
     ("args", "message"),
     [
         (["render", "missing.ply", "--out", "x"], "missing.ply: no such file"),
-        (["render", "face.ply", "--renderer", "povray", "--out", "x"], "unknown renderer 'povray'; registered: torch"),
+        (["render", "face.ply", "--renderer", "povray", "--out", "x"], "unknown renderer 'povray'; registered: auto, torch"),
         (["render", "face.ply", "--views", "sideways", "--out", "x"], "unknown view 'sideways'"),
     ],
 )
