@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from affectkit.errors import AffectkitError, RecipeError
 
@@ -68,6 +68,17 @@ class RenderConfig(Section):
         default_factory=lambda: ["rgb"], min_length=1, description="maps stacked as the image encoder's input channels"
     )
     cache_dir: Path | None = Field(Path(".cache/affectkit/renders"), description="where rendered views are kept between runs; null renders every time")
+
+    @field_validator("views")
+    @classmethod
+    def _known_views(cls, views: list[str | float]) -> list[str | float]:
+        from affectkit.views import parse_views
+
+        try:
+            parse_views(views)
+        except AffectkitError as exc:
+            raise ValueError(str(exc)) from None
+        return views
 
 
 class PromptsConfig(Section):
@@ -210,7 +221,11 @@ def _describe(err: Mapping[str, Any]) -> str:
         return f"{path}: unknown key; allowed keys here: {allowed}"
     if err["type"] == "missing":
         return f"{path}: required key is missing"
-    return f"{path}: {err['msg']} (got {err['input']!r})"
+    if err["type"] == "model_type":
+        section = _model_at(err["loc"])
+        keys = f" ({', '.join(section.model_fields)})" if section else ""
+        return f"{path}: should be a section, a mapping of keys{keys}; got {err['input']!r}"
+    return f"{path}: {err['msg'].removeprefix('Value error, ')} (got {err['input']!r})"
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

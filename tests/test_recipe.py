@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,24 +39,67 @@ def test_dump_round_trips_with_every_default(tmp_path):
     assert "warmup_epochs" in text
 
 
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        ({}, r"name: required key is missing"),
-        ({"name": "r", "trian": {}}, r"trian: unknown key; allowed keys here: name, seed, data"),
-        ({"name": "r", "train": {"epochs": 0}}, r"train.epochs: Input should be greater than or equal to 1 \(got 0\)"),
-        ({"name": "r", "train": {"lr": "fast"}}, r"train.lr: .*\(got 'fast'\)"),
-        ({"name": "r", "render": {"maps": ["rgb", "albedo"]}}, r"render.maps.1: .*'rgb', 'depth', 'normal' or 'mask'"),
-        ({"name": "r", "render": {"sizee": 3}}, r"render.sizee: unknown key; allowed keys here: renderer, views, size"),
-        ({"name": "r", "model": {"image_encoder": {"name": "nope"}}}, r"model.image_encoder: unknown image_encoder 'nope'; registered: clip, timm"),
-        ({"name": "r", "loss": {"terms": [{"name": "affectvlm", "options": {"bogus": 1}}]}}, r"loss.terms.0: invalid options for loss 'affectvlm': bogus"),
-        ({"name": "bad name"}, r"name: String should match pattern"),
-        ([1, 2], r"a recipe must be a YAML mapping"),
-    ],
-)
-def test_bad_recipes_name_the_key_path(data, message):
-    with pytest.raises(RecipeError, match=message):
-        parse_recipe(data, "bad.yaml")
+#: (recipe, the one message it must give): every message names the key path and what is allowed
+MALFORMED_RECIPES = [
+    ({}, r"name: required key is missing"),
+    ({"name": "bad name"}, r"name: String should match pattern"),
+    ({"name": "r", "seed": "abc"}, r"seed: Input should be a valid integer.*\(got 'abc'\)"),
+    ({"name": "r", "trian": {}}, r"trian: unknown key; allowed keys here: name, seed, data"),
+    ({"name": "r", "train": []}, r"train: should be a section, a mapping of keys \(epochs, batch_size, .*\); got \[\]"),
+    ({"name": "r", "output": "runs"}, r"output: should be a section, a mapping of keys \(dir\); got 'runs'"),
+    ({"name": "r", "data": {"val_fraction": 1.5}}, r"data.val_fraction: Input should be less than 1 \(got 1.5\)"),
+    ({"name": "r", "data": {"frames": 0}}, r"data.frames: Input should be greater than or equal to 1 \(got 0\)"),
+    ({"name": "r", "data": {"frame_sampler": "peak"}}, r"data.frame_sampler: Input should be 'uniform' or 'apex' \(got 'peak'\)"),
+    ({"name": "r", "data": {"dataset": {"name": "bu3dfe"}}}, r"data.dataset: invalid options for dataset 'bu3dfe': root: Field required; allowed fields: root,"),
+    ({"name": "r", "data": {"dataset": {"name": "synthetic", "options": {"subjects": -1}}}}, r"data.dataset: invalid options for dataset 'synthetic': subjects: .*greater than or equal to 1"),
+    ({"name": "r", "render": {"sizee": 3}}, r"render.sizee: unknown key; allowed keys here: renderer, views, size"),
+    ({"name": "r", "render": {"size": 8}}, r"render.size: Input should be greater than or equal to 16 \(got 8\)"),
+    ({"name": "r", "render": {"views": []}}, r"render.views: List should have at least 1 item"),
+    ({"name": "r", "render": {"views": ["front", "sideways"]}}, r"render.views: unknown view 'sideways': use a name \(front, left, right, up, down\)"),
+    ({"name": "r", "render": {"maps": ["rgb", "albedo"]}}, r"render.maps.1: .*'rgb', 'depth', 'normal' or 'mask'"),
+    ({"name": "r", "render": {"renderer": "povray"}}, r"render.renderer: unknown renderer 'povray'; registered: auto, torch"),
+    ({"name": "r", "prompts": {"augmenters": []}}, r"prompts.augmenters: List should have at least 1 item"),
+    ({"name": "r", "prompts": {"augmenters": ["templates", {"name": "nope"}]}}, r"prompts.augmenters.1: unknown prompt_augmenter 'nope'; registered: attributes, file, templates"),
+    ({"name": "r", "model": {"image_encoder": {"name": "nope"}}}, r"model.image_encoder: unknown image_encoder 'nope'; registered: clip, timm"),
+    ({"name": "r", "model": {"text_encoder": {"name": "minilm", "freeze": "maybe"}}}, r"model.text_encoder.freeze: Input should be a valid boolean"),
+    ({"name": "r", "model": {"embed_dim": 4}}, r"model.embed_dim: Input should be greater than or equal to 8 \(got 4\)"),
+    ({"name": "r", "model": {"fusion": "concat"}}, r"model.fusion: Input should be 'weighted' or 'attention' \(got 'concat'\)"),
+    ({"name": "r", "loss": {"terms": [{"name": "affectvlm", "options": {"bogus": 1}}]}}, r"loss.terms.0: invalid options for loss 'affectvlm': bogus"),
+    ({"name": "r", "loss": {"terms": [{"name": "affectvlm", "weight": "heavy"}]}}, r"loss.terms.0.weight: Input should be a valid number"),
+    ({"name": "r", "train": {"epochs": 0}}, r"train.epochs: Input should be greater than or equal to 1 \(got 0\)"),
+    ({"name": "r", "train": {"lr": "fast"}}, r"train.lr: .*\(got 'fast'\)"),
+    ({"name": "r", "train": {"batch_size": 1}}, r"train.batch_size: Input should be greater than or equal to 2 \(got 1\)"),
+    ({"name": "r", "train": {"grad_clip": 0}}, r"train.grad_clip: Input should be greater than 0 \(got 0\)"),
+    ({"name": "r", "train": {"augmentations": [{"name": "mixed", "options": {"bogus": 1}}]}}, r"train.augmentations.0: invalid options for view_augmentation 'mixed': bogus: .*; allowed fields: flip_p,"),
+    ({"name": "r", "scaling": {"num_workers": 0}}, r"scaling.num_workers: Input should be greater than or equal to 1 \(got 0\)"),
+    ({"name": "r", "scaling": {"max_failures": -2}}, r"scaling.max_failures: Input should be greater than or equal to -1 \(got -2\)"),
+    ({"name": "r", "eval": {"select": "worst"}}, r"eval.select: Input should be 'last' or 'best' \(got 'worst'\)"),
+    ({"name": "r", "eval": {"folds": 1}}, r"eval.folds: Input should be greater than or equal to 2 \(got 1\)"),
+    ([1, 2], r"a recipe must be a YAML mapping of sections, got list"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), MALFORMED_RECIPES, ids=[m.split(":")[0] for _, m in MALFORMED_RECIPES])
+def test_malformed_recipe_files_give_one_message_naming_the_key_path(tmp_path, data, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: ") and "\n" not in text, text
+    assert re.search(message, text), text
+
+
+def test_every_error_of_a_recipe_is_in_its_one_message():
+    with pytest.raises(RecipeError, match=r"^bad.yaml: render.size: .*; train.epochs: .*"):
+        parse_recipe({"name": "r", "train": {"epochs": 0}, "render": {"size": 8}}, "bad.yaml")
+
+
+def test_a_malformed_recipe_is_one_line_from_the_cli(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: r\nrender: {views: [front, sideways]}\n")
+    result = subprocess.run([sys.executable, "-m", "affectkit", "recipe", "validate", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "render.views: unknown view 'sideways'" in result.stderr
 
 
 def test_file_errors_name_the_file(tmp_path):
