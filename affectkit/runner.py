@@ -144,6 +144,20 @@ def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, verbose: bo
     return result, history
 
 
+def _where_kept(storage: str) -> str:
+    """Where a failed run's newest stored checkpoint is, for its error message."""
+    from affectkit.checkpoint import read_meta
+
+    if "://" in storage:
+        return f" (checkpoints are under {storage}; --resume continues from the newest)"
+    stored = sorted(Path(storage).glob("*/checkpoint_*/checkpoint.json"))
+    if not stored:
+        return ""
+    newest = max(stored, key=lambda path: read_meta(path.parent)[0].epoch)
+    epoch = read_meta(newest.parent)[0].epoch
+    return f": {newest.parent} (epoch {epoch + 1}); --resume continues from it"
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     seen = exc
     while True:
@@ -184,7 +198,11 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
             f"({len({s.subject for s in train})}/{len({s.subject for s in val})} subjects), "
             f"views rendered in {prepared - started:.1f} s; run directory {run_dir}"
         )
-    result, history = fit(recipe, data, storage_for(recipe, run_dir), name=f"{recipe.name}-{run_dir.name}", verbose=verbose)
+    storage = storage_for(recipe, run_dir)
+    try:
+        result, history = fit(recipe, data, storage, name=f"{recipe.name}-{run_dir.name}", verbose=verbose)
+    except AffectkitError as exc:
+        raise AffectkitError(f"{exc}{_where_kept(storage)}") from None
     trained = time.perf_counter()
 
     model_dir = run_dir / EXPORT_NAME

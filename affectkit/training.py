@@ -194,7 +194,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 view_embeddings, joint, text, scale = model(views, prompts)
                 loss, parts = objective(LossInputs(view_embeddings.float(), joint.float(), text.float(), labels, scale))
             if not torch.isfinite(loss):
-                raise AffectkitError(f"epoch {epoch}: the loss became {loss.item()} (not finite); the last good checkpoint is kept")
+                raise AffectkitError(f"epoch {epoch + 1}: the loss became {loss.item()} (not finite); the last good checkpoint is kept")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.train.grad_clip:
