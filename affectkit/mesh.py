@@ -37,7 +37,8 @@ class Mesh:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, which validate() names
+            self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32)
         self.faces = np.ascontiguousarray(self.faces, dtype=np.int64)
         if self.colors is not None:
             self.colors = np.ascontiguousarray(self.colors, dtype=np.float32)

@@ -267,6 +267,8 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}); a recipe is a YAML file") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
     data = {} if data is None else data

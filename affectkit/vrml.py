@@ -151,7 +151,8 @@ def read_bnd(path: str | Path) -> np.ndarray:
         points.append(values[-3:])
     if not points:
         raise MeshError(f"{path}: no landmark lines ('index x y z') found")
-    out = np.asarray(points, dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, named below
+        out = np.asarray(points, dtype=np.float32)
     if not np.isfinite(out).all():
         bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
         raise MeshError(f"{path}: landmark {bad} has a NaN or infinite coordinate")

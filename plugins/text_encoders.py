@@ -117,7 +117,7 @@ def load_clip_tower(tower: Literal["text", "vision"], source: str | Path) -> Any
         raise PluginError(f"cannot load {str(source)!r}: it is a {type(config).__name__} checkpoint, not a CLIP one")
     ignore = [rf"(^|\.){name}\." for name in other] + [r"(^|\.)logit_scale$"]
     loader = type(base.__name__, (base,), {"_keys_to_ignore_on_load_unexpected": ignore})
-    return load_pretrained(loader.from_pretrained, source, config=config)
+    return load_pretrained(loader.from_pretrained, source, config=config, use_safetensors=True)
 
 
 def minilm_path() -> Path:
@@ -168,7 +168,7 @@ class HFTextEncoder(_TokenizingEncoder):
 
         source, self.pooling = self._checkpoint()
         self.tokenizer = load_pretrained(AutoTokenizer.from_pretrained, source)
-        model = load_pretrained(AutoModel.from_pretrained, source)
+        model = load_pretrained(AutoModel.from_pretrained, source, use_safetensors=True)  # never a pickled .bin
         if getattr(model.config, "is_encoder_decoder", False):
             model = model.get_encoder()  # T5-style: the encoder alone embeds text
         self.model = model

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -111,3 +113,34 @@ def test_altered_checkpoints_fail_clearly(tmp_path, recipe, model):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match=r"not a checkpoint \(no checkpoint.json\)"):
         load_checkpoint(tmp_path)
+
+
+class _Payload:
+    """Unpickling this runs code: it would create the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_in_a_checkpoint_is_refused_never_run(tmp_path, recipe, model):
+    import pickle
+
+    meta = CheckpointMeta(recipe, LABELS, [[x] for x in LABELS], 3, 4, 0, {}, [])
+    path = save_checkpoint(tmp_path / "ckpt", model, meta)
+    marker = tmp_path / "code-ran"
+    (path / "model.safetensors").write_bytes(pickle.dumps(_Payload(marker)))  # what torch.save files are
+    with pytest.raises(CheckpointError, match=r"model.safetensors: contents do not match"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_no_code_path_unpickles():
+    root = Path(__file__).parent.parent
+    sources = [p for folder in ("affectkit", "plugins", "apps") for p in (root / folder).rglob("*.py")]
+    for path in sources:
+        text = path.read_text()
+        for call in ("torch.load(", "pickle.load", "allow_pickle=True", "joblib.load"):
+            assert call not in text, f"{path.relative_to(root)} calls {call}"
