@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run quick app test browser benchmarks docs docs-picture docs-screenshot
+.PHONY: install run quick app test browser benchmarks fuzz docs docs-picture docs-screenshot
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,12 @@ browser:
 benchmarks: install
 	$(BIN)/python -m pip install -q -e ".[dev,app,bench]"
 	$(BIN)/python benchmarks/run_all.py
+
+# 10,000 fuzzed inputs for each reader of user files (about 5 minutes): benchmarks/results/fuzz.json
+# and the table in docs/reliability.md.
+fuzz: install
+	$(BIN)/python benchmarks/fuzz.py --inputs 10000 > benchmarks/results/fuzz.json
+	$(BIN)/python benchmarks/report.py
 
 # The documentation site (mkdocs.yml, docs/) into site/; warnings are errors.
 docs: install

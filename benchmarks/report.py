@@ -20,7 +20,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-DOCS = (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "cluster.md")
+DOCS = (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "cluster.md", ROOT / "docs" / "reliability.md")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -113,6 +113,15 @@ def scaling_table(r: dict[str, Any]) -> str:
     return table(["workers x CPUs", "samples/s", "ratio"], rows)
 
 
+def fuzz_table(r: dict[str, Any]) -> str:
+    rows = [
+        [f"`{name}`", f"{x['inputs']:,}", f"{x['read']:,}", f"{x['rejected_with_affectkit_error']:,}", f"{x['rejections_naming_a_position']:,}", f"**{x['failures']}**", f"{x['seconds']:.0f} s"]
+        for name, x in r["readers"].items()
+    ]
+    table_text = table(["reader", "inputs", "read", "refused, naming the file", "… and a position", "failures", "time"], rows)
+    return table_text + f"\n\n{r['total_inputs']:,} inputs, {r['total_failures']} failures (hypothesis seed {r['seed']}, allocation cap {r['allocation_cap_mib']} MiB per input)."
+
+
 def run_all_table(r: dict[str, Any]) -> str:
     rows = [[f"`{name}`", f"{seconds:.0f} s"] for name, seconds in r["seconds"].items()]
     return table(["benchmark", "wall time"], [*rows, ["**all**", f"**{r['total_seconds'] / 60:.1f} min**"]])
@@ -127,6 +136,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "memory": memory_table,
     "scaling": scaling_table,
     "run_all": run_all_table,
+    "fuzz": fuzz_table,
 }
 
 

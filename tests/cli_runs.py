@@ -1,5 +1,6 @@
 """Running the ``affectkit`` command line as users do (a child process in the repository
-root), and a free loopback port for the servers and process groups tests start."""
+root), a plugin distribution written to disk for those processes, and a free loopback
+port for the servers and process groups tests start."""
 
 from __future__ import annotations
 
@@ -20,6 +21,17 @@ def run_ok(*args: str, timeout: int = 900, env: dict[str, str] | None = None) ->
     result = subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
+
+
+def plugin_distribution(folder: Path, distribution: str, module: str, source: str) -> Path:
+    """A one-module distribution with an ``affectkit`` entry point named after ``module``,
+    as ``pip install`` would leave it; put ``folder`` on a child's ``PYTHONPATH`` to load it."""
+    (folder / f"{module}.py").write_text(source)
+    info = folder / f"{distribution.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[affectkit]\n{module.removesuffix('_plugin')} = {module}\n")
+    return folder
 
 
 def free_port() -> int:

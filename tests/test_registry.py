@@ -11,6 +11,7 @@ from affectkit import hookimpl
 from affectkit.errors import PluginError
 from affectkit.interfaces import Loss, Options
 from affectkit.registry import BUILTIN, KINDS, Registry, plugin_manager, registry
+from cli_runs import plugin_distribution
 
 EXPECTED_BUILTINS = {
     "renderer": {"torch", "auto"},
@@ -133,11 +134,7 @@ def test_entry_point_plugins_load_and_the_allow_list_restricts_them(tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "shouting_plugin.py").write_text(ENTRY_POINT_PLUGIN)
-    info = tmp_path / "affectkit_shouting-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: affectkit-shouting\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[affectkit]\nshouting = shouting_plugin\n")
+    plugin_distribution(tmp_path, "affectkit-shouting", "shouting_plugin", ENTRY_POINT_PLUGIN)
 
     def plugins(allow: str | None) -> str:
         env = {k: v for k, v in os.environ.items() if k != "AFFECTKIT_PLUGINS"}

@@ -13,7 +13,7 @@ import pytest
 from safetensors.torch import load_file
 
 from affectkit.checkpoint import MODEL_FILE, read_meta
-from cli_runs import ROOT, command, run_ok
+from cli_runs import ROOT, command, plugin_distribution, run_ok
 
 SMALL = ["data.dataset.options.subjects=8", "render.size=32", "train.batch_size=32"]  # 72 training scans: 2 steps an epoch
 
@@ -46,11 +46,7 @@ def register_losses(register):
 
 @pytest.mark.slow
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    (tmp_path / "nan_plugin.py").write_text(NAN_PLUGIN)
-    info = tmp_path / "affectkit_nan-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: affectkit-nan\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[affectkit]\nnan = nan_plugin\n")
+    plugin_distribution(tmp_path, "affectkit-nan", "nan_plugin", NAN_PLUGIN)
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "AFFECTKIT_PLUGINS": "nan"}
     overrides = [*SMALL, "train.epochs=5", "loss.terms=[nan-after]", f"output.dir={tmp_path / 'runs'}", f"render.cache_dir={tmp_path / 'cache'}"]
     result = subprocess.run(command("run", "recipes/quick.yaml", "--set", *overrides), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
