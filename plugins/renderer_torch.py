@@ -5,7 +5,9 @@ and CUDA and no compiled extension:
 
 1. every mesh is normalised (:func:`affectkit.views.normalise`) and its vertices are
    turned into every view at once, giving one *instance* per (view, face);
-2. each instance lists the pixel centres inside its screen bounding box. The lists have
+2. instances whose screen bounding box holds no pixel centre are dropped (at training
+   resolutions, most faces of a scan fall between pixel centres); each remaining
+   instance lists the pixel centres inside its box. The lists have
    different lengths and are laid end to end with ``repeat_interleave``, so small faces
    (nearly all of a scan at training resolutions) cost a few entries and a face that
    fills the image is handled by the same code, chunked to bound memory;
@@ -15,7 +17,9 @@ and CUDA and no compiled extension:
    surface wins and ties break the same way on every device;
 4. each covered pixel recomputes the barycentrics of its winning face and interpolates
    depth, per-vertex normals and colour (vertex colours, or a texture sampled through
-   per-vertex ``uv``), shaded with one directional light plus ambient.
+   per-vertex ``uv``), shaded with one directional light plus ambient. Steps 1-3 give
+   :class:`Fragments`, all that shading needs, so another rasteriser (the ``kaolin``
+   renderer's) shares step 4.
 
 The projection is orthographic over [-1, 1]^2; pixel ``(row i, column j)`` has its centre
 at ``x = (j + 0.5) / size * 2 - 1`` and ``y = 1 - (i + 0.5) / size * 2`` (row 0 is the
