@@ -5,20 +5,21 @@ and CUDA and no compiled extension:
 
 1. every mesh is normalised (:func:`affectkit.views.normalise`) and its vertices are
    turned into every view at once, giving one *instance* per (view, face);
-2. instances whose screen bounding box holds no pixel centre are dropped (at training
-   resolutions, most faces of a scan fall between pixel centres); each remaining
-   instance lists the pixel centres inside its box. The lists have
-   different lengths and are laid end to end with ``repeat_interleave``, so small faces
-   (nearly all of a scan at training resolutions) cost a few entries and a face that
-   fills the image is handled by the same code, chunked to bound memory;
+2. a chunk of instances at a time, those whose screen bounding box holds no pixel centre
+   are dropped (at training resolutions, most faces of a scan fall between pixel
+   centres) and each remaining instance lists the pixel centres inside its box. The
+   lists have different lengths and are laid end to end with ``repeat_interleave``, so
+   small faces (nearly all of a scan at training resolutions) cost a few entries and a
+   face that fills the image is handled by the same code, chunked to bound memory;
 3. candidates inside the triangle compete per pixel with ``scatter_reduce(amin)`` on a
    64-bit key whose high bits are the float32 depth (its bit pattern orders like the
    value for non-negative floats) and whose low bits are the instance id, so the nearest
-   surface wins and ties break the same way on every device;
-4. each covered pixel recomputes the barycentrics of its winning face and interpolates
-   depth, per-vertex normals and colour (vertex colours, or a texture sampled through
-   per-vertex ``uv``), shaded with one directional light plus ambient. Steps 1-3 give
-   :class:`Fragments`, all that shading needs, so another rasteriser (the ``kaolin``
+   surface wins and ties break the same way on every device. A chunk's raster data is
+   dropped once drawn: the winners' is recomputed, by the same arithmetic, for step 4;
+4. each covered pixel takes the barycentrics and depth of its winning face and
+   interpolates per-vertex normals and colour (vertex colours, or a texture sampled
+   through per-vertex ``uv``), shaded with one directional light plus ambient. Steps 1-3
+   give :class:`Fragments`, all that shading needs, so another rasteriser (the ``kaolin``
    renderer's) shares step 4.
 
 The projection is orthographic over [-1, 1]^2; pixel ``(row i, column j)`` has its centre
@@ -53,8 +54,8 @@ _MIN_AREA2 = 1e-10
 _CANDIDATE_BUDGET = 1 << 21
 #: (view, face) instances rendered at once: meshes are grouped to stay under it.
 _INSTANCE_BUDGET = 1 << 22
-#: Faces set up at once on CPU: the temporaries stay in cache and off the page-faulting
-#: allocation path that tensors of megabytes take (CUDA sets up a whole view at once).
+#: Faces set up and drawn at once on CPU: the temporaries stay small, in cache and off the
+#: page-faulting allocation path that tensors of megabytes take (CUDA does a view at once).
 _SETUP_CHUNK = 1 << 17
 
 
@@ -105,49 +106,43 @@ class TorchRenderer(Renderer):
     def _rasterize(self, packed: _Packed, rotations: Tensor, size: int) -> Fragments:
         """The nearest face at every pixel of every (mesh, view) image."""
         device = packed.vertices.device
-        n_views, n_faces, n_vertices = rotations.shape[0], packed.faces.shape[0], packed.vertices.shape[0]
-        cam = torch.einsum("vij,nj->ivn", rotations, packed.vertices).reshape(3, -1)  # [3, V * N]
+        n_views, n_faces = rotations.shape[0], packed.faces.shape[0]
+        cam = torch.einsum("vij,nj->ivn", rotations, packed.vertices)  # [3, V, N]
         scale = size / 2.0
         px = (cam[0] + 1.0) * scale - 0.5  # pixel centres land on integers
         py = (1.0 - cam[1]) * scale - 0.5  # row 0 is the top
         pd = 1.0 - cam[2]  # depth from the near plane z = +1
-        # Instance view * F + face, set up a chunk of faces at a time (see _SETUP_CHUNK).
         faces_t = packed.faces.T.contiguous()  # [3, F]
+        zbuffer = _ZBuffer(packed.count * n_views, size, n_views * n_faces, device)
+        # Instance view * F + face, drawn a chunk of faces at a time (see _SETUP_CHUNK).
         chunk = _SETUP_CHUNK if device.type == "cpu" else max(1, n_faces)
-        setup = _Setup.cat(
-            [
-                _setup(
-                    px,
-                    py,
-                    pd,
-                    faces_t[:, start : start + chunk] + view * n_vertices,
-                    packed.face_mesh[start : start + chunk] * n_views + view,
-                    size,
-                    first=view * n_faces + start,
-                )
-                for view in range(n_views)
-                for start in range(0, n_faces, chunk)
-            ]
-        )
+        for view in range(n_views):
+            for start in range(0, n_faces, chunk):
+                stop = min(start + chunk, n_faces)
+                image = packed.face_mesh[start:stop] * n_views + view
+                zbuffer.draw(_setup(px[view], py[view], pd[view], faces_t[:, start:stop], image, size), view * n_faces + start)
 
-        winner = _zbuffer(setup, packed.count * n_views, size)  # [n_images * size^2], -1 on background
-        pixels = torch.nonzero(winner >= 0).squeeze(1)
-        inst = winner.index_select(0, pixels)
-
-        # Barycentrics and depth of the winning face, recomputed exactly as in the raster.
-        local = pixels % (size * size)
-        dy = torch.div(local, size, rounding_mode="floor")
-        dx = local - dy * size - setup.ox.index_select(0, inst)
-        b0, b1, b2, depth = _interpolants(setup.coef.index_select(1, inst), dx, dy - setup.oy.index_select(0, inst))
-        instance = setup.instance.index_select(0, inst)
+        pixels, instance = zbuffer.nearest()
         view = torch.div(instance, n_faces, rounding_mode="floor")
+        face = instance - view * n_faces
+        # Barycentrics and depth of the winning face, with the raster's own arithmetic.
+        offset = view * px.shape[1]
+        corners = [faces_t[k].index_select(0, face) + offset for k in range(3)]
+        x = [px.view(-1).index_select(0, c) for c in corners]
+        y = [py.view(-1).index_select(0, c) for c in corners]
+        lo_x, lo_y = _box(x, size)[0], _box(y, size)[0]
+        local = pixels % (size * size)
+        row = torch.div(local, size, rounding_mode="floor")
+        coef, area2 = _coefficients(x, y, [pd.view(-1).index_select(0, c) for c in corners], lo_x, lo_y)
+        b0, b1, b2, depth = _interpolants(coef, (local - row * size) - lo_x, row - lo_y)
         return Fragments(
             pixels=pixels,
             view=view,
-            face=instance - view * n_faces,
+            face=face,
             bary=torch.stack([b0, b1, b2], dim=1),
             depth=depth,
-            facing=setup.facing.index_select(0, inst),
+            # Pixel y points down, so a counter-clockwise face seen from the camera has area2 < 0.
+            facing=torch.where(area2 < 0, 1.0, -1.0).to(px.dtype),
         )
 
 
@@ -305,71 +300,68 @@ def _groups(meshes: Sequence[Mesh], n_views: int) -> list[Sequence[Mesh]]:
 
 @dataclass
 class _Setup:
-    """Per-instance raster data, one entry per (view, face): instance ``view * F + face``.
+    """Raster data of a chunk of (view, face) instances whose bounding box holds a pixel
+    centre (at training resolutions most faces fall between pixel centres): ``kept`` says
+    which of the chunk's instances they are. Degenerate ones have ``count`` 0."""
 
-    Only instances whose bounding box holds a pixel centre are kept (at training
-    resolutions most faces fall between pixel centres); ``instance`` says which they are.
-    Degenerate ones kept have ``count`` 0 and never produce a candidate.
-    """
-
-    instance: Tensor  # [I] view * F + face
-    ox: Tensor  # [I] column of the bounding box corner (int64)
-    oy: Tensor  # [I] row of the bounding box corner
-    width: Tensor  # [I] bounding box width in pixels
+    kept: Tensor  # [I] index into the chunk's instances
+    width: Tensor  # [I] bounding box width in pixels (int64)
     count: Tensor  # [I] pixel centres in the bounding box
-    base: Tensor  # [I] flat pixel index of the corner
+    base: Tensor  # [I] flat pixel index of the box's top-left corner
     coef: Tensor  # [9, I]: b0, b1, depth = a * dx + b * dy + c, (dx, dy) from the corner
-    facing: Tensor  # [I] +1 front face, -1 back face
-
-    @staticmethod
-    def cat(parts: Sequence[_Setup]) -> _Setup:
-        if len(parts) == 1:
-            return parts[0]
-        return _Setup(**{f: torch.cat([getattr(p, f) for p in parts], dim=-1) for f in _Setup.__dataclass_fields__})
 
 
-def _setup(px: Tensor, py: Tensor, pd: Tensor, corners: Tensor, image: Tensor, size: int, first: int) -> _Setup:
-    """Bounding boxes and affine barycentric/depth coefficients of instances ``first``...
+def _setup(px: Tensor, py: Tensor, pd: Tensor, corners: Tensor, image: Tensor, size: int) -> _Setup:
+    """Bounding boxes and affine barycentric/depth coefficients of a chunk of instances.
 
-    ``px``, ``py``, ``pd`` hold every (view, vertex)'s pixel x, pixel y and depth;
-    ``corners`` ``[3, I]`` indexes them per instance corner; ``image`` is ``[I]``.
+    ``px``, ``py``, ``pd`` hold one view's vertices' pixel x, pixel y and depth; ``corners``
+    ``[3, I]`` indexes them per instance corner; ``image`` ``[I]`` is each one's image.
     """
-    x0, x1, x2 = (px.index_select(0, c) for c in corners)
-    y0, y1, y2 = (py.index_select(0, c) for c in corners)
-    lo_x = torch.ceil(torch.minimum(torch.minimum(x0, x1), x2)).clamp_(0, size - 1)
-    lo_y = torch.ceil(torch.minimum(torch.minimum(y0, y1), y2)).clamp_(0, size - 1)
-    width = torch.floor(torch.maximum(torch.maximum(x0, x1), x2)).clamp_(0, size - 1) - lo_x + 1.0
-    height = torch.floor(torch.maximum(torch.maximum(y0, y1), y2)).clamp_(0, size - 1) - lo_y + 1.0
-    keep = torch.nonzero((width > 0) & (height > 0)).squeeze(1)
-    x0, x1, x2, y0, y1, y2, lo_x, lo_y, width, height, image = (
-        t.index_select(0, keep) for t in (x0, x1, x2, y0, y1, y2, lo_x, lo_y, width, height, image)
+    x = [px.index_select(0, c) for c in corners]
+    y = [py.index_select(0, c) for c in corners]
+    lo_x, width = _box(x, size)
+    lo_y, height = _box(y, size)
+    kept = torch.nonzero((width > 0) & (height > 0)).squeeze(1)
+    x, y = [t.index_select(0, kept) for t in x], [t.index_select(0, kept) for t in y]
+    lo_x, lo_y, width, height = (t.index_select(0, kept) for t in (lo_x, lo_y, width, height))
+    depth = [pd.index_select(0, c.index_select(0, kept)) for c in corners]
+    coef, area2 = _coefficients(x, y, depth, lo_x, lo_y)
+    ox, oy, width = lo_x.to(torch.int64), lo_y.to(torch.int64), width.to(torch.int64)
+    return _Setup(
+        kept=kept,
+        width=width,
+        count=width * height.to(torch.int64) * (area2.abs() > _MIN_AREA2),
+        base=image.index_select(0, kept) * (size * size) + oy * size + ox,
+        coef=coef,
     )
-    corners = corners.index_select(1, keep)
+
+
+def _box(coords: Sequence[Tensor], size: int) -> tuple[Tensor, Tensor]:
+    """First pixel centre at or after the corners' least coordinate, and how many follow
+    up to their greatest (<= 0 when none lies between), clipped to the image."""
+    lo = torch.ceil(torch.minimum(torch.minimum(coords[0], coords[1]), coords[2])).clamp_(0, size - 1)
+    hi = torch.floor(torch.maximum(torch.maximum(coords[0], coords[1]), coords[2])).clamp_(0, size - 1)
+    return lo, hi - lo + 1.0
+
+
+def _coefficients(
+    x: Sequence[Tensor], y: Sequence[Tensor], depth: Sequence[Tensor], lo_x: Tensor, lo_y: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``[9, I]`` affine coefficients of b0, b1 and depth in (dx, dy) from ``(lo_x, lo_y)``,
+    and twice the signed screen area (0 coefficients where it is too small to draw)."""
     # Coordinates relative to the box corner keep the edge functions well conditioned.
-    x0, x1, x2 = x0 - lo_x, x1 - lo_x, x2 - lo_x
-    y0, y1, y2 = y0 - lo_y, y1 - lo_y, y2 - lo_y
+    x0, x1, x2 = (t - lo_x for t in x)
+    y0, y1, y2 = (t - lo_y for t in y)
     area2 = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
     usable = area2.abs() > _MIN_AREA2
     inv = torch.where(usable, 1.0 / torch.where(usable, area2, 1.0), 0.0)
     # b0 = ((x1 - p.x) * (y2 - p.y) - (x2 - p.x) * (y1 - p.y)) / area2, likewise b1.
     a0, b0, c0 = (y1 - y2) * inv, (x2 - x1) * inv, (x1 * y2 - x2 * y1) * inv
     a1, b1, c1 = (y2 - y0) * inv, (x0 - x2) * inv, (x2 * y0 - x0 * y2) * inv
-    d0, d1, d2 = (pd.index_select(0, c) for c in corners)
+    d0, d1, d2 = depth
     e0, e1 = d0 - d2, d1 - d2
     coef = torch.stack([a0, b0, c0, a1, b1, c1, a0 * e0 + a1 * e1, b0 * e0 + b1 * e1, d2 + c0 * e0 + c1 * e1])
-
-    ox, oy, width = lo_x.to(torch.int64), lo_y.to(torch.int64), width.to(torch.int64)
-    return _Setup(
-        instance=keep + first,
-        ox=ox,
-        oy=oy,
-        width=width,
-        count=width * height.to(torch.int64) * usable,
-        base=image * (size * size) + oy * size + ox,
-        coef=coef,
-        # Pixel y points down, so a counter-clockwise face seen from the camera has area2 < 0.
-        facing=torch.where(area2 < 0, 1.0, -1.0).to(px.dtype),
-    )
+    return coef, area2
 
 
 def _interpolants(coef: Tensor, dx: Tensor, dy: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -381,46 +373,53 @@ def _interpolants(coef: Tensor, dx: Tensor, dy: Tensor) -> tuple[Tensor, Tensor,
     return b0, b1, 1.0 - b0 - b1, depth
 
 
-def _zbuffer(setup: _Setup, n_images: int, size: int) -> Tensor:
-    """The nearest instance per pixel, ``-1`` where none covers it."""
-    device = setup.count.device
-    n_inst = setup.count.shape[0]
-    id_bits = max(1, int(n_inst).bit_length())
-    if id_bits > 31:
-        raise ValueError(f"too many faces in one batch to rasterise ({n_inst} view-face pairs)")
-    empty = torch.iinfo(torch.int64).max
-    zbuf = torch.full((n_images * size * size,), empty, dtype=torch.int64, device=device)
+class _ZBuffer:
+    """The nearest instance per pixel, kept as a 64-bit key: float32 depth bits (which sort
+    like the values for non-negative floats) above the instance id."""
 
-    ends = torch.cumsum(setup.count, 0)
-    starts = ends - setup.count
-    ends_cpu = ends.cpu()
-    first = 0
-    while first < n_inst:
-        done = int(ends_cpu[first - 1]) if first else 0
-        last = int(torch.searchsorted(ends_cpu, done + _CANDIDATE_BUDGET, right=True))
-        last = min(max(last, first + 1), n_inst)
-        chunk_total = int(ends_cpu[last - 1]) - done
-        if chunk_total == 0:
-            first = last
-            continue
-        inst = torch.repeat_interleave(
-            torch.arange(first, last, device=device), setup.count[first:last], output_size=chunk_total
-        )
-        # Position of each candidate in its instance's box (inst is sorted: gathers stay local).
-        local = torch.arange(done, done + chunk_total, device=device) - starts.index_select(0, inst)
-        width = setup.width.index_select(0, inst)
-        dy = torch.div(local, width, rounding_mode="floor")
-        dx = local - dy * width
-        b0, b1, b2, depth = _interpolants(setup.coef.index_select(1, inst), dx, dy)
-        inside = (b0 >= -_INSIDE_EPS) & (b1 >= -_INSIDE_EPS) & (b2 >= -_INSIDE_EPS)
-        hit = torch.nonzero(inside).squeeze(1)
-        inst, dx, dy = inst[hit], dx[hit], dy[hit]
-        pixel = setup.base.index_select(0, inst) + dy * size + dx
-        # float32 bit patterns of non-negative values sort like the values themselves.
-        key = (depth[hit].clamp_min(0.0).view(torch.int32).to(torch.int64) << id_bits) | inst
-        zbuf.scatter_reduce_(0, pixel, key, reduce="amin", include_self=True)
-        first = last
-    return torch.where(zbuf != empty, zbuf & ((1 << id_bits) - 1), -1)
+    EMPTY = torch.iinfo(torch.int64).max
+
+    def __init__(self, n_images: int, size: int, n_instances: int, device: torch.device) -> None:
+        self.id_bits = max(1, int(n_instances - 1).bit_length())
+        if self.id_bits > 31:
+            raise ValueError(f"too many faces in one batch to rasterise ({n_instances} view-face pairs)")
+        self.size = size
+        self.keys = torch.full((n_images * size * size,), self.EMPTY, dtype=torch.int64, device=device)
+
+    def draw(self, setup: _Setup, first: int) -> None:
+        """Let every pixel centre inside an instance of ``setup`` (chunk starting at
+        instance ``first``) compete, ``_CANDIDATE_BUDGET`` candidates at a time."""
+        device, size = self.keys.device, self.size
+        n_inst = setup.count.shape[0]
+        ends = torch.cumsum(setup.count, 0)
+        starts = ends - setup.count
+        ends_cpu = ends.cpu()
+        done = lo = 0
+        while lo < n_inst:
+            hi = int(torch.searchsorted(ends_cpu, done + _CANDIDATE_BUDGET, right=True))
+            hi = min(max(hi, lo + 1), n_inst)
+            total = int(ends_cpu[hi - 1]) - done
+            if total:
+                inst = torch.repeat_interleave(torch.arange(lo, hi, device=device), setup.count[lo:hi], output_size=total)
+                # Position of each candidate in its instance's box (inst is sorted: gathers stay local).
+                local = torch.arange(done, done + total, device=device) - starts.index_select(0, inst)
+                width = setup.width.index_select(0, inst)
+                dy = torch.div(local, width, rounding_mode="floor")
+                dx = local - dy * width
+                b0, b1, b2, depth = _interpolants(setup.coef.index_select(1, inst), dx, dy)
+                inside = (b0 >= -_INSIDE_EPS) & (b1 >= -_INSIDE_EPS) & (b2 >= -_INSIDE_EPS)
+                key = (depth.clamp_min(0.0).view(torch.int32).to(torch.int64) << self.id_bits) | (
+                    setup.kept.index_select(0, inst) + first
+                )
+                pixel = setup.base.index_select(0, inst) + dy * size + dx
+                self.keys.scatter_reduce_(0, pixel, torch.where(inside, key, self.EMPTY), reduce="amin", include_self=True)
+            done += total
+            lo = hi
+
+    def nearest(self) -> tuple[Tensor, Tensor]:
+        """The covered pixels (flat indices) and the instance seen at each."""
+        pixels = torch.nonzero(self.keys != self.EMPTY).squeeze(1)
+        return pixels, self.keys.index_select(0, pixels) & ((1 << self.id_bits) - 1)
 
 
 # ---------------------------------------------------------------------------------------
