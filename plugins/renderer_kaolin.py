@@ -78,7 +78,7 @@ class KaolinRenderer(TorchRenderer):
                     pixels=((mesh * n_views + view) * size + row) * size + column,
                     view=view,
                     face=face + start,
-                    bary=values[:, :3],
+                    bary=values[:, :3].T,
                     depth=values[:, 3],
                     # y points up here: a face counter-clockwise as the camera sees it has area2 > 0
                     facing=torch.where(area2 > 0, 1.0, -1.0).to(cam.dtype),

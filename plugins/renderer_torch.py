@@ -112,7 +112,7 @@ class TorchRenderer(Renderer):
         px = (cam[0] + 1.0) * scale - 0.5  # pixel centres land on integers
         py = (1.0 - cam[1]) * scale - 0.5  # row 0 is the top
         pd = 1.0 - cam[2]  # depth from the near plane z = +1
-        faces_t = packed.faces.T.contiguous()  # [3, F]
+        faces_t = packed.faces_t
         zbuffer = _ZBuffer(packed.count * n_views, size, n_views * n_faces, device)
         # Instance view * F + face, drawn a chunk of faces at a time (see _SETUP_CHUNK).
         chunk = _SETUP_CHUNK if device.type == "cpu" else max(1, n_faces)
@@ -139,7 +139,7 @@ class TorchRenderer(Renderer):
             pixels=pixels,
             view=view,
             face=face,
-            bary=torch.stack([b0, b1, b2], dim=1),
+            bary=torch.stack([b0, b1, b2]),
             depth=depth,
             # Pixel y points down, so a counter-clockwise face seen from the camera has area2 < 0.
             facing=torch.where(area2 < 0, 1.0, -1.0).to(px.dtype),
@@ -157,7 +157,7 @@ class Fragments:
     pixels: Tensor  # [P] flat index into [meshes, views, size, size]
     view: Tensor  # [P] view index
     face: Tensor  # [P] index into the packed faces
-    bary: Tensor  # [P, 3] barycentric weights of the face's corners
+    bary: Tensor  # [3, P] barycentric weights of the face's corners
     depth: Tensor  # [P] 1 - z in camera space
     facing: Tensor  # [P] +1 where the face's front is seen, -1 for its back
 
@@ -165,49 +165,72 @@ class Fragments:
     def cat(parts: Sequence[Fragments]) -> Fragments:
         if len(parts) == 1:
             return parts[0]
-        return Fragments(**{f: torch.cat([getattr(p, f) for p in parts]) for f in Fragments.__dataclass_fields__})
+        return Fragments(**{f: torch.cat([getattr(p, f) for p in parts], dim=-1) for f in Fragments.__dataclass_fields__})
 
 
 def _shade(fragments: Fragments, packed: _Packed, rotations: Tensor, size: int, opts: TorchRenderer.Options) -> RenderedViews:
-    """Interpolate normals and albedo over the fragments, light them, and lay out the maps."""
-    device = packed.vertices.device
-    n_views, n_vertices = rotations.shape[0], packed.vertices.shape[0]
-    pixels, bary, depth = fragments.pixels, fragments.bary, fragments.depth
-    corners = packed.faces.index_select(0, fragments.face)  # [P, 3]
+    """Interpolate normals and albedo over the fragments, light them, and lay out the maps.
 
-    def interpolate(values: Tensor, offset: Tensor | int = 0) -> Tensor:  # per-vertex [N, C] -> per-pixel [P, C]
-        return sum(values.index_select(0, corners[:, k] + offset) * bary[:, k : k + 1] for k in range(3))
+    Per-vertex and per-pixel values are channel-first (``[C, N]``, ``[C, P]``): every
+    arithmetic step then runs over contiguous rows.
+    """
+    n_views, n_vertices = rotations.shape[0], packed.vertices.shape[0]
+    bary = fragments.bary
+    corners = packed.faces_t.index_select(1, fragments.face)  # [3, P]
+
+    def interpolate(values: Tensor, offset: Tensor | int = 0) -> Tensor:  # [C, N] -> [C, P]
+        out = values.index_select(1, corners[0] + offset) * bary[0]
+        for k in (1, 2):
+            out.addcmul_(values.index_select(1, corners[k] + offset), bary[k])
+        return out
 
     # vertex normals turned into every view's camera, then interpolated per pixel
-    view_normals = torch.einsum("vij,nj->vni", rotations, packed.normals).reshape(-1, 3)
-    normal = interpolate(view_normals, fragments.view * n_vertices)
+    view_normals = torch.einsum("vij,jn->ivn", rotations, packed.normals).reshape(3, -1)  # [3, V * N]
     # Two-sided: a face seen from behind shows its other side, facing the camera.
-    normal = F.normalize(normal * fragments.facing.unsqueeze(1), dim=1)
+    normal = _unit(interpolate(view_normals, fragments.view * n_vertices) * fragments.facing)
 
     albedo = interpolate(packed.colors)
     if packed.textured:
         uv = interpolate(packed.uv)
-        mesh_of = torch.div(pixels, n_views * size * size, rounding_mode="floor")
+        mesh_of = torch.div(fragments.pixels, n_views * size * size, rounding_mode="floor")
         for index, texture in packed.textures.items():
             rows = torch.nonzero(mesh_of == index).squeeze(1)
-            albedo[rows] = _sample(texture, uv[rows])
+            albedo[:, rows] = _sample(texture, uv[:, rows])
 
-    light = F.normalize(torch.tensor(opts.light, dtype=normal.dtype, device=device), dim=0)
-    lambert = (normal @ light).clamp_min(0.0)
-    shade = albedo * (opts.ambient + (1.0 - opts.ambient) * lambert).unsqueeze(1)
-
-    n_images = packed.count * n_views
-    maps = torch.zeros(8, n_images * size * size, dtype=torch.float32, device=device)
-    maps[0:3] = opts.background
-    values = torch.cat([shade.clamp(0.0, 1.0), depth.unsqueeze(1), normal, torch.ones_like(depth).unsqueeze(1)], 1)
-    maps.index_copy_(1, pixels, values.T.to(torch.float32))
-    maps = maps.view(8, packed.count, n_views, size, size).permute(1, 2, 0, 3, 4)
+    light = F.normalize(torch.tensor(opts.light, dtype=normal.dtype, device=normal.device), dim=0)
+    lambert = (light @ normal).clamp_min(0.0)
+    shade = albedo * (opts.ambient + (1.0 - opts.ambient) * lambert)
+    maps = _Maps(fragments.pixels, packed.count, n_views, size)
     return RenderedViews(
-        rgb=maps[:, :, 0:3].contiguous(),
-        depth=maps[:, :, 3:4].contiguous(),
-        normal=maps[:, :, 4:7].contiguous(),
-        mask=maps[:, :, 7:8].contiguous(),
+        rgb=maps.lay_out(shade.clamp(0.0, 1.0), opts.background),
+        depth=maps.lay_out(fragments.depth.unsqueeze(0)),
+        normal=maps.lay_out(normal),
+        mask=maps.lay_out(torch.ones_like(fragments.depth).unsqueeze(0)),
     )
+
+
+def _unit(vectors: Tensor) -> Tensor:
+    """``[3, P]`` columns scaled to unit length (zero columns stay zero, as F.normalize)."""
+    return vectors / vectors.square().sum(0).sqrt().clamp_min(1e-12)
+
+
+class _Maps:
+    """Scatters per-pixel values into ``[meshes, views, C, size, size]`` images."""
+
+    def __init__(self, pixels: Tensor, count: int, n_views: int, size: int) -> None:
+        self.pixels, self.shape, self.area = pixels, (count, n_views, size, size), size * size
+        self.image = torch.div(pixels, self.area, rounding_mode="floor")
+
+    def lay_out(self, values: Tensor, background: float = 0.0) -> Tensor:
+        """``[C, P]`` values at the fragments' pixels, ``background`` elsewhere."""
+        channels = values.shape[0]
+        count, n_views, size, _ = self.shape
+        out = torch.full((count, n_views, channels, size, size), background, dtype=torch.float32, device=values.device)
+        # Pixel p of image i lies at (i * C + c) * size^2 + (p - i * size^2) in channel c.
+        first = self.pixels + self.image * ((channels - 1) * self.area)
+        for channel in range(channels):
+            out.view(-1).index_copy_(0, first + channel * self.area, values[channel].to(torch.float32))
+        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -234,32 +257,35 @@ class _Packed:
             self.face_ranges.append((first_face, first_face + len(mesh.faces)))
             n = len(mesh.vertices)
             if mesh.colors is not None:
-                colors.append(torch.from_numpy(mesh.colors).to(device).clamp(0.0, 1.0))
+                colors.append(torch.from_numpy(mesh.colors).to(device).T.clamp(0.0, 1.0))
             else:
-                colors.append(torch.full((n, 3), DEFAULT_GREY, device=device))
+                colors.append(torch.full((3, n), DEFAULT_GREY, device=device))
             if mesh.uv is not None and mesh.texture is not None:
-                uvs.append(torch.from_numpy(mesh.uv).to(device))
+                uvs.append(torch.from_numpy(mesh.uv).to(device).T)
                 self.textures[index] = _texture_tensor(mesh.texture, device)
             else:
-                uvs.append(torch.zeros(n, 2, device=device))
+                uvs.append(torch.zeros(2, n, device=device))
             start += n
-        self.vertices = torch.cat(vertices)
-        self.faces = torch.cat(faces)
+        self.vertices = torch.cat(vertices)  # [N, 3]
+        self.faces = torch.cat(faces)  # [F, 3]
+        self.faces_t = torch.stack(self.faces.unbind(1))  # [3, F] (faster than a transposing copy)
         self.face_mesh = torch.cat(face_mesh)
-        self.colors = torch.cat(colors)
-        self.uv = torch.cat(uvs)
+        # Per-vertex shading data is channel-first, as _shade uses it.
+        self.colors = torch.cat(colors, dim=1)  # [3, N]
+        self.uv = torch.cat(uvs, dim=1)  # [2, N]
         self.textured = bool(self.textures)
-        self.normals = _vertex_normals(self.vertices, self.faces)
+        self.normals = _vertex_normals(self.vertices, self.faces_t)  # [3, N]
 
 
-def _vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
-    """Area-weighted per-vertex normals (zero for vertices on no face)."""
-    v0, v1, v2 = (vertices.index_select(0, corner) for corner in faces.T)
-    face_normals = torch.linalg.cross(v1 - v0, v2 - v0)
-    normals = torch.zeros_like(vertices)
-    for corner in faces.T:
-        normals.index_add_(0, corner, face_normals)
-    return F.normalize(normals, dim=1)
+def _vertex_normals(vertices: Tensor, faces_t: Tensor) -> Tensor:
+    """``[3, N]`` area-weighted per-vertex normals (zero for vertices on no face)."""
+    columns = torch.stack(vertices.unbind(1))
+    v0, v1, v2 = (columns.index_select(1, corner) for corner in faces_t)
+    face_normals = torch.linalg.cross(v1 - v0, v2 - v0, dim=0)
+    normals = torch.zeros_like(columns)
+    for corner in faces_t:
+        normals.index_add_(1, corner, face_normals)
+    return _unit(normals)
 
 
 def _texture_tensor(texture: np.ndarray, device: torch.device) -> Tensor:
@@ -274,10 +300,11 @@ def _texture_tensor(texture: np.ndarray, device: torch.device) -> Tensor:
 
 
 def _sample(texture: Tensor, uv: Tensor) -> Tensor:
-    """Bilinear texture lookup; ``uv`` has v up (row 0 of the image is v = 1), as in OBJ."""
-    grid = torch.stack([uv[:, 0] * 2.0 - 1.0, 1.0 - uv[:, 1] * 2.0], dim=1).view(1, 1, -1, 2)
+    """Bilinear ``[3, P]`` texture lookup at ``[2, P]`` ``uv``, v up (row 0 of the image is
+    v = 1), as in OBJ."""
+    grid = torch.stack([uv[0] * 2.0 - 1.0, 1.0 - uv[1] * 2.0], dim=1).view(1, 1, -1, 2)
     sampled = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return sampled.view(3, -1).T
+    return sampled.view(3, -1)
 
 
 def _groups(meshes: Sequence[Mesh], n_views: int) -> list[Sequence[Mesh]]:
@@ -349,15 +376,20 @@ def _coefficients(
 ) -> tuple[Tensor, Tensor]:
     """``[9, I]`` affine coefficients of b0, b1 and depth in (dx, dy) from ``(lo_x, lo_y)``,
     and twice the signed screen area (0 coefficients where it is too small to draw)."""
-    # Coordinates relative to the box corner keep the edge functions well conditioned.
-    x0, x1, x2 = (t - lo_x for t in x)
-    y0, y1, y2 = (t - lo_y for t in y)
-    area2 = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    # Corners 0 and 1 relative to corner 2, and corner 2 relative to the box corner: small
+    # numbers wherever the face lies, which keeps the edge functions well conditioned.
+    u0, u1, v0, v1 = x[0] - x[2], x[1] - x[2], y[0] - y[2], y[1] - y[2]
+    sx, sy = x[2] - lo_x, y[2] - lo_y
+    area2 = u0 * v1 - u1 * v0
     usable = area2.abs() > _MIN_AREA2
     inv = torch.where(usable, 1.0 / torch.where(usable, area2, 1.0), 0.0)
-    # b0 = ((x1 - p.x) * (y2 - p.y) - (x2 - p.x) * (y1 - p.y)) / area2, likewise b1.
-    a0, b0, c0 = (y1 - y2) * inv, (x2 - x1) * inv, (x1 * y2 - x2 * y1) * inv
-    a1, b1, c1 = (y2 - y0) * inv, (x0 - x2) * inv, (x2 * y0 - x0 * y2) * inv
+    # At (qx, qy) = (dx - sx, dy - sy) from corner 2, b0 = (v1 qx - u1 qy) / area2 and
+    # b1 = (u0 qy - v0 qx) / area2.
+    a0, b1 = v1 * inv, u0 * inv
+    inv.neg_()
+    b0, a1 = u1 * inv, v0 * inv
+    c0 = (a0 * sx).add_(b0 * sy).neg_()
+    c1 = (a1 * sx).add_(b1 * sy).neg_()
     d0, d1, d2 = depth
     e0, e1 = d0 - d2, d1 - d2
     coef = torch.stack([a0, b0, c0, a1, b1, c1, a0 * e0 + a1 * e1, b0 * e0 + b1 * e1, d2 + c0 * e0 + c1 * e1])
