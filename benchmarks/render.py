@@ -109,23 +109,34 @@ def agreement(ours: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     }
 
 
-def compare(renderer: object, mesh: Mesh, size: int, threads: int, runs: int) -> dict[str, object]:
+def compare(renderer: object, mesh: Mesh, size: int, threads: int, runs: int, one_thread_too: bool = False) -> dict[str, object]:
     """Time both renderers on one mesh with ``threads`` threads each.
 
     ``open3d_cast`` re-casts a scene built before: Open3D builds its BVH lazily, at a new
-    scene's first cast, so ``open3d`` minus ``open3d_cast`` is the build.
+    scene's first cast, so ``open3d`` minus ``open3d_cast`` is the build. With
+    ``one_thread_too``, ``torch_1_thread`` times the torch renderer at 1 thread in the same
+    blocks: on a VM whose second core is starved by the host for a while, PyTorch's static
+    split of each operation between threads waits for it, which that comparison shows.
     """
     torch.set_num_threads(threads)
     raycaster = Open3DRaycaster(VIEWS, size, threads)
     scene = raycaster.build(mesh)
-    timings = seconds(
-        {
-            "torch": lambda: renderer.render([mesh], VIEWS, size),
-            "open3d": lambda: raycaster.render(mesh),
-            "open3d_cast": lambda: raycaster.cast(scene),
-        },
-        runs,
-    )
+    calls = {
+        "torch": lambda: renderer.render([mesh], VIEWS, size),
+        "open3d": lambda: raycaster.render(mesh),
+        "open3d_cast": lambda: raycaster.cast(scene),
+    }
+    if one_thread_too:
+
+        def torch_1_thread() -> None:
+            torch.set_num_threads(1)
+            try:
+                renderer.render([mesh], VIEWS, size)
+            finally:
+                torch.set_num_threads(threads)
+
+        calls["torch_1_thread"] = torch_1_thread
+    timings = seconds(calls, runs)
     return {
         "vertices": len(mesh.vertices),
         "faces": len(mesh.faces),
@@ -174,7 +185,7 @@ def main() -> None:
     torch.set_num_threads(cores)
     ours = renderer.render([mesh], VIEWS, args.size).depth[0, :, 0].numpy()
     theirs = Open3DRaycaster(VIEWS, args.size, cores).render(mesh)
-    headline = [compare(renderer, mesh, args.size, threads, args.runs) for threads in sorted({1, cores})]
+    headline = [compare(renderer, mesh, args.size, threads, args.runs, one_thread_too=threads > 1) for threads in sorted({1, cores})]
     by_vertices = [compare(renderer, synthetic_face(int(n)), args.size, cores, args.runs) for n in args.mesh_sizes.split(",")]
     by_size = [compare(renderer, mesh, int(s), cores, args.runs) for s in args.image_sizes.split(",")]
     result = {

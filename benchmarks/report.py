@@ -35,8 +35,18 @@ def ms(timing: dict[str, float]) -> str:
 
 def render_tables(r: dict[str, Any]) -> str:
     head = table(
-        ["threads", "torch", "Open3D (BVH build + cast)", "Open3D cast only", "torch / Open3D"],
-        [[h["threads"], ms(h["torch"]), ms(h["open3d"]), ms(h["open3d_cast"]), f"**{h['ratio']:.2f}**"] for h in r["headline"]],
+        ["threads", "torch", "Open3D (BVH build + cast)", "Open3D cast only", "torch / Open3D", "torch at 1 thread, same blocks"],
+        [
+            [
+                h["threads"],
+                ms(h["torch"]),
+                ms(h["open3d"]),
+                ms(h["open3d_cast"]),
+                f"**{h['ratio']:.2f}**",
+                ms(h["torch_1_thread"]) if "torch_1_thread" in h else "",
+            ]
+            for h in r["headline"]
+        ],
     )
     a = r["agreement"]
     agreement = (
