@@ -225,6 +225,7 @@ def test_results_do_not_depend_on_how_the_work_is_chunked(monkeypatch):
     reference = renderer().render(meshes, DEFAULT_VIEWS, 40)
     monkeypatch.setattr(renderer_torch, "_CANDIDATE_BUDGET", 500)
     monkeypatch.setattr(renderer_torch, "_INSTANCE_BUDGET", 10_000)
+    monkeypatch.setattr(renderer_torch, "_SETUP_CHUNK", 7)
     chunked = renderer().render(meshes, DEFAULT_VIEWS, 40)
     for name in RenderedViews.MAPS:
         assert torch.allclose(getattr(chunked, name), getattr(reference, name), atol=1e-5), name
