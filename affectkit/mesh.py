@@ -102,21 +102,24 @@ class MeshSequence:
 def _read_with_trimesh(path: Path) -> Mesh:
     import trimesh
 
-    try:
-        loaded = trimesh.load(str(path), process=False, force="mesh")
-    except Exception as exc:  # trimesh raises many types for bad files
-        raise MeshError(f"{path}: cannot read mesh: {exc}") from exc
-    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
-        raise MeshError(f"{path}: file holds no triangle faces")
-    colors = None
-    visual = loaded.visual
-    uv = texture = None
-    if visual.kind == "vertex":
-        colors = np.asarray(visual.vertex_colors)[:, :3] / 255.0
-    elif visual.kind == "texture" and getattr(visual, "uv", None) is not None:
-        image = getattr(visual.material, "image", None) or getattr(visual.material, "baseColorTexture", None)
-        if image is not None:
-            uv, texture = np.asarray(visual.uv), np.array(image.convert("RGB"))  # writable for torch
+    # trimesh scales colours before clipping them to 0..255, so a huge colour overflows on
+    # the way to 255: no warning for that. Coordinates beyond float32 are named by Mesh.
+    with np.errstate(over="ignore"):
+        try:
+            loaded = trimesh.load(str(path), process=False, force="mesh")
+        except Exception as exc:  # trimesh raises many types for bad files
+            raise MeshError(f"{path}: cannot read mesh: {exc}") from exc
+        if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+            raise MeshError(f"{path}: file holds no triangle faces")
+        colors = None
+        visual = loaded.visual
+        uv = texture = None
+        if visual.kind == "vertex":
+            colors = np.asarray(visual.vertex_colors)[:, :3] / 255.0
+        elif visual.kind == "texture" and getattr(visual, "uv", None) is not None:
+            image = getattr(visual.material, "image", None) or getattr(visual.material, "baseColorTexture", None)
+            if image is not None:
+                uv, texture = np.asarray(visual.uv), np.array(image.convert("RGB"))  # writable for torch
     return Mesh(
         vertices=np.asarray(loaded.vertices),
         faces=np.asarray(loaded.faces),

@@ -4,7 +4,8 @@ A *target* is a reader with a small valid file of its format (the seed). Inputs 
 bytes or the seed mutated (bytes flipped, cut, inserted, repeated, numbers swapped for
 extreme ones). The rule, checked by :func:`run_one`: the reader returns, or raises an
 :class:`~affectkit.errors.AffectkitError` whose message names the file; anything else
-(another exception, or a peak allocation above :data:`ALLOCATION_CAP`) is a failure.
+(another exception, a numeric RuntimeWarning such as numpy's overflow warning, or a peak
+allocation above :data:`ALLOCATION_CAP`) is a failure.
 tests/test_fuzz.py runs a few hundred inputs per target; benchmarks/fuzz.py runs 10,000
 and reports the counts.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,18 +147,23 @@ def run_one(target: Target, folder: Path, data: bytes) -> str:
     path = folder / f"input{target.suffix}"
     path.write_bytes(data)
     tracemalloc.start()
-    try:
-        target.read(path)
-        message = ""
-    except AffectkitError as exc:
-        message = str(exc)
-        if path.name not in message:
-            raise FuzzFailure(f"{target.name}: the error does not name the file: {exc}") from exc
-    except Exception as exc:
-        raise FuzzFailure(f"{target.name}: unhandled {type(exc).__name__}: {exc}") from exc
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        try:
+            target.read(path)
+            message = ""
+        except AffectkitError as exc:
+            message = str(exc)
+            if path.name not in message:
+                raise FuzzFailure(f"{target.name}: the error does not name the file: {exc}") from exc
+        except Exception as exc:
+            raise FuzzFailure(f"{target.name}: unhandled {type(exc).__name__}: {exc}") from exc
+        finally:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+    numeric = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    if numeric:
+        raise FuzzFailure(f"{target.name}: the reader let a warning through: {numeric[0].message}")
     if peak > ALLOCATION_CAP:
         raise FuzzFailure(f"{target.name}: {len(data)} bytes made the reader allocate {peak / 2**20:.0f} MiB")
     return message
