@@ -76,7 +76,24 @@ def connect_ray(recipe: Recipe) -> None:
         ray.init(address=address, log_to_driver=True)
     else:
         needed = recipe.scaling.num_workers * recipe.scaling.cpus_per_worker
-        ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), include_dashboard=False, log_to_driver=True)
+        ray.init(
+            num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
+            include_dashboard=False,
+            log_to_driver=True,
+            runtime_env={"worker_process_setup_hook": quiet_placement_group_cleaner},
+        )
+
+
+def quiet_placement_group_cleaner() -> None:
+    """Silence Ray Train's placement-group cleaner in a local instance's workers.
+
+    The cleaner asks Ray's State API, every few seconds, whether the train controller is
+    alive. Without the dashboard, which the local instance leaves out, the State API is
+    missing, so every check fails and prints a warning to the console.
+    """
+    import logging
+
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
 def check_cluster(recipe: Recipe) -> None:

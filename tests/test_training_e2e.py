@@ -36,6 +36,11 @@ def test_quick_recipe_trains_to_90_percent_on_held_out_subjects(quick_run):
     assert set(report["by_attribute"]) >= {"sex", "age_group", "intensity"}
 
 
+def test_the_console_carries_no_warning_the_local_ray_instance_makes_inevitable(quick_run):
+    *_, out = quick_run
+    assert "Failed to query Ray Train Controller actor state" not in out  # no dashboard, no State API
+
+
 def test_eval_and_predict_use_the_checkpoint(quick_run, tmp_path):
     tmp, run_dir, _ = quick_run
     out = run_ok("eval", str(run_dir / "model"), "--out", str(tmp_path / "eval"))
