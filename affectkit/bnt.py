@@ -199,6 +199,7 @@ def _read_texture(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 _COUNT = re.compile(r"^\s*(\d+)\b")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_lm3(path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -246,8 +247,11 @@ def read_lm3(path: str | Path) -> tuple[list[str], np.ndarray]:
             values = [float(p) for p in parts]
         except ValueError:
             values = []
-        if len(values) != 3 or not np.isfinite(values).all():
-            raise MeshError(f"{path}: line {number}: expected 'x y z' for landmark {label!r}, got {coords!r}")
+        if len(values) != 3 or not all(abs(v) <= _FLOAT32_MAX for v in values):  # nan fails too
+            raise MeshError(
+                f"{path}: line {number}: expected 'x y z' for landmark {label!r} (finite numbers within "
+                f"float32's range), got {coords!r}"
+            )
         names.append(label)
         points[k] = values
     return names, points.astype(np.float32)

@@ -228,7 +228,8 @@ def test_lm3_bare_count_line(tmp_path):
         ("Landmark Points\n\nmany landmarks\n", r"line 3: expected the landmark count, got 'many landmarks'"),
         ("Landmark Points\n\n3 landmarks:\nNose tip\n1 2 3\n", r"line 3 announces 3 landmarks .* only 2 non-empty lines follow"),
         ("Landmark Points\n\n1000000000\nNose tip\n1 2 3\n", r"announces 1000000000 landmarks"),
-        ("Landmark Points\n\n2\nNose tip\n1 2 3\nChin\n1 two 3\n", r"line 7: expected 'x y z' for landmark 'Chin', got '1 two 3'"),
+        ("Landmark Points\n\n2\nNose tip\n1 2 3\nChin\n1 two 3\n", r"line 7: expected 'x y z' for landmark 'Chin' .*, got '1 two 3'"),
+        ("Landmark Points\n\n1\nNose tip\n1 2 1e39\n", r"line 5: expected 'x y z' .*float32's range\), got '1 2 1e39'"),
         ("Landmark Points\n\n1\nNose tip\n1 2\n", r"line 5: expected 'x y z'"),
     ],
 )
