@@ -130,7 +130,7 @@ class TorchRenderer(Renderer):
         corners = [faces_t[k].index_select(0, face) + offset for k in range(3)]
         x = [px.view(-1).index_select(0, c) for c in corners]
         y = [py.view(-1).index_select(0, c) for c in corners]
-        lo_x, lo_y = _box(x, size)[0], _box(y, size)[0]
+        lo_x, lo_y = _first_centre(x, size), _first_centre(y, size)
         local = pixels % (size * size)
         row = torch.div(local, size, rounding_mode="floor")
         coef, area2 = _coefficients(x, y, [pd.view(-1).index_select(0, c) for c in corners], lo_x, lo_y)
@@ -218,14 +218,14 @@ class _Maps:
     """Scatters per-pixel values into ``[meshes, views, C, size, size]`` images."""
 
     def __init__(self, pixels: Tensor, count: int, n_views: int, size: int) -> None:
-        self.pixels, self.shape, self.area = pixels, (count, n_views, size, size), size * size
+        self.pixels, self.count, self.n_views, self.size, self.area = pixels, count, n_views, size, size * size
         self.image = torch.div(pixels, self.area, rounding_mode="floor")
 
     def lay_out(self, values: Tensor, background: float = 0.0) -> Tensor:
         """``[C, P]`` values at the fragments' pixels, ``background`` elsewhere."""
         channels = values.shape[0]
-        count, n_views, size, _ = self.shape
-        out = torch.full((count, n_views, channels, size, size), background, dtype=torch.float32, device=values.device)
+        shape = (self.count, self.n_views, channels, self.size, self.size)
+        out = torch.full(shape, background, dtype=torch.float32, device=values.device)
         # Pixel p of image i lies at (i * C + c) * size^2 + (p - i * size^2) in channel c.
         first = self.pixels + self.image * ((channels - 1) * self.area)
         for channel in range(channels):
@@ -363,10 +363,15 @@ def _setup(px: Tensor, py: Tensor, pd: Tensor, corners: Tensor, image: Tensor, s
     )
 
 
+def _first_centre(coords: Sequence[Tensor], size: int) -> Tensor:
+    """First pixel centre at or after the corners' least coordinate, clipped to the image."""
+    return torch.ceil(torch.minimum(torch.minimum(coords[0], coords[1]), coords[2])).clamp_(0, size - 1)
+
+
 def _box(coords: Sequence[Tensor], size: int) -> tuple[Tensor, Tensor]:
-    """First pixel centre at or after the corners' least coordinate, and how many follow
-    up to their greatest (<= 0 when none lies between), clipped to the image."""
-    lo = torch.ceil(torch.minimum(torch.minimum(coords[0], coords[1]), coords[2])).clamp_(0, size - 1)
+    """:func:`_first_centre`, and how many pixel centres follow up to the corners' greatest
+    coordinate (<= 0 when none lies between), clipped to the image."""
+    lo = _first_centre(coords, size)
     hi = torch.floor(torch.maximum(torch.maximum(coords[0], coords[1]), coords[2])).clamp_(0, size - 1)
     return lo, hi - lo + 1.0
 
