@@ -199,7 +199,6 @@ def _read_texture(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 _COUNT = re.compile(r"^\s*(\d+)\b")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_lm3(path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -239,7 +238,7 @@ def read_lm3(path: str | Path) -> tuple[list[str], np.ndarray]:
             f"'x y z' line each), but only {len(body)} non-empty lines follow"
         )
     names: list[str] = []
-    points = np.empty((count, 3), dtype=np.float64)
+    points = np.empty((count, 3), dtype=np.float32)
     for k in range(count):
         (_, label), (number, coords) = body[2 * k], body[2 * k + 1]
         parts = coords.split()
@@ -247,14 +246,16 @@ def read_lm3(path: str | Path) -> tuple[list[str], np.ndarray]:
             values = [float(p) for p in parts]
         except ValueError:
             values = []
-        if len(values) != 3 or not all(abs(v) <= _FLOAT32_MAX for v in values):  # nan fails too
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, named below
+            point = np.array(values, dtype=np.float32)
+        if point.shape != (3,) or not np.isfinite(point).all():
             raise MeshError(
                 f"{path}: line {number}: expected 'x y z' for landmark {label!r} (finite numbers within "
                 f"float32's range), got {coords!r}"
             )
         names.append(label)
-        points[k] = values
-    return names, points.astype(np.float32)
+        points[k] = point
+    return names, points
 
 
 __all__ = ["BACKGROUND_Z", "PLANES", "grid_faces", "read_bnt", "read_bnt_grid", "read_lm3"]
