@@ -65,7 +65,12 @@ def latest_run_dir(recipe: Recipe) -> Path:
 
 
 def connect_ray(recipe: Recipe) -> None:
-    """Join ``scaling.address`` / ``RAY_ADDRESS``, or start a local Ray instance."""
+    """Join ``scaling.address`` / ``RAY_ADDRESS``, or start a local Ray instance.
+
+    Without an address, Ray itself would join whichever cluster the last ``ray start`` on
+    this machine recorded (``/tmp/ray/ray_current_cluster``), even one stopped or left by
+    someone else; ``address="local"`` keeps to what the recipe says.
+    """
     import ray
 
     if ray.is_initialized():
@@ -77,6 +82,7 @@ def connect_ray(recipe: Recipe) -> None:
     else:
         needed = recipe.scaling.num_workers * recipe.scaling.cpus_per_worker
         ray.init(
+            address="local",
             num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
             include_dashboard=False,
             log_to_driver=True,

@@ -1,5 +1,6 @@
 """Ray clusters for real: a worker killed mid-run, a job submitted to a head node, a
-multi-node cluster without shared storage. Each test trains a cut-down quick recipe."""
+multi-node cluster without shared storage, a cluster some earlier ``ray start`` left on
+record. Each test trains a cut-down quick recipe."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -125,3 +127,18 @@ def test_a_multi_node_cluster_needs_shared_storage_and_then_trains_across_nodes(
         assert list(shared.glob("quick-*/checkpoint_*/checkpoint.json"))  # on the shared storage, not in the run folder
     finally:
         cluster.shutdown()
+
+
+def test_a_run_without_an_address_starts_its_own_ray_even_when_ray_start_left_a_cluster_on_record(tmp_path):
+    # what a ``ray start`` (or a test cluster) stopped without ``ray stop`` leaves behind; Ray
+    # itself would try to join it, and refuse the local instance's CPU count
+    with tempfile.TemporaryDirectory(prefix="ak", dir="/tmp") as short:  # Ray's socket paths must stay short
+        (Path(short) / "ray").mkdir()
+        (Path(short) / "ray" / "ray_current_cluster").write_text("192.0.2.2:46241")
+        env = {**os.environ, "RAY_TMPDIR": short}
+        env.pop("RAY_ADDRESS", None)
+        sets = [f"output.dir={tmp_path / 'runs'}", "train.epochs=1", *SMALL]
+        result = subprocess.run(command("run", "recipes/quick.yaml", "--set", *sets), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Connecting to existing Ray cluster" not in result.stderr
+    assert [m["epoch"] for m in history(tmp_path / "runs")] == [0]
