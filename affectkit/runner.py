@@ -20,6 +20,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import statistics
 import time
 from dataclasses import dataclass
@@ -78,7 +79,12 @@ def connect_ray(recipe: Recipe) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     address = recipe.scaling.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        source = "scaling.address" if recipe.scaling.address else "RAY_ADDRESS"
+        refuse_unreachable(address, source)
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except ConnectionError as error:  # "auto" with no cluster started on this machine
+            raise AffectkitError(f"{source}={address!r}: {error}") from None
     else:
         needed = recipe.scaling.num_workers * recipe.scaling.cpus_per_worker
         ray.init(
@@ -88,6 +94,21 @@ def connect_ray(recipe: Recipe) -> None:
             log_to_driver=True,
             runtime_env={"worker_process_setup_hook": quiet_placement_group_cleaner},
         )
+
+
+def refuse_unreachable(address: str, source: str) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) no server answers at: Ray would retry
+    it for minutes, printing a warning every few seconds."""
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit():
+        return  # "auto" or "local": Ray looks on this machine itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as error:
+        raise AffectkitError(
+            f"{source}={address!r}: no Ray cluster answers there ({error.strerror or error}); start one with "
+            f"`ray start --head`, give the address of a running head node, or unset {source} to train in a local Ray instance"
+        ) from None
 
 
 def quiet_placement_group_cleaner() -> None:

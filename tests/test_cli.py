@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +14,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from affectkit.cli import main
+from cli_runs import free_port
 
 ROOT = Path(__file__).parent.parent
 
 
-def affectkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "affectkit", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+def affectkit(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "affectkit", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 def test_plugins_lists_every_kind_with_origin():
@@ -78,3 +80,19 @@ def test_render_errors_are_one_line(tmp_path, args, message):
     result = affectkit(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("source", ["scaling.address", "RAY_ADDRESS"])
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_a_cluster_address_nobody_answers_at_is_one_line_not_minutes_of_retries(tmp_path, source, scheme):
+    address = f"{scheme}127.0.0.1:{free_port()}"  # bound, released: refused
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    sets = [f"output.dir={tmp_path / 'runs'}"]
+    if source == "RAY_ADDRESS":
+        env["RAY_ADDRESS"] = address
+    else:
+        sets.append(f"scaling.address={address}")
+    result = affectkit("run", str(ROOT / "recipes/quick.yaml"), "--set", *sets, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {source}={address!r}: no Ray cluster answers there (Connection refused)")
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
