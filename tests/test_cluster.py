@@ -34,9 +34,19 @@ def stored_epochs(runs: Path) -> list[int]:
     return sorted(epochs)
 
 
-def train_workers() -> list[int]:
-    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in listing.splitlines() if "RayTrainWorker" in line and "ps -eo" not in line]
+def train_workers(driver: int) -> list[int]:
+    """The Ray Train workers under ``driver`` (its local Ray instance's raylet starts them),
+    not those of any other Ray on the machine."""
+    listing = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    rows = [line.split(maxsplit=2) for line in listing.splitlines()]
+    parent = {int(pid): int(ppid) for pid, ppid, *_ in rows}
+
+    def under_driver(pid: int) -> bool:
+        while pid > 1 and pid != driver:
+            pid = parent.get(pid, 1)
+        return pid == driver
+
+    return [int(pid) for pid, _, *args in rows if args and "RayTrainWorker" in args[0] and under_driver(int(pid))]
 
 
 def history(runs: Path) -> list[dict]:
@@ -58,7 +68,7 @@ def test_a_killed_worker_is_replaced_and_the_run_resumes_from_its_last_checkpoin
         time.sleep(0.2)
     committed = max(stored_epochs(runs))
     time.sleep(1.0)  # the controller has collected that report by now
-    workers = train_workers()
+    workers = train_workers(process.pid)
     assert len(workers) == 2, workers
     last_stored = max(stored_epochs(runs))
     os.kill(workers[1], signal.SIGKILL)
