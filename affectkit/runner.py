@@ -17,6 +17,7 @@ store, runs a ``TorchTrainer`` with the recipe's scaling, then writes the run di
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import shutil
@@ -87,6 +88,9 @@ def connect_ray(recipe: Recipe) -> None:
             raise AffectkitError(f"{source}={address!r}: {error}") from None
     else:
         needed = recipe.scaling.num_workers * recipe.scaling.cpus_per_worker
+        # Ray warns that it enabled token authentication, its default for a new instance
+        # (RAY_AUTH_MODE=disabled still opts out); the instance is ours, the choice is right
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         ray.init(
             address="local",
             num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
