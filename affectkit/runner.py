@@ -88,15 +88,13 @@ def connect_ray(recipe: Recipe) -> None:
             raise AffectkitError(f"{source}={address!r}: {error}") from None
     else:
         needed = recipe.scaling.num_workers * recipe.scaling.cpus_per_worker
-        # Ray warns that it enabled token authentication, its default for a new instance
-        # (RAY_AUTH_MODE=disabled still opts out); the instance is ours, the choice is right
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+        quiet_local_instance_notices()
         ray.init(
             address="local",
             num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
             include_dashboard=False,
             log_to_driver=True,
-            runtime_env={"worker_process_setup_hook": quiet_placement_group_cleaner},
+            runtime_env={"worker_process_setup_hook": quiet_local_instance_notices},
         )
 
 
@@ -115,16 +113,21 @@ def refuse_unreachable(address: str, source: str) -> None:
         ) from None
 
 
-def quiet_placement_group_cleaner() -> None:
-    """Silence Ray Train's placement-group cleaner in a local instance's workers.
+def quiet_local_instance_notices() -> None:
+    """Silence what Ray prints on every run of a local instance with nothing for the user to
+    do; called in the driver and, as the setup hook, in each worker.
 
-    The cleaner asks Ray's State API, every few seconds, whether the train controller is
-    alive. Without the dashboard, which the local instance leaves out, the State API is
-    missing, so every check fails and prints a warning to the console.
+    - Ray Train's placement-group cleaner (workers) asks Ray's State API, every few seconds,
+      whether the train controller is alive; without the dashboard, which the local instance
+      leaves out, every check fails and warns.
+    - The driver announces that Ray enabled token authentication, its default for a new
+      instance (``RAY_AUTH_MODE=disabled`` still opts out).
     """
-    import logging
-
-    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+    for name in (
+        "ray.train.v2._internal.execution.controller.placement_group_cleaner",
+        "ray._private.authentication.authentication_token_setup",
+    ):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def check_cluster(recipe: Recipe) -> None:

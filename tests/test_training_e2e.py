@@ -39,7 +39,7 @@ def test_quick_recipe_trains_to_90_percent_on_held_out_subjects(quick_run):
 def test_the_console_carries_no_warning_the_local_ray_instance_makes_inevitable(quick_run):
     *_, out = quick_run
     assert "Failed to query Ray Train Controller actor state" not in out  # no dashboard, no State API
-    assert "Token authentication is" not in out  # Ray's default, chosen explicitly
+    assert "Token authentication is" not in out  # Ray's default for a new instance, announced
 
 
 def test_eval_and_predict_use_the_checkpoint(quick_run, tmp_path):
