@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from affectkit.cli import main
-from cli_runs import free_port
+from cli_runs import command, free_port
 
 ROOT = Path(__file__).parent.parent
 
 
 def affectkit(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "affectkit", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    return subprocess.run(command(*args), capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 def test_plugins_lists_every_kind_with_origin():
