@@ -1,7 +1,7 @@
 """What the Streamlit app (``apps/affectkit_app.py``) needs besides Streamlit.
 
 Plain functions, tested without a browser: the app's settings, finding the newest
-checkpoint, the prompt editor's text format, synthetic faces from the app's controls and
+checkpoint, the prompt editor's text format, generated faces from the app's controls and
 training the quick recipe with progress reports. Inference itself is
 :class:`affectkit.inference.Predictor`, the same code ``affectkit predict`` runs.
 """
@@ -100,17 +100,23 @@ def parse_class_prompts(text: str) -> dict[str, list[str]]:
     return classes
 
 
-def synthetic_input(recipe: Recipe, subject: int, label: str, intensity: int, sequence: bool, frames: int = 25) -> Mesh | MeshSequence:
-    """A synthetic face from the app's controls, drawn like the checkpoint's training data
-    when that was synthetic (same population seed, resolution and scan noise)."""
+#: options that the controls set; a generator's other options follow the training recipe
+CONTROLLED = ("subjects", "intensities", "include_neutral", "sequences", "frames")
+
+
+def generated_face(
+    recipe: Recipe, generator: str, subject: int, label: str, intensity: int, sequence: bool, frames: int = 25
+) -> Mesh | MeshSequence:
+    """Subject ``subject`` of ``generator`` showing ``label``, from the app's controls; drawn
+    like the checkpoint's training data when that came from the same generator (its
+    population seed and scan settings)."""
     from affectkit.registry import create
 
     options: dict[str, object] = {}
-    if recipe.data.dataset.name == "synthetic":
-        trained = recipe.data.dataset.options
-        options = {k: trained[k] for k in ("seed", "vertices", "noise", "holes") if k in trained}
+    if recipe.data.dataset.name == generator:
+        options = {k: v for k, v in recipe.data.dataset.options.items() if k not in CONTROLLED}
     options.update(subjects=subject, intensities=[intensity], include_neutral=True, sequences=sequence, frames=frames)
-    return create("dataset", "synthetic", options).face(subject, label, intensity)
+    return create("dataset", generator, options).face(subject, label, intensity)
 
 
 def default_train_recipe() -> Path:

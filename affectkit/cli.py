@@ -106,10 +106,12 @@ def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Pat
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--dataset", "name", default="facekit", show_default=True,
+              help="A face generator: facekit (ICT-FaceKit identities as a scanner sees them) or synthetic (procedural faces).")
 @click.option("--subjects", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--sequences", is_flag=True, help="Write 4D sequences instead of static scans.")
 @click.option("--frames", default=25, show_default=True, type=click.IntRange(2))
-@click.option("--vertices", default=5000, show_default=True, type=int)
+@click.option("--vertices", default=None, type=int, help="synthetic only: approximate vertices per mesh [default: 5000].")
 @click.option("--intensities", default="1,2,3,4", show_default=True)
 @click.option("--neutral/--no-neutral", default=True, show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -122,29 +124,30 @@ def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Pat
     "bu4dfe: F001/Happy/000.wrl (implies --sequences --no-neutral).",
 )
 def synth(
-    out: Path, subjects: int, sequences: bool, frames: int, vertices: int, intensities: str, neutral: bool, seed: int, layout: str
+    out: Path, name: str, subjects: int, sequences: bool, frames: int, vertices: int | None, intensities: str, neutral: bool, seed: int,
+    layout: str,
 ) -> None:
-    """Write a synthetic 3D/4D expression dataset (meshes + manifest.csv, or the BU-3DFE/BU-4DFE layout)."""
-    from affectkit.registry import registry
-    from affectkit_plugins.synthetic.writer import write_synthetic
+    """Write a generated 3D/4D expression dataset (meshes + manifest.csv, or the BU-3DFE/BU-4DFE layout)."""
+    from affectkit.dataset_writer import write_dataset
+    from affectkit.registry import create, face_generators
 
+    generators = face_generators()
+    if name not in generators:
+        raise click.BadParameter(f"{name!r} is not a face generator; allowed: {', '.join(generators)}", param_hint="--dataset")
     if layout == "bu4dfe":
         sequences, neutral = True, False
-
-    options = registry().options(
-        "dataset",
-        "synthetic",
-        {
-            "subjects": subjects,
-            "sequences": sequences,
-            "frames": frames,
-            "vertices": vertices,
-            "intensities": [int(i) for i in intensities.split(",") if i.strip()],
-            "include_neutral": neutral,
-            "seed": seed,
-        },
-    )
-    click.echo(write_synthetic(out, options, layout=layout))
+    if vertices is not None and name != "synthetic":
+        raise click.UsageError(f"--vertices applies to --dataset synthetic only; {name} faces have the face model's resolution")
+    options = {
+        "subjects": subjects,
+        "sequences": sequences,
+        "frames": frames,
+        "intensities": [int(i) for i in intensities.split(",") if i.strip()],
+        "include_neutral": neutral,
+        "seed": seed,
+        **({"vertices": vertices} if vertices is not None else {}),
+    }
+    click.echo(write_dataset(create("dataset", name, options), name, out, layout=layout))
 
 
 @main.command()

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "affectkit_plugins.renderer_torch",
     "affectkit_plugins.renderer_kaolin",
     "affectkit_plugins.synthetic",
+    "affectkit_plugins.facekit",
     "affectkit_plugins.bu3dfe",
     "affectkit_plugins.bu4dfe",
     "affectkit_plugins.bosphorus",
@@ -180,6 +181,14 @@ class Registry:
 def registry() -> Registry:
     """The registry of the process-wide plugin manager (rebuilt on each call: cheap)."""
     return Registry(plugin_manager())
+
+
+def face_generators() -> list[str]:
+    """The registered datasets that make their faces (:class:`~affectkit.interfaces.FaceGenerator`)."""
+    from affectkit.interfaces import FaceGenerator
+
+    found = registry()
+    return [name for name in found.names("dataset") if issubclass(found.get("dataset", name).cls, FaceGenerator)]
 
 
 def create(kind: str, name: str, options: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:

@@ -1,7 +1,7 @@
-"""affectkit's Streamlit app: AffectVLM on a mesh, a 4D zip or a synthetic face, live.
+"""affectkit's Streamlit app: AffectVLM on a mesh, a 4D zip or a generated face (facekit or synthetic), live.
 
 Start it with ``affectkit app [--checkpoint PATH]``; the settings arrive as JSON in
-``AFFECTKIT_APP_CONFIG`` (see :class:`affectkit.app.AppConfig`). Moving a synthetic-face
+``AFFECTKIT_APP_CONFIG`` (see :class:`affectkit.app.AppConfig`). Moving a generated-face
 control re-renders and re-predicts at once; editing the class prompts re-classifies
 without retraining.
 """
@@ -15,16 +15,17 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from affectkit.app import AppConfig, default_train_recipe, find_checkpoint, format_class_prompts, parse_class_prompts, synthetic_input, train_recipe
+from affectkit.app import AppConfig, default_train_recipe, find_checkpoint, format_class_prompts, generated_face, parse_class_prompts, train_recipe
 from affectkit.errors import AffectkitError
+from affectkit.facs import LABELS, NEUTRAL
 from affectkit.inference import ClassPrompts, Prediction, Predictor
 from affectkit.mesh import Mesh, MeshSequence, mesh_suffixes
+from affectkit.registry import face_generators
 from affectkit.uploads import read_upload
 from affectkit.view_images import display_map
-from affectkit_plugins.synthetic import expressions
 
-SYNTHETIC, MESH_UPLOAD, SEQUENCE_UPLOAD = "Synthetic face", "Upload a mesh", "Upload a 4D sequence (zip)"
-EXPRESSIONS = (*expressions.LABELS, expressions.NEUTRAL)
+GENERATED, MESH_UPLOAD, SEQUENCE_UPLOAD = "Generated face", "Upload a mesh", "Upload a 4D sequence (zip)"
+EXPRESSIONS = (*LABELS, NEUTRAL)
 MAX_3D_FACES = 150_000  # plotly in the browser stays interactive below this
 
 
@@ -88,7 +89,7 @@ def offer_training(config: AppConfig) -> None:
         st.error(f"The quick recipe {recipe} is not here, so the app cannot train it; run `affectkit run RECIPE` yourself.")
         return
     if st.button(f"Train {Path(recipe).name} now"):
-        bar = st.progress(0.0, text="Rendering the synthetic scans and starting Ray...")
+        bar = st.progress(0.0, text="Rendering the training scans and starting Ray...")
 
         started = time.perf_counter()
 
@@ -122,18 +123,24 @@ def edit_class_prompts(predictor: Predictor, checkpoint: str, stamp: float) -> C
 
 
 def choose_input(predictor: Predictor, config: AppConfig) -> Mesh | MeshSequence | None:
-    source = st.sidebar.radio("Input", (SYNTHETIC, MESH_UPLOAD, SEQUENCE_UPLOAD), key="source")
-    if source == SYNTHETIC:
+    source = st.sidebar.radio("Input", (GENERATED, MESH_UPLOAD, SEQUENCE_UPLOAD), key="source")
+    if source == GENERATED:
         st.sidebar.caption("Move a control: the face is re-rendered and re-classified at once.")
         trained = predictor.recipe.data.dataset
-        population = trained.options.get("subjects") if trained.name == "synthetic" else None
+        generators = face_generators()
+        default = generators.index(trained.name) if trained.name in generators else generators.index("facekit")
+        generator = st.sidebar.selectbox(
+            "Face model", generators, index=default, key="generator",
+            help="facekit: ICT-FaceKit identities as a 3D scanner sees them; synthetic: the procedural faces",
+        )
+        population = trained.options.get("subjects") if trained.name == generator else None
         subject = st.sidebar.slider("Subject", 1, 100, (population or 0) + 1 if population and population < 100 else 1, key="subject")
         if population:
             st.sidebar.caption(f"Subjects 1 to {population} are the training recipe's population (some held out); above {population}, faces the model never saw.")
         expression = st.sidebar.selectbox("Expression", EXPRESSIONS, index=EXPRESSIONS.index("happiness"), key="expression")
         intensity = st.sidebar.slider("Intensity", 1, 4, 4, key="intensity", disabled=expression == "neutral")
         sequence = st.sidebar.checkbox("4D sequence (neutral to apex and back)", key="sequence")
-        return synthetic_input(predictor.recipe, subject, expression, intensity, sequence, frames=15)
+        return generated_face(predictor.recipe, generator, subject, expression, intensity, sequence, frames=15)
     limits = f"up to {config.max_upload_mb:g} MiB and {config.max_vertices:,} vertices"
     if source == MESH_UPLOAD:
         upload = st.sidebar.file_uploader(f"Mesh file ({limits})", key="mesh_upload")

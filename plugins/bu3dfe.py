@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
+from affectkit.dataset_writer import placeholder_attributes
 from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
@@ -215,8 +216,11 @@ class BU3DFEDataset(Dataset):
         samples: dict[str, Sample] = {}
         paths: dict[str, Path] = {}
         landmarks: dict[str, Path] = {}
+        placeholders = placeholder_attributes(o.root)
         for key, path, info in keep:
-            attributes = {name: info[name] for name in ("sex", "ethnicity", "ethnicity_code", "intensity", "variant")}
+            attributes = {
+                name: info[name] for name in ("sex", "ethnicity", "ethnicity_code", "intensity", "variant") if name not in placeholders
+            }
             samples[key] = Sample(key, str(info["label"]), str(info["subject"]), attributes)
             paths[key] = path
             if (path.parent, path.stem.upper()) in bnd:

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
+from affectkit.dataset_writer import placeholder_attributes
 from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
@@ -170,10 +171,11 @@ class BU4DFEDataset(Dataset):
         samples: dict[str, Sample] = {}
         frames: dict[str, list[Path]] = {}
         landmarks: dict[Path, Path] = {}
+        placeholders = placeholder_attributes(o.root)
         for key, (_, label, subject, paths) in sorted(sequences.items(), key=lambda kv: (kv[1][2], order[kv[1][1]])):
             if o.subjects is not None and subject not in o.subjects:
                 continue
-            attributes = {"sex": subject[0], "frames": len(paths)}
+            attributes = {"frames": len(paths)} if "sex" in placeholders else {"sex": subject[0], "frames": len(paths)}
             samples[key] = Sample(key, label, subject, attributes, is_sequence=True)
             frames[key] = paths
             for path in paths:

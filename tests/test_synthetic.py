@@ -14,7 +14,7 @@ from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence, load_mesh
 from affectkit.registry import registry
 from affectkit_plugins.synthetic import LANDMARKS, SyntheticDataset, write_synthetic
-from affectkit_plugins.synthetic.writer import MANIFEST_COLUMNS, read_landmarks
+from affectkit.dataset_writer import read_landmarks
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 L = {name: i for i, name in enumerate(LANDMARKS)}
@@ -255,7 +255,7 @@ def test_noise_and_holes_take_effect():
 def read_manifest(path):
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        assert tuple(reader.fieldnames) == MANIFEST_COLUMNS
+        assert tuple(reader.fieldnames) == ("path", "label", "subject", "frame", "sex", "age_group", "intensity")
         return list(reader)
 
 

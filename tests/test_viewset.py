@@ -9,7 +9,7 @@ from affectkit.pipeline import render_samples
 from affectkit.recipe import parse_recipe
 from affectkit.registry import create, registry
 from affectkit.viewset import sample_frames
-from affectkit_plugins.synthetic.writer import write_synthetic
+from affectkit_plugins.synthetic import write_synthetic
 
 
 @pytest.fixture

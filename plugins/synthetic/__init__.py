@@ -3,13 +3,15 @@
 No external face model and no licensed data: a procedural head (:mod:`.head`) is deformed
 by FACS action units (:mod:`.action_units`) combined into the six basic expressions
 (:mod:`.expressions`), served by the ``synthetic`` dataset (:mod:`.dataset`) and written
-to disk by :func:`.writer.write_synthetic`.
+to disk by :func:`write_synthetic`.
 """
 
+from pathlib import Path
+
 from affectkit import hookimpl
+from affectkit.dataset_writer import Layout, write_dataset
 from affectkit_plugins.synthetic.dataset import SyntheticDataset
 from affectkit_plugins.synthetic.head import LANDMARKS
-from affectkit_plugins.synthetic.writer import write_synthetic
 
 __all__ = ["LANDMARKS", "SyntheticDataset", "write_synthetic"]
 
@@ -17,3 +19,8 @@ __all__ = ["LANDMARKS", "SyntheticDataset", "write_synthetic"]
 @hookimpl
 def register_datasets(register):
     register("synthetic", SyntheticDataset)
+
+
+def write_synthetic(out_dir: Path, options: SyntheticDataset.Options, layout: Layout = "affectkit") -> Path:
+    """Write ``SyntheticDataset(options)`` under ``out_dir`` (:func:`affectkit.dataset_writer.write_dataset`)."""
+    return write_dataset(SyntheticDataset(options), "synthetic", out_dir, layout)

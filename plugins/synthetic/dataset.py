@@ -9,14 +9,14 @@ import numpy as np
 from pydantic import Field
 
 from affectkit.errors import DatasetError
-from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.interfaces import FaceGenerator, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit_plugins.synthetic import expressions, head
 
 TAG_NOISE, TAG_HOLES = 41, 43
 
 
-class SyntheticDataset(Dataset):
+class SyntheticDataset(FaceGenerator):
     """Procedural 3D/4D faces: six basic expressions from FACS action units, many identities.
 
     Every subject shows every expression at every requested intensity (BU-3DFE style), or

@@ -29,6 +29,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from affectkit.facs import seeded_rng, smoothstep
+
 #: Landmark names in the order of ``Mesh.landmarks`` rows ("right" is the subject's right, -x).
 LANDMARKS: tuple[str, ...] = (
     "right_brow_outer", "right_brow_middle", "right_brow_inner",
@@ -59,11 +61,6 @@ SEAM_HALF = 0.3  # half-height (mm) of the closed lip seam band
 TAG_IDENTITY = 11
 
 
-def seeded_rng(*keys: int) -> np.random.Generator:
-    """A generator that depends only on integer ``keys`` (stable across processes)."""
-    return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
-
-
 # ---------------------------------------------------------------------------------------
 # Small smooth functions
 # ---------------------------------------------------------------------------------------
@@ -75,12 +72,6 @@ def gauss(x: np.ndarray, c: float, s: float) -> np.ndarray:
 
 def gauss2(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
     return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
-
-
-def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    """0 at ``e0``, 1 at ``e1`` (either order), cubic in between."""
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
 
 
 def monotone_curve(x: np.ndarray, knots_x: list[float], knots_y: list[float]) -> np.ndarray:

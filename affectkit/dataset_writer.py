@@ -1,0 +1,211 @@
+"""Write a generated dataset (``synthetic``, ``facekit``) to disk as other datasets lay it out.
+
+Layout ``affectkit`` under ``out_dir``::
+
+    manifest.csv                       path,label,subject,frame, then the samples' attributes
+    options.json                       the dataset and options that made it
+    meshes/S001/S001_HA_4.ply          a static scan (vertex colours where the dataset has them)
+    meshes/S001/S001_HA_4.lm.txt       its landmarks
+    meshes/S001/S001_HA/000.ply        frame 0 of a sequence
+    meshes/S001/S001_HA/000.lm.txt
+
+``path`` is relative to ``out_dir``; ``frame`` is empty for static scans and counts from 0
+in sequences (one row per frame). The attribute columns are the samples' own (the
+``synthetic`` faces have ``sex,age_group,intensity``; ``facekit`` only ``intensity``). A
+``.lm.txt`` file has one landmark per line, ``name x y z`` separated by single spaces, in
+the order of the dataset's ``landmark_names``; coordinates are in millimetres, in the
+mesh's own frame. The ``folder`` dataset reads this layout.
+
+With ``layout="bu3dfe"`` or ``"bu4dfe"`` the same meshes are written as those datasets
+lay out their files, so the ``bu3dfe`` and ``bu4dfe`` dataset plugins read them::
+
+    F0001/F0001_HA04WH_F3D.wrl         BU-3DFE: VRML with per-vertex colours
+    F0001/F0001_HA04WH_F3D.bnd         its landmarks, "index x y z" (index: nearest vertex)
+    F001/Happy/000.wrl                 BU-4DFE: frame 0 of a sequence (needs sequences)
+    F001/Happy/000.bnd
+    affectkit_synthetic.json           the dataset and options that made it, and its placeholders
+
+Subject ``S001`` becomes ``F0001`` or ``M0001`` (``F001``/``M001`` in BU-4DFE) by its sex.
+Those names need a sex letter and an ethnicity code that generated faces may not have:
+where a sample has no ``sex`` the letter is a placeholder alternating F, M by subject
+number, and the ethnicity code always cycles through the codes by subject number. Both
+are unrelated to the face, and ``affectkit_synthetic.json`` lists them under
+``placeholders`` so that readers drop them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from affectkit.errors import DatasetError
+from affectkit.facs import CODES, NEUTRAL
+from affectkit.interfaces import Dataset, Sample
+from affectkit.mesh import Mesh, MeshSequence, save_mesh
+from affectkit.vrml import write_bnd, write_wrl
+
+BASE_COLUMNS = ("path", "label", "subject", "frame")
+Layout = Literal["affectkit", "bu3dfe", "bu4dfe"]
+LAYOUTS: tuple[str, ...] = ("affectkit", "bu3dfe", "bu4dfe")
+#: the file beside a BU-layout copy that says which generator made it
+RECORD = "affectkit_synthetic.json"
+#: placeholder BU-3DFE ethnicity codes, cycled by subject number (see the module docstring)
+ETHNICITY_CODES = ("WH", "AE", "BL", "IN", "LA", "AM")
+SEX_PLACEHOLDERS = ("F", "M")
+#: canonical label -> BU-4DFE expression folder
+BU4DFE_FOLDERS = {
+    "anger": "Angry", "disgust": "Disgust", "fear": "Fear", "happiness": "Happy", "sadness": "Sad", "surprise": "Surprise",
+}
+
+
+def landmark_path(mesh_path: Path) -> Path:
+    """``.../000.ply`` -> ``.../000.lm.txt``."""
+    return mesh_path.with_suffix(".lm.txt")
+
+
+def write_landmarks(landmarks: np.ndarray, names: tuple[str, ...], path: Path) -> Path:
+    lines = [f"{name} {x:.4f} {y:.4f} {z:.4f}" for name, (x, y, z) in zip(names, landmarks.tolist(), strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a ``.lm.txt`` file back: name -> ``[3]`` array."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            name, *xyz = line.split()
+            out[name] = np.array([float(v) for v in xyz], dtype=np.float32)
+    return out
+
+
+def placeholder_attributes(root: Path) -> set[str]:
+    """The attributes a BU-layout copy under ``root`` only pretends to have (none for a real dataset)."""
+    try:
+        record = json.loads((Path(root) / RECORD).read_text())
+    except (OSError, ValueError):
+        return set()
+    names = set(record.get("placeholders", ())) if isinstance(record, dict) else set()
+    return names | ({"ethnicity_code"} if "ethnicity" in names else set())
+
+
+def manifest_columns(dataset: Dataset) -> tuple[str, ...]:
+    """``path,label,subject,frame`` and the attributes of the dataset's samples (``frames`` aside)."""
+    keys: dict[str, None] = {}
+    for sample in dataset.samples():
+        keys.update(dict.fromkeys(k for k in sample.attributes if k != "frames"))
+    return BASE_COLUMNS + tuple(keys)
+
+
+def write_dataset(dataset: Dataset, name: str, out_dir: Path, layout: Layout = "affectkit") -> Path:
+    """Write every sample of ``dataset`` (registered as ``name``) under ``out_dir`` in
+    ``layout``; return the manifest path (``affectkit``) or ``out_dir`` (``bu3dfe``, ``bu4dfe``)."""
+    out_dir = Path(out_dir)
+    if layout == "bu3dfe":
+        return _write_bu3dfe(dataset, name, out_dir)
+    if layout == "bu4dfe":
+        return _write_bu4dfe(dataset, name, out_dir)
+    if layout != "affectkit":
+        raise DatasetError(f"{name}: unknown layout {layout!r}; allowed: {', '.join(LAYOUTS)}")
+    columns = manifest_columns(dataset)
+    names = tuple(getattr(dataset, "landmark_names", ()))
+    rows: list[dict[str, object]] = []
+
+    def put(mesh: Mesh, relative: Path, sample: Sample, frame: int | str) -> None:
+        path = save_mesh(mesh, out_dir / relative)
+        if mesh.landmarks is not None and names:
+            write_landmarks(mesh.landmarks, names, landmark_path(path))
+        attributes = {k: sample.attributes.get(k, "") for k in columns[len(BASE_COLUMNS):]}
+        rows.append({"path": relative.as_posix(), "label": sample.label, "subject": sample.subject, "frame": frame, **attributes})
+
+    for sample in dataset.samples():
+        loaded = dataset.load(sample)
+        folder = Path("meshes") / sample.subject
+        if isinstance(loaded, MeshSequence):
+            for i, frame in enumerate(loaded.frames):
+                put(frame, folder / sample.key / f"{i:03d}.ply", sample, i)
+        else:
+            put(loaded, folder / f"{sample.key}.ply", sample, "")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"dataset": name, "options": dataset.options.model_dump(mode="json")}
+    (out_dir / "options.json").write_text(json.dumps(record, indent=2) + "\n")
+    manifest = out_dir / "manifest.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest
+
+
+def bu_subject(sample: Sample, digits: int) -> str:
+    """``S001`` (sex F) -> ``F0001`` with 4 digits (BU-3DFE) or ``F001`` with 3 (BU-4DFE);
+    without a sex, the placeholder letter of the subject's number."""
+    number = int(sample.subject[1:])
+    sex = sample.attributes.get("sex") or SEX_PLACEHOLDERS[(number - 1) % len(SEX_PLACEHOLDERS)]
+    return f"{sex}{number:0{digits}d}"
+
+
+def bu3dfe_name(sample: Sample) -> str:
+    """The BU-3DFE file stem of a generated static sample: ``F0001_HA04WH_F3D``."""
+    number = int(sample.subject[1:])
+    code = CODES[sample.label]
+    level = 0 if sample.label == NEUTRAL else int(sample.attributes["intensity"])
+    return f"{bu_subject(sample, 4)}_{code}{level:02d}{ETHNICITY_CODES[(number - 1) % len(ETHNICITY_CODES)]}_F3D"
+
+
+def _nearest_vertices(mesh: Mesh) -> np.ndarray:
+    d = ((mesh.landmarks[:, None, :] - mesh.vertices[None, :, :]) ** 2).sum(-1)
+    return d.argmin(axis=1)
+
+
+def _write_scan(mesh: Mesh, wrl: Path, title: str) -> None:
+    write_wrl(mesh, wrl, title=title)
+    if mesh.landmarks is not None:
+        write_bnd(mesh.landmarks, wrl.with_suffix(".bnd"), _nearest_vertices(mesh))
+
+
+def _check_numbering(dataset: Dataset, name: str, digits: int, layout: str) -> None:
+    if len(dataset.subject_ids()) >= 10**digits:
+        raise DatasetError(
+            f"{name}: the {layout} layout numbers subjects with {digits} digits: at most {10**digits - 1} subjects, "
+            f"got {len(dataset.subject_ids())}"
+        )
+
+
+def _write_record(dataset: Dataset, name: str, out_dir: Path, layout: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    has_sex = all("sex" in s.attributes for s in dataset.samples())
+    placeholders = ["ethnicity"] + ([] if has_sex else ["sex"])
+    record = {"dataset": name, "layout": layout, "options": dataset.options.model_dump(mode="json"), "placeholders": placeholders}
+    (out_dir / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _write_bu3dfe(dataset: Dataset, name: str, out_dir: Path) -> Path:
+    if getattr(dataset.options, "sequences", False):
+        raise DatasetError(f"{name}: the bu3dfe layout holds static scans; use layout 'bu4dfe' for sequences")
+    _check_numbering(dataset, name, 4, "bu3dfe")
+    for sample in dataset.samples():
+        stem = bu3dfe_name(sample)
+        _write_scan(dataset.load(sample), out_dir / bu_subject(sample, 4) / f"{stem}.wrl", f"affectkit {name} {sample.key}")
+    _write_record(dataset, name, out_dir, "bu3dfe")
+    return out_dir
+
+
+def _write_bu4dfe(dataset: Dataset, name: str, out_dir: Path) -> Path:
+    if not getattr(dataset.options, "sequences", False):
+        raise DatasetError(f"{name}: the bu4dfe layout holds sequences; set sequences=True (or use layout 'bu3dfe')")
+    if getattr(dataset.options, "include_neutral", False):
+        raise DatasetError(f"{name}: BU-4DFE has no neutral sequences; set include_neutral=False for the bu4dfe layout")
+    _check_numbering(dataset, name, 3, "bu4dfe")
+    for sample in dataset.samples():
+        folder = out_dir / bu_subject(sample, 3) / BU4DFE_FOLDERS[sample.label]
+        sequence = dataset.load(sample)
+        for i, frame in enumerate(sequence.frames):
+            _write_scan(frame, folder / f"{i:03d}.wrl", f"affectkit {name} {sample.key} frame {i}")
+    _write_record(dataset, name, out_dir, "bu4dfe")
+    return out_dir
