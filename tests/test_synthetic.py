@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
+from affectkit.dataset_writer import read_landmarks
 from affectkit.errors import DatasetError, PluginError
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence, load_mesh
 from affectkit.registry import registry
 from affectkit_plugins.synthetic import LANDMARKS, SyntheticDataset, write_synthetic
-from affectkit.dataset_writer import read_landmarks
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 L = {name: i for i, name in enumerate(LANDMARKS)}
