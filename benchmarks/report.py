@@ -137,6 +137,24 @@ def run_all_table(r: dict[str, Any]) -> str:
     return table(["benchmark", "wall time"], [*rows, ["**all**", f"**{r['total_seconds'] / 60:.1f} min**"]])
 
 
+def transfer_table(r: dict[str, Any]) -> str:
+    def cell(x: dict[str, float]) -> str:
+        return f"{x['mean']:.1%} ± {x['std']:.1%}"
+
+    rows = [
+        [row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), f"{row['accuracy']['n']} {'folds' if 'folds' in row else 'seeds'}", f"{r['chance']:.1%}"]
+        for row in r["rows"]
+    ]
+    data = r["train_data"]["options"]
+    note = (
+        f"`{r['recipe']}`{' with ' + ', '.join(f'`{o}`' for o in r['overrides']) if r['overrides'] else ''}; trained on "
+        f"{data.get('subjects')} subjects (intensities {data.get('intensities')}, a held-out fifth for model selection); "
+        f"test sets of {r['test_sets']['subjects']} subjects, intensities {r['test_sets']['intensities']}, population seed "
+        f"{r['test_sets']['seed']}; {r['wall_seconds'] / 60:.0f} min."
+    )
+    return table(["train -> test", "accuracy", "macro-F1", "over", "chance"], rows) + "\n\n" + note
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "render": render_tables,
     "readers": readers_table,
@@ -147,6 +165,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "scaling": scaling_table,
     "run_all": run_all_table,
     "fuzz": fuzz_table,
+    "transfer": transfer_table,
 }
 
 

@@ -665,7 +665,7 @@ def test_synthetic_layouts_refuse_the_wrong_kind_of_sample(tmp_path):
 
 def test_cli_synth_layout(tmp_path):
     result = CliRunner().invoke(
-        main, ["synth", "--out", str(tmp_path / "d"), "--subjects", "2", "--intensities", "4", "--vertices", "2000", "--layout", "bu3dfe"]
+        main, ["synth", "--dataset", "synthetic", "--out", str(tmp_path / "d"), "--subjects", "2", "--intensities", "4", "--vertices", "2000", "--layout", "bu3dfe"]
     )
     assert result.exit_code == 0, result.output
     assert Path(result.output.strip()) == tmp_path / "d"
