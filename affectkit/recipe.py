@@ -49,7 +49,7 @@ class LossTerm(ComponentRef):
 class DataConfig(Section):
     """Which scans to learn from, and how they are split and sampled."""
 
-    dataset: ComponentRef = Field(ComponentRef(name="synthetic"), description="a registered dataset and its options (`affectkit plugins`)")
+    dataset: ComponentRef = Field(ComponentRef(name="facekit"), description="a registered dataset and its options (`affectkit plugins`)")
     val_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="fraction of subjects held out")
     frames: int = Field(1, ge=1, description="frames sampled from each 4D sequence")
     frame_sampler: Literal["uniform", "apex"] = Field("uniform", description="4D frames: evenly spread, or around the middle frame, where posed sequences peak")

@@ -1,5 +1,6 @@
-"""Render docs/expressions.png: the six expressions of one synthetic subject (intensity 4,
-front view) through the built-in torch renderer, using only the public API."""
+"""Render docs/expressions.png: the six expressions of one ``facekit`` subject (intensity 4,
+front view) as the clean model mesh and as the default scan realism delivers it, through
+the built-in torch renderer, using only the public API."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ OUT = Path(__file__).parent / "expressions.png"
 
 
 def main() -> Path:
-    dataset = create("dataset", "synthetic", {"subjects": 1, "intensities": [4], "vertices": 20000})
-    samples = dataset.samples()
-    meshes = [dataset.load(s) for s in samples]
-    rendered = create("renderer", "torch", {"supersample": 2}).render(meshes, parse_views("front,left"), 256)
-    images = torch.cat([rendered.rgb[:, 0], rendered.rgb[:, 1]])
-    labels = [s.label for s in samples] + [f"{s.label} (left)" for s in samples]
-    return save_grid(images, OUT, columns=len(samples), labels=labels)
+    renderer = create("renderer", "torch", {"supersample": 2})
+    rows, labels = [], []
+    for realism, caption in ((False, "model"), (True, "scan")):
+        dataset = create("dataset", "facekit", {"subjects": 1, "intensities": [4], "realism": realism})
+        samples = dataset.samples()
+        rendered = renderer.render([dataset.load(s) for s in samples], parse_views("front"), 256)
+        rows.append(rendered.rgb[:, 0])
+        labels += [f"{s.label} ({caption})" for s in samples]
+    return save_grid(torch.cat(rows), OUT, columns=len(labels) // 2, labels=labels)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from affectkit.app import CONFIG_ENV, AppConfig, format_class_prompts, parse_class_prompts, generated_face
+from affectkit.app import CONFIG_ENV, AppConfig, format_class_prompts, generated_face, parse_class_prompts
 from affectkit.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.errors import AffectkitError
 from affectkit.inference import Predictor
@@ -64,7 +64,7 @@ def predicted(at: AppTest) -> str:
     return line.split("**")[1]
 
 
-def test_synthetic_controls_rerender_and_repredict(app, predictor):
+def test_face_controls_rerender_and_repredict(app, predictor):
     at = app.run()
     assert not at.exception and not at.error
     assert predicted(at) == predictor.predict(generated_face(predictor.recipe, "facekit", 25, "happiness", 4, False)).label
@@ -78,6 +78,12 @@ def test_synthetic_controls_rerender_and_repredict(app, predictor):
     assert predicted(at) == predictor.predict(generated_face(predictor.recipe, "facekit", 3, "surprise", 2, False)).label
     weights = predictor.predict(generated_face(predictor.recipe, "facekit", 3, "surprise", 2, False)).view_weights
     assert set(weights) == {"front", "left", "right"}
+
+    assert at.sidebar.selectbox(key="generator").value == "facekit"  # the checkpoint's training data
+    at.sidebar.selectbox(key="generator").set_value("synthetic")
+    at.run()
+    assert not at.exception and not at.error
+    assert predicted(at) == predictor.predict(generated_face(predictor.recipe, "synthetic", 3, "surprise", 2, False)).label
 
     at.sidebar.checkbox(key="sequence").check()
     at.run()

@@ -293,6 +293,14 @@ def test_synth_writes_facekit_manifest_with_landmark_names(tmp_path):
     assert len(folder.samples()) == 6
 
 
+def test_synth_writes_facekit_sequences_in_the_bu4dfe_layout(tmp_path):
+    run_ok("synth", "--dataset", "facekit", "--out", str(tmp_path), "--subjects", "1", "--frames", "3", "--layout", "bu4dfe")
+    read = create("dataset", "bu4dfe", {"root": str(tmp_path)})
+    samples = read.samples()
+    assert len(samples) == 6 and all(s.attributes == {"frames": 3} for s in samples)
+    assert len(read.load(samples[0])) == 3
+
+
 def test_synth_refuses_options_that_do_not_apply(tmp_path):
     done = subprocess.run(command("synth", "--dataset", "facekit", "--vertices", "3000", "--out", str(tmp_path)), capture_output=True, text=True)
     assert done.returncode == 2 and "--vertices applies to --dataset synthetic only" in done.stderr and "Traceback" not in done.stderr

@@ -64,7 +64,7 @@ class FaceKitDataset(FaceGenerator):
         )
         smoothing: int = Field(2, ge=0, le=20, description="up to this many Laplacian smoothing passes")
         noise: float = Field(0.3, ge=0.0, le=10.0, description="sensor noise along the normal: std up to this many mm")
-        holes: float = Field(0.03, ge=0.0, le=0.5, description="up to this fraction of the surface lost in round patches")
+        holes: float = Field(0.02, ge=0.0, le=0.5, description="up to this fraction of the surface lost in round patches")
         pose: float = Field(6.0, ge=0.0, le=45.0, description="yaw, pitch and roll jitter up to this many degrees")
         scale: float = Field(0.05, ge=0.0, le=0.5, description="size jitter up to this fraction")
         eyes: float = Field(0.7, ge=0.0, le=1.0, description="probability that a scan has the eyeballs")

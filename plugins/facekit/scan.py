@@ -24,7 +24,7 @@ class ScanRealism:
     resolution: tuple[float, float] | None = (0.3, 2.0)  # vertex density relative to the model's
     smoothing: int = 2  # up to this many Laplacian smoothing passes
     noise: float = 0.3  # sensor noise along the normal: std up to this many mm
-    holes: float = 0.03  # up to this fraction of the surface lost in round patches
+    holes: float = 0.02  # up to this fraction of the surface lost in round patches
     pose: float = 6.0  # yaw, pitch and roll jitter up to this many degrees
     scale: float = 0.05  # size jitter up to this fraction
 
@@ -167,7 +167,7 @@ def punch_holes(vertices: np.ndarray, triangles: np.ndarray, fraction: float, rn
     corners = vertices[triangles]
     centres = corners.mean(axis=1)
     area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1) / 2
-    patches = 1 + int(rng.integers(1, 6))
+    patches = int(rng.integers(2, 9))
     radius = math.sqrt(fraction * area.sum() / patches / math.pi)
     drop = np.zeros(len(triangles), bool)
     for _ in range(patches * 4):  # patches overlap: add until enough is gone
