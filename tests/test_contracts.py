@@ -15,7 +15,7 @@ import torch
 
 from affectkit.interfaces import RenderedViews, Sample
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.registry import registry
+from affectkit.registry import face_generators, registry
 from affectkit.views import parse_views
 from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic
 
@@ -84,3 +84,15 @@ def test_every_dataset_lists_and_loads_valid_samples(name, tmp_path):
     for mesh in meshes:
         assert isinstance(mesh, Mesh) and len(mesh.faces) > 0
         assert np.isfinite(mesh.vertices).all()
+
+
+@pytest.mark.parametrize("name", face_generators())
+def test_every_face_generator_draws_any_subject_and_expression(name):
+    options = DATASET_TEST_OPTIONS[name]
+    generator = registry().create("dataset", name, {**options, "include_neutral": True})
+    for label in generator.labels:
+        face = generator.face(2, label, 4)
+        assert isinstance(face, Mesh) and face.landmarks.shape == (len(generator.landmark_names), 3)
+    assert generator.subject_ids()[1] == generator.samples()[-1].subject
+    sequence = registry().create("dataset", name, {**options, "sequences": True, "frames": 3}).face(1, "happiness")
+    assert isinstance(sequence, MeshSequence) and len(sequence) == 3
