@@ -122,25 +122,6 @@ class Dataset(Component):
         raise NotImplementedError
 
 
-class FaceGenerator(Dataset):
-    """A dataset that makes its faces rather than reading them: any subject showing any
-    expression on demand. ``affectkit synth`` writes such datasets to disk and the app's
-    face controls draw from them."""
-
-    @property
-    def landmark_names(self) -> tuple[str, ...]:
-        """Names of the rows of every mesh's ``landmarks``."""
-        raise NotImplementedError
-
-    def subject_ids(self) -> list[str]:
-        raise NotImplementedError
-
-    def face(self, subject: int, label: str, intensity: int = 4) -> Mesh | MeshSequence:
-        """Subject number ``subject`` (1-based) showing ``label`` at ``intensity`` (a
-        sequence peaking there when the options ask for sequences)."""
-        raise NotImplementedError
-
-
 class ViewAugmentation(Component):
     """Transforms a batch of rendered views during training.
 

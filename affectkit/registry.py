@@ -184,8 +184,8 @@ def registry() -> Registry:
 
 
 def face_generators() -> list[str]:
-    """The registered datasets that make their faces (:class:`~affectkit.interfaces.FaceGenerator`)."""
-    from affectkit.interfaces import FaceGenerator
+    """The registered datasets that make their faces (:class:`~affectkit.face_generator.FaceGenerator`)."""
+    from affectkit.face_generator import FaceGenerator
 
     found = registry()
     return [name for name in found.names("dataset") if issubclass(found.get("dataset", name).cls, FaceGenerator)]

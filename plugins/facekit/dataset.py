@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
-from typing import Annotated
+from functools import lru_cache
 
 import numpy as np
 from pydantic import Field
 
-from affectkit.errors import DatasetError
-from affectkit.facs import CODES, LABELS, NEUTRAL, activations, label_index, seeded_rng, timeline
-from affectkit.interfaces import FaceGenerator, Options, Sample
+from affectkit.face_generator import FaceGenerator, subject_index
+from affectkit.facs import activations, label_index, seeded_rng, timeline
+from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit_plugins.facekit import model as face_model
 from affectkit_plugins.facekit.scan import Scan, ScanRealism, simulate_scan
@@ -30,14 +29,11 @@ def neutral_face(seed: int, index: int) -> np.ndarray:
     return model.identity(weights)
 
 
-def subject_name(index: int) -> str:
-    return f"S{index + 1:03d}"
-
-
 class FaceKitDataset(FaceGenerator):
-    """Scans of people from ICT-FaceKit's morphable model (100 identity modes learnt from
-    light-stage scans) showing the six basic emotions composed from FACS action units.
+    """Realistic 3D/4D expression scans: ICT-FaceKit identities through a scanner simulation.
 
+    People are drawn from ICT-FaceKit's morphable model (100 identity modes learnt from
+    light-stage scans) and show the six basic emotions composed from FACS action units.
     Every subject shows every expression at every requested intensity (BU-3DFE style), or
     one neutral -> onset -> apex -> offset sequence per expression (BU-4DFE style) with
     ``sequences``. Each subject performs each emotion in its own way (AU gains, asymmetry,
@@ -48,15 +44,9 @@ class FaceKitDataset(FaceGenerator):
     ethnicity: samples have only their intensity as attributes.
     """
 
-    class Options(Options):
-        subjects: int = Field(20, ge=1, le=10000, description="number of subjects (identities drawn from the PCA)")
-        seed: int = Field(0, ge=0, description="population seed: identities, performances and scans")
-        intensities: list[Annotated[int, Field(ge=1, le=4)]] = Field(
-            default_factory=lambda: [3, 4], min_length=1, description="expression intensities 1..4 (sequences peak at the highest)"
-        )
-        include_neutral: bool = Field(False, description="add one neutral scan (or sequence) per subject")
-        sequences: bool = Field(False, description="4D: one sequence per subject and expression")
-        frames: int = Field(25, ge=2, le=1000, description="frames per sequence")
+    generator = "facekit"
+
+    class Options(FaceGenerator.Options):
         realism: bool = Field(True, description="simulate a scanner (the options below); false: the clean model mesh, whole head")
         crop: bool = Field(True, description="crop to the face with a random extent of forehead, chin, ears and neck")
         resolution: tuple[float, float] | None = Field(
@@ -73,55 +63,13 @@ class FaceKitDataset(FaceGenerator):
     options: Options
 
     @property
-    def labels(self) -> tuple[str, ...]:
-        return LABELS + ((NEUTRAL,) if self.options.include_neutral else ())
-
-    @property
     def landmark_names(self) -> tuple[str, ...]:
         return face_model.LANDMARKS
 
-    def subject_ids(self) -> list[str]:
-        return [subject_name(i) for i in range(self.options.subjects)]
-
-    def samples(self) -> list[Sample]:
-        return list(self._samples.values())
-
-    @cached_property
-    def _samples(self) -> dict[str, Sample]:
-        o = self.options
-        intensities = sorted(set(o.intensities))
-        out: dict[str, Sample] = {}
-        for subject in self.subject_ids():
-            for label in self.labels:
-                levels = [0] if label == NEUTRAL else intensities
-                if o.sequences:
-                    key = f"{subject}_{CODES[label]}"
-                    out[key] = Sample(key, label, subject, {"intensity": levels[-1], "frames": o.frames}, is_sequence=True)
-                    continue
-                for level in levels:
-                    key = f"{subject}_{CODES[label]}_{level}"
-                    out[key] = Sample(key, label, subject, {"intensity": level})
-        return out
-
-    def face(self, subject: int, label: str, intensity: int = 4) -> Mesh | MeshSequence:
-        """Subject number ``subject`` (1-based) showing ``label``: the app's face controls."""
-        level = 0 if label == NEUTRAL else intensity
-        name = subject_name(subject - 1)
-        code = CODES.get(label, "?")
-        known = self._samples.get(f"{name}_{code}" if self.options.sequences else f"{name}_{code}_{level}")
-        if known is None:
-            raise DatasetError(
-                f"facekit: no subject {subject} showing {label!r} at intensity {intensity}; these options have "
-                f"subjects 1..{self.options.subjects}, expressions {', '.join(self.labels)}, intensities {sorted(set(self.options.intensities))}"
-            )
-        return self.load(known)
-
     def load(self, sample: Sample) -> Mesh | MeshSequence:
-        known = self._samples.get(sample.key)
-        if known is None:
-            raise DatasetError(f"facekit: no sample {sample.key!r} with these options (e.g. {next(iter(self._samples))!r})")
+        known = self.known(sample)
         o = self.options
-        index = int(known.subject[1:]) - 1
+        index = subject_index(known.subject)
         level = int(known.attributes["intensity"])
         label = label_index(known.label)
         metadata = {**known.attributes, "label": known.label, "subject": known.subject}

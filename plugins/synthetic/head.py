@@ -29,6 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from affectkit.face_generator import subject_name
 from affectkit.facs import seeded_rng, smoothstep
 
 #: Landmark names in the order of ``Mesh.landmarks`` rows ("right" is the subject's right, -x).
@@ -136,10 +137,6 @@ class Identity:
     @property
     def attributes(self) -> dict[str, str]:
         return {"sex": self.sex, "age_group": self.age_group, "skin_tone": self.skin_tone}
-
-
-def subject_name(index: int) -> str:
-    return f"S{index + 1:03d}"
 
 
 def _anchor_params(p: dict[str, float]) -> dict[str, float]:

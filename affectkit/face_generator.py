@@ -1,0 +1,107 @@
+"""The base of datasets that make their faces rather than read them (``facekit``, ``synthetic``).
+
+A generator has a population of numbered subjects (``S001``, ``S002``, ...) drawn from a
+seed; every subject shows every emotion of :mod:`affectkit.facs` at every requested
+intensity, or one sequence per emotion. This base lists those samples and finds any
+subject's face; a generator implements :meth:`FaceGenerator.load` (and may describe its
+subjects with :meth:`FaceGenerator.subject_attributes`). ``affectkit synth`` writes any
+registered generator to disk and the app's face controls draw from them.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field
+
+from affectkit.errors import DatasetError
+from affectkit.facs import CODES, LABELS, NEUTRAL
+from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.mesh import Mesh, MeshSequence
+
+
+def subject_name(index: int) -> str:
+    """Subject number ``index + 1``: ``S001``."""
+    return f"S{index + 1:03d}"
+
+
+def subject_index(name: str) -> int:
+    """``S001`` -> 0."""
+    return int(name[1:]) - 1
+
+
+class FaceGenerator(Dataset):
+    """A dataset that makes its faces: any subject showing any expression, on demand."""
+
+    #: how messages name this generator (its registered name)
+    generator: ClassVar[str] = "generator"
+
+    class Options(Options):
+        subjects: int = Field(20, ge=1, le=10000, description="number of subjects")
+        seed: int = Field(0, ge=0, description="population seed: identities, performances and scans")
+        intensities: list[Annotated[int, Field(ge=1, le=4)]] = Field(
+            default_factory=lambda: [3, 4], min_length=1, description="expression intensities 1..4 (sequences peak at the highest)"
+        )
+        include_neutral: bool = Field(False, description="add one neutral scan (or sequence) per subject")
+        sequences: bool = Field(False, description="4D: one sequence per subject and expression")
+        frames: int = Field(25, ge=2, le=1000, description="frames per sequence")
+
+    options: Options
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return LABELS + ((NEUTRAL,) if self.options.include_neutral else ())
+
+    @property
+    def landmark_names(self) -> tuple[str, ...]:
+        """Names of the rows of every mesh's ``landmarks``."""
+        raise NotImplementedError
+
+    def subject_attributes(self, index: int) -> dict[str, Any]:
+        """What the generator knows of subject ``index`` (sex, age group, ...): nothing by default."""
+        return {}
+
+    def subject_ids(self) -> list[str]:
+        return [subject_name(i) for i in range(self.options.subjects)]
+
+    def samples(self) -> list[Sample]:
+        return list(self._samples.values())
+
+    @cached_property
+    def _samples(self) -> dict[str, Sample]:
+        o = self.options
+        intensities = sorted(set(o.intensities))
+        out: dict[str, Sample] = {}
+        for index, subject in enumerate(self.subject_ids()):
+            attributes = self.subject_attributes(index)
+            for label in self.labels:
+                levels = [0] if label == NEUTRAL else intensities
+                if o.sequences:
+                    key = f"{subject}_{CODES[label]}"
+                    out[key] = Sample(key, label, subject, {**attributes, "intensity": levels[-1], "frames": o.frames}, is_sequence=True)
+                    continue
+                for level in levels:
+                    key = f"{subject}_{CODES[label]}_{level}"
+                    out[key] = Sample(key, label, subject, {**attributes, "intensity": level})
+        return out
+
+    def known(self, sample: Sample) -> Sample:
+        """This generator's own record of ``sample`` (by key), or one clear error."""
+        found = self._samples.get(sample.key)
+        if found is None:
+            raise DatasetError(f"{self.generator}: no sample {sample.key!r} with these options (e.g. {next(iter(self._samples))!r})")
+        return found
+
+    def face(self, subject: int, label: str, intensity: int = 4) -> Mesh | MeshSequence:
+        """Subject number ``subject`` (1-based) showing ``label`` at ``intensity`` (a
+        sequence peaking at the options' highest intensity when they ask for sequences)."""
+        level = 0 if label == NEUTRAL else intensity
+        name, code = subject_name(subject - 1), CODES.get(label, "?")
+        found = self._samples.get(f"{name}_{code}" if self.options.sequences else f"{name}_{code}_{level}")
+        if found is None:
+            raise DatasetError(
+                f"{self.generator}: no subject {subject} showing {label!r} at intensity {intensity}; these options have "
+                f"subjects 1..{self.options.subjects}, expressions {', '.join(self.labels)}, intensities {sorted(set(self.options.intensities))}"
+            )
+        return self.load(found)
