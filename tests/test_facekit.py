@@ -306,3 +306,11 @@ def test_synth_refuses_options_that_do_not_apply(tmp_path):
     assert done.returncode == 2 and "--vertices applies to --dataset synthetic only" in done.stderr and "Traceback" not in done.stderr
     done = subprocess.run(command("synth", "--dataset", "bu3dfe", "--out", str(tmp_path)), capture_output=True, text=True)
     assert done.returncode == 2 and "not a face generator; allowed: facekit, synthetic" in done.stderr
+
+
+@pytest.mark.parametrize("resolution", [[2.0, 1.0], [0.0, 1.0], [1.0, 9.0]])
+def test_bad_resolution_is_refused_naming_the_field(resolution):
+    from affectkit.errors import PluginError
+
+    with pytest.raises(PluginError, match=r"invalid options for dataset 'facekit': resolution"):
+        create("dataset", "facekit", {"resolution": resolution})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from affectkit.face_generator import FaceGenerator, subject_index
-from affectkit.facs import activations, label_index, seeded_rng, timeline
+from affectkit.facs import Activations, activations, label_index, seeded_rng, timeline
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit_plugins.facekit import model as face_model
@@ -19,6 +20,8 @@ TAG_IDENTITY, TAG_SCAN, TAG_PARTS = 61, 67, 71
 MISSING_AU_P = 0.25
 INTERIOR = ("mouth_socket", "teeth_upper", "teeth_lower")
 EYES = ("eyeball_left", "eyeball_right")
+#: a vertex density relative to the model's
+Density = Annotated[float, Field(gt=0.0, le=8.0)]
 
 
 @lru_cache(maxsize=64)
@@ -49,7 +52,7 @@ class FaceKitDataset(FaceGenerator):
     class Options(FaceGenerator.Options):
         realism: bool = Field(True, description="simulate a scanner (the options below); false: the clean model mesh, whole head")
         crop: bool = Field(True, description="crop to the face with a random extent of forehead, chin, ears and neck")
-        resolution: tuple[float, float] | None = Field(
+        resolution: tuple[Density, Density] | None = Field(
             (0.3, 2.0), description="vertex density drawn in this range, relative to the model's (null: the model's own)"
         )
         smoothing: int = Field(2, ge=0, le=20, description="up to this many Laplacian smoothing passes")
@@ -59,6 +62,13 @@ class FaceKitDataset(FaceGenerator):
         scale: float = Field(0.05, ge=0.0, le=0.5, description="size jitter up to this fraction")
         eyes: float = Field(0.7, ge=0.0, le=1.0, description="probability that a scan has the eyeballs")
         mouth_interior: float = Field(0.5, ge=0.0, le=1.0, description="probability that a scan has the teeth and mouth socket")
+
+        @field_validator("resolution")
+        @classmethod
+        def low_to_high(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+            if value is not None and value[0] > value[1]:
+                raise ValueError(f"resolution is a range [low, high] with low <= high, got {list(value)}")
+            return value
 
     options: Options
 
@@ -83,7 +93,7 @@ class FaceKitDataset(FaceGenerator):
         ]
         return MeshSequence(frames=frames, fps=25.0, metadata=metadata, source=source)
 
-    def _scan(self, index: int, acts, key: tuple[int, ...], metadata: dict, source: str) -> Mesh:
+    def _scan(self, index: int, acts: Activations, key: tuple[int, ...], metadata: dict, source: str) -> Mesh:
         """One scan of subject ``index`` showing ``acts``; ``key`` seeds the scanner (the
         same for every frame of a sequence: one session, one scanner setting)."""
         o = self.options
