@@ -13,7 +13,7 @@ from affectkit.facs import Activations, activations, label_index, seeded_rng, ti
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit_plugins.facekit import model as face_model
-from affectkit_plugins.facekit.scan import Scan, ScanRealism, simulate_scan
+from affectkit_plugins.facekit.scan import CropFrame, Scan, ScanRealism, simulate_scan
 
 TAG_IDENTITY, TAG_SCAN, TAG_PARTS = 61, 67, 71
 #: probability that a subject leaves out one secondary AU of an emotion's prototype
@@ -107,12 +107,12 @@ class FaceKitDataset(FaceGenerator):
         triangles = model.triangles
         if dropped:
             triangles = triangles[~model.part_mask(*dropped)[triangles].any(axis=1)]
-        frame = {
-            "nose_tip": landmarks[face_model.NOSE_TIP],
-            "chin": landmarks[face_model.CHIN],
-            "brows": landmarks[list(face_model.BROWS)].mean(axis=0),
-            "eye_width": float(landmarks[face_model.LEFT_EYE_OUTER, 0] - landmarks[face_model.RIGHT_EYE_OUTER, 0]),
-        }
+        frame = CropFrame(
+            nose_tip=landmarks[face_model.NOSE_TIP],
+            chin=landmarks[face_model.CHIN],
+            brows=landmarks[list(face_model.BROWS)].mean(axis=0),
+            eye_width=float(landmarks[face_model.LEFT_EYE_OUTER, 0] - landmarks[face_model.RIGHT_EYE_OUTER, 0]),
+        )
         realism = ScanRealism(
             crop=o.crop, resolution=o.resolution, smoothing=o.smoothing, noise=o.noise, holes=o.holes, pose=o.pose, scale=o.scale
         )

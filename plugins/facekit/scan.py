@@ -20,13 +20,13 @@ import numpy as np
 class ScanRealism:
     """Bounds of each effect; every scan draws its own values inside them."""
 
-    crop: bool = True  # crop to the face with a random extent of forehead, chin, ears and neck
-    resolution: tuple[float, float] | None = (0.3, 2.0)  # vertex density relative to the model's
-    smoothing: int = 2  # up to this many Laplacian smoothing passes
-    noise: float = 0.3  # sensor noise along the normal: std up to this many mm
-    holes: float = 0.02  # up to this fraction of the surface lost in round patches
-    pose: float = 6.0  # yaw, pitch and roll jitter up to this many degrees
-    scale: float = 0.05  # size jitter up to this fraction
+    crop: bool  # crop to the face with a random extent of forehead, chin, ears and neck
+    resolution: tuple[float, float] | None  # vertex density relative to the model's
+    smoothing: int  # up to this many Laplacian smoothing passes
+    noise: float  # sensor noise along the normal: std up to this many mm
+    holes: float  # up to this fraction of the surface lost in round patches
+    pose: float  # yaw, pitch and roll jitter up to this many degrees
+    scale: float  # size jitter up to this fraction
 
 
 @dataclass
@@ -36,23 +36,32 @@ class Scan:
     landmarks: np.ndarray
 
 
-def simulate_scan(scan: Scan, realism: ScanRealism, rng: np.random.Generator, frame: dict | None = None) -> Scan:
-    """``scan`` as a scanner would deliver it. ``frame`` holds the landmarks the crop is
-    placed by (nose tip, chin, brows, eye corners: see :func:`crop`)."""
+@dataclass(frozen=True)
+class CropFrame:
+    """Where the crop is placed: landmark positions (mm) of the face being scanned."""
+
+    nose_tip: np.ndarray
+    chin: np.ndarray
+    brows: np.ndarray  # the brows' centre
+    eye_width: float  # outer eye corner to outer eye corner
+
+
+def simulate_scan(scan: Scan, realism: ScanRealism, rng: np.random.Generator, frame: CropFrame | None = None) -> Scan:
+    """``scan`` as a scanner would deliver it; the crop needs ``frame``."""
     vertices, triangles = scan.vertices, scan.triangles
-    # Draw every parameter up front, in a fixed order, so switching one effect off leaves
-    # the others' draws unchanged.
-    crop_extent = rng.uniform(size=5)
-    density = rng.uniform(*realism.resolution) if realism.resolution else 1.0
-    passes = int(rng.integers(0, realism.smoothing + 1)) if realism.smoothing > 0 else 0
-    sigma = rng.uniform(0.0, realism.noise) if realism.noise > 0 else 0.0
-    hole_fraction = rng.uniform(0.0, realism.holes) if realism.holes > 0 else 0.0
-    angles = rng.uniform(-realism.pose, realism.pose, 3)
-    size = 1.0 + rng.uniform(-realism.scale, realism.scale)
+    # Draw every parameter up front, the same draws whatever is switched off, so turning
+    # one effect off leaves the others as they were.
+    u = rng.uniform(size=14)
     effects = rng.integers(2**32, size=2)  # seeds of the noise and holes draws
+    low, high = realism.resolution or (1.0, 1.0)
+    density = low + (high - low) * u[5]
+    passes = int(u[6] * (realism.smoothing + 1))
+    sigma, hole_fraction = realism.noise * u[7], realism.holes * u[8]
+    angles = realism.pose * (2 * u[9:12] - 1)
+    size = 1.0 + realism.scale * (2 * u[12] - 1)
 
     if realism.crop and frame is not None:
-        triangles = crop(vertices, triangles, frame, crop_extent)
+        triangles = crop(vertices, triangles, frame, u[:5])
     vertices, triangles = compact(vertices, triangles)
     if realism.resolution:
         vertices, triangles = resample(vertices, triangles, density)
@@ -66,15 +75,18 @@ def simulate_scan(scan: Scan, realism: ScanRealism, rng: np.random.Generator, fr
         vertices, triangles = compact(vertices, triangles)
     rotation = rotation_matrix(*angles) * size
     centre = vertices.mean(axis=0)
-    move = lambda points: ((points - centre) @ rotation.T + centre).astype(np.float32)  # noqa: E731
+
+    def move(points: np.ndarray) -> np.ndarray:
+        return ((points - centre) @ rotation.T + centre).astype(np.float32)
+
     return Scan(move(vertices), triangles, move(scan.landmarks))
 
 
-def crop(vertices: np.ndarray, triangles: np.ndarray, frame: dict, extent: np.ndarray) -> np.ndarray:
+def crop(vertices: np.ndarray, triangles: np.ndarray, frame: CropFrame, extent: np.ndarray) -> np.ndarray:
     """The triangles inside a rounded box around the face, its size drawn from ``extent``
     (5 numbers in [0, 1]): forehead height above the brows, neck length below the chin, how
     far out toward the ears, the box's roundness, and how deep behind the nose it reaches."""
-    nose, chin, brows, eyes = frame["nose_tip"], frame["chin"], frame["brows"], frame["eye_width"]
+    nose, chin, brows, eyes = frame.nose_tip, frame.chin, frame.brows, frame.eye_width
     top = brows[1] + 15.0 + 45.0 * extent[0]  # 15..60 mm above the brows: hairline or below
     bottom = chin[1] - 50.0 * extent[1]  # 0..50 mm of neck below the chin
     half_width = eyes * (0.75 + 0.45 * extent[2])  # from inside the cheeks to past the ears
