@@ -236,6 +236,14 @@ def test_pose_and_scale_jitter_within_their_bounds():
     scaled = [np.linalg.norm(eye_axis(scan(label, **{**NONE, "scale": 0.1}))) / np.linalg.norm(eye_axis(scan(label, **NONE))) for label in SIX]
     assert all(0.9 - 1e-4 <= s <= 1.1 + 1e-4 for s in scaled) and np.ptp(scaled) > 0.02
 
+    def proportions(mesh):  # face height over face width
+        lm = mesh.landmarks
+        return np.linalg.norm(lm[face_model.CHIN] - lm[list(face_model.BROWS)].mean(0)) / np.linalg.norm(eye_axis(mesh))
+
+    rest_proportions = [proportions(scan(label, **NONE)) for label in SIX]
+    jittered = [proportions(scan(label, **{**NONE, "scale": 0.1})) / r for label, r in zip(SIX, rest_proportions, strict=True)]
+    assert np.ptp(jittered) > 0.03 and all(0.8 < j < 1.25 for j in jittered)  # each axis on its own
+
 
 def test_eyes_and_mouth_interior_are_kept_or_dropped():
     model = face_model.load_face_model()

@@ -59,7 +59,7 @@ class FaceKitDataset(FaceGenerator):
         noise: float = Field(0.3, ge=0.0, le=10.0, description="sensor noise along the normal: std up to this many mm")
         holes: float = Field(0.02, ge=0.0, le=0.5, description="up to this fraction of the surface lost in round patches")
         pose: float = Field(6.0, ge=0.0, le=45.0, description="yaw, pitch and roll jitter up to this many degrees")
-        scale: float = Field(0.05, ge=0.0, le=0.5, description="size jitter up to this fraction")
+        scale: float = Field(0.08, ge=0.0, le=0.5, description="size jitter up to this fraction, along each axis on its own")
         eyes: float = Field(0.7, ge=0.0, le=1.0, description="probability that a scan has the eyeballs")
         mouth_interior: float = Field(0.5, ge=0.0, le=1.0, description="probability that a scan has the teeth and mouth socket")
 

@@ -26,7 +26,7 @@ class ScanRealism:
     noise: float  # sensor noise along the normal: std up to this many mm
     holes: float  # up to this fraction of the surface lost in round patches
     pose: float  # yaw, pitch and roll jitter up to this many degrees
-    scale: float  # size jitter up to this fraction
+    scale: float  # size jitter up to this fraction, along each axis on its own
 
 
 @dataclass
@@ -51,14 +51,14 @@ def simulate_scan(scan: Scan, realism: ScanRealism, rng: np.random.Generator, fr
     vertices, triangles = scan.vertices, scan.triangles
     # Draw every parameter up front, the same draws whatever is switched off, so turning
     # one effect off leaves the others as they were.
-    u = rng.uniform(size=14)
+    u = rng.uniform(size=16)
     effects = rng.integers(2**32, size=2)  # seeds of the noise and holes draws
     low, high = realism.resolution or (1.0, 1.0)
     density = low + (high - low) * u[5]
     passes = int(u[6] * (realism.smoothing + 1))
     sigma, hole_fraction = realism.noise * u[7], realism.holes * u[8]
     angles = realism.pose * (2 * u[9:12] - 1)
-    size = 1.0 + realism.scale * (2 * u[12] - 1)
+    size = 1.0 + realism.scale * (2 * u[12:15] - 1)  # per axis: wider, longer, deeper faces
 
     if realism.crop and frame is not None:
         triangles = crop(vertices, triangles, frame, u[:5])
@@ -73,11 +73,11 @@ def simulate_scan(scan: Scan, realism: ScanRealism, rng: np.random.Generator, fr
     if hole_fraction > 0:
         triangles = punch_holes(vertices, triangles, hole_fraction, np.random.default_rng(effects[1]))
         vertices, triangles = compact(vertices, triangles)
-    rotation = rotation_matrix(*angles) * size
+    transform = rotation_matrix(*angles) * size  # scale along the face's axes, then turn
     centre = vertices.mean(axis=0)
 
     def move(points: np.ndarray) -> np.ndarray:
-        return ((points - centre) @ rotation.T + centre).astype(np.float32)
+        return ((points - centre) @ transform.T + centre).astype(np.float32)
 
     return Scan(move(vertices), triangles, move(scan.landmarks))
 
