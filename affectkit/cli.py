@@ -138,11 +138,14 @@ def synth(
         sequences, neutral = True, False
     if vertices is not None and name != "synthetic":
         raise click.UsageError(f"--vertices applies to --dataset synthetic only; {name} faces have the face model's resolution")
+    levels = [i.strip() for i in intensities.split(",") if i.strip()]
+    if not all(level.isdigit() for level in levels):
+        raise click.BadParameter(f"{intensities!r}: give intensities as numbers 1..4 separated by commas, e.g. 3,4", param_hint="--intensities")
     options = {
         "subjects": subjects,
         "sequences": sequences,
         "frames": frames,
-        "intensities": [int(i) for i in intensities.split(",") if i.strip()],
+        "intensities": [int(level) for level in levels],
         "include_neutral": neutral,
         "seed": seed,
         **({"vertices": vertices} if vertices is not None else {}),

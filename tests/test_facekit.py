@@ -322,3 +322,9 @@ def test_bad_resolution_is_refused_naming_the_field(resolution):
 
     with pytest.raises(PluginError, match=r"invalid options for dataset 'facekit': resolution"):
         create("dataset", "facekit", {"resolution": resolution})
+
+
+def test_synth_refuses_intensities_that_are_not_numbers(tmp_path):
+    done = subprocess.run(command("synth", "--out", str(tmp_path), "--intensities", "a,4"), capture_output=True, text=True)
+    assert done.returncode == 2 and "give intensities as numbers 1..4" in done.stderr and "Traceback" not in done.stderr
+
