@@ -42,7 +42,7 @@ separated (BU-3DFE has 83 per scan, *unconfirmed*). Public code treats the first
 as the 0-based index of the nearest mesh vertex (*unconfirmed*); :func:`read_bnd` keeps
 file order and returns the coordinates only.
 
-:func:`write_wrl` and :func:`write_bnd` write the same formats (the synthetic dataset's
+:func:`write_wrl` and :func:`write_bnd` write the same formats (``affectkit synth``'s
 BU-3DFE and BU-4DFE layouts use them).
 """
 

@@ -5,7 +5,7 @@ Manifest columns: ``path,label,subject[,frame][,attributes...]``, one row per me
 that folder). Rows with a ``frame`` value are frames of a sequence: rows of the same
 folder, subject and label form one sequence, ordered by frame. Every other column is an
 attribute of the sample (integers and decimals are parsed, empty cells left out). This is
-the layout ``affectkit synth`` writes, so a synthetic dataset written to disk reads back
+the layout ``affectkit synth`` writes, so a generated dataset written to disk reads back
 as the same samples.
 """
 
