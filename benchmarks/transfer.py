@@ -19,7 +19,8 @@ seeds, the CV row over folds; chance is 1/6 beside every row::
 
     .venv/bin/python benchmarks/transfer.py [--recipe recipes/affectvlm.yaml] [--seeds 0,1] [--set KEY=VALUE ...] > benchmarks/results/transfer.json
 
-``--out FILE`` also writes the JSON there after every row, so a stopped run keeps its rows.
+``--out FILE`` also writes the JSON there after every training run, so a stopped run keeps
+what it measured.
 """
 
 from __future__ import annotations
@@ -108,17 +109,18 @@ def main() -> None:
                 scores = {name: score(trained.checkpoint, test, Path(tmp) / "cache") for name, test in tests.items()}
                 runs.append({"seed": seed, "held_out_accuracy": round(trained.report.accuracy, 4), "test": scores})
                 print(f"trained on {trained_on}, seed {seed}: {json.dumps(scores)}", flush=True, file=sys.stderr)
-            for name in tests:
-                rows.append(
-                    {
-                        "row": f"{trained_on} -> {name}",
-                        "trained_on": trained_on,
-                        "tested_on": name,
-                        "accuracy": mean_std([r["test"][name]["accuracy"] for r in runs]),
-                        "macro_f1": mean_std([r["test"][name]["macro_f1"] for r in runs]),
-                        "runs": runs,
-                    }
-                )
+                rows[:] = [row for row in rows if row["trained_on"] != trained_on]  # this generator's rows so far
+                for name in tests:
+                    rows.append(
+                        {
+                            "row": f"{trained_on} -> {name}",
+                            "trained_on": trained_on,
+                            "tested_on": name,
+                            "accuracy": mean_std([r["test"][name]["accuracy"] for r in runs]),
+                            "macro_f1": mean_std([r["test"][name]["macro_f1"] for r in runs]),
+                            "runs": runs,
+                        }
+                    )
                 save()
         if args.folds:
             small = [*common, f"data.dataset.options.subjects={args.cv_subjects}"]
