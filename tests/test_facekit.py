@@ -328,3 +328,11 @@ def test_synth_refuses_intensities_that_are_not_numbers(tmp_path):
     done = subprocess.run(command("synth", "--out", str(tmp_path), "--intensities", "a,4"), capture_output=True, text=True)
     assert done.returncode == 2 and "give intensities as numbers 1..4" in done.stderr and "Traceback" not in done.stderr
 
+
+
+def test_attribute_prompts_of_facekit_samples_describe_only_the_intensity():
+    augmenter = create("prompt_augmenter", "attributes")
+    for sample in dataset(intensities=[2, 4]).samples()[:13]:
+        for prompt in augmenter.prompts(sample.label, sample.attributes):
+            assert "  " not in prompt and prompt == prompt.strip()
+            assert not {"woman", "man", "female", "male", "young", "older"} & set(prompt.split())
