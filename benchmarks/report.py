@@ -139,12 +139,13 @@ def run_all_table(r: dict[str, Any]) -> str:
 
 def transfer_table(r: dict[str, Any]) -> str:
     def cell(x: dict[str, float]) -> str:
-        return f"{x['mean']:.1%} ± {x['std']:.1%}"
+        return f"{x['mean']:.1%} ± {x['std']:.1%}" if x["n"] > 1 else f"{x['mean']:.1%}"
 
-    rows = [
-        [row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), f"{row['accuracy']['n']} {'folds' if 'folds' in row else 'seeds'}", f"{r['chance']:.1%}"]
-        for row in r["rows"]
-    ]
+    def over(row: dict[str, Any]) -> str:
+        n = row["accuracy"]["n"]
+        return f"{n} {'fold' if 'folds' in row else 'seed'}{'s' if n != 1 else ''}"
+
+    rows = [[row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), over(row), f"{r['chance']:.1%}"] for row in r["rows"]]
     data = r["train_data"]["options"]
     note = (
         f"`{r['recipe']}`{' with ' + ', '.join(f'`{o}`' for o in r['overrides']) if r['overrides'] else ''}; trained on "
