@@ -44,7 +44,8 @@ import numpy as np
 
 from affectkit.errors import DatasetError
 from affectkit.facs import CODES, NEUTRAL
-from affectkit.interfaces import Dataset, Sample
+from affectkit.face_generator import FaceGenerator
+from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence, save_mesh
 from affectkit.vrml import write_bnd, write_wrl
 
@@ -93,7 +94,7 @@ def placeholder_attributes(root: Path) -> set[str]:
     return names | ({"ethnicity_code"} if "ethnicity" in names else set())
 
 
-def manifest_columns(dataset: Dataset) -> tuple[str, ...]:
+def manifest_columns(dataset: FaceGenerator) -> tuple[str, ...]:
     """``path,label,subject,frame`` and the attributes of the dataset's samples (``frames`` aside)."""
     keys: dict[str, None] = {}
     for sample in dataset.samples():
@@ -101,7 +102,7 @@ def manifest_columns(dataset: Dataset) -> tuple[str, ...]:
     return BASE_COLUMNS + tuple(keys)
 
 
-def write_dataset(dataset: Dataset, name: str, out_dir: Path, layout: Layout = "affectkit") -> Path:
+def write_dataset(dataset: FaceGenerator, name: str, out_dir: Path, layout: Layout = "affectkit") -> Path:
     """Write every sample of ``dataset`` (registered as ``name``) under ``out_dir`` in
     ``layout``; return the manifest path (``affectkit``) or ``out_dir`` (``bu3dfe``, ``bu4dfe``)."""
     out_dir = Path(out_dir)
@@ -112,7 +113,7 @@ def write_dataset(dataset: Dataset, name: str, out_dir: Path, layout: Layout = "
     if layout != "affectkit":
         raise DatasetError(f"{name}: unknown layout {layout!r}; allowed: {', '.join(LAYOUTS)}")
     columns = manifest_columns(dataset)
-    names = tuple(getattr(dataset, "landmark_names", ()))
+    names = dataset.landmark_names
     rows: list[dict[str, object]] = []
 
     def put(mesh: Mesh, relative: Path, sample: Sample, frame: int | str) -> None:
@@ -169,7 +170,7 @@ def _write_scan(mesh: Mesh, wrl: Path, title: str) -> None:
         write_bnd(mesh.landmarks, wrl.with_suffix(".bnd"), _nearest_vertices(mesh))
 
 
-def _check_numbering(dataset: Dataset, name: str, digits: int, layout: str) -> None:
+def _check_numbering(dataset: FaceGenerator, name: str, digits: int, layout: str) -> None:
     if len(dataset.subject_ids()) >= 10**digits:
         raise DatasetError(
             f"{name}: the {layout} layout numbers subjects with {digits} digits: at most {10**digits - 1} subjects, "
@@ -177,7 +178,7 @@ def _check_numbering(dataset: Dataset, name: str, digits: int, layout: str) -> N
         )
 
 
-def _write_record(dataset: Dataset, name: str, out_dir: Path, layout: str) -> None:
+def _write_record(dataset: FaceGenerator, name: str, out_dir: Path, layout: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     has_sex = all("sex" in s.attributes for s in dataset.samples())
     placeholders = ["ethnicity"] + ([] if has_sex else ["sex"])
@@ -185,8 +186,8 @@ def _write_record(dataset: Dataset, name: str, out_dir: Path, layout: str) -> No
     (out_dir / RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 
-def _write_bu3dfe(dataset: Dataset, name: str, out_dir: Path) -> Path:
-    if getattr(dataset.options, "sequences", False):
+def _write_bu3dfe(dataset: FaceGenerator, name: str, out_dir: Path) -> Path:
+    if dataset.options.sequences:
         raise DatasetError(f"{name}: the bu3dfe layout holds static scans; use layout 'bu4dfe' for sequences")
     _check_numbering(dataset, name, 4, "bu3dfe")
     for sample in dataset.samples():
@@ -196,10 +197,10 @@ def _write_bu3dfe(dataset: Dataset, name: str, out_dir: Path) -> Path:
     return out_dir
 
 
-def _write_bu4dfe(dataset: Dataset, name: str, out_dir: Path) -> Path:
-    if not getattr(dataset.options, "sequences", False):
+def _write_bu4dfe(dataset: FaceGenerator, name: str, out_dir: Path) -> Path:
+    if not dataset.options.sequences:
         raise DatasetError(f"{name}: the bu4dfe layout holds sequences; set sequences=True (or use layout 'bu3dfe')")
-    if getattr(dataset.options, "include_neutral", False):
+    if dataset.options.include_neutral:
         raise DatasetError(f"{name}: BU-4DFE has no neutral sequences; set include_neutral=False for the bu4dfe layout")
     _check_numbering(dataset, name, 3, "bu4dfe")
     for sample in dataset.samples():

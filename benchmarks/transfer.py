@@ -49,14 +49,17 @@ TEST_SET = {"subjects": 20, "intensities": [3, 4], "seed": TEST_SEED}
 CHANCE = 1 / 6
 
 
-def score(model_dir: Path, test: ComponentRef, cache_dir: Path) -> dict[str, float]:
-    """Accuracy and macro-F1 of an exported model on every sample of ``test``."""
+def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path) -> dict[str, dict[str, float]]:
+    """Accuracy and macro-F1 of an exported model on every sample of each test set."""
     model, meta = load_checkpoint(model_dir)
     recipe = meta.recipe.model_copy(update={"render": meta.recipe.render.model_copy(update={"cache_dir": cache_dir})})
-    dataset = build_dataset(test)
-    views = render_samples(recipe, dataset, dataset.samples(), build_render_cache(recipe), labels=meta.labels)
-    report = evaluate(model, views, meta.labels, meta.class_prompts)
-    return {"accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4)}
+    cache = build_render_cache(recipe)
+    scores = {}
+    for name, test in tests.items():
+        dataset = build_dataset(test)
+        report = evaluate(model, render_samples(recipe, dataset, dataset.samples(), cache, labels=meta.labels), meta.labels, meta.class_prompts)
+        scores[name] = {"accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4)}
+    return scores
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -106,7 +109,7 @@ def main() -> None:
                 data = {**shared, "seed": seed}
                 overrides = [*common, f"seed={seed}", f"data.dataset={json.dumps({'name': trained_on, 'options': data})}"]
                 trained = run(load_recipe(args.recipe, overrides), verbose=False)
-                scores = {name: score(trained.checkpoint, test, Path(tmp) / "cache") for name, test in tests.items()}
+                scores = score(trained.checkpoint, tests, Path(tmp) / "cache")
                 runs.append({"seed": seed, "held_out_accuracy": round(trained.report.accuracy, 4), "test": scores})
                 print(f"trained on {trained_on}, seed {seed}: {json.dumps(scores)}", flush=True, file=sys.stderr)
                 rows[:] = [row for row in rows if row["trained_on"] != trained_on]  # this generator's rows so far

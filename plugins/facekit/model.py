@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -92,10 +92,15 @@ class FaceModel:
         weights = np.asarray(weights, dtype=np.float32)
         return self.neutral + np.tensordot(weights, self.identity_modes[: len(weights)], axes=1)
 
+    @cached_property
+    def expression_index(self) -> dict[str, int]:
+        """Blendshape name -> row of ``expression_modes``."""
+        return {name: i for i, name in enumerate(self.expression_names)}
+
     def blendshape_weights(self, acts: Activations) -> np.ndarray:
         """ARKit blendshape weights ``[53]`` for AU activations ``{au: (right, left)}``."""
         weights = np.zeros(len(self.expression_names), dtype=np.float32)
-        index = {name: i for i, name in enumerate(self.expression_names)}
+        index = self.expression_index
         for au, (right, left) in acts.items():
             for shape, gain in AU_BLENDSHAPES[au]:
                 if shape in index:
