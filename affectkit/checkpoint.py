@@ -183,7 +183,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     """Rebuild the model a checkpoint describes and load its weights."""
     directory = Path(directory)
     meta, document = read_meta(directory)
-    model = build_model(meta.recipe, meta.num_views, meta.in_channels)
+    model = build_model(meta.recipe, meta.num_views, meta.in_channels, len(meta.labels))
     load_weights(model, directory, document)
     return model.to(device).eval(), meta
 

@@ -87,6 +87,11 @@ class Predictor:
         empty = [label for label, prompts in class_prompts.items() if not [p for p in prompts if p.strip()]]
         if not class_prompts or empty:
             raise AffectkitError(f"class prompts: every class needs at least one prompt (empty: {', '.join(empty) or 'no classes given'})")
+        if not self.model.prompts_can_change and list(class_prompts) != list(self.meta.labels):
+            raise AffectkitError(
+                f"class prompts: this model has a learned classifier, so it scores only its training labels "
+                f"({', '.join(self.meta.labels)}) in that order; prompts can be reworded but classes cannot change"
+            )
         prompts = tuple(tuple(p for p in ps if p.strip()) for ps in class_prompts.values())
         with torch.no_grad():
             return ClassPrompts(

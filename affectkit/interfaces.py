@@ -194,7 +194,9 @@ class LossInputs:
     All embeddings are L2-normalised in the joint space: ``view_embeddings`` ``[B, V, D]``
     (one per rendered view), ``joint`` ``[B, D]`` (the fused representation), ``text``
     ``[B, D]`` (each sample's own prompt); ``labels`` ``[B]``; ``logit_scale`` is the
-    model's learned inverse temperature (already exponentiated).
+    model's learned inverse temperature (already exponentiated); ``classes`` ``[K, D]``
+    is what the model scores each label by (its class prompts' embeddings, or learned
+    class vectors), the same on every worker.
     """
 
     view_embeddings: Tensor
@@ -202,6 +204,7 @@ class LossInputs:
     text: Tensor
     labels: Tensor
     logit_scale: Tensor
+    classes: Tensor | None = None
 
 
 class Loss(Component, nn.Module):

@@ -5,7 +5,9 @@ weights (optionally after self-attention across views) fuse them into one joint
 representation; linear heads project image and text features into one L2-normalised
 space with a learnable temperature. 4D inputs are pooled over time. Classification is
 cosine similarity to per-class text embeddings averaged over each class's prompt
-ensemble, so class prompts can change at inference without retraining.
+ensemble, so class prompts can change at inference without retraining; with
+``classifier="learned"`` the class vectors are parameters instead (a cosine classifier
+head, the plain baseline), and the labels are fixed at training time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from affectkit.errors import AffectkitError
 from affectkit.interfaces import ImageEncoder, TextEncoder
 from affectkit.recipe import EncoderRef, Recipe
 from affectkit.registry import registry
@@ -38,6 +41,7 @@ class AffectVLM(nn.Module):
         embed_dim: int = 256,
         fusion: str = "weighted",
         init_temperature: float = 0.07,
+        learned_classes: int | None = None,
     ) -> None:
         super().__init__()
         self.image_encoder = image_encoder
@@ -51,6 +55,7 @@ class AffectVLM(nn.Module):
             else None
         )
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self.class_vectors = None if learned_classes is None else nn.Parameter(torch.randn(learned_classes, embed_dim) * 0.02)
         self._text_features: dict[str, Tensor] = {}
 
     def train(self, mode: bool = True) -> AffectVLM:
@@ -62,12 +67,17 @@ class AffectVLM(nn.Module):
                 tower.eval()
         return self
 
-    def forward(self, views: Tensor, texts: Sequence[str] | None = None) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
-        """(per-view embeddings, joint embeddings, text embeddings or None, logit scale): one
-        call, so that DistributedDataParallel sees every parameter that gets a gradient
-        (a parameter used outside ``forward`` is marked ready twice)."""
+    def forward(
+        self, views: Tensor, texts: Sequence[str] | None = None, class_prompts: Sequence[Sequence[str]] | None = None
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None]:
+        """(per-view embeddings, joint embeddings, text embeddings or None, logit scale,
+        class embeddings or None): one call, so that DistributedDataParallel sees every
+        parameter that gets a gradient (a parameter used outside ``forward`` is marked
+        ready twice)."""
         view_embeddings, joint = self.encode_views(views)
-        return view_embeddings, joint, None if texts is None else self.encode_text(texts), self.scale()
+        text = None if texts is None else self.encode_text(texts)
+        classes = None if class_prompts is None else self.class_embeddings(class_prompts)
+        return view_embeddings, joint, text, self.scale(), classes
 
     # -- images ---------------------------------------------------------------------------
 
@@ -107,8 +117,21 @@ class AffectVLM(nn.Module):
         """``N`` prompts -> ``[N, D]`` normalised embeddings in the joint space."""
         return F.normalize(self.text_proj(self.text_features(texts)), dim=-1)
 
+    @property
+    def prompts_can_change(self) -> bool:
+        """False for a learned classifier: its classes are the labels it was trained on."""
+        return self.class_vectors is None
+
     def class_embeddings(self, class_prompts: Sequence[Sequence[str]]) -> Tensor:
-        """``[K, D]``: each class's prompt embeddings averaged, then re-normalised."""
+        """``[K, D]``: each class's prompt embeddings averaged, then re-normalised (or the
+        learned class vectors, normalised, for a learned classifier)."""
+        if self.class_vectors is not None:
+            if len(class_prompts) != len(self.class_vectors):
+                raise AffectkitError(
+                    f"this model has a learned classifier over its {len(self.class_vectors)} training labels; it cannot "
+                    f"score {len(class_prompts)} other classes (train with model.classifier: prompts for that)"
+                )
+            return F.normalize(self.class_vectors, dim=-1)
         flat = [p for prompts in class_prompts for p in prompts]
         embedded = self.encode_text(flat)
         sizes = [len(prompts) for prompts in class_prompts]
@@ -125,12 +148,16 @@ def _heads(width: int) -> int:
     return next(h for h in (8, 4, 2, 1) if width % h == 0)
 
 
-def build_model(recipe: Recipe, num_views: int, in_channels: int) -> AffectVLM:
-    """The model a recipe describes, with its towers frozen as the recipe says."""
+def build_model(recipe: Recipe, num_views: int, in_channels: int, num_classes: int | None = None) -> AffectVLM:
+    """The model a recipe describes, with its towers frozen as the recipe says
+    (``num_classes``: how many labels a learned classifier scores)."""
     reg = registry()
     cfg = recipe.model
     image = reg.create("image_encoder", cfg.image_encoder.name, cfg.image_encoder.options, in_channels=in_channels)
     text = reg.create("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options)
     apply_freezing(image, cfg.image_encoder)
     apply_freezing(text, cfg.text_encoder)
-    return AffectVLM(image, text, num_views, cfg.embed_dim, cfg.fusion, cfg.init_temperature)
+    if cfg.classifier == "learned" and num_classes is None:
+        raise AffectkitError("model.classifier: learned needs the number of classes to build its head")
+    learned = num_classes if cfg.classifier == "learned" else None
+    return AffectVLM(image, text, num_views, cfg.embed_dim, cfg.fusion, cfg.init_temperature, learned)

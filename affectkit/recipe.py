@@ -99,6 +99,10 @@ class ModelConfig(Section):
     embed_dim: int = Field(256, ge=8, description="dimension of the joint image-text space")
     fusion: Literal["weighted", "attention"] = Field("weighted", description="learned view weights (the paper), or self-attention across views first")
     init_temperature: float = Field(0.07, gt=0.0, description="initial softmax temperature (learned as logit_scale)")
+    classifier: Literal["prompts", "learned"] = Field(
+        "prompts",
+        description="score classes by similarity to their encoded prompts (zero-shot, prompts can change), or to one learned vector per training label (a plain classifier head: the baseline)",
+    )
 
 
 class LossConfig(Section):

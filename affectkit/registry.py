@@ -45,6 +45,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "affectkit_plugins.bosphorus",
     "affectkit_plugins.bp4d",
     "affectkit_plugins.folder",
+    "affectkit_plugins.mixture",
     "affectkit_plugins.view_augmentations",
     "affectkit_plugins.prompt_augmenters",
     "affectkit_plugins.image_encoders",

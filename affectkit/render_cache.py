@@ -28,16 +28,17 @@ from torch import Tensor
 
 from affectkit.interfaces import RenderedViews, Renderer
 from affectkit.mesh import Mesh
-from affectkit.views import View
+from affectkit.views import PLACEMENT, View
 
 #: Bump when the stored layout changes: old entries then stop matching.
 FORMAT_VERSION = 1
 
 
 def renderer_id(renderer: Renderer, name: str | None = None) -> str:
-    """``name:options-json`` identifying a renderer and its settings for cache keys."""
+    """``name:options-json:placement`` identifying a renderer, its settings and how faces
+    are placed before it (:data:`affectkit.views.PLACEMENT`) for cache keys."""
     label = name or f"{type(renderer).__module__}.{type(renderer).__qualname__}"
-    return f"{label}:{renderer.options.model_dump_json()}"
+    return f"{label}:{renderer.options.model_dump_json()}:{PLACEMENT}"
 
 
 class RenderCache:

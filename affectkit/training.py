@@ -148,7 +148,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     generator = torch.Generator().manual_seed(recipe.seed * 1000 + rank)
 
     num_views, in_channels = data.train.views.shape[2], data.train.views.shape[3]
-    model = build_model(recipe, num_views, in_channels)
+    model = build_model(recipe, num_views, in_channels, len(data.labels))
     objective = Objective(recipe).to(device)
     augmentations = [registry().create("view_augmentation", a.name, a.options) for a in recipe.train.augmentations]
     params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
@@ -191,8 +191,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 views = _augment(augment, views, labels, generator)
             prompts = draw(data.train_prompts, indices.tolist(), rng)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                view_embeddings, joint, text, scale = model(views, prompts)
-                loss, parts = objective(LossInputs(view_embeddings.float(), joint.float(), text.float(), labels, scale))
+                view_embeddings, joint, text, scale, classes = model(views, prompts, data.class_prompts)
+                loss, parts = objective(LossInputs(view_embeddings.float(), joint.float(), text.float(), labels, scale, classes.float()))
             if not torch.isfinite(loss):
                 raise AffectkitError(f"epoch {epoch + 1}: the loss became {loss.item()} (not finite); the last good checkpoint is kept")
             optimizer.zero_grad(set_to_none=True)

@@ -6,9 +6,15 @@ Conventions, shared by every renderer so their images agree:
 * a view is a camera on the unit sphere looking at the origin with an orthographic
   projection of the square [-1, 1]^2; ``yaw`` turns the camera about +y toward the
   subject's left (+x), ``pitch`` raises it, ``roll`` turns the image;
-* :func:`normalise` centres a face on its bounding box (or its landmarks' centroid) and
-  scales it so the bounding box half-diagonal is 1, so any view of it fits the frame and
-  the same face at another position or scale renders the same.
+* :func:`normalise` places a face in front of the camera. A head-sized mesh (millimetres,
+  or metres, which are turned into millimetres) is centred on its nose tip and shown at
+  its real size, ``FACE_RADIUS_MM`` from the centre to the frame's edge: the same face
+  then fills the same pixels whether the scanner kept the neck, the ears and the hair or
+  cropped them (their bounding box, and any box-based scale, would change with the crop).
+  Landmarks are not used for this: datasets mark different points (28, 68, 83), and one
+  placement for every dataset keeps a model, and pretrained weights, valid across them.
+  Any other mesh is centred on its bounding box (or its landmarks' centroid) and scaled
+  into the unit sphere.
 
 The default views are the paper's three: ``front`` (yaw 0), ``left`` (yaw +45) and
 ``right`` (yaw -45). 45 degrees keeps both eyes and the mouth visible while showing the
@@ -86,10 +92,40 @@ def parse_views(specs: str | Sequence[str | float | int | View]) -> tuple[View, 
     return views
 
 
+#: Bump when :func:`normalise` changes, so that render caches do not serve old images.
+PLACEMENT = "face-v1"
+#: half the frame's side, in millimetres, for head-sized meshes: forehead to chin fits
+FACE_RADIUS_MM = 100.0
+#: the frame's centre relative to the nose tip (mm): a little above it, and inside the
+#: head so that side views turn the face about a point behind the nose
+FACE_CENTRE_FROM_NOSE_TIP_MM = (0.0, 5.0, -40.0)
+#: bounding-box half-diagonals (mm) that a scanned head or face can have
+HEAD_HALF_DIAGONAL_MM = (40.0, 600.0)
+
+
+def millimetres_per_unit(half_diagonal: float) -> float | None:
+    """1 for a head in millimetres, 1000 for one in metres, None when the size is no head's."""
+    low, high = HEAD_HALF_DIAGONAL_MM
+    return next((factor for factor in (1.0, 1000.0) if low <= half_diagonal * factor <= high), None)
+
+
+def nose_tip(vertices: Tensor) -> Tensor:
+    """The front-most point of a face looking along +z: the median of its front-most
+    0.2% of vertices, so that a noise spike or a stray vertex does not move it."""
+    count = max(1, len(vertices) // 500)
+    front = vertices[:, 2].topk(count).indices
+    return vertices.index_select(0, front).median(dim=0).values
+
+
 def normalise(vertices: Tensor, landmarks: Tensor | None = None) -> Tensor:
-    """Centre and scale ``[N, 3]`` vertices into the unit sphere (see module docstring)."""
+    """Place ``[N, 3]`` vertices in front of the camera (see module docstring)."""
     columns = torch.stack(vertices.unbind(1))  # [3, N]: reducing contiguous rows is ~10x faster
     lo, hi = columns.amin(dim=1), columns.amax(dim=1)
+    factor = millimetres_per_unit(float((hi - lo).norm()) / 2)
+    if factor is not None:
+        millimetres = vertices * factor
+        centre = nose_tip(millimetres) + torch.tensor(FACE_CENTRE_FROM_NOSE_TIP_MM, dtype=vertices.dtype, device=vertices.device)
+        return (millimetres - centre) / FACE_RADIUS_MM
     if landmarks is not None and len(landmarks):
         centre = landmarks.mean(dim=0)
         radius = (vertices - centre).norm(dim=1).amax()

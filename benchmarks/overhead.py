@@ -55,8 +55,9 @@ def bare_loop(recipe: Recipe, epochs: int) -> list[float]:
         seen = 0
         for first in range(0, len(order) - batch + 1, batch):
             index = order[first : first + batch]
-            view_embeddings, joint, text, scale = model(views[index].float(), [rng.choice(data.train_prompts[i]) for i in index.tolist()])
-            loss, _ = objective(LossInputs(view_embeddings, joint, text, labels[index], scale))
+            prompts = [rng.choice(data.train_prompts[i]) for i in index.tolist()]
+            view_embeddings, joint, text, scale, classes = model(views[index].float(), prompts, data.class_prompts)
+            loss, _ = objective(LossInputs(view_embeddings, joint, text, labels[index], scale, classes))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

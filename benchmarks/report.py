@@ -141,19 +141,40 @@ def transfer_table(r: dict[str, Any]) -> str:
     def cell(x: dict[str, float]) -> str:
         return f"{x['mean']:.1%} ± {x['std']:.1%}" if x["n"] > 1 else f"{x['mean']:.1%}"
 
-    def over(row: dict[str, Any]) -> str:
+    def seeds(row: dict[str, Any]) -> str:
         n = row["accuracy"]["n"]
-        return f"{n} {'fold' if 'folds' in row else 'seed'}{'s' if n != 1 else ''}"
+        return f"{n} seed{'s' if n != 1 else ''}"
 
-    rows = [[row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), over(row), f"{r['chance']:.1%}"] for row in r["rows"]]
+    rows = [[row["variant"], row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), seeds(row), f"{r['chance']:.1%}"] for row in r["rows"]]
     data = r["train_data"]["options"]
     note = (
-        f"`{r['recipe']}`{' with ' + ', '.join(f'`{o}`' for o in r['overrides']) if r['overrides'] else ''}; trained on "
-        f"{data.get('subjects')} subjects (intensities {data.get('intensities')}, a held-out fifth for model selection); "
-        f"test sets of {r['test_sets']['subjects']} subjects, intensities {r['test_sets']['intensities']}, population seed "
-        f"{r['test_sets']['seed']}; {r['wall_seconds'] / 60:.0f} min."
+        f"Variants are rows of the ablation table{' with ' + ', '.join(f'`{o}`' for o in r['overrides']) if r['overrides'] else ''}; "
+        f"trained on {data.get('subjects')} subjects (intensities {data.get('intensities')}, a held-out fifth for model "
+        f"selection); test sets of {r['test_sets']['subjects']} subjects, intensities {r['test_sets']['intensities']}, "
+        f"population seed {r['test_sets']['seed']}; {r['wall_seconds'] / 60:.0f} min."
     )
-    return table(["train -> test", "accuracy", "macro-F1", "over", "chance"], rows) + "\n\n" + note
+    return table(["variant", "train -> test", "accuracy", "macro-F1", "over", "chance"], rows) + "\n\n" + note
+
+
+def ablations_table(r: dict[str, Any]) -> str:
+    def cell(x: dict[str, float]) -> str:
+        return f"{x['mean']:.1%} ± {x['std']:.1%}"
+
+    def curve(epochs: list[float]) -> str:
+        marks = sorted({0, len(epochs) // 4, len(epochs) // 2, len(epochs) - 1})
+        return " / ".join(f"{epochs[i]:.0%}" for i in marks)
+
+    rows = [
+        [row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), " / ".join(f"{a:.0%}" for a in row["folds"]), curve(row["accuracy_by_epoch"]), f"{row['wall_seconds'] / 60:.1f} min"]
+        for row in r["rows"]
+    ]
+    d = r["data"]
+    note = (
+        f"Subject-independent {r['folds']}-fold CV on {d['subjects']} `{d['generator']}` people (population seed {d['seed']}, "
+        f"intensities {d['intensities']}, scan realism on), written in the BU-3DFE layout and read by the `{d['reader']}` reader; "
+        f"chance {r['chance']:.1%}. *Curve*: mean test-fold accuracy after the first epoch, a quarter, half and all of training."
+    )
+    return table(["row", "accuracy", "macro-F1", "folds", "curve", "time"], rows) + "\n\n" + note
 
 
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -167,6 +188,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "run_all": run_all_table,
     "fuzz": fuzz_table,
     "transfer": transfer_table,
+    "ablations": ablations_table,
 }
 
 

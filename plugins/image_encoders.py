@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from affectkit import hookimpl
 from affectkit.errors import PluginError
 from affectkit.interfaces import ImageEncoder, Options
+from affectkit_plugins.face_pretraining import load_shipped
 from affectkit_plugins.text_encoders import DEFAULT_CLIP, hub_unreachable, load_clip_tower
 
 #: the default timm backbone: fast enough to train on two CPU cores at 96-128 px
@@ -55,7 +56,10 @@ class TimmImageEncoder(ImageEncoder):
 
     class Options(Options):
         model: str = Field(DEFAULT_TIMM, description="a timm model name (timm.list_models()), 'hf-hub:...' or 'local-dir:...'")
-        pretrained: bool = Field(False, description="load timm's pretrained weights (downloaded once from the Hugging Face hub)")
+        pretrained: bool | str = Field(
+            False,
+            description="true: timm's pretrained weights (downloaded once from the Hugging Face hub); or the name of weights shipped with affectkit, e.g. affectkit-faces (pretrained on face geometry, offline)",
+        )
         drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the pooled features while training")
         normalize: bool = Field(True, description="standardise inputs with the weights' mean/std")
 
@@ -68,7 +72,7 @@ class TimmImageEncoder(ImageEncoder):
             raise PluginError(f"unknown timm model {name!r}{_close_matches(name)}")
         try:
             self.model = timm.create_model(
-                name, pretrained=options.pretrained, num_classes=0, in_chans=in_channels, drop_rate=options.drop_rate
+                name, pretrained=options.pretrained is True, num_classes=0, in_chans=in_channels, drop_rate=options.drop_rate
             )
         except PluginError:
             raise
@@ -81,6 +85,8 @@ class TimmImageEncoder(ImageEncoder):
                 ) from exc
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PluginError(f"cannot create timm model {name!r} (pretrained={options.pretrained}): {first}") from exc
+        if isinstance(options.pretrained, str):
+            self._load_shipped(options.pretrained, in_channels)
         # models with a pre-logits head (MobileNetV3/V4, LCNet, GhostNet...) return more
         # features than ``num_features`` once the classifier is removed
         self.out_dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
@@ -89,6 +95,19 @@ class TimmImageEncoder(ImageEncoder):
         self.input_size = tuple(cfg["input_size"][-2:]) if cfg.get("fixed_input_size") and cfg.get("input_size") else None
         mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
         self.normalize = _Normalize(in_channels, mean, std) if options.normalize else nn.Identity()
+
+    def _load_shipped(self, name: str, in_channels: int) -> None:
+        """Shipped weights (:mod:`affectkit_plugins.face_pretraining`), the first convolution
+        adapted when the recipe's maps give other channels than they were trained on."""
+        from timm.models import adapt_input_conv
+
+        state, card = load_shipped(name, self.options.model)
+        if in_channels != card.in_channels:
+            first = self.model.pretrained_cfg.get("first_conv", "conv1")
+            first = first[0] if isinstance(first, (list, tuple)) else first
+            key = f"{first}.weight"
+            state[key] = adapt_input_conv(in_channels, state[key]) if card.in_channels == 3 else state[key].mean(1, keepdim=True).repeat(1, in_channels, 1, 1)
+        self.model.load_state_dict(state)
 
     def forward(self, images: Tensor) -> Tensor:
         if self.input_size is not None and tuple(images.shape[-2:]) != self.input_size:

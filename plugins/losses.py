@@ -1,4 +1,4 @@
-"""Built-in training losses: ``affectvlm``, ``clip``, ``siglip`` and ``supcon``.
+"""Built-in training losses: ``affectvlm``, ``clip``, ``siglip``, ``supcon`` and ``cross_entropy``.
 
 Every loss reads one :class:`~affectkit.interfaces.LossInputs` (L2-normalised embeddings,
 labels and the model's exponentiated ``logit_scale``) and returns a scalar.
@@ -8,7 +8,8 @@ each module's ``forward`` only collects its tensors through :func:`gather` first
 multi-process training all-gathers every worker's batch with gradient (open_clip's
 ``gather_features``), so the loss functions run unchanged on the whole batch.
 
-Only ``affectvlm`` and ``supcon`` know about labels by default: ``clip`` and ``siglip``
+``cross_entropy`` is the plain classifier objective, the baseline every other loss is
+measured against. Only ``affectvlm``, ``supcon`` and ``cross_entropy`` know about labels by default: ``clip`` and ``siglip``
 treat every other sample of a batch as a negative, including samples of the same emotion
 (with 6 or 7 classes, most of a batch), which is what their parity with open_clip requires.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "ClipLoss",
     "SigLipLoss",
     "SupConLoss",
+    "CrossEntropyLoss",
     "gather",
     "masked_mean",
     "soft_target_contrastive",
@@ -73,6 +75,7 @@ def gather(inputs: LossInputs) -> LossInputs:
         text=torch.cat(dist_nn.all_gather(inputs.text.contiguous())),
         labels=torch.cat(labels),
         logit_scale=inputs.logit_scale,
+        classes=inputs.classes,
     )
 
 
@@ -398,9 +401,37 @@ class SupConLoss(Loss):
         return supcon_loss(torch.cat(features), torch.cat(labels), scale)
 
 
+# ---------------------------------------------------------------------------------------
+# cross_entropy: the plain classifier
+# ---------------------------------------------------------------------------------------
+
+
+class CrossEntropyLoss(Loss):
+    """Cross-entropy of the model's class scores: ``CE(tau x_i . C^T, y_i)``.
+
+    ``x`` the joint embeddings, ``C`` the model's class embeddings (``inputs.classes``),
+    ``tau`` its logit scale: exactly the scores the model predicts with. With
+    ``model.classifier: learned`` ``C`` is a learned head and no text is involved, which
+    makes it the plain-classifier baseline (``recipes/baseline-cnn.yaml``); with prompts it
+    trains the image tower against the encoded class prompts.
+    """
+
+    class Options(BaseOptions):
+        label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="share of the target spread over all classes")
+
+    options: Options
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        if inputs.classes is None:
+            raise ValueError("the cross_entropy loss needs the model's class embeddings (LossInputs.classes)")
+        logits = inputs.logit_scale * inputs.joint @ inputs.classes.T
+        return F.cross_entropy(logits, inputs.labels, label_smoothing=self.options.label_smoothing)
+
+
 @hookimpl
 def register_losses(register) -> None:
     register("affectvlm", AffectVLMLoss)
     register("clip", ClipLoss)
     register("siglip", SigLipLoss)
     register("supcon", SupConLoss)
+    register("cross_entropy", CrossEntropyLoss)

@@ -1,7 +1,8 @@
 """Test-wide setup: no third-party plugin loads unless a test asks for it; one trained run
-of the quick recipe shared by the slow end-to-end tests."""
+of the quick recipe shared by the slow end-to-end tests; a tiny CLIP checkpoint on disk."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +21,28 @@ def quick_run(tmp_path_factory):
     out = run_ok("run", "recipes/quick.yaml", "--set", f"output.dir={tmp / 'runs'}", f"render.cache_dir={tmp / 'cache'}")
     (run_dir,) = (tmp / "runs" / "quick").glob("2*")
     return tmp, run_dir, out
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer CLIPModel checkpoint with a character-level CLIP (byte-level BPE) tokenizer."""
+    import torch
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    chars = sorted(ByteLevel.alphabet())
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for suffix in ("", "</w>"):
+        for char in chars:
+            vocab[char + suffix] = len(vocab)
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1, **small),
+        vision_config=dict(image_size=32, patch_size=8, **small),
+        projection_dim=24,
+    )
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    return folder

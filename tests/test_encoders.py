@@ -29,30 +29,6 @@ TEXT_ENCODERS = registry().names("text_encoder")
 
 
 @pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer CLIPModel checkpoint with a character-level CLIP (byte-level BPE) tokenizer."""
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-
-    chars = sorted(ByteLevel.alphabet())
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for suffix in ("", "</w>"):
-        for char in chars:
-            vocab[char + suffix] = len(vocab)
-    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1, **small),
-        vision_config=dict(image_size=32, patch_size=8, **small),
-        projection_dim=24,
-    )
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    torch.manual_seed(0)
-    CLIPModel(config).save_pretrained(folder)
-    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BertModel checkpoint with MiniLM's (BERT uncased) tokenizer files."""
     from transformers import BertConfig, BertModel

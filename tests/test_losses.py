@@ -13,6 +13,7 @@ from affectkit_plugins.losses import clip_loss, label_aware_alignment
 
 LOSSES = registry().names("loss")
 B, V, D = 8, 3, 16
+K = B  # classes the model scores (every label below lies in 0..K-1)
 REPEATED = [0, 0, 1, 1, 2, 2, 3, 0]
 
 #: non-default options worth the same contract (loss name -> options)
@@ -36,12 +37,13 @@ def make_inputs(labels, seed: int = 0) -> LossInputs:
         text=F.normalize(torch.randn(batch, D, generator=g), dim=-1).requires_grad_(),
         labels=labels,
         logit_scale=torch.tensor(1 / 0.07).requires_grad_(),
+        classes=F.normalize(torch.randn(K, D, generator=g), dim=-1).requires_grad_(),
     )
 
 
 def leaf_grads(inputs: LossInputs) -> dict[str, torch.Tensor | None]:
     return {
-        name: getattr(inputs, name).grad for name in ("view_embeddings", "joint", "text", "logit_scale")
+        name: getattr(inputs, name).grad for name in ("view_embeddings", "joint", "text", "logit_scale", "classes")
     }
 
 
@@ -262,3 +264,22 @@ def test_supcon_does_not_push_same_label_pairs_apart():
     inputs = LossInputs(klass.view_embeddings, joint, text, klass.labels, torch.tensor(30.0))
     create("loss", "supcon")(inputs).backward()
     assert joint.grad.abs().max() < 1e-6 and text.grad.abs().max() < 1e-6
+
+
+def test_cross_entropy_is_the_models_own_classification_loss():
+    """CE of exactly the scores the model predicts with (scale * joint . classes), so the
+    baseline trains what it is scored on; the class vectors get the gradient."""
+    inputs = make_inputs(REPEATED)
+    loss = create("loss", "cross_entropy", {"label_smoothing": 0.1})
+    value = loss(inputs)
+    expected = F.cross_entropy(inputs.logit_scale * inputs.joint @ inputs.classes.T, inputs.labels, label_smoothing=0.1)
+    assert torch.allclose(value, expected)
+    value.backward()
+    assert inputs.classes.grad is not None and inputs.text.grad is None
+
+
+def test_cross_entropy_without_class_embeddings_says_what_is_missing():
+    inputs = make_inputs(REPEATED)
+    inputs.classes = None
+    with pytest.raises(ValueError, match="class embeddings"):
+        create("loss", "cross_entropy")(inputs)

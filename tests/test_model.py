@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-from affectkit.errors import CheckpointError
+from affectkit.errors import AffectkitError, CheckpointError
 from affectkit.inference import Predictor
 from affectkit.model import build_model
 from affectkit.recipe import parse_recipe
@@ -41,12 +41,13 @@ def model(recipe):
 
 def test_forward_pools_time_and_fuses_views(model):
     views = torch.randn(2, 3, 3, 4, 32, 32)  # [B, T, V, C, H, W]
-    per_view, joint, text, scale = model(views, ["a happy face", "an angry face"])
+    per_view, joint, text, scale, classes = model(views, ["a happy face", "an angry face"], [["a happy face"], ["an angry face"]])
     assert per_view.shape == (2, 3, 32) and joint.shape == (2, 32) and text.shape == (2, 32)
     for t in (per_view, joint, text):
         assert torch.allclose(t.norm(dim=-1), torch.ones(()), atol=1e-5)
     assert torch.isclose(model.view_weights().sum(), torch.tensor(1.0))
     assert torch.isclose(scale, model.logit_scale.exp())
+    assert torch.allclose(classes, model.class_embeddings([["a happy face"], ["an angry face"]]))
     joint.sum().backward()
     assert model.view_logits.grad is not None and model.view_logits.grad.abs().sum() > 0
 
@@ -144,3 +145,22 @@ def test_no_code_path_unpickles():
         text = path.read_text()
         for call in ("torch.load(", "pickle.load", "allow_pickle=True", "joblib.load"):
             assert call not in text, f"{path.relative_to(root)} calls {call}"
+
+
+def test_a_learned_classifier_scores_its_training_labels_only(tmp_path):
+    """model.classifier: learned (the plain baseline) scores by learned class vectors; it
+    cannot take other classes, and a checkpoint of it predicts with them."""
+    recipe = small_recipe(classifier="learned")
+    with pytest.raises(AffectkitError, match="number of classes"):
+        build_model(recipe, num_views=3, in_channels=4)
+    model = build_model(recipe, num_views=3, in_channels=4, num_classes=len(LABELS))
+    classes = model.class_embeddings([[label] for label in LABELS])
+    assert torch.allclose(classes, torch.nn.functional.normalize(model.class_vectors, dim=-1))
+    assert not model.prompts_can_change
+    with pytest.raises(AffectkitError, match="learned classifier over its 6 training labels"):
+        model.class_embeddings([["a happy face"], ["a sad face"]])
+    meta = CheckpointMeta(recipe, LABELS, [[f"a {label} face"] for label in LABELS], 3, 4, 0, {}, [])
+    predictor = Predictor(*load_checkpoint(save_checkpoint(tmp_path / "model", model, meta)))
+    assert torch.allclose(predictor.classes.class_embeddings, classes)
+    with pytest.raises(AffectkitError, match="classes cannot change"):
+        predictor.encode_classes({"joy": ["a joyful face"], "calm": ["a calm face"]})

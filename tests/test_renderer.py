@@ -476,3 +476,37 @@ def test_view_pngs_and_grid(tmp_path):
 
     grid = save_grid(out.rgb[0], tmp_path / "grid.png", columns=2, labels=["a", "b", "c"], padding=2)
     assert Image.open(grid).size == (2 * 34 + 2, 2 * (32 + 14 + 2) + 2)
+
+
+def test_a_head_is_placed_by_its_face_not_by_what_the_scanner_kept():
+    """The same head, whole (neck, ears, back) or cropped to the face, in millimetres or in
+    metres, renders the face at the same pixels: placement is by the nose tip and the
+    head's real size, not by a bounding box that a crop changes."""
+    from affectkit.registry import create
+
+    facekit = create("dataset", "facekit", {"subjects": 1, "intensities": [4], "realism": False})
+    head = facekit.load(facekit.samples()[0])
+    tip = head.vertices[head.vertices[:, 2].argmax()]
+    keep = (head.vertices[:, 1] > tip[1] - 80) & (head.vertices[:, 2] > tip[2] - 70)
+    kept_faces = head.faces[keep[head.faces].all(axis=1)]
+    index = np.cumsum(keep) - 1
+    cropped = Mesh(head.vertices[keep], index[kept_faces])
+    metres = Mesh(head.vertices / 1000.0, head.faces)
+    whole_box = np.linalg.norm(np.ptp(head.vertices, axis=0)) / np.linalg.norm(np.ptp(cropped.vertices, axis=0))
+    assert whole_box > 1.3  # the crop changes the bounding box a lot
+    out = renderer().render([Mesh(head.vertices, head.faces), cropped, metres], DEFAULT_VIEWS, 64)
+    face = (out.mask[1] > 0).squeeze(1)  # what the cropped scan covers
+    for other in (0, 2):
+        assert (out.mask[other].squeeze(1)[face] > 0).float().mean() > 0.99
+        # within a millimetre (the frame's half side is 100 mm) and the same surface normals
+        assert (out.depth[other] - out.depth[1]).squeeze(1)[face].abs().median() < 0.01
+        assert (out.normal[other] - out.normal[1]).movedim(1, -1)[face].norm(dim=-1).median() < 0.02
+
+
+def test_a_mesh_of_no_heads_size_fills_the_frame():
+    """A ball and a box 2.1 units tall are no head in millimetres or metres: their bounding
+    box is centred and its half-diagonal scaled to 1."""
+    placed = normalise(torch.from_numpy(cube_in_front_of_sphere().vertices))
+    lo, hi = placed.amin(dim=0), placed.amax(dim=0)
+    assert torch.allclose((lo + hi) / 2, torch.zeros(3), atol=1e-6)
+    assert float((hi - lo).norm()) / 2 == pytest.approx(1.0)

@@ -135,3 +135,20 @@ def test_quick_recipe_trains_through_the_bu3dfe_reader_and_evaluates_across_data
     out = run_ok("eval", str(run_dir / "model"), "--data", f"folder:{other}")
     assert "left out the scans labelled neutral" in out
     assert "samples 12 " in out
+
+
+def test_the_papers_clip_recipe_trains_offline_on_a_local_clip(tmp_path, tiny_clip):
+    """recipes/affectvlm-clip.yaml's whole path (CLIP towers, RGB views at 224 px, the
+    multiview loss, both augmentations) with a tiny random CLIP folder in place of the hub
+    name; offline, the hub name itself is one clear error, at once."""
+    args = ["recipes/affectvlm-clip.yaml", "--set", f"output.dir={tmp_path / 'runs'}", f"render.cache_dir={tmp_path / 'cache'}"]
+    small = ["data.dataset.options.subjects=4", "train.epochs=1"]
+    towers = [f"model.image_encoder.options.model={tiny_clip}", f"model.text_encoder.options.model={tiny_clip}"]
+    out = run_ok("run", *args, *small, *towers)
+    model, meta = load_checkpoint(tmp_path / "runs" / "affectvlm-clip" / "model")
+    assert meta.recipe.render.size == 224 and meta.recipe.render.maps == ["rgb"]
+    assert type(model.image_encoder).__name__ == "CLIPImageEncoder" and "accuracy" in out
+
+    offline = subprocess.run(command("run", *args, *small), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert offline.returncode != 0 and "Traceback" not in offline.stderr
+    assert "openai/clip-vit-base-patch32" in offline.stderr and "download" in offline.stderr

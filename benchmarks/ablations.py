@@ -1,0 +1,144 @@
+"""Which parts of AffectVLM earn their place on small realistic data, as JSON.
+
+Real 3D FER datasets are small, so the question is what wins with 16 people to learn
+from. Every row is subject-independent 5-fold cross-validation (``affectkit cv``'s code
+path) on one realistic set: 20 ``facekit`` people of population seed 1000 (no face shared
+with any training or pretraining population), intensities 3 and 4, the six emotions,
+scan realism on, written in the BU-3DFE layout and read back through the ``bu3dfe``
+reader with its landmarks (240 scans, 48 a fold). Rows:
+
+* the plain baseline, ``recipes/baseline-cnn.yaml`` (same views and encoder, a learned
+  classifier head, cross-entropy, no text), from random init and from ``affectkit-faces``;
+* the shipped ``recipes/affectvlm.yaml``, from random init and as shipped;
+* the shipped recipe with one thing changed: without prompt augmentation (one template,
+  no synonyms or attributes), without mixed view augmentation, without viewmix, the front
+  view only, another loss (``clip``, ``supcon``, ``cross_entropy`` against the class
+  prompts), other maps (depth, normal + depth, rgb), attention fusion.
+
+Each row gives accuracy and macro-F1 as mean ± std over the folds, every fold's score and
+the mean test-fold accuracy after every epoch (convergence). Views are rendered once into
+a cache shared by all rows::
+
+    .venv/bin/python benchmarks/ablations.py --out benchmarks/results/ablations.json
+
+``--out`` is rewritten after every row, and rows already in it are kept and skipped, so a
+stopped run resumes where it stopped. ``--rows`` picks rows by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from affectkit.dataset_writer import write_dataset
+from affectkit.recipe import load_recipe
+from affectkit.registry import create
+from affectkit.runner import cross_validate
+
+# Ray Train's controller collects reports every 2 s; it would dominate short epochs.
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+
+REALISTIC_SET = {"subjects": 20, "intensities": [3, 4], "seed": 1000}
+CHANCE = 1 / 6
+RANDOM_INIT = "model.image_encoder.options.pretrained=false"
+PRETRAINED = "model.image_encoder.options.pretrained=affectkit-faces"
+
+#: row name -> (recipe, overrides of that recipe)
+ROWS: dict[str, tuple[str, list[str]]] = {
+    "plain CNN, cross-entropy (random init)": ("recipes/baseline-cnn.yaml", [RANDOM_INIT]),
+    "plain CNN, cross-entropy (affectkit-faces)": ("recipes/baseline-cnn.yaml", [PRETRAINED]),
+    "AffectVLM (random init)": ("recipes/affectvlm.yaml", [RANDOM_INIT]),
+    "AffectVLM (shipped recipe)": ("recipes/affectvlm.yaml", []),
+    "- prompt augmentation": (
+        "recipes/affectvlm.yaml",
+        ['prompts.augmenters=[{"name": "templates", "options": {"templates": ["a 3D scan of a {adjective} face"], "synonyms": false}}]'],
+    ),
+    "- mixed view augmentation": ("recipes/affectvlm.yaml", ['train.augmentations=[{"name": "viewmix"}]']),
+    "- viewmix": ("recipes/affectvlm.yaml", ['train.augmentations=[{"name": "mixed"}]']),
+    "front view only": ("recipes/affectvlm.yaml", ["render.views=[front]"]),
+    "loss clip": ("recipes/affectvlm.yaml", ['loss.terms=["clip"]']),
+    "loss supcon": ("recipes/affectvlm.yaml", ['loss.terms=["supcon"]']),
+    "loss cross_entropy (class prompts)": ("recipes/affectvlm.yaml", ['loss.terms=["cross_entropy"]']),
+    "maps depth": ("recipes/affectvlm.yaml", ["render.maps=[depth]"]),
+    "maps normal + depth": ("recipes/affectvlm.yaml", ["render.maps=[normal, depth]"]),
+    "maps rgb": ("recipes/affectvlm.yaml", ["render.maps=[rgb]"]),
+    "fusion attention": ("recipes/affectvlm.yaml", ["model.fusion=attention"]),
+}
+
+
+def realistic_set(root: Path) -> Path:
+    """The BU-3DFE-layout realistic set, written once (the writer is deterministic)."""
+    out = root / f"facekit-bu3dfe-{REALISTIC_SET['subjects']}-seed{REALISTIC_SET['seed']}"
+    if not (out / ".complete").exists():
+        write_dataset(create("dataset", "facekit", REALISTIC_SET), "facekit", out, layout="bu3dfe")
+        (out / ".complete").write_text("")
+    return out
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.mean(values), 4), "std": round(statistics.pstdev(values), 4), "n": len(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--rows", default=None, help="comma-separated row names (default: all); see ROWS")
+    parser.add_argument("--work", type=Path, default=Path(".cache/affectkit/ablations"), help="data, render cache and runs")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON here after every row; rows in it are skipped")
+    parser.add_argument("--set", dest="sets", nargs="*", default=[], help="recipe overrides for every row")
+    args = parser.parse_args()
+    chosen = list(ROWS) if args.rows is None else [r.strip() for r in args.rows.split(",")]
+    unknown = [r for r in chosen if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; rows: {list(ROWS)}")
+    result = json.loads(args.out.read_text()) if args.out is not None and args.out.exists() else {"rows": []}
+    done = {row["row"] for row in result["rows"]}
+    data = realistic_set(args.work)
+    result.update(
+        {
+            "data": {"generator": "facekit", **REALISTIC_SET, "layout": "bu3dfe", "reader": "bu3dfe"},
+            "folds": args.folds,
+            "chance": round(CHANCE, 4),
+            "overrides": args.sets,
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        }
+    )
+    common = [
+        *args.sets,
+        f'data.dataset={json.dumps({"name": "bu3dfe", "options": {"root": str(data)}})}',
+        f"render.cache_dir={args.work / 'renders'}",
+        f"output.dir={args.work / 'runs'}",
+    ]
+    for name in chosen:
+        if name in done:
+            continue
+        recipe_file, overrides = ROWS[name]
+        started = time.perf_counter()
+        cv = cross_validate(load_recipe(Path(recipe_file), [*common, *overrides]), args.folds, verbose=False)
+        epochs = [statistics.mean(column) for column in zip(*(f["accuracy_by_epoch"] for f in cv["folds"]), strict=True)]
+        row = {
+            "row": name,
+            "recipe": recipe_file,
+            "overrides": overrides,
+            "accuracy": mean_std([f["accuracy"] for f in cv["folds"]]),
+            "macro_f1": mean_std([f["macro_f1"] for f in cv["folds"]]),
+            "folds": [round(f["accuracy"], 4) for f in cv["folds"]],
+            "accuracy_by_epoch": [round(a, 4) for a in epochs],
+            "wall_seconds": round(time.perf_counter() - started, 1),
+        }
+        result["rows"] = [r for r in result["rows"] if r["row"] != name] + [row]
+        print(f"{name}: {row['accuracy']['mean']:.4f} ± {row['accuracy']['std']:.4f} ({row['wall_seconds']:.0f} s)", file=sys.stderr, flush=True)
+        if args.out is not None:
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Image-encoder weights pretrained on face geometry, shipped inside the package.
+
+Real 3D FER datasets are small (BU-3DFE trains on about 54 people per fold), and an encoder
+learnt from scratch on so few faces has seen too few identities to tell expression from
+identity. ``affectkit-faces`` is a timm backbone pretrained on thousands of rendered scans
+of hundreds of people from both embedded face generators (``facekit`` and ``synthetic``),
+all intensities, scan realism on: fine-tuning from it is the sim-to-real lever
+(docs/benchmarks.md, ablations). Select it with
+``model.image_encoder.options.pretrained: affectkit-faces``.
+
+Each weights file ``weights/<name>.safetensors`` (float16) has a card ``<name>.json``
+beside it: the timm model it fits, the channels it was trained on, the recipe and seed
+that reproduce it, and the file's SHA-256, checked on every load. They are written by
+``tools/export_pretrained.py`` from a finished ``recipes/pretrain-faces.yaml`` run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from affectkit.errors import PluginError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class WeightsCard:
+    """What a shipped weights file is and how it was made."""
+
+    name: str
+    model: str
+    in_channels: int
+    maps: list[str]
+    size: int
+    recipe: str
+    seed: int
+    sha256: str
+    notes: str = ""
+
+
+def shipped_names() -> list[str]:
+    return sorted(path.stem for path in WEIGHTS_DIR.glob("*.json"))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_shipped(name: str, model: str) -> tuple[dict[str, Tensor], WeightsCard]:
+    """The float32 state dict of shipped weights ``name`` for timm model ``model``."""
+    card_path = WEIGHTS_DIR / f"{name}.json"
+    if name not in shipped_names():
+        shipped = ", ".join(shipped_names()) or "none"
+        raise PluginError(f"image encoder option pretrained: {name!r} names no shipped weights (shipped: {shipped}; or true/false)")
+    card = WeightsCard(**json.loads(card_path.read_text()))
+    if card.model != model:
+        raise PluginError(
+            f"image encoder option pretrained: {name!r} holds weights for timm model {card.model!r}, not {model!r}; "
+            f"set model: {card.model}"
+        )
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    if not path.is_file() or _sha256(path) != card.sha256:
+        raise PluginError(f"pretrained weights {path} are missing or damaged (SHA-256 differs from {card_path}); reinstall affectkit")
+    return {key: value.float() if value.is_floating_point() else value for key, value in load_file(path).items()}, card
+
+
+def export(state: dict[str, Tensor], card: WeightsCard, directory: Path = WEIGHTS_DIR) -> Path:
+    """Write ``state`` as ``<name>.safetensors`` (floating tensors in float16) and its card;
+    returns the weights path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{card.name}.safetensors"
+    half = {key: (value.half() if value.is_floating_point() else value).detach().contiguous() for key, value in state.items()}
+    save_file(half, str(path))
+    card = WeightsCard(**{**asdict(card), "sha256": _sha256(path)})
+    (directory / f"{card.name}.json").write_text(json.dumps(asdict(card), indent=1) + "\n")
+    return path
