@@ -424,6 +424,7 @@ class CrossEntropyLoss(Loss):
     def forward(self, inputs: LossInputs) -> Tensor:
         if inputs.classes is None:
             raise ValueError("the cross_entropy loss needs the model's class embeddings (LossInputs.classes)")
+        inputs = gather(inputs)
         logits = inputs.logit_scale * inputs.joint @ inputs.classes.T
         return F.cross_entropy(logits, inputs.labels, label_smoothing=self.options.label_smoothing)
 

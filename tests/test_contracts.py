@@ -28,6 +28,7 @@ DATASETS = registry().names("dataset")
 DATASET_TEST_OPTIONS: dict[str, dict | Callable[[Path], dict]] = {
     "synthetic": {"subjects": 2, "intensities": [4]},
     "facekit": {"subjects": 2, "intensities": [4]},
+    "mixture": {"parts": [{"name": "facekit", "options": {"subjects": 1, "intensities": [4]}}, {"name": "synthetic", "options": {"subjects": 1, "intensities": [4]}}]},
     "bosphorus": lambda tmp: {"root": dataset_files.bosphorus_tree(tmp)},
     "bp4d": lambda tmp: {"root": dataset_files.bp4d_tree(tmp), "max_frames": 2},
     "folder": lambda tmp: {"root": dataset_files.folder_tree(tmp)},

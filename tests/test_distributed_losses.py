@@ -27,6 +27,11 @@ def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return views, prompts, labels
 
 
+def class_features() -> torch.Tensor:
+    """The four classes' prompt features: the same on every worker, as in training."""
+    return torch.randn(4, IN, generator=torch.Generator().manual_seed(2))
+
+
 def step(name: str, views: torch.Tensor, prompts: torch.Tensor, labels: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
     """One loss evaluation of a tiny shared 'model' (two projections); returns the loss and
     the gradients of the model and of the loss's own parameters."""
@@ -37,7 +42,8 @@ def step(name: str, views: torch.Tensor, prompts: torch.Tensor, labels: torch.Te
     view_embeddings = F.normalize(image_proj(views), dim=-1)
     joint = F.normalize(view_embeddings.mean(1), dim=-1)
     text = F.normalize(text_proj(prompts), dim=-1)
-    loss = loss_fn(LossInputs(view_embeddings, joint, text, labels, torch.tensor(10.0)))
+    classes = F.normalize(text_proj(class_features()), dim=-1)
+    loss = loss_fn(LossInputs(view_embeddings, joint, text, labels, torch.tensor(10.0), classes))
     loss.backward()
     model_grads = [p.grad for p in (*image_proj.parameters(), *text_proj.parameters())]
     if dist.is_initialized():  # what DistributedDataParallel does to the model's gradients
