@@ -50,7 +50,7 @@ from ablations import mean_std
 # Ray Train's controller collects reports every 2 s; it would dominate short epochs.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
-DEFAULT_VARIANTS = ("plain CNN, cross-entropy (random init)", "AffectVLM (random init)", "AffectVLM (shipped recipe)")
+DEFAULT_VARIANTS = ("plain CNN + cross-entropy (random init)", "AffectVLM (random init)", "AffectVLM (shipped recipe)")
 TEST_SEED = 1000  # population seed of every test set: no face shared with training (seeds < 1000)
 TEST_SET = {"subjects": 20, "intensities": [3, 4], "seed": TEST_SEED}
 CHANCE = 1 / 6

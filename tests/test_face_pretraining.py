@@ -1,0 +1,65 @@
+"""The shipped face-geometry weights: found by name, checked, adapted, or refused clearly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from affectkit.errors import PluginError
+from affectkit.recipe import load_recipe
+from affectkit.registry import create
+from affectkit_plugins import face_pretraining
+
+ROOT = Path(__file__).parent.parent
+NAME = "affectkit-faces"
+
+
+def card() -> dict:
+    return json.loads((face_pretraining.WEIGHTS_DIR / f"{NAME}.json").read_text())
+
+
+def test_the_shipped_weights_are_small_reproducible_and_loaded_as_written():
+    weights = face_pretraining.WEIGHTS_DIR / f"{NAME}.safetensors"
+    assert weights.stat().st_size <= 15e6
+    info = card()
+    recipe = load_recipe(ROOT / info["recipe"])  # the committed recipe that made them
+    assert recipe.seed == info["seed"] and recipe.render.maps == info["maps"]
+    encoder = create("image_encoder", "timm", {"model": info["model"], "pretrained": NAME}, in_channels=3)
+    stored = load_file(weights)
+    state = encoder.model.state_dict()
+    assert set(stored) == set(state)
+    for key, value in state.items():
+        assert torch.equal(value, stored[key].to(value.dtype)), key
+
+
+def test_other_channels_get_an_adapted_first_convolution():
+    """Depth maps (1 channel) see the RGB filters summed, as timm adapts ImageNet weights."""
+    rgb = create("image_encoder", "timm", {"model": card()["model"], "pretrained": NAME}, in_channels=3)
+    depth = create("image_encoder", "timm", {"model": card()["model"], "pretrained": NAME}, in_channels=1)
+    first = "conv1.0.weight"
+    assert torch.allclose(depth.model.state_dict()[first], rgb.model.state_dict()[first].sum(1, keepdim=True))
+    assert depth(torch.rand(2, 1, 64, 64)).shape == (2, rgb.out_dim)
+
+
+def test_unknown_names_and_other_models_are_refused_naming_what_is_shipped():
+    with pytest.raises(PluginError, match=f"names no shipped weights \\(shipped: {NAME}"):
+        create("image_encoder", "timm", {"pretrained": "imagenet-faces"}, in_channels=3)
+    with pytest.raises(PluginError, match=f"holds weights for timm model '{card()['model']}', not 'resnet18'"):
+        create("image_encoder", "timm", {"model": "resnet18", "pretrained": NAME}, in_channels=3)
+
+
+def test_damaged_weights_are_one_clear_error(tmp_path, monkeypatch):
+    for path in face_pretraining.WEIGHTS_DIR.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    damaged = tmp_path / f"{NAME}.safetensors"
+    data = bytearray(damaged.read_bytes())
+    data[-100] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(face_pretraining, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(PluginError, match=f"{damaged}.*damaged"):
+        create("image_encoder", "timm", {"model": card()["model"], "pretrained": NAME}, in_channels=3)
