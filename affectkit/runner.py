@@ -144,6 +144,17 @@ def check_cluster(recipe: Recipe) -> None:
         )
 
 
+def check_model(recipe: Recipe, labels: int) -> None:
+    """Build the recipe's model once in the driver, so that an encoder that cannot load (a
+    hub name offline, damaged shipped weights) stops the run at once with its message,
+    not in a Ray worker after minutes of rendering."""
+    from affectkit.interfaces import RenderedViews
+    from affectkit.model import build_model
+    from affectkit.views import parse_views
+
+    build_model(recipe, len(parse_views(recipe.render.views)), RenderedViews.channels(recipe.render.maps), labels)
+
+
 def storage_for(recipe: Recipe, run_dir: Path) -> str:
     """Where Ray Train keeps checkpoints: ``scaling.storage_path`` (a URI as given), else the run folder."""
     path = recipe.scaling.storage_path
@@ -236,10 +247,11 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     from affectkit.plots import plot_curves
 
     started = time.perf_counter()
-    check_cluster(recipe)  # before minutes of rendering
+    dataset = build_dataset(recipe.data.dataset)
+    check_model(recipe, len(dataset.labels))  # before minutes of rendering
+    check_cluster(recipe)
     run_dir = latest_run_dir(recipe) if resume else _new_run_dir(recipe)
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
-    dataset = build_dataset(recipe.data.dataset)
     train, val = subject_split(dataset.samples(), recipe.data.val_fraction, recipe.seed)
     data = training_data(recipe, dataset, train, val)
     prepared = time.perf_counter()
@@ -313,10 +325,11 @@ def cross_validate(recipe: Recipe, folds: int, verbose: bool = True) -> dict[str
     from affectkit.evaluation import evaluate
     from affectkit.pipeline import build_dataset, training_data
 
+    dataset = build_dataset(recipe.data.dataset)
+    check_model(recipe, len(dataset.labels))
     check_cluster(recipe)
     run_dir = _new_run_dir(recipe.model_copy(update={"name": f"{recipe.name}-cv{folds}"}))
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
-    dataset = build_dataset(recipe.data.dataset)
     results = []
     for k, (train, test) in enumerate(subject_folds(dataset.samples(), folds, recipe.seed)):
         data = training_data(recipe, dataset, train, test)
