@@ -33,7 +33,7 @@ browser:
 	  { apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
 	  echo "note: no chromium here; tests/test_app_browser.py will be skipped (apt-get install chromium)"
 
-# Every benchmark on this machine (about 13 minutes on 2 cores, plus about an hour of transfer training): JSON in benchmarks/results/,
+# Every benchmark on this machine (about 13 minutes on 2 cores, plus about 75 minutes of ablations and 90 of transfer training): JSON in benchmarks/results/,
 # tables in docs/benchmarks.md. Open3D's ray caster needs the system library libusb-1.0-0.
 benchmarks: install
 	$(BIN)/python -m pip install -q -e ".[dev,app,bench]"
