@@ -7,6 +7,10 @@ convolution is then adapted from 3-channel weights with :func:`timm.models.adapt
 than 1 or 3: the RGB filters are repeated cyclically over the ``C`` channels and scaled by
 ``3 / C`` so activations keep their magnitude).
 
+``timm`` takes ``pretrained: true`` (timm's hub weights) or the name of weights shipped
+with affectkit: ``affectkit-faces``, a backbone pretrained on face geometry
+(:mod:`affectkit_plugins.face_pretraining`), the recipes' default starting point.
+
 With ``normalize`` (default) inputs are standardised with the mean and std the weights were
 trained with (ImageNet for timm, OpenAI CLIP for ``clip``); for ``in_channels`` other than 3
 every channel uses the average mean and std. Renders in [0, 1] then look like what a
