@@ -110,7 +110,7 @@ class TimmImageEncoder(ImageEncoder):
             first = self.model.pretrained_cfg.get("first_conv", "conv1")
             first = first[0] if isinstance(first, (list, tuple)) else first
             key = f"{first}.weight"
-            state[key] = adapt_input_conv(in_channels, state[key]) if card.in_channels == 3 else state[key].mean(1, keepdim=True).repeat(1, in_channels, 1, 1)
+            state[key] = adapt_input_conv(in_channels, state[key], base_chans=card.in_channels)
         self.model.load_state_dict(state)
 
     def forward(self, images: Tensor) -> Tensor:
