@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ class CheckpointMeta:
     epoch: int
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
+    #: the data it was trained on (:func:`affectkit.pipeline.provenance`); empty in
+    #: checkpoints written before affectkit recorded it
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:
@@ -104,6 +108,7 @@ def save_checkpoint(
         "epoch": meta.epoch,
         "metrics": meta.metrics,
         "history": meta.history,
+        "provenance": meta.provenance,
         "text_encoder_saved": model.text_trainable,
     }
     if training is not None:
@@ -145,6 +150,7 @@ def read_meta(directory: Path) -> tuple[CheckpointMeta, dict[str, Any]]:
             epoch=int(document["epoch"]),
             metrics=dict(document.get("metrics", {})),
             history=list(document.get("history", [])),
+            provenance=dict(document.get("provenance") or {}),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{meta_path}: damaged checkpoint metadata ({type(exc).__name__}: {exc})") from None
@@ -194,3 +200,16 @@ def load_training_state(directory: Path, document: dict[str, Any]) -> TrainingSt
     if "training" not in document or not path.is_file():
         return None
     return _load_tensors(path), document["training"]
+
+
+def export_weights(source: Path, target: Path) -> Path:
+    """Copy a checkpoint without its training state (optimizer moments, the schedule):
+    what evaluation and inference need, at about a third of the size."""
+    meta, document = read_meta(source)
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(source) / MODEL_FILE, target / MODEL_FILE)
+    document.pop("training", None)
+    document["sha256"] = {MODEL_FILE: document["sha256"][MODEL_FILE]}
+    (target / META_FILE).write_text(json.dumps(document, indent=1))
+    return target

@@ -168,47 +168,75 @@ def run(recipe_file: Path, sets: tuple[str, ...], resume: bool, extra: tuple[str
 
 @main.command()
 @click.argument("recipe_file", metavar="RECIPE", type=click.Path(path_type=Path))
-@click.option("--folds", default=None, type=click.IntRange(2), help="Default: the recipe's eval.folds.")
+@click.option("--folds", default=None, type=click.IntRange(2), help="Folds per repeat. Default: the recipe's eval.folds.")
+@click.option("--repeats", default=None, type=click.IntRange(1), help="Repeats, each with a new subject draw and new folds. Default: eval.repeats.")
+@click.option("--folds-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Use the folds (test subjects per fold, per repeat) of this file, e.g. another run's folds.json.")
 @click.option("--set", "sets", multiple=True, help="Override a key: --set train.epochs=3")
 @click.argument("extra", nargs=-1)
-def cv(recipe_file: Path, folds: int | None, sets: tuple[str, ...], extra: tuple[str, ...]) -> None:
-    """Subject-independent K-fold cross-validation of a recipe."""
+def cv(recipe_file: Path, folds: int | None, repeats: int | None, folds_file: Path | None, sets: tuple[str, ...], extra: tuple[str, ...]) -> None:
+    """Subject-independent K-fold cross-validation of a recipe, optionally repeated.
+
+    Writes to the run folder it prints: cv.json (every fold, mean ± std over folds and
+    over repeats, pooled figures), folds.json (the folds used: pass it to --folds-file to
+    run the same split), pooled/ and one folder per fold with its report and model."""
     from affectkit.recipe import load_recipe
     from affectkit.runner import cross_validate
 
-    loaded = load_recipe(recipe_file, _overrides(sets, extra))
-    cross_validate(loaded, folds or loaded.eval.folds)
+    if folds_file is not None and (folds or repeats):
+        raise click.UsageError("--folds-file fixes the folds and repeats; leave out --folds and --repeats")
+    cross_validate(load_recipe(recipe_file, _overrides(sets, extra)), folds, repeats, folds_file)
 
 
 @main.command("eval")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--data", "data_spec", default=None, help="Dataset spec NAME[:root or key=value,...]; default: the recipe's held-out subjects.")
+@click.option("--data", "data_spec", default=None,
+              help="Dataset spec: NAME, NAME:/root, NAME:key=value,key=[a, b] or NAME:{key: value}. Default: the checkpoint's held-out subjects.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write report.json, report.txt and confusion.png here.")
 def eval_command(checkpoint: Path, data_spec: str | None, out: Path | None) -> None:
-    """Accuracy, macro-F1, per-class report and confusion matrix of a checkpoint."""
+    """Accuracy, macro-F1, UAR, per-class report and confusion matrix of a checkpoint.
+
+    Without --data: the subjects the checkpoint was never trained on (its run's held-out
+    subjects, or its cross-validation fold's test subjects). With --data: a loud warning
+    when any evaluation subject or scan was seen in training."""
     from affectkit.checkpoint import load_checkpoint
-    from affectkit.evaluation import evaluate, format_report, save_report
-    from affectkit.pipeline import build_dataset, parse_dataset_spec, render_samples
+    from affectkit.evaluation import evaluate, format_report, leak_warnings, save_report
+    from affectkit.pipeline import build_dataset, dataset_identity, parse_dataset_spec, render_samples
+    from affectkit.recipe import ComponentRef
     from affectkit.splits import subject_split
 
+    spec = parse_dataset_spec(data_spec) if data_spec is not None else None
     model, meta = load_checkpoint(checkpoint)
-    recipe = meta.recipe
-    if data_spec is None:
-        dataset = build_dataset(recipe.data.dataset)
-        _, samples = subject_split(dataset.samples(), recipe.data.val_fraction, recipe.seed)
-    else:
-        dataset = build_dataset(parse_dataset_spec(data_spec))
+    recipe, provenance = meta.recipe, meta.provenance
+    if spec is not None:
+        ref = spec
+        dataset = build_dataset(ref)
         samples = dataset.samples()
+    elif provenance:
+        ref = ComponentRef.model_validate(provenance["dataset"])
+        dataset = build_dataset(ref)
+        test = set(provenance["test_subjects"])
+        samples = [s for s in dataset.samples() if s.subject in test]
+        click.echo(f"scoring the {len(test)} subjects this checkpoint held out of {ref.name}", err=True)
+    else:
+        ref = recipe.data.dataset
+        dataset = build_dataset(ref)
+        _, samples = subject_split(dataset.samples(), recipe.data.val_fraction, recipe.seed)
+        click.echo("this checkpoint does not record its training subjects (an older affectkit wrote it); scoring its recipe's held-out split", err=True)
     unknown = sorted({s.label for s in samples} - set(meta.labels))
     if unknown:
         samples = [s for s in samples if s.label in meta.labels]
         click.echo(f"left out the scans labelled {', '.join(unknown)}: the checkpoint's classes are {', '.join(meta.labels)}", err=True)
+    if not samples:
+        raise AffectkitError(f"{data_spec or ref.name}: no sample to score")
     views = render_samples(recipe, dataset, samples, labels=meta.labels)
+    warnings = leak_warnings(provenance, dataset_identity(ref, dataset), views)
+    for warning in warnings:
+        click.secho(f"WARNING: not a held-out figure: {warning}", err=True, fg="red", bold=True)
     report = evaluate(model, views, meta.labels, meta.class_prompts)
     click.echo(format_report(report))
     if out is not None:
-        save_report(report, out)
-
+        save_report(report, out, str(checkpoint))
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))

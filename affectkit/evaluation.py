@@ -1,5 +1,7 @@
-"""Evaluation reports: accuracy, macro-F1, per-class scores, confusion matrix, and
-accuracy broken down by every sample attribute (sex, age group, intensity, ...)."""
+"""Evaluation reports: accuracy, macro-F1, UAR, per-class scores, confusion matrix (counts
+and row-normalised), accuracy broken down by every sample attribute (sex, age group,
+intensity, ...), and every sample's prediction, so that reports of several folds can be
+pooled (:func:`pooled_report`) and compared sample by sample."""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from typing import Any
 
 import torch
 
-from affectkit.metrics import accuracy, class_report, confusion_matrix, macro_f1
+from affectkit.metrics import accuracy, class_report, confusion_matrix, macro_f1, row_normalised, uar
 from affectkit.model import AffectVLM
-from affectkit.viewset import ViewSet
+from affectkit.viewset import ViewSet, same_scans
 
 
 @dataclass
@@ -23,10 +25,14 @@ class EvalReport:
     samples: int
     accuracy: float
     macro_f1: float
+    uar: float
     per_class: list[dict[str, Any]]
     confusion: list[list[int]]
+    confusion_normalised: list[list[float]]
     by_attribute: dict[str, dict[str, Any]]
     skipped: list[str]
+    #: one record per sample: key, subject, label, predicted, attributes
+    predictions: list[dict[str, Any]]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -62,29 +68,70 @@ def predict_viewset(model: AffectVLM, views: ViewSet, class_prompts: list[list[s
 
 
 def evaluate(model: AffectVLM, views: ViewSet, labels: list[str], class_prompts: list[list[str]]) -> EvalReport:
-    probabilities = predict_viewset(model, views, class_prompts)
-    predicted = probabilities.argmax(1)
-    cm = confusion_matrix(predicted, views.labels, len(labels))
-    correct = (predicted == views.labels).tolist()
-    attributes = [dict(s.attributes) for s in views.samples]
+    predicted = predict_viewset(model, views, class_prompts).argmax(1).tolist()
+    records = [
+        {"key": s.key, "subject": s.subject, "label": labels[int(t)], "predicted": labels[p], "attributes": dict(s.attributes)}
+        for s, t, p in zip(views.samples, views.labels.tolist(), predicted, strict=True)
+    ]
+    return report_from_predictions(labels, records, list(views.skipped))
+
+
+def report_from_predictions(labels: list[str], records: Sequence[dict[str, Any]], skipped: Sequence[str] = ()) -> EvalReport:
+    """The report of a list of prediction records (see :attr:`EvalReport.predictions`)."""
+    index = {label: i for i, label in enumerate(labels)}
+    predicted = torch.tensor([index[r["predicted"]] for r in records], dtype=torch.long)
+    target = torch.tensor([index[r["label"]] for r in records], dtype=torch.long)
+    cm = confusion_matrix(predicted, target, len(labels))
     return EvalReport(
-        labels=labels,
-        samples=len(views),
+        labels=list(labels),
+        samples=len(records),
         accuracy=accuracy(cm),
         macro_f1=macro_f1(cm),
+        uar=uar(cm),
         per_class=class_report(cm, labels),
         confusion=cm.tolist(),
-        by_attribute=groups_report(correct, attributes),
-        skipped=list(views.skipped),
+        confusion_normalised=[[round(v, 4) for v in row] for row in row_normalised(cm).tolist()],
+        by_attribute=groups_report([r["label"] == r["predicted"] for r in records], [r["attributes"] for r in records]),
+        skipped=list(skipped),
+        predictions=list(records),
     )
+
+
+def pooled_report(reports: Sequence[EvalReport]) -> EvalReport:
+    """One report over every sample of several (e.g. every fold's test subjects)."""
+    return report_from_predictions(
+        reports[0].labels, [r for report in reports for r in report.predictions], [s for report in reports for s in report.skipped]
+    )
+
+
+def leak_warnings(provenance: dict[str, Any], identity: dict[str, Any], views: ViewSet) -> list[str]:
+    """Why scoring ``views`` would not be a held-out figure for a checkpoint with this
+    ``provenance``: its training subjects (same dataset) or identical training scans
+    (any dataset or file format, by :func:`affectkit.viewset.scan_signature`). Empty when nothing was seen in training."""
+    warnings = []
+    if provenance.get("dataset_identity") == identity:
+        seen = sorted({s.subject for s in views.samples} & set(provenance.get("train_subjects", [])))
+        if seen:
+            warnings.append(f"{len(seen)} of the evaluation subjects were training subjects of this checkpoint: {', '.join(seen[:12])}" + (", ..." if len(seen) > 12 else ""))
+    same = [views.samples[i].key for i in same_scans(views.signatures, provenance.get("train_scans", []))]
+    if same:
+        warnings.append(
+            f"{len(same)} of the {len(views)} evaluation scans are identical to training scans (same geometry), e.g. {', '.join(same[:5])}"
+        )
+    return warnings
 
 
 def format_report(report: EvalReport) -> str:
     """A readable console summary."""
-    lines = [f"samples {report.samples}   accuracy {report.accuracy:.4f}   macro-F1 {report.macro_f1:.4f}", ""]
+    lines = [f"samples {report.samples}   accuracy {report.accuracy:.4f}   macro-F1 {report.macro_f1:.4f}   UAR {report.uar:.4f}", ""]
     lines.append(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for row in report.per_class:
         lines.append(f"{row['label']:<12}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}")
+    width = max(8, *(len(label) + 1 for label in report.labels))
+    lines += ["", "confusion (rows: true, columns: predicted; count / % of the true class)", " " * width + "".join(f"{label[:9]:>10}" for label in report.labels)]
+    for label, counts, shares in zip(report.labels, report.confusion, report.confusion_normalised, strict=True):
+        lines.append(f"{label:<{width}}" + "".join(f"{f'{c}/{s:.0%}':>10}" for c, s in zip(counts, shares, strict=True)))
+    lines.append("")
     for key, info in report.by_attribute.items():
         groups = ", ".join(f"{v}: {g['accuracy']:.3f} (n={g['samples']})" for v, g in info["groups"].items())
         lines.append(f"by {key}: {groups}; largest gap {info['largest_gap']:.3f}")
@@ -94,11 +141,11 @@ def format_report(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-def save_report(report: EvalReport, directory: Path) -> None:
+def save_report(report: EvalReport, directory: Path, title: str = "confusion matrix") -> None:
     """``report.json``, ``report.txt`` and ``confusion.png`` in ``directory``."""
     from affectkit.plots import plot_confusion
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "report.json").write_text(report.to_json())
     (directory / "report.txt").write_text(format_report(report) + "\n")
-    plot_confusion(report.confusion, report.labels, directory / "confusion.png")
+    plot_confusion(report.confusion, report.labels, directory / "confusion.png", title)

@@ -35,6 +35,19 @@ def macro_f1(cm: Tensor) -> float:
     return f1[present].mean().item() if present.any() else 0.0
 
 
+def uar(cm: Tensor) -> float:
+    """Unweighted average recall (balanced accuracy) over the classes present in the targets:
+    the figure of affective computing, where classes are rarely balanced."""
+    present = cm.sum(1) > 0
+    _, recall, _ = per_class(cm)
+    return recall[present].mean().item() if present.any() else 0.0
+
+
+def row_normalised(cm: Tensor) -> Tensor:
+    """Each true class's row as fractions of its samples (0 for an absent class)."""
+    return cm.double() / cm.sum(1, keepdim=True).clamp_min(1)
+
+
 def class_report(cm: Tensor, labels: Sequence[str]) -> list[dict[str, float | int | str]]:
     precision, recall, f1 = per_class(cm)
     return [

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,33 +22,81 @@ from affectkit.viewset import ViewSet, prepare_views
 
 @dataclass
 class TrainingData:
-    """What the driver prepares once and hands every worker through the object store."""
+    """What the driver prepares once and hands every worker through the object store.
+
+    ``val`` is scored after every epoch (``None``: no validation); ``provenance`` goes
+    into every checkpoint (:func:`provenance`)."""
 
     train: ViewSet
-    val: ViewSet
+    val: ViewSet | None
     labels: list[str]
     train_prompts: list[list[str]]
     class_prompts: list[list[str]]
+    provenance: dict[str, Any]
 
 
 def build_dataset(ref: ComponentRef) -> Dataset:
     return registry().create("dataset", ref.name, ref.options)
 
 
+SPEC_FORMS = "NAME, NAME:/path/to/root, NAME:key=value,key=[a, b] or NAME:{key: value, key: [a, b]}"
+
+
 def parse_dataset_spec(spec: str) -> ComponentRef:
-    """``NAME``, ``NAME:key=value,key=value`` or ``NAME:/path/to/root`` (sets ``root``)."""
+    """A dataset on the command line: ``NAME``, ``NAME:/path/to/root`` (sets ``root``),
+    ``NAME:key=value,...`` (values in YAML; commas inside brackets belong to the value) or
+    ``NAME:{key: value, ...}`` (a YAML mapping)."""
     name, _, argument = spec.partition(":")
+    name, argument = name.strip(), argument.strip()
+    if not name:
+        raise AffectkitError(f"dataset spec {spec!r}: no dataset name; write {SPEC_FORMS}")
     if not argument:
         return ComponentRef(name=name)
+    if argument.startswith("{"):
+        try:
+            options = yaml.safe_load(argument)
+        except yaml.YAMLError as exc:
+            raise AffectkitError(f"dataset spec {spec!r}: not a YAML mapping ({str(exc).splitlines()[0]}); write {SPEC_FORMS}") from None
+        if not isinstance(options, dict):
+            raise AffectkitError(f"dataset spec {spec!r}: not a YAML mapping; write {SPEC_FORMS}")
+        return ComponentRef(name=name, options={str(k): v for k, v in options.items()})
     if "=" not in argument:
         return ComponentRef(name=name, options={"root": argument})
     options = {}
-    for pair in argument.split(","):
+    for pair in _top_level_split(argument, spec):
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise AffectkitError(f"dataset spec {spec!r}: {pair!r} is not key=value")
-        options[key.strip()] = yaml.safe_load(value)
+        if not sep or not key.strip():
+            raise AffectkitError(f"dataset spec {spec!r}: {pair!r} is not key=value; write {SPEC_FORMS}")
+        try:
+            options[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise AffectkitError(f"dataset spec {spec!r}: the value of {key.strip()} is not valid YAML ({str(exc).splitlines()[0]})") from None
     return ComponentRef(name=name, options=options)
+
+
+def _top_level_split(text: str, spec: str) -> list[str]:
+    """``a=1,b=[x, y]`` -> ``["a=1", "b=[x, y]"]``: commas inside brackets or quotes stay."""
+    parts, depth, quote, current = [], 0, "", []
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth < 0:
+                raise AffectkitError(f"dataset spec {spec!r}: a closing {char!r} without its opening bracket")
+        elif char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if depth or quote:
+        raise AffectkitError(f"dataset spec {spec!r}: an unclosed {'quote' if quote else 'bracket'}; write {SPEC_FORMS}")
+    parts.append("".join(current))
+    return [p for p in parts if p.strip()]
 
 
 def build_render_cache(recipe: Recipe, device: str = "cpu") -> RenderCache:
@@ -77,17 +126,48 @@ def render_samples(
     )
 
 
-def training_data(recipe: Recipe, dataset: Dataset, train: Sequence[Sample], val: Sequence[Sample]) -> TrainingData:
-    """Render both splits (through the cache) and write the prompts for them."""
+#: The options that say which people a dataset holds (others only choose among them).
+IDENTITY_OPTIONS = ("root", "seed")
+
+
+def dataset_identity(ref: ComponentRef, dataset: Dataset) -> dict[str, Any]:
+    """The dataset's name, resolved root and generator seed (where it has them): subject ids
+    name the same people when these are equal, whichever subjects or intensities a run kept."""
+    options = dataset.options.model_dump(mode="json")
+    return {"name": ref.name, **{key: options[key] for key in IDENTITY_OPTIONS if key in options}}
+
+
+def provenance(ref: ComponentRef, dataset: Dataset, train: ViewSet, val: Sequence[Sample], test: Sequence[str]) -> dict[str, Any]:
+    """What a checkpoint records of its data, so that evaluation can refuse to call training
+    data held out: the dataset (as built, and its identity), the training, validation and
+    test subjects, and the signature of every training scan (:func:`affectkit.viewset.scan_signature`)."""
+    return {
+        "dataset": {"name": ref.name, "options": dataset.options.model_dump(mode="json")},
+        "dataset_identity": dataset_identity(ref, dataset),
+        "train_subjects": sorted({s.subject for s in train.samples}),
+        "validation_subjects": sorted({s.subject for s in val}),
+        "test_subjects": sorted(test),
+        "train_scans": sorted({tuple(signature) for signature in train.signatures}),
+    }
+
+
+def training_data(
+    recipe: Recipe, dataset: Dataset, train: Sequence[Sample], val: Sequence[Sample], test_subjects: Sequence[str] | None = None
+) -> TrainingData:
+    """Render the training and validation splits (through the cache) and write the prompts
+    for them. ``test_subjects`` (default: the validation subjects) are recorded as the
+    checkpoint's held-out subjects; an empty ``val`` means no per-epoch validation."""
     cache = build_render_cache(recipe)
     bank = build_prompt_bank(recipe)
     train_views = render_samples(recipe, dataset, train, cache)
-    val_views = render_samples(recipe, dataset, val, cache)
+    val_views = render_samples(recipe, dataset, val, cache) if val else None
     labels = list(dataset.labels)
+    test = sorted({s.subject for s in val}) if test_subjects is None else list(test_subjects)
     return TrainingData(
         train=train_views,
         val=val_views,
         labels=labels,
         train_prompts=bank.sample_candidates(train_views.samples),
         class_prompts=bank.class_prompts(labels),
+        provenance=provenance(recipe.data.dataset, dataset, train_views, val, test),
     )

@@ -12,17 +12,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.imshow(confusion, cmap="Blues")
+def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str = "confusion matrix") -> Path:
+    """Counts and row percentages (of each true class) in every cell, shaded by the percentage."""
+    totals = [sum(row) or 1 for row in confusion]
+    shares = [[value / total for value in row] for row, total in zip(confusion, totals, strict=True)]
+    fig, ax = plt.subplots(figsize=(6, 5.4))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    peak = max(max(row) for row in confusion) or 1
+    ax.set_title(f"{title} (count, % of true class)")
     for i, row in enumerate(confusion):
         for j, value in enumerate(row):
-            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+            ax.text(j, i, f"{value}\n{shares[i][j]:.0%}", ha="center", va="center", fontsize=8, color="white" if shares[i][j] > 0.5 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

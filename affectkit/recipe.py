@@ -46,13 +46,24 @@ class LossTerm(ComponentRef):
     weight: float = 1.0
 
 
+class SubjectSelection(Section):
+    """Which of a dataset's subjects a run uses: all, those of a list file, a seeded draw."""
+
+    file: Path | None = Field(None, description="a text file of subject ids, one per line (`#` comments): only these subjects")
+    count: int | None = Field(None, ge=2, description="a random draw of this many subjects (seeded by `seed`; a new draw per `cv --repeats` repeat)")
+    stratify: list[str] = Field(
+        default_factory=lambda: ["sex", "ethnicity"], description="subject attributes the draw keeps in proportion (those a dataset lacks are ignored)"
+    )
+
+
 class DataConfig(Section):
     """Which scans to learn from, and how they are split and sampled."""
 
     dataset: ComponentRef = Field(ComponentRef(name="facekit"), description="a registered dataset and its options (`affectkit plugins`)")
+    subjects: SubjectSelection = Field(SubjectSelection(), description="all subjects, a list file's, or a stratified random draw")
     val_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="fraction of subjects held out")
     frames: int = Field(1, ge=1, description="frames sampled from each 4D sequence")
-    frame_sampler: Literal["uniform", "apex"] = Field("uniform", description="4D frames: evenly spread, or around the middle frame, where posed sequences peak")
+    frame_sampler: Literal["uniform", "apex"] = Field("apex", description="4D frames: around the middle frame, where posed sequences (onset, apex, offset) peak; or evenly spread")
     skip_bad_files: bool = Field(False, description="leave unreadable files out (listed in the run's report) instead of stopping")
 
 
@@ -141,6 +152,12 @@ class EvalConfig(Section):
     """Evaluation: cross-validation folds and which checkpoint a run exports."""
 
     folds: int = Field(5, ge=2, description="folds of `affectkit cv` (subject-independent)")
+    repeats: int = Field(1, ge=1, description="`affectkit cv` repeats: each a new subject draw (when `data.subjects.count` is set) and new folds")
+    cv_validation: bool = Field(
+        False,
+        description="`affectkit cv`: hold out `data.val_fraction` of each fold's training subjects to validate every epoch (needed by `select: best`); "
+        "off, each fold trains on all its training subjects and its test subjects are scored once, after training",
+    )
     select: Literal["last", "best"] = Field(
         "last",
         description="the checkpoint a run exports and reports: the final epoch (an unbiased held-out "

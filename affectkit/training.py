@@ -87,10 +87,13 @@ COLUMNS = (
 
 def epoch_row(metrics: dict[str, Any], header: bool = False) -> str:
     """One line of the console table (with the header line above it when asked)."""
-    row = "  ".join(fmt.format(metrics[key] + (1 if key == "epoch" else 0)) for key, _, fmt in COLUMNS)
+    widths = [len(fmt.format(1 if key == "epoch" else 0.0)) for key, _, fmt in COLUMNS]
+    row = "  ".join(
+        fmt.format(metrics[key] + (1 if key == "epoch" else 0)) if key in metrics else "-".rjust(width)  # no validation split
+        for (key, _, fmt), width in zip(COLUMNS, widths, strict=True)
+    )
     if not header:
         return row
-    widths = [len(fmt.format(1 if key == "epoch" else 0.0)) for key, _, fmt in COLUMNS]
     return "  ".join(title.rjust(w) for (_, title, _), w in zip(COLUMNS, widths, strict=True)) + "\n" + row
 
 
@@ -159,7 +162,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         torch.utils.data.DataLoader(data.train, batch_size=batch, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(recipe.seed))
     )
     # every worker scores its own slice of the held-out scans, none twice (a DistributedSampler pads)
-    val_loader = torch.utils.data.DataLoader(torch.utils.data.Subset(data.val, range(rank, len(data.val), world)), batch_size=2 * batch)
+    val_loader = (
+        torch.utils.data.DataLoader(torch.utils.data.Subset(data.val, range(rank, len(data.val), world)), batch_size=2 * batch)
+        if data.val is not None
+        else None
+    )
     steps_per_epoch = max(1, len(loader))
     scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps_per_epoch), recipe.train.epochs * steps_per_epoch)
 
@@ -205,7 +212,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             for key, value in {"train_loss": loss.item(), **parts}.items():
                 totals[key] = totals.get(key, 0.0) + value * len(labels)
         train_time = time.perf_counter() - started
-        val_loss, count, cm = evaluate_views(core, val_loader, data.class_prompts, device)
         keys = sorted(totals)
         summed = _all_reduce(torch.tensor([float(seen), *(totals[k] for k in keys)], device=device, dtype=torch.float64)).tolist()
         seen_all = summed[0]
@@ -213,9 +219,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "epoch": epoch,
             "steps": (epoch + 1) * steps_per_epoch,
             **{k: v / max(1.0, seen_all) for k, v in zip(keys, summed[1:], strict=True)},
-            "val_loss": (val_loss / count.clamp_min(1)).item(),
-            "val_accuracy": accuracy(cm.cpu()),
-            "val_macro_f1": macro_f1(cm.cpu()),
             "lr": scheduler.get_last_lr()[0],
             "epoch_seconds": time.perf_counter() - started,
             "train_samples_per_s": seen_all / max(train_time, 1e-9),
@@ -225,6 +228,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "world_size": world,
             "restarts": restarts,
         }
+        if val_loader is not None:
+            val_loss, count, cm = evaluate_views(core, val_loader, data.class_prompts, device)
+            metrics.update(val_loss=(val_loss / count.clamp_min(1)).item(), val_accuracy=accuracy(cm.cpu()), val_macro_f1=macro_f1(cm.cpu()))
         metrics.update(objective.diagnostics())
         history = [*history, metrics]
         if rank == 0 and config.get("verbose", True):
@@ -234,7 +240,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             report_checkpoint = None
             if rank == 0:
-                meta = CheckpointMeta(recipe, data.labels, data.class_prompts, num_views, in_channels, epoch, metrics, history)
+                meta = CheckpointMeta(recipe, data.labels, data.class_prompts, num_views, in_channels, epoch, metrics, history, data.provenance)
                 path = save_checkpoint(Path(tmp) / "checkpoint", core, meta, training_state(optimizer, scheduler, objective))
                 report_checkpoint = ray.train.Checkpoint.from_directory(str(path))
             ray.train.report(metrics, checkpoint=report_checkpoint)

@@ -29,8 +29,10 @@ def sample_frames(count: int, k: int, sampler: FrameSampler) -> list[int]:
     frame where posed sequences (onset-apex-offset) peak."""
     if sampler == "uniform":
         return np.linspace(0, count - 1, k).round().astype(int).tolist()
-    half = max(1, count // 4)
     middle = count // 2
+    if k == 1:
+        return [middle]
+    half = max(1, count // 4)
     return np.linspace(max(0, middle - half), min(count - 1, middle + half), k).round().astype(int).tolist()
 
 
@@ -41,14 +43,37 @@ def frames_of(item: Mesh | MeshSequence, k: int, sampler: FrameSampler) -> list[
     return [item.frames[i] for i in sample_frames(len(item), k, sampler)]
 
 
+def scan_signature(meshes: Sequence[Mesh]) -> list[float]:
+    """Vertex and face counts, mean and spread of the coordinates of what a sample
+    contributes (its mesh or its sampled frames): equal, to well under a micrometre, for
+    the same scan written to any format (which rounds coordinates), so that a scan seen in
+    training is recognised under another name or dataset (:func:`same_scans`)."""
+    vertices = np.concatenate([np.asarray(m.vertices, dtype=np.float64) for m in meshes])
+    faces = sum(len(m.faces) for m in meshes)
+    return [float(len(vertices)), float(faces), *vertices.mean(0).round(5).tolist(), *vertices.std(0).round(5).tolist()]
+
+
+def same_scans(signatures: Sequence[Sequence[float]], known: Sequence[Sequence[float]], tolerance: float = 1e-3) -> list[int]:
+    """Indices of ``signatures`` that match one of ``known`` (same counts, moments within
+    ``tolerance`` in the mesh's units)."""
+    if not signatures or not known:
+        return []
+    a, b = np.asarray(signatures, dtype=np.float64), np.asarray(known, dtype=np.float64)
+    counts = (a[:, None, :2] == b[None, :, :2]).all(-1)
+    close = (np.abs(a[:, None, 2:] - b[None, :, 2:]) <= tolerance).all(-1)
+    return np.flatnonzero((counts & close).any(1)).tolist()
+
+
 @dataclass
 class ViewSet(torch.utils.data.Dataset):
-    """``views[i]`` is ``[T, V, C, H, W]`` (float16 in memory) for ``samples[i]``."""
+    """``views[i]`` is ``[T, V, C, H, W]`` (float16 in memory) for ``samples[i]``;
+    ``signatures[i]`` is :func:`scan_signature` of its geometry."""
 
     samples: list[Sample]
     labels: Tensor
     views: Tensor
     skipped: list[str] = field(default_factory=list)
+    signatures: list[list[float]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -74,6 +99,7 @@ def prepare_views(
     follow ``labels`` (a model's classes) or else the dataset's own order."""
     label_index = {name: i for i, name in enumerate(labels or dataset.labels)}
     kept: list[Sample] = []
+    signatures: list[list[float]] = []
     chunks: list[Tensor] = []
     skipped: list[str] = []
     bar = tqdm(total=len(samples), desc="rendering views", unit="scan", disable=not progress, leave=False)
@@ -82,12 +108,14 @@ def prepare_views(
         meshes: list[Mesh] = []
         for sample in samples[start : start + batch_size]:
             try:
-                meshes.extend(frames_of(dataset.load(sample), frames, frame_sampler))
+                chosen = frames_of(dataset.load(sample), frames, frame_sampler)
             except AffectkitError as exc:
                 if not skip_bad_files:
                     raise
                 skipped.append(f"{sample.key}: {exc}")
                 continue
+            meshes.extend(chosen)
+            signatures.append(scan_signature(chosen))
             batch.append(sample)
         bar.update(len(samples[start : start + batch_size]))
         if not batch:
@@ -103,4 +131,4 @@ def prepare_views(
     if unknown:
         raise DatasetError(f"samples carry labels {unknown} outside the classes: {list(label_index)}")
     labels = torch.tensor([label_index[s.label] for s in kept], dtype=torch.long)
-    return ViewSet(kept, labels, torch.cat(chunks), skipped)
+    return ViewSet(kept, labels, torch.cat(chunks), skipped, signatures)

@@ -125,15 +125,18 @@ def main() -> None:
         recipe_file, overrides = ROWS[name]
         started = time.perf_counter()
         cv = cross_validate(load_recipe(Path(recipe_file), [*common, *overrides]), args.folds, verbose=False)
-        epochs = [statistics.mean(column) for column in zip(*(f["accuracy_by_epoch"] for f in cv["folds"]), strict=True)]
+        # cv scores the test subjects once, after training; a curve needs eval.cv_validation
+        curves = [f["val_accuracy_by_epoch"] for f in cv["folds"] if "val_accuracy_by_epoch" in f]
+        epochs = [statistics.mean(column) for column in zip(*curves, strict=True)] if curves else None
         row = {
             "row": name,
             "recipe": recipe_file,
             "overrides": overrides,
             "accuracy": mean_std([f["accuracy"] for f in cv["folds"]]),
             "macro_f1": mean_std([f["macro_f1"] for f in cv["folds"]]),
+            "uar": mean_std([f["uar"] for f in cv["folds"]]),
             "folds": [round(f["accuracy"], 4) for f in cv["folds"]],
-            "accuracy_by_epoch": [round(a, 4) for a in epochs],
+            "accuracy_by_epoch": [round(a, 4) for a in epochs] if epochs else None,
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
         result["rows"] = [r for r in result["rows"] if r["row"] != name] + [row]

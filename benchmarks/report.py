@@ -160,7 +160,9 @@ def ablations_table(r: dict[str, Any]) -> str:
     def cell(x: dict[str, float]) -> str:
         return f"{x['mean']:.1%} ± {x['std']:.1%}"
 
-    def curve(epochs: list[float]) -> str:
+    def curve(epochs: list[float] | None) -> str:
+        if not epochs:
+            return "–"
         marks = sorted({0, len(epochs) // 4, len(epochs) // 2, len(epochs) - 1})
         return " / ".join(f"{epochs[i]:.0%}" for i in marks)
 
@@ -172,7 +174,8 @@ def ablations_table(r: dict[str, Any]) -> str:
     note = (
         f"Subject-independent {r['folds']}-fold CV on {d['subjects']} `{d['generator']}` people (population seed {d['seed']}, "
         f"intensities {d['intensities']}, scan realism on), written in the BU-3DFE layout and read by the `{d['reader']}` reader; "
-        f"chance {r['chance']:.1%}. *Curve*: mean test-fold accuracy after the first epoch, a quarter, half and all of training."
+        f"chance {r['chance']:.1%}. *Curve*: mean test-fold accuracy after the first epoch, a quarter, half and all of training "
+        "(rows measured before `cv` stopped scoring test subjects during training; – where not recorded)."
     )
     return table(["row", "accuracy", "macro-F1", "folds", "curve", "time"], rows) + "\n\n" + note
 

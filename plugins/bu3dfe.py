@@ -122,9 +122,6 @@ class BU3DFEDataset(Dataset):
             default_factory=lambda: [3, 4], min_length=1, description="expression intensities 1..4 to keep (the usual protocol: 3 and 4)"
         )
         subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. F0001, M0044); all when unset")
-        subject_count: int | None = Field(
-            None, ge=2, description="keep the first N subjects in id order (the usual protocol uses 60)"
-        )
         include_neutral: bool = Field(False, description="add the neutral scans (NE00) as class 'neutral'")
         variant: Literal["F3D", "RAW"] = Field("F3D", description="cropped faces (F3D) or raw scans (RAW)")
 
@@ -200,10 +197,6 @@ class BU3DFEDataset(Dataset):
                     f"bu3dfe: subject(s) {', '.join(missing)} not found under {str(o.root)!r}; found: {shown(sorted(subjects))}"
                 )
         chosen = set(o.subjects) if o.subjects is not None else subjects
-        if o.subject_count is not None:
-            if o.subject_count > len(chosen):
-                raise DatasetError(f"bu3dfe: subject_count {o.subject_count} is more than the {len(chosen)} subjects under {str(o.root)!r}")
-            chosen = set(sorted(chosen)[: o.subject_count])
         order = {label: i for i, label in enumerate(SIX + (NEUTRAL,))}
         keep = [
             (key, path, info)

@@ -7,7 +7,7 @@ import pytest
 
 from affectkit.errors import AffectkitError
 from affectkit.registry import create
-from affectkit.splits import subject_folds
+from affectkit.splits import split_by_subjects, subject_folds
 
 PARTS = [
     {"name": "facekit", "options": {"subjects": 2, "intensities": [4]}},
@@ -28,8 +28,9 @@ def test_a_mixture_lists_and_loads_every_parts_samples_as_that_part_does():
         (outer,) = [s for s in samples if s.key == f"{index}:{inner.key}"]
         assert outer.attributes["part"] == PARTS[index]["name"] and outer.label == inner.label
         assert np.array_equal(mixture.load(outer).vertices, part.load(inner).vertices)
-    for train, test in subject_folds(samples, 2, seed=0):
-        assert not {s.subject for s in train} & {s.subject for s in test}
+    for test in subject_folds(samples, 2, seed=0):
+        train, held_out = split_by_subjects(samples, test)
+        assert not {s.subject for s in train} & {s.subject for s in held_out}
 
 
 def test_parts_with_other_labels_are_refused_by_name():

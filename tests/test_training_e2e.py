@@ -62,6 +62,38 @@ def test_eval_and_predict_use_the_checkpoint(quick_run, tmp_path):
     assert correct >= 6, predictions  # far above chance (2 of 12)
 
 
+def test_eval_warns_when_scans_were_seen_in_training_and_not_when_they_were_not(quick_run, tmp_path):
+    """The README tour's old cross-dataset step: a BU-3DFE copy written with the training
+    seed holds the training faces, under other names and in another format."""
+    _, run_dir, _ = quick_run
+    for seed, seen in (("0", True), ("7", False)):
+        copy = tmp_path / f"BU-3DFE-{seed}"
+        run_ok("synth", "--out", str(copy), "--subjects", "4", "--intensities", "3,4", "--no-neutral", "--layout", "bu3dfe", "--seed", seed)
+        out = run_ok("eval", str(run_dir / "model"), "--data", f"bu3dfe:{copy}")
+        assert ("evaluation scans are identical to training scans (same geometry)" in out) is seen, out[-1500:]
+
+
+def test_sequences_are_predicted_at_their_apex_on_both_generators(quick_run, tmp_path):
+    """One frame per sequence (the recipe's default) is the middle one, not the neutral onset."""
+    _, run_dir, _ = quick_run
+    for generator in ("facekit", "synthetic"):
+        run_ok("synth", "--out", str(tmp_path / generator), "--dataset", generator, "--subjects", "1", "--sequences", "--seed", "99")
+        (happy,) = (tmp_path / generator / "meshes").glob("*/*_HA")
+        (line,) = [line for line in run_ok("predict", str(run_dir / "model"), str(happy), "--json", "--frames").splitlines() if line.startswith("{")]
+        record = json.loads(line)
+        assert record["label"] == "happiness", record["probabilities"]
+        assert len(record["frames"]) == 25  # the timeline still covers every frame
+
+
+def test_resume_of_a_finished_run_says_so_and_changes_nothing(quick_run):
+    tmp, run_dir, _ = quick_run
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    result = subprocess.run(command("run", "recipes/quick.yaml", "--resume", "--set", f"output.dir={tmp / 'runs'}", f"render.cache_dir={tmp / 'cache'}"),
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    assert result.returncode == 2 and f"{run_dir}, finished (12 epochs) and has nothing to resume" in result.stderr
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
 def test_damaged_checkpoint_is_a_clear_error(quick_run, tmp_path):
     import shutil
 
