@@ -181,7 +181,7 @@ def cv(recipe_file: Path, folds: int | None, repeats: int | None, folds_file: Pa
     over repeats, pooled figures), folds.json (the folds used: pass it to --folds-file to
     run the same split), pooled/ and one folder per fold with its report and model."""
     from affectkit.recipe import load_recipe
-    from affectkit.runner import cross_validate
+    from affectkit.cross_validation import cross_validate
 
     if folds_file is not None and (folds or repeats):
         raise click.UsageError("--folds-file fixes the folds and repeats; leave out --folds and --repeats")

@@ -93,6 +93,11 @@ def table(model: type[BaseModel], prefix: str) -> str:
 def recipe_reference() -> str:
     """The whole reference page as Markdown."""
     parts = [HEADER, "## Top level\n\n" + table(Recipe, "")]
-    for name, model in section_models(Recipe):
-        parts.append(f"## {name}\n\n{table(model, name + '.')}")
+
+    def add(model: type[BaseModel], prefix: str) -> None:
+        for name, section in section_models(model):
+            parts.append(f"## {name}\n\n{table(section, prefix + name + '.')}")
+            add(section, prefix + name + ".")
+
+    add(Recipe, "")
     return "\n\n".join(parts) + "\n"

@@ -1,4 +1,5 @@
-"""``affectkit run`` and ``affectkit cv``: the driver around Ray Train.
+"""``affectkit run``: the driver around Ray Train (``affectkit cv`` is
+:mod:`affectkit.cross_validation`, on the same :func:`fit`).
 
 The driver renders the data once (through the render cache), puts it in Ray's object
 store, runs a ``TorchTrainer`` with the recipe's scaling, then writes the run directory:
@@ -31,7 +32,7 @@ from typing import Any
 
 from affectkit.errors import AffectkitError
 from affectkit.recipe import Recipe, dump_recipe
-from affectkit.splits import read_folds, select_subjects, split_by_subjects, subject_folds, subject_split, write_folds
+from affectkit.splits import select_subjects, subject_split
 from affectkit.pipeline import TrainingData
 
 EXPORT_NAME = "model"
@@ -46,7 +47,7 @@ class RunResult:
     compute: dict[str, Any]
 
 
-def _new_run_dir(recipe: Recipe) -> Path:
+def new_run_dir(recipe: Recipe) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (Path(recipe.output.dir) / recipe.name / stamp).resolve()
     suffix = 1
@@ -246,7 +247,7 @@ def _root_cause(exc: BaseException) -> BaseException:
         seen = nxt
 
 
-def _chosen_checkpoint(result: Any, select: str) -> Any:
+def chosen_checkpoint(result: Any, select: str) -> Any:
     """The final epoch's checkpoint, or the one with the best validation accuracy."""
     if select == "last":
         return result.checkpoint
@@ -266,7 +267,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     dataset = build_dataset(recipe.data.dataset)
     check_model(recipe, len(dataset.labels))  # before minutes of rendering
     check_cluster(recipe)
-    run_dir = previous or _new_run_dir(recipe)
+    run_dir = previous or new_run_dir(recipe)
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     samples = select_subjects(dataset.samples(), recipe.data.subjects, recipe.seed)
     train, val = subject_split(samples, recipe.data.val_fraction, recipe.seed)
@@ -286,7 +287,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     trained = time.perf_counter()
 
     model_dir = run_dir / EXPORT_NAME
-    with _chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
+    with chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
         shutil.rmtree(model_dir, ignore_errors=True)
         shutil.copytree(directory, model_dir)
     exported = (Path(recipe.output.dir) / recipe.name / EXPORT_NAME).resolve()
@@ -334,157 +335,3 @@ def _write_tensorboard(history: list[dict[str, Any]], directory: Path) -> None:
             if isinstance(value, int | float) and key != "epoch":
                 writer.add_scalar(key, value, metrics["epoch"])
     writer.close()
-
-
-def cv_plan(recipe: Recipe, samples: list[Any], folds: int, repeats: int, fold_file: Path | None) -> list[dict[str, Any]]:
-    """Each repeat's seed and folds (test subjects): drawn from the recipe (repeat r uses
-    ``seed + r`` for its subject draw and its folds), or read from a fold file."""
-    if fold_file is not None:
-        plan = read_folds(fold_file)
-        known = {s.subject for s in samples}
-        for r, repeat in enumerate(plan):
-            missing = sorted({subject for fold in repeat["folds"] for subject in fold} - known)
-            if missing:
-                raise AffectkitError(
-                    f"{fold_file}: repeat {r + 1} names subject(s) {', '.join(missing[:10])} that the recipe's dataset does not have"
-                )
-        return plan
-    plan = []
-    for r in range(repeats):
-        seed = recipe.seed + r
-        chosen = select_subjects(samples, recipe.data.subjects, seed)
-        plan.append({"seed": seed, "folds": subject_folds(chosen, folds, seed)})
-    return plan
-
-
-def cross_validate(
-    recipe: Recipe, folds: int | None = None, repeats: int | None = None, fold_file: Path | None = None, verbose: bool = True
-) -> dict[str, Any]:
-    """Subject-independent K-fold cross-validation, repeated with new subject draws and folds
-    (or on the folds of a file). Writes per fold and pooled reports, ``folds.json`` and
-    ``cv.json`` (docs/protocols.md) and returns the latter's contents."""
-    from affectkit.checkpoint import export_weights, load_checkpoint
-    from affectkit.evaluation import evaluate, pooled_report, save_report
-    from affectkit.pipeline import build_dataset, build_render_cache, dataset_identity, render_samples, training_data
-
-    started = time.perf_counter()
-    if recipe.eval.select == "best" and not recipe.eval.cv_validation:
-        raise AffectkitError(
-            "eval.select: best picks each fold's epoch by validation accuracy, and cv never validates on test subjects; "
-            "set eval.cv_validation: true (a validation split inside each fold's training subjects) or eval.select: last"
-        )
-    dataset = build_dataset(recipe.data.dataset)
-    everything = dataset.samples()
-    plan = cv_plan(recipe, everything, folds or recipe.eval.folds, repeats or recipe.eval.repeats, fold_file)
-    check_model(recipe, len(dataset.labels))
-    check_cluster(recipe)
-    k_folds = {len(repeat["folds"]) for repeat in plan}
-    label = f"{max(k_folds)}" if len(k_folds) == 1 else "var"
-    run_dir = _new_run_dir(recipe.model_copy(update={"name": f"{recipe.name}-cv{label}"}))
-    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
-    identity = dataset_identity(recipe.data.dataset, dataset)
-    write_folds(run_dir / "folds.json", plan, identity)  # which people the subject ids name
-    if verbose:
-        subjects = {s for repeat in plan for fold in repeat["folds"] for s in fold}
-        print(f"affectkit cv: {len(plan)} repeat(s) of {label} folds over {len(subjects)} subjects; run directory {run_dir}")
-    storage = storage_for(recipe, run_dir)
-    cache = build_render_cache(recipe)
-    results, reports = [], []
-    for r, repeat in enumerate(plan):
-        seed = repeat["seed"] if repeat.get("seed") is not None else recipe.seed + r
-        for k, test in enumerate(repeat["folds"]):
-            fold_started = time.perf_counter()
-            in_plan = {s for fold in repeat["folds"] for s in fold}
-            train, test_samples = split_by_subjects([s for s in everything if s.subject in in_plan], test)
-            val: list[Any] = []
-            if recipe.eval.cv_validation:
-                train, val = subject_split(train, recipe.data.val_fraction, seed + k)
-            data = training_data(recipe, dataset, train, val, test_subjects=test)
-            name = f"{run_dir.name}-r{r + 1}-f{k + 1}"
-            result, history = fit(recipe, data, storage, name=f"{recipe.name}-cv-{name}", verbose=verbose)
-            fold_dir = run_dir / (f"repeat-{r + 1}/" if len(plan) > 1 else "") / f"fold-{k + 1}"
-            with _chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
-                export_weights(Path(directory), fold_dir / EXPORT_NAME)
-            if "://" not in storage:
-                shutil.rmtree(Path(storage) / f"{recipe.name}-cv-{name}", ignore_errors=True)  # its exported copy is kept
-            model, meta = load_checkpoint(fold_dir / EXPORT_NAME)
-            report = evaluate(model, render_samples(recipe, dataset, test_samples, cache, labels=meta.labels), meta.labels, meta.class_prompts)
-            save_report(report, fold_dir, f"{recipe.name}: repeat {r + 1}, fold {k + 1}")
-            reports.append(report)
-            entry = {
-                "repeat": r + 1,
-                "fold": k + 1,
-                "seed": seed,
-                "test_subjects": sorted(test),
-                "validation_subjects": sorted({s.subject for s in val}),
-                "train_subjects": len({s.subject for s in train}),
-                "test_samples": report.samples,
-                "accuracy": report.accuracy,
-                "macro_f1": report.macro_f1,
-                "uar": report.uar,
-                "exported_epoch": meta.epoch + 1,
-                "report": str(fold_dir.relative_to(run_dir) / "report.json"),
-                "wall_seconds": time.perf_counter() - fold_started,
-                "peak_rss_mb_worker": max((m["peak_rss_mb"] for m in history), default=0.0),
-            }
-            if recipe.eval.cv_validation:
-                entry["val_accuracy_by_epoch"] = [round(h["val_accuracy"], 4) for h in history]
-            results.append(entry)
-            if verbose:
-                print(f"repeat {r + 1} fold {k + 1}/{len(repeat['folds'])}: accuracy {report.accuracy:.4f} macro-F1 {report.macro_f1:.4f} UAR {report.uar:.4f}")
-    pooled = pooled_report(reports)
-    save_report(pooled, run_dir / "pooled", f"{recipe.name}: all test folds pooled")
-    summary = cv_summary(results, pooled, len(plan))
-    summary.update(
-        run_dir=str(run_dir),
-        dataset=identity,
-        folds_file=str(run_dir / "folds.json"),
-        compute={
-            "wall_seconds": time.perf_counter() - started,
-            "fold_seconds_mean": statistics.mean(r["wall_seconds"] for r in results),
-            "peak_rss_mb_worker": max(r["peak_rss_mb_worker"] for r in results),
-            "peak_rss_mb_driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "num_workers": recipe.scaling.num_workers,
-        },
-    )
-    (run_dir / "cv.json").write_text(json.dumps(summary, indent=1))
-    if verbose:
-        print(format_cv(summary))
-    return summary
-
-
-def cv_summary(results: list[dict[str, Any]], pooled: Any, repeats: int) -> dict[str, Any]:
-    """Mean and spread over folds and over repeats (each repeat's mean), and the pooled figures."""
-    metrics: dict[str, Any] = {}
-    for key in ("accuracy", "macro_f1", "uar"):
-        values = [r[key] for r in results]
-        means = [statistics.mean(r[key] for r in results if r["repeat"] == i + 1) for i in range(repeats)]
-        metrics[key] = {
-            "mean": statistics.mean(values),
-            "std_over_folds": statistics.pstdev(values),
-            "std_over_repeats": statistics.pstdev(means) if repeats > 1 else None,
-            "repeat_means": means,
-            "pooled": getattr(pooled, key),
-        }
-    return {
-        "folds": results,
-        "repeats": repeats,
-        "metrics": metrics,
-        "accuracy_mean": metrics["accuracy"]["mean"],
-        "accuracy_std": metrics["accuracy"]["std_over_folds"],
-        "macro_f1_mean": metrics["macro_f1"]["mean"],
-        "macro_f1_std": metrics["macro_f1"]["std_over_folds"],
-        "pooled_report": "pooled/report.json",
-    }
-
-
-def format_cv(summary: dict[str, Any]) -> str:
-    """The console lines of a finished cross-validation."""
-    folds = len(summary["folds"])
-    lines = [f"{folds} folds ({summary['repeats']} repeat(s)), subject-independent:"]
-    for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("uar", "UAR")):
-        m = summary["metrics"][key]
-        over = f", ± {m['std_over_repeats']:.4f} over repeats" if m["std_over_repeats"] is not None else ""
-        lines.append(f"  {name:<9} {m['mean']:.4f} ± {m['std_over_folds']:.4f} over folds{over}; pooled {m['pooled']:.4f}")
-    lines.append(f"reports: {summary['run_dir']} (cv.json, folds.json, pooled/, fold-*/)")
-    return "\n".join(lines)

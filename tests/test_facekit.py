@@ -4,7 +4,6 @@ geometry, determinism, every scan-realism option, 4D, and writing it to disk."""
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ import pytest
 
 from affectkit.errors import DatasetError
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.registry import create, face_generators, registry
+from affectkit.registry import create, face_generators
 from affectkit_plugins.facekit import LANDMARKS, FaceKitDataset
 from affectkit_plugins.facekit import model as face_model
 from tests.cli_runs import command, run_ok
