@@ -8,10 +8,13 @@ Every hook is a ``register_*`` hook in the style of simonw/llm: the host passes 
         register("my-encoder", MyEncoder)
 
 A component is a class with a nested pydantic ``Options`` model (``extra="forbid"``), an
-``__init__(self, options)`` taking an instance of it, and a docstring whose first line
-describes it. The base classes in :mod:`affectkit.interfaces` say what each kind must do.
+``__init__(self, options)`` taking an instance of it (image encoders:
+``__init__(self, options, in_channels)``), and a docstring whose first line describes it.
+Encoders set ``out_dim``, their embedding size, in ``__init__``; building one that does not
+is an error. The base classes in :mod:`affectkit.interfaces` say what each kind must do.
 Built-in plugins (``affectkit_plugins``) and third-party packages (entry-point group
-``affectkit``) register through exactly these hooks.
+``affectkit``) register through exactly these hooks; a plugin that implements any other
+``register_*`` function (a misspelt hook) is refused when plugins load.
 """
 
 from __future__ import annotations

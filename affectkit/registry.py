@@ -8,6 +8,7 @@ only, an empty string loads none (what the test suite uses to stay hermetic).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 from collections.abc import Mapping
@@ -52,6 +53,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "affectkit_plugins.text_encoders",
     "affectkit_plugins.losses",
 )
+
+#: kinds whose components must say their embedding size (``out_dim``) once built
+ENCODER_KINDS = ("image_encoder", "text_encoder")
 
 #: kind -> (hook name, base class every implementation must subclass)
 KINDS: dict[str, tuple[str, type]] = {
@@ -100,7 +104,24 @@ def plugin_manager() -> pluggy.PluginManager:
             raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
         pm.register(plugin, name=ep.name)
         _PACKAGE_OF_PLUGIN[ep.name] = ep.dist.name if ep.dist else ep.name
+    check_hooks(pm)
     return pm
+
+
+def check_hooks(pm: pluggy.PluginManager) -> None:
+    """Refuse a plugin that implements a hook affectkit does not have (a misspelt
+    ``register_image_encoder`` would otherwise load and silently contribute nothing)."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        hooks = [name for name in dir(hookspecs) if name.startswith("register_")]
+        unknown = [name for name in dir(exc.plugin) if name.startswith("register_") and name not in hooks]
+        close = difflib.get_close_matches(unknown[0], hooks, n=1) if unknown else []
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise PluginError(
+            f"plugin {_origin(pm, exc.plugin)!r} implements {', '.join(unknown) or 'a hook'}, which is not an affectkit hook{hint} "
+            f"(hooks: {', '.join(hooks)})"
+        ) from None
 
 
 #: entry-point name -> the distribution (package) that provides it
@@ -171,7 +192,12 @@ class Registry:
     def create(self, kind: str, name: str, options: Mapping[str, Any] | None = None, *, where: str = "", **kwargs: Any) -> Any:
         """Build a component by name; ``kwargs`` are passed to its constructor."""
         validated = self.options(kind, name, options, where)
-        return self.get(kind, name).cls(validated, **kwargs)
+        info = self.get(kind, name)
+        component = info.cls(validated, **kwargs)
+        out_dim = getattr(component, "out_dim", None) if kind in ENCODER_KINDS else 1
+        if not (isinstance(out_dim, int) and out_dim > 0):
+            raise PluginError(f"{info.origin} {kind} {name!r} set out_dim to {out_dim!r}; an encoder must set it to its embedding size (a positive int)")
+        return component
 
     def _kind(self, kind: str) -> dict[str, ComponentInfo]:
         if kind not in self._components:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import pluggy
 import pytest
 from pydantic import Field
 
-from affectkit import hookimpl
+from affectkit import hookimpl, hookspecs
 from affectkit.errors import PluginError
 from affectkit.interfaces import Loss, Options
 from affectkit.registry import BUILTIN, KINDS, Registry, plugin_manager, registry
@@ -111,7 +112,7 @@ def test_every_hook_is_a_register_hook_with_a_kind():
 
 
 ENTRY_POINT_PLUGIN = """
-from affectkit import hookimpl
+from affectkit import hookimpl, hookspecs
 from affectkit.interfaces import PromptAugmenter
 
 
@@ -149,3 +150,49 @@ def test_entry_point_plugins_load_and_the_allow_list_restricts_them(tmp_path):
     assert "shouting" in plugins("shouting")
     assert "shouting" not in plugins("")
     assert "shouting" not in plugins("someone-else")
+
+
+MISSPELT_PLUGIN = """
+from affectkit import hookimpl, hookspecs
+from affectkit.interfaces import ImageEncoder
+
+
+class Lost(ImageEncoder):
+    \"\"\"Never registered: the hook's name is wrong.\"\"\"
+
+
+@hookimpl
+def register_image_encoder(register):
+    register("lost", Lost)
+"""
+
+
+def test_a_misspelt_hook_fails_loudly_naming_the_plugin_and_the_hook(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    plugin_distribution(tmp_path, "affectkit-lost", "lost_plugin", MISSPELT_PLUGIN)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "AFFECTKIT_PLUGINS": "lost"}
+    result = subprocess.run([sys.executable, "-m", "affectkit", "plugins"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "plugin 'affectkit-lost' implements register_image_encoder, which is not an affectkit hook; did you mean register_image_encoders?" in result.stderr
+
+
+def test_an_encoder_that_does_not_say_its_embedding_size_is_refused_when_built():
+    from affectkit.interfaces import TextEncoder
+
+    class Silent(TextEncoder):
+        """Forgets out_dim."""
+
+    pm = pluggy.PluginManager("affectkit")
+    pm.add_hookspecs(hookspecs)
+
+    class Plugin:
+        @hookimpl
+        def register_text_encoders(self, register):
+            register("silent", Silent)
+
+    pm.register(Plugin(), name="silent-package")
+    with pytest.raises(PluginError, match=r"silent-package text_encoder 'silent' set out_dim to None; an encoder must set it"):
+        Registry(pm).create("text_encoder", "silent")
