@@ -23,7 +23,7 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from affectkit.checkpoint import (
     CheckpointMeta,
@@ -38,6 +38,7 @@ from affectkit.errors import AffectkitError
 from affectkit.interfaces import LossInputs
 from affectkit.metrics import accuracy, confusion_matrix, macro_f1
 from affectkit.model import AffectVLM, build_model
+from affectkit.objective import Objective
 from affectkit.pipeline import TrainingData
 from affectkit.prompting import draw
 from affectkit.recipe import Recipe
@@ -52,25 +53,6 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-class Objective(nn.Module):
-    """The recipe's weighted sum of loss terms (losses may own parameters)."""
-
-    def __init__(self, recipe: Recipe) -> None:
-        super().__init__()
-        reg = registry()
-        self.terms = nn.ModuleList(reg.create("loss", t.name, t.options) for t in recipe.loss.terms)
-        self.names = [t.name for t in recipe.loss.terms]
-        self.weights = [t.weight for t in recipe.loss.terms]
-
-    def diagnostics(self) -> dict[str, float]:
-        return {f"{name}.{key}": value for name, term in zip(self.names, self.terms, strict=True) for key, value in term.diagnostics().items()}
-
-    def forward(self, inputs: LossInputs) -> tuple[Tensor, dict[str, float]]:
-        parts = {name: term(inputs) for name, term in zip(self.names, self.terms, strict=True)}
-        total = sum(w * v for w, v in zip(self.weights, parts.values(), strict=True))
-        return total, {f"loss_{k}": v.item() for k, v in parts.items()}
 
 
 COLUMNS = (
@@ -152,7 +134,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     num_views, in_channels = data.train.views.shape[2], data.train.views.shape[3]
     model = build_model(recipe, num_views, in_channels, len(data.labels))
-    objective = Objective(recipe).to(device)
+    objective = Objective(recipe.loss.terms).to(device)
     augmentations = [registry().create("view_augmentation", a.name, a.options) for a in recipe.train.augmentations]
     params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)

@@ -3,10 +3,10 @@
 Every loss reads one :class:`~affectkit.interfaces.LossInputs` (L2-normalised embeddings,
 labels and the model's exponentiated ``logit_scale``) and returns a scalar.
 
-The mathematics of each loss lives in a module-level function that takes plain tensors, and
-each module's ``forward`` only collects its tensors through :func:`gather` first, which in
-multi-process training all-gathers every worker's batch with gradient (open_clip's
-``gather_features``), so the loss functions run unchanged on the whole batch.
+The mathematics of each loss lives in a module-level function that takes plain tensors;
+each module's ``forward`` picks its tensors from the inputs. In multi-process training the
+core objective (:mod:`affectkit.objective`) has already gathered every worker's batch, so
+the losses run unchanged on the whole batch.
 
 ``cross_entropy`` is the plain classifier objective, the baseline every other loss is
 measured against. Only ``affectvlm``, ``supcon`` and ``cross_entropy`` know about labels by default: ``clip`` and ``siglip``
@@ -20,8 +20,6 @@ import math
 from typing import Literal
 
 import torch
-import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
@@ -36,7 +34,6 @@ __all__ = [
     "SigLipLoss",
     "SupConLoss",
     "CrossEntropyLoss",
-    "gather",
     "masked_mean",
     "soft_target_contrastive",
     "multiview_contrastive",
@@ -51,32 +48,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------
 # Shared pieces
 # ---------------------------------------------------------------------------------------
-
-
-def gather(inputs: LossInputs) -> LossInputs:
-    """The batch every loss computes on: every worker's samples, in rank order.
-
-    Single process: ``inputs`` unchanged. With several processes (``torch.distributed``
-    initialised, equal batch sizes per rank, as ``drop_last`` gives), every embedding is
-    all-gathered through ``torch.distributed.nn``, whose backward sums each rank's gradient
-    into the slice that rank owns (open_clip's ``gather_features`` with
-    ``gather_with_grad``). Every rank then computes the same full-batch loss, and after
-    DistributedDataParallel averages the model's gradients they equal those of one process
-    on the whole batch; parameters a loss owns (a margin, a bias) get the same full-batch
-    gradient on every rank, so they stay in step without being wrapped.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return inputs
-    labels = [torch.empty_like(inputs.labels) for _ in range(dist.get_world_size())]
-    dist.all_gather(labels, inputs.labels.contiguous())
-    return LossInputs(
-        view_embeddings=torch.cat(dist_nn.all_gather(inputs.view_embeddings.contiguous())),
-        joint=torch.cat(dist_nn.all_gather(inputs.joint.contiguous())),
-        text=torch.cat(dist_nn.all_gather(inputs.text.contiguous())),
-        labels=torch.cat(labels),
-        logit_scale=inputs.logit_scale,
-        classes=inputs.classes,
-    )
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -245,7 +216,6 @@ class AffectVLMLoss(Loss):
 
     def terms(self, inputs: LossInputs) -> dict[str, Tensor]:
         """The unweighted terms ``contrastive``, ``triplet``, ``alignment`` and ``margin``."""
-        inputs = gather(inputs)
         batch, views, dim = inputs.view_embeddings.shape
         embeddings = inputs.view_embeddings.reshape(batch * views, dim)
         labels = inputs.labels.repeat_interleave(views)
@@ -295,7 +265,6 @@ class ClipLoss(Loss):
         pass
 
     def forward(self, inputs: LossInputs) -> Tensor:
-        inputs = gather(inputs)
         return clip_loss(inputs.joint, inputs.text, inputs.logit_scale)
 
 
@@ -343,7 +312,6 @@ class SigLipLoss(Loss):
             self.register_buffer("logit_bias", bias)
 
     def forward(self, inputs: LossInputs) -> Tensor:
-        inputs = gather(inputs)
         labels = inputs.labels if self.options.label_aware else None
         return siglip_loss(inputs.joint, inputs.text, inputs.logit_scale, self.logit_bias, labels)
 
@@ -390,7 +358,6 @@ class SupConLoss(Loss):
     options: Options
 
     def forward(self, inputs: LossInputs) -> Tensor:
-        inputs = gather(inputs)
         features = [inputs.joint, inputs.text]
         labels = [inputs.labels, inputs.labels]
         if self.options.include_views:
@@ -424,7 +391,6 @@ class CrossEntropyLoss(Loss):
     def forward(self, inputs: LossInputs) -> Tensor:
         if inputs.classes is None:
             raise ValueError("the cross_entropy loss needs the model's class embeddings (LossInputs.classes)")
-        inputs = gather(inputs)
         logits = inputs.logit_scale * inputs.joint @ inputs.classes.T
         return F.cross_entropy(logits, inputs.labels, label_smoothing=self.options.label_smoothing)
 

@@ -1,5 +1,7 @@
 """Distributed contrastive learning: 2 processes with batch B give the loss and gradients
-of 1 process with batch 2B, for every registered loss (gloo on loopback, no Ray)."""
+of 1 process with batch 2B, for every registered loss and for a third-party loss that does
+nothing about distribution itself: the core objective gathers the batch (gloo on loopback,
+no Ray)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,36 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from affectkit.interfaces import LossInputs
-from affectkit.registry import registry
+from affectkit import hookimpl
+from affectkit.interfaces import Loss, LossInputs
+from affectkit.objective import Objective
+from affectkit.recipe import LossTerm
+from affectkit.registry import plugin_manager, registry
 from cli_runs import free_port
 
-LOSSES = registry().names("loss")
+THIRD_PARTY = "third-party-spread"
+LOSSES = [*registry().names("loss"), THIRD_PARTY]
+
+
+class Spread(Loss):
+    """A third-party loss written for one process: the spread of the joint embeddings
+    around their batch mean (which depends on every sample of the batch) less their
+    agreement with the prompts, plus the batch size (to see which batch it got)."""
+
+    def forward(self, inputs: LossInputs) -> torch.Tensor:
+        spread = (inputs.joint - inputs.joint.mean(0)).pow(2).sum(-1).mean()
+        return spread - (inputs.joint * inputs.text).sum(-1).mean() + inputs.labels.numel()
+
+
+class SpreadPlugin:
+    @hookimpl
+    def register_losses(self, register):
+        register(THIRD_PARTY, Spread)
+
+
+def register_third_party() -> None:
+    if not plugin_manager().has_plugin("affectkit-spread"):
+        plugin_manager().register(SpreadPlugin(), name="affectkit-spread")
 WORLD, B, V, D, IN = 2, 6, 3, 8, 5
 
 
@@ -38,12 +65,13 @@ def step(name: str, views: torch.Tensor, prompts: torch.Tensor, labels: torch.Te
     torch.manual_seed(1)
     image_proj = torch.nn.Linear(IN, D)
     text_proj = torch.nn.Linear(IN, D)
-    loss_fn = registry().create("loss", name)
+    register_third_party()
+    loss_fn = Objective([LossTerm(name=name)])
     view_embeddings = F.normalize(image_proj(views), dim=-1)
     joint = F.normalize(view_embeddings.mean(1), dim=-1)
     text = F.normalize(text_proj(prompts), dim=-1)
     classes = F.normalize(text_proj(class_features()), dim=-1)
-    loss = loss_fn(LossInputs(view_embeddings, joint, text, labels, torch.tensor(10.0), classes))
+    loss, _ = loss_fn(LossInputs(view_embeddings, joint, text, labels, torch.tensor(10.0), classes))
     loss.backward()
     model_grads = [p.grad for p in (*image_proj.parameters(), *text_proj.parameters())]
     if dist.is_initialized():  # what DistributedDataParallel does to the model's gradients
@@ -84,3 +112,5 @@ def test_two_workers_equal_one_worker_with_the_whole_batch(name, distributed_res
         assert len(grads) == len(single_grads)
         for got, expected in zip(grads, single_grads, strict=True):
             assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
+    if name == THIRD_PARTY:  # it saw all 2B samples on each worker, without calling anything
+        assert round(single_loss) == round(distributed_results[name][0][0]) and abs(single_loss - WORLD * B) < 2
