@@ -38,13 +38,17 @@ def main() -> None:
 @main.command()
 def plugins() -> None:
     """List every registered component by kind, with its origin and description."""
-    from affectkit.registry import KINDS, registry
+    from affectkit.registry import KINDS, STANDARD_MESH_SUFFIXES, registry
 
     reg = registry()
     for kind in KINDS:
         click.echo(f"{kind}:")
         for info in (i for i in reg.all() if i.kind == kind):
             click.echo(f"  {info.name:<14} [{info.origin}]  {info.description}")
+    click.echo("mesh_format:")
+    click.echo(f"  {' '.join(STANDARD_MESH_SUFFIXES)} [built-in]  read by trimesh")
+    for suffix, found in reg.mesh_formats().items():
+        click.echo(f"  {suffix:<14} [{found.origin}]  {'read and written' if found.writer else 'read'}")
 
 
 @main.group()
@@ -92,7 +96,7 @@ def recipe_show(file: Path, sets: tuple[str, ...], extra: tuple[str, ...]) -> No
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Path) -> None:
     """Render a mesh to one PNG per view and map."""
-    from affectkit.mesh import load_mesh
+    from affectkit.mesh_formats import load_mesh
     from affectkit.registry import create
     from affectkit.view_images import write_view_pngs
     from affectkit.views import parse_views

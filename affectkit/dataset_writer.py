@@ -47,7 +47,6 @@ from affectkit.facs import CODES, NEUTRAL
 from affectkit.face_generator import FaceGenerator
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence, save_mesh
-from affectkit.vrml import write_bnd, write_wrl
 
 BASE_COLUMNS = ("path", "label", "subject", "frame")
 Layout = Literal["affectkit", "bu3dfe", "bu4dfe"]
@@ -159,15 +158,15 @@ def bu3dfe_name(sample: Sample) -> str:
     return f"{bu_subject(sample, 4)}_{code}{level:02d}{ETHNICITY_CODES[(number - 1) % len(ETHNICITY_CODES)]}_F3D"
 
 
-def _nearest_vertices(mesh: Mesh) -> np.ndarray:
-    d = ((mesh.landmarks[:, None, :] - mesh.vertices[None, :, :]) ** 2).sum(-1)
-    return d.argmin(axis=1)
+def _write_scan(mesh: Mesh, path: Path, title: str) -> None:
+    """Write a scan in the format of ``path``'s suffix, through the plugin that registered it."""
+    from affectkit.mesh_formats import mesh_format
 
-
-def _write_scan(mesh: Mesh, wrl: Path, title: str) -> None:
-    write_wrl(mesh, wrl, title=title)
-    if mesh.landmarks is not None:
-        write_bnd(mesh.landmarks, wrl.with_suffix(".bnd"), _nearest_vertices(mesh))
+    writer = mesh_format(path.suffix).writer
+    if writer is None:
+        raise DatasetError(f"the mesh format {path.suffix!r} has no writer")
+    mesh.metadata["title"] = title
+    writer(mesh, path)
 
 
 def _check_numbering(dataset: FaceGenerator, name: str, digits: int, layout: str) -> None:

@@ -19,23 +19,43 @@ Built-in plugins (``affectkit_plugins``) and third-party packages (entry-point g
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:
+    from affectkit.mesh import Mesh
 
 hookspec = pluggy.HookspecMarker("affectkit")
 hookimpl = pluggy.HookimplMarker("affectkit")
 
 
 class Register(Protocol):
-    """The callable handed to every ``register_*`` hook."""
+    """The callable handed to every component hook (all but ``register_mesh_formats``)."""
 
     def __call__(self, name: str, component: type) -> None: ...
 
 
+class RegisterMeshFormat(Protocol):
+    """The callable handed to ``register_mesh_formats``: a file suffix (``".wrl"``), its
+    reader, and its writer where the plugin has one."""
+
+    def __call__(self, suffix: str, reader: Callable[[Path], Mesh], writer: Callable[[Mesh, Path], Path] | None = None) -> None: ...
+
+
 # ---------------------------------------------------------------------------------------
-# Geometry to pixels
+# Files and geometry to pixels
 # ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_mesh_formats(register: RegisterMeshFormat) -> None:
+    """Register mesh file formats beyond the standard ones (OBJ, PLY, OFF, STL, glTF/GLB,
+    read by trimesh): a suffix, a reader ``path -> Mesh`` raising
+    :class:`affectkit.errors.MeshError` for a bad file, and optionally a writer
+    ``(mesh, path) -> path``. :func:`affectkit.mesh_formats.load_mesh` reads them."""
 
 
 @hookspec

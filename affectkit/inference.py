@@ -17,7 +17,8 @@ import torch
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
 from affectkit.errors import AffectkitError, MeshError
 from affectkit.interfaces import RenderedViews
-from affectkit.mesh import Mesh, MeshSequence, load_mesh, mesh_suffixes
+from affectkit.mesh import Mesh, MeshSequence
+from affectkit.mesh_formats import load_mesh, mesh_suffixes
 from affectkit.model import AffectVLM
 from affectkit.render_cache import RenderCache
 from affectkit.views import parse_views

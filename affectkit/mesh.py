@@ -1,13 +1,13 @@
-"""One mesh type for 3D scans and one sequence type for 4D scans, with their file I/O.
+"""One mesh type for 3D scans and one sequence type for 4D scans, and the standard file
+formats (OBJ, PLY, OFF, STL, glTF/GLB) through trimesh.
 
-Standard formats (OBJ, PLY, OFF, STL, glTF/GLB) go through trimesh. Dataset-specific
-formats (BU-3DFE's VRML, Bosphorus' BNT) add a reader to :data:`MESH_READERS`.
+Reading any file, plugins' formats included (BU-3DFE's VRML, Bosphorus' BNT), is
+:func:`affectkit.mesh_formats.load_mesh`; this module loads no plugin.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,8 @@ class MeshSequence:
         return len(self.frames)
 
 
-def _read_with_trimesh(path: Path) -> Mesh:
+def read_standard_mesh(path: Path) -> Mesh:
+    """Read an OBJ, PLY, OFF, STL or glTF/GLB file through trimesh."""
     import trimesh
 
     # trimesh scales colours before clipping them to 0..255, so a huge colour overflows on
@@ -128,33 +129,6 @@ def _read_with_trimesh(path: Path) -> Mesh:
         texture=texture,
         source=str(path),
     )
-
-
-MeshReader = Callable[[Path], Mesh]
-MESH_READERS: dict[str, MeshReader] = {
-    suffix: _read_with_trimesh for suffix in (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
-}
-
-
-def mesh_suffixes() -> list[str]:
-    """Every readable mesh format, plugins' formats (.wrl, .bnt) included."""
-    from affectkit.registry import plugin_manager
-
-    plugin_manager()  # dataset plugins add their formats when they load
-    return sorted(MESH_READERS)
-
-
-def load_mesh(path: str | Path) -> Mesh:
-    """Read a mesh file; polygons are triangulated, bad files raise :class:`MeshError`."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in MESH_READERS:
-        allowed = mesh_suffixes()  # loads the plugins only when a format is not built in
-        if suffix not in allowed:
-            raise MeshError(f"{path}: unsupported mesh format {path.suffix!r}; allowed: {', '.join(allowed)}")
-    if not path.is_file():
-        raise MeshError(f"{path}: no such file")
-    return MESH_READERS[suffix](path)
 
 
 def save_mesh(mesh: Mesh, path: str | Path) -> Path:

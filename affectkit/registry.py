@@ -11,10 +11,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -37,6 +38,8 @@ ALLOW_LIST_VARIABLE = "AFFECTKIT_PLUGINS"
 BUILTIN = "built-in"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
+    "affectkit_plugins.vrml",
+    "affectkit_plugins.bnt",
     "affectkit_plugins.renderer_torch",
     "affectkit_plugins.renderer_kaolin",
     "affectkit_plugins.synthetic",
@@ -67,6 +70,21 @@ KINDS: dict[str, tuple[str, type]] = {
     "text_encoder": ("register_text_encoders", TextEncoder),
     "loss": ("register_losses", Loss),
 }
+
+
+#: read by trimesh, without any plugin (:func:`affectkit.mesh.read_standard_mesh`)
+STANDARD_MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
+MESH_FORMAT_HOOK = "register_mesh_formats"
+
+
+@dataclass(frozen=True)
+class MeshFormat:
+    """A mesh file format a plugin registered: its suffix, reader, writer (or ``None``)."""
+
+    suffix: str
+    reader: Callable[[Path], Any]
+    writer: Callable[[Any, Path], Path] | None
+    origin: str
 
 
 @dataclass(frozen=True)
@@ -148,6 +166,29 @@ class Registry:
                     self._add(_kind, _base, name, component, _origin)
 
                 impl.function(register=register)
+        self._formats: dict[str, MeshFormat] = {}
+        for impl in getattr(pm.hook, MESH_FORMAT_HOOK).get_hookimpls():
+            origin = _origin(pm, impl.plugin)
+
+            def register_format(suffix: str, reader: Callable, writer: Callable | None = None, *, _origin: str = origin) -> None:
+                self._add_format(MeshFormat(suffix, reader, writer, _origin))
+
+            impl.function(register=register_format)
+
+    def _add_format(self, found: MeshFormat) -> None:
+        if not (isinstance(found.suffix, str) and found.suffix.startswith(".") and found.suffix == found.suffix.lower() and len(found.suffix) > 1):
+            raise PluginError(f"{found.origin} registered the mesh format {found.suffix!r}: a suffix is a lower-case string like '.wrl'")
+        if not callable(found.reader) or not (found.writer is None or callable(found.writer)):
+            raise PluginError(f"{found.origin} registered the mesh format {found.suffix!r} with a reader or writer that is not callable")
+        existing = self._formats.get(found.suffix)
+        if found.suffix in STANDARD_MESH_SUFFIXES or existing is not None:
+            by = "trimesh (built in)" if existing is None else existing.origin
+            raise PluginError(f"mesh format {found.suffix!r} is registered twice: by {by} and by {found.origin}")
+        self._formats[found.suffix] = found
+
+    def mesh_formats(self) -> dict[str, MeshFormat]:
+        """The mesh formats plugins registered, by suffix (the standard ones are not here)."""
+        return dict(sorted(self._formats.items()))
 
     def _add(self, kind: str, base: type, name: str, component: type, origin: str) -> None:
         if not (isinstance(component, type) and issubclass(component, base)):

@@ -18,7 +18,8 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, ConfigDict, Field
 
 from affectkit.errors import AffectkitError, MeshError
-from affectkit.mesh import Mesh, MeshSequence, load_mesh, mesh_suffixes
+from affectkit.mesh import Mesh, MeshSequence
+from affectkit.mesh_formats import load_mesh, mesh_suffixes
 
 MB = 1024 * 1024
 _HEADER_BYTES = 64 * 1024

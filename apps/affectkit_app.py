@@ -19,7 +19,8 @@ from affectkit.app import AppConfig, default_train_recipe, find_checkpoint, form
 from affectkit.errors import AffectkitError
 from affectkit.facs import LABELS, NEUTRAL
 from affectkit.inference import ClassPrompts, Prediction, Predictor
-from affectkit.mesh import Mesh, MeshSequence, mesh_suffixes
+from affectkit.mesh import Mesh, MeshSequence
+from affectkit.mesh_formats import mesh_suffixes
 from affectkit.registry import face_generators
 from affectkit.uploads import read_upload
 from affectkit.view_images import display_map

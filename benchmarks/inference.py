@@ -27,7 +27,7 @@ from affectkit.mesh import save_mesh
 from affectkit.model import build_model
 from affectkit.recipe import load_recipe
 from affectkit.uploads import UploadLimits, read_upload
-from affectkit.vrml import write_wrl
+from affectkit_plugins.vrml import write_wrl
 from affectkit_plugins.synthetic import SyntheticDataset
 
 STAGES = ("read", "render", "encode", "classify")

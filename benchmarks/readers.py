@@ -23,7 +23,7 @@ import numpy as np
 import trimesh
 
 from affectkit.mesh import Mesh
-from affectkit.vrml import format_wrl, read_wrl, write_wrl
+from affectkit_plugins.vrml import format_wrl, read_wrl, write_wrl
 from affectkit_plugins.synthetic import SyntheticDataset
 
 

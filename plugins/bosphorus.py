@@ -1,8 +1,5 @@
-"""The ``bosphorus`` dataset: Bosphorus 3D face scans (``.bnt`` range images).
-
-Importing this module registers the ``.bnt`` reader in :data:`affectkit.mesh.MESH_READERS`,
-so :func:`affectkit.mesh.load_mesh` reads Bosphorus scans once the plugins are loaded.
-"""
+"""The ``bosphorus`` dataset: Bosphorus 3D face scans (``.bnt`` range images, read by
+the ``bnt`` plugin, which also registers the ``.bnt`` mesh format)."""
 
 from __future__ import annotations
 
@@ -14,13 +11,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.bnt import read_bnt, read_lm3
+from affectkit_plugins.bnt import read_bnt, read_lm3
 from affectkit.disk_datasets import ResolvedPath, found_twice, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
-from affectkit.mesh import MESH_READERS, Mesh
-
-MESH_READERS.setdefault(".bnt", read_bnt)
+from affectkit.mesh import Mesh
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 NEUTRAL = "neutral"

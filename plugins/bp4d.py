@@ -24,7 +24,8 @@ from affectkit import hookimpl
 from affectkit.disk_datasets import ResolvedPath, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
-from affectkit.mesh import Mesh, MeshSequence, load_mesh
+from affectkit.mesh import Mesh, MeshSequence
+from affectkit.mesh_formats import load_mesh
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 

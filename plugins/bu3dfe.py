@@ -1,8 +1,5 @@
-"""The ``bu3dfe`` dataset: BU-3DFE static 3D expression scans (VRML ``.wrl``).
-
-Importing this module registers the VRML reader in :data:`affectkit.mesh.MESH_READERS`,
-so :func:`affectkit.mesh.load_mesh` reads ``.wrl`` files once the plugins are loaded.
-"""
+"""The ``bu3dfe`` dataset: BU-3DFE static 3D expression scans (VRML ``.wrl``, read by
+the ``vrml`` plugin, which also registers the ``.wrl`` mesh format)."""
 
 from __future__ import annotations
 
@@ -20,10 +17,8 @@ from affectkit.dataset_writer import placeholder_attributes
 from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
-from affectkit.mesh import MESH_READERS, Mesh
-from affectkit.vrml import read_bnd, read_wrl
-
-MESH_READERS.setdefault(".wrl", read_wrl)
+from affectkit.mesh import Mesh
+from affectkit_plugins.vrml import read_bnd, read_wrl
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 NEUTRAL = "neutral"

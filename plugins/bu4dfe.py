@@ -1,7 +1,5 @@
-"""The ``bu4dfe`` dataset: BU-4DFE 3D video sequences, one VRML ``.wrl`` file per frame.
-
-Importing this module registers the VRML reader in :data:`affectkit.mesh.MESH_READERS`.
-"""
+"""The ``bu4dfe`` dataset: BU-4DFE 3D video sequences, one VRML ``.wrl`` file per frame
+(read by the ``vrml`` plugin)."""
 
 from __future__ import annotations
 
@@ -16,12 +14,10 @@ from affectkit.dataset_writer import placeholder_attributes
 from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
-from affectkit.mesh import MESH_READERS, Mesh, MeshSequence
+from affectkit.mesh import Mesh, MeshSequence
 from affectkit.viewset import sample_frames
-from affectkit.vrml import read_bnd, read_wrl
+from affectkit_plugins.vrml import read_bnd, read_wrl
 from affectkit_plugins.bu3dfe import EXPRESSIONS, SIX, subject_id, subject_ids, walk_files
-
-MESH_READERS.setdefault(".wrl", read_wrl)
 
 #: Expression folder names (lower case) -> canonical labels: BU-4DFE's words, BU-3DFE's
 #: two-letter codes and the canonical labels themselves.

@@ -26,7 +26,8 @@ from affectkit import hookimpl
 from affectkit.disk_datasets import ResolvedPath
 from affectkit.errors import DatasetError, MeshError
 from affectkit.interfaces import Dataset, Options, Sample
-from affectkit.mesh import Mesh, MeshSequence, load_mesh
+from affectkit.mesh import Mesh, MeshSequence
+from affectkit.mesh_formats import load_mesh
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 NEUTRAL = "neutral"

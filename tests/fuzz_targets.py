@@ -24,11 +24,12 @@ import trimesh
 from hypothesis import strategies as st
 
 import dataset_files
-from affectkit.bnt import read_bnt, read_lm3
+from affectkit_plugins.bnt import read_bnt, read_lm3
 from affectkit.errors import AffectkitError
-from affectkit.mesh import Mesh, load_mesh
+from affectkit.mesh import Mesh
+from affectkit.mesh_formats import load_mesh
 from affectkit.recipe import load_recipe
-from affectkit.vrml import read_bnd, read_wrl, write_wrl
+from affectkit_plugins.vrml import read_bnd, read_wrl, write_wrl
 from affectkit_plugins.folder import FolderDataset
 
 #: No input of these few-kilobyte files may make a reader allocate more than this.

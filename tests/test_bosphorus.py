@@ -10,9 +10,10 @@ import pytest
 from dataset_files import bosphorus_tree, grid_planes, sphere_cap, write_bnt, write_lm3
 from PIL import Image
 
-from affectkit.bnt import read_bnt, read_bnt_grid, read_lm3
+from affectkit_plugins.bnt import read_bnt, read_bnt_grid, read_lm3
 from affectkit.errors import DatasetError, MeshError, PluginError
-from affectkit.mesh import Mesh, load_mesh
+from affectkit.mesh import Mesh
+from affectkit.mesh_formats import load_mesh
 from affectkit.registry import registry
 from affectkit_plugins.bosphorus import BosphorusDataset, parse_name
 
@@ -99,7 +100,7 @@ def test_one_background_point_leaves_single_triangles(tmp_path, hole, vertices, 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_random_masks_match_the_block_rule(seed):
-    from affectkit.bnt import grid_faces
+    from affectkit_plugins.bnt import grid_faces
 
     rng = np.random.default_rng(seed)
     valid = rng.random((rng.integers(2, 12), rng.integers(2, 12))) < 0.7

@@ -15,9 +15,9 @@ from PIL import Image
 
 from affectkit.cli import main
 from affectkit.errors import DatasetError, MeshError, PluginError
-from affectkit.mesh import load_mesh
+from affectkit.mesh_formats import load_mesh
 from affectkit.registry import registry
-from affectkit.vrml import parse_wrl, read_bnd, read_wrl
+from affectkit_plugins.vrml import parse_wrl, read_bnd, read_wrl
 from affectkit_plugins.bu3dfe import BU3DFEDataset, parse_name
 from affectkit_plugins.bu4dfe import BU4DFEDataset, expression_of
 from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic

@@ -177,3 +177,31 @@ def test_hook_register_losses():
     value = loss(LossInputs(joint.detach().unsqueeze(1), joint, text, torch.arange(4), torch.tensor(10.0)))
     value.backward()
     assert value.item() > 0 and joint.grad is not None
+
+
+def read_xyz(path) -> Mesh:
+    """A point-triangle format: three ``x y z`` lines per triangle."""
+    import numpy as np
+
+    points = np.loadtxt(path, ndmin=2).reshape(-1, 3)
+    return Mesh(points, np.arange(len(points)).reshape(-1, 3), source=str(path))
+
+
+def write_xyz(mesh: Mesh, path):
+    import numpy as np
+
+    np.savetxt(path, mesh.vertices[mesh.faces.reshape(-1)])
+    return path
+
+
+def test_hook_register_mesh_formats(tmp_path):
+    plugin = types.ModuleType("affectkit_hook_test_plugin")
+    plugin.register_mesh_formats = hookimpl(lambda register: register(".xyz", read_xyz, write_xyz))
+    pm = pluggy.PluginManager("affectkit")
+    pm.add_hookspecs(hookspecs)
+    pm.register(plugin, name="affectkit-hook-test")
+    found = Registry(pm).mesh_formats()[".xyz"]
+    assert found.origin == "affectkit-hook-test"
+    original = sphere()
+    again = found.reader(found.writer(original, tmp_path / "sphere.xyz"))
+    assert len(again.faces) == len(original.faces) and abs(again.vertices.mean(0) - original.vertices.mean(0)).max() < 1e-6

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from affectkit.errors import MeshError
-from affectkit.mesh import Mesh, load_mesh, save_mesh
+from affectkit.mesh import Mesh, save_mesh
+from affectkit.mesh_formats import load_mesh
 
 QUAD_OBJ = """v 0 0 0
 v 1 0 0

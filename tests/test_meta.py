@@ -10,7 +10,7 @@ import pytest
 
 import test_hooks
 from affectkit import hookspecs
-from affectkit.registry import KINDS
+from affectkit.registry import KINDS, MESH_FORMAT_HOOK
 from cli_runs import ROOT
 
 HOOKS = sorted(name for name, value in vars(hookspecs).items() if name.startswith("register_") and callable(value))
@@ -23,8 +23,8 @@ def signature(hook: str) -> str:
     return f"{hook}({params}) -> {sig.return_annotation}"
 
 
-def test_there_is_a_hook_per_kind():
-    assert HOOKS == sorted(hook for hook, _ in KINDS.values())
+def test_there_is_a_hook_per_kind_and_one_for_mesh_formats():
+    assert HOOKS == sorted([*(hook for hook, _ in KINDS.values()), MESH_FORMAT_HOOK])
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -38,6 +38,9 @@ def test_every_hook_is_documented_with_its_exact_signature(hook):
     assert f"## {hook}\n" in page, f"docs/hooks.md has no section for {hook}"
     section = page.split(f"## {hook}\n", 1)[1].split("\n## ", 1)[0]
     assert f"    {signature(hook)}\n" in section, f"docs/hooks.md: {hook} should read `{signature(hook)}`"
+    if hook == MESH_FORMAT_HOOK:  # formats are functions, not components
+        assert "`affectkit.mesh.Mesh`" in section
+        return
     base = KINDS[next(kind for kind, (name, _) in KINDS.items() if name == hook)][1]
     assert f"`affectkit.interfaces.{base.__name__}`" in section
 

@@ -11,7 +11,7 @@ from pydantic import Field
 from affectkit import hookimpl, hookspecs
 from affectkit.errors import PluginError
 from affectkit.interfaces import Loss, Options
-from affectkit.registry import BUILTIN, KINDS, Registry, plugin_manager, registry
+from affectkit.registry import BUILTIN, KINDS, MESH_FORMAT_HOOK, Registry, plugin_manager, registry
 from cli_runs import plugin_distribution
 
 EXPECTED_BUILTINS = {
@@ -104,11 +104,60 @@ def test_registering_a_non_component_fails():
             Registry(pm)
 
 
-def test_every_hook_is_a_register_hook_with_a_kind():
-    from affectkit import hookspecs
-
+def test_every_hook_is_a_register_hook_with_a_kind_or_the_mesh_format_hook():
     hooks = {name for name in dir(hookspecs) if name.startswith("register_")}
-    assert hooks == {hook for hook, _ in KINDS.values()}
+    assert hooks == {hook for hook, _ in KINDS.values()} | {MESH_FORMAT_HOOK}
+
+
+def test_importing_the_mesh_types_loads_no_plugin():
+    """affectkit.mesh is the bottom of the import graph: no registry, no plugin, no cycle."""
+    import subprocess
+    import sys
+
+    code = "import sys, affectkit.mesh; print(sorted(m for m in sys.modules if m.startswith(('affectkit_plugins', 'affectkit.registry', 'affectkit.interfaces'))))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+@contextmanager
+def format_plugin(suffix, reader, writer=None, origin="affectkit-xyz"):
+    class Plugin:
+        @hookimpl
+        def register_mesh_formats(self, register):
+            register(suffix, reader, writer)
+
+    pm = plugin_manager()
+    plugin = Plugin()
+    pm.register(plugin, name=origin)
+    try:
+        yield pm
+    finally:
+        pm.unregister(plugin)
+
+
+def test_a_plugin_mesh_format_is_read_by_load_mesh_and_clashes_are_named(tmp_path):
+    import numpy as np
+
+    from affectkit.mesh import Mesh
+    from affectkit.mesh_formats import load_mesh, mesh_suffixes
+
+    def read_xyz(path):
+        points = np.loadtxt(path).reshape(-1, 3)
+        return Mesh(points, np.array([[0, 1, 2]]), source=str(path))
+
+    (tmp_path / "tri.xyz").write_text("0 0 0\n1 0 0\n0 1 0\n")
+    with format_plugin(".xyz", read_xyz):
+        assert ".xyz" in mesh_suffixes() and load_mesh(tmp_path / "tri.xyz").vertices.shape == (3, 3)
+    with pytest.raises(Exception, match=r"unsupported mesh format '.xyz'; allowed: .bnt, .glb"):
+        load_mesh(tmp_path / "tri.xyz")
+    with format_plugin(".wrl", read_xyz, origin="affectkit-other-vrml") as pm:
+        with pytest.raises(PluginError, match=r"mesh format '.wrl' is registered twice: by built-in and by affectkit-other-vrml"):
+            Registry(pm)
+    with format_plugin(".ply", read_xyz) as pm:
+        with pytest.raises(PluginError, match=r"mesh format '.ply' is registered twice: by trimesh \(built in\) and by affectkit-xyz"):
+            Registry(pm)
+    with format_plugin("XYZ", read_xyz) as pm:
+        with pytest.raises(PluginError, match=r"a suffix is a lower-case string like '.wrl'"):
+            Registry(pm)
 
 
 ENTRY_POINT_PLUGIN = """

@@ -12,7 +12,8 @@ import pytest
 from affectkit.dataset_writer import read_landmarks
 from affectkit.errors import DatasetError, PluginError
 from affectkit.interfaces import Sample
-from affectkit.mesh import Mesh, MeshSequence, load_mesh
+from affectkit.mesh import Mesh, MeshSequence
+from affectkit.mesh_formats import load_mesh
 from affectkit.registry import registry
 from affectkit_plugins.synthetic import LANDMARKS, SyntheticDataset, write_synthetic
 

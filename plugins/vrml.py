@@ -1,4 +1,5 @@
-"""BU-3DFE / BU-4DFE file readers and writers: VRML ``.wrl`` meshes and ``.bnd`` landmarks.
+"""The ``.wrl`` mesh format (BU-3DFE, BU-4DFE): VRML meshes and their ``.bnd`` landmarks,
+read and written.
 
 A BU-3DFE scan is a VRML 2.0 text file laid out like this (line breaks, commas and
 spacing vary between files)::
@@ -57,6 +58,7 @@ from pathlib import Path, PureWindowsPath
 
 import numpy as np
 
+from affectkit import hookimpl
 from affectkit.errors import MeshError
 from affectkit.mesh import Mesh
 
@@ -634,3 +636,19 @@ def write_bnd(landmarks: np.ndarray, path: str | Path, indices: np.ndarray | Non
     lines = [f"{int(i)}\t\t{x:.6f}\t\t{y:.6f}\t\t{z:.6f}" for i, (x, y, z) in zip(indices, points)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_scan(mesh: Mesh, path: str | Path) -> Path:
+    """Write a scan as BU-3DFE lays it out: the VRML file and, when the mesh has
+    landmarks, a ``.bnd`` beside it naming each landmark's nearest vertex. The VRML title
+    is ``mesh.metadata["title"]`` when set."""
+    path = write_wrl(mesh, path, title=mesh.metadata.get("title"))
+    if mesh.landmarks is not None:
+        nearest = ((mesh.landmarks[:, None, :] - mesh.vertices[None, :, :]) ** 2).sum(-1).argmin(axis=1)
+        write_bnd(mesh.landmarks, path.with_suffix(".bnd"), nearest)
+    return path
+
+
+@hookimpl
+def register_mesh_formats(register):
+    register(".wrl", read_wrl, write_scan)

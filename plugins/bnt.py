@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affectkit import hookimpl
 from affectkit.errors import MeshError
 from affectkit.mesh import Mesh
 
@@ -259,3 +260,8 @@ def read_lm3(path: str | Path) -> tuple[list[str], np.ndarray]:
 
 
 __all__ = ["BACKGROUND_Z", "PLANES", "grid_faces", "read_bnt", "read_bnt_grid", "read_lm3"]
+
+
+@hookimpl
+def register_mesh_formats(register):
+    register(".bnt", read_bnt)

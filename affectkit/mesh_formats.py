@@ -1,0 +1,39 @@
+"""Reading mesh files of every format: the standard ones through trimesh, and the formats
+plugins register (``register_mesh_formats``: BU-3DFE's VRML, Bosphorus' BNT, ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from affectkit.errors import MeshError
+from affectkit.mesh import Mesh, read_standard_mesh
+from affectkit.registry import STANDARD_MESH_SUFFIXES, MeshFormat, registry
+
+
+def mesh_suffixes() -> list[str]:
+    """Every readable mesh file suffix, the plugins' formats included."""
+    return sorted((*STANDARD_MESH_SUFFIXES, *registry().mesh_formats()))
+
+
+def mesh_format(suffix: str) -> MeshFormat:
+    """The registered format of ``suffix`` (not a standard one), naming the formats there are."""
+    formats = registry().mesh_formats()
+    if suffix not in formats:
+        raise MeshError(f"no plugin registered the mesh format {suffix!r}; registered: {', '.join(formats) or 'none'}")
+    return formats[suffix]
+
+
+def load_mesh(path: str | Path) -> Mesh:
+    """Read a mesh file; polygons are triangulated, bad files raise :class:`MeshError`."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in STANDARD_MESH_SUFFIXES:
+        reader = read_standard_mesh
+    else:
+        formats = registry().mesh_formats()
+        if suffix not in formats:
+            raise MeshError(f"{path}: unsupported mesh format {path.suffix!r}; allowed: {', '.join(mesh_suffixes())}")
+        reader = formats[suffix].reader
+    if not path.is_file():
+        raise MeshError(f"{path}: no such file")
+    return reader(path)
