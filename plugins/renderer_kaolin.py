@@ -31,7 +31,7 @@ from affectkit.errors import AffectkitError
 from affectkit.interfaces import RenderedViews
 from affectkit.mesh import Mesh
 from affectkit.views import View
-from affectkit_plugins.renderer_torch import Fragments, TorchRenderer, _Packed
+from affectkit_plugins.renderer_torch import Fragments, TorchRenderer, PackedMeshes
 
 
 @functools.cache
@@ -55,7 +55,7 @@ class KaolinRenderer(TorchRenderer):
             raise AffectkitError(f"renderer 'kaolin' rasterises on CUDA only, not on {device}; use renderer 'torch' or 'auto'")
         return super().render(meshes, views, size, device)
 
-    def _rasterize(self, packed: _Packed, rotations: Tensor, size: int) -> Fragments:
+    def rasterize(self, packed: PackedMeshes, rotations: Tensor, size: int) -> Fragments:
         from kaolin.ops.mesh import index_vertices_by_faces
         from kaolin.render.mesh import rasterize
 

@@ -98,13 +98,14 @@ class TorchRenderer(Renderer):
 
     @torch.no_grad()  # not inference_mode: callers may feed the images to autograd
     def _render_group(self, meshes: Sequence[Mesh], views: Sequence[View], size: int, device: torch.device) -> RenderedViews:
-        packed = _Packed(meshes, device)
+        packed = PackedMeshes(meshes, device)
         rotations = torch.stack([view.rotation() for view in views]).to(device)  # [V, 3, 3]
-        fragments = self._rasterize(packed, rotations, size)
+        fragments = self.rasterize(packed, rotations, size)
         return _shade(fragments, packed, rotations, size, self.options)
 
-    def _rasterize(self, packed: _Packed, rotations: Tensor, size: int) -> Fragments:
-        """The nearest face at every pixel of every (mesh, view) image."""
+    def rasterize(self, packed: PackedMeshes, rotations: Tensor, size: int) -> Fragments:
+        """The nearest face at every pixel of every (mesh, view) image: the step another
+        rasteriser overrides (the ``kaolin`` renderer), shading and maps staying the same."""
         device = packed.vertices.device
         n_views, n_faces = rotations.shape[0], packed.faces.shape[0]
         cam = torch.einsum("vij,nj->ivn", rotations, packed.vertices)  # [3, V, N]
@@ -168,7 +169,7 @@ class Fragments:
         return Fragments(**{f: torch.cat([getattr(p, f) for p in parts], dim=-1) for f in Fragments.__dataclass_fields__})
 
 
-def _shade(fragments: Fragments, packed: _Packed, rotations: Tensor, size: int, opts: TorchRenderer.Options) -> RenderedViews:
+def _shade(fragments: Fragments, packed: PackedMeshes, rotations: Tensor, size: int, opts: TorchRenderer.Options) -> RenderedViews:
     """Interpolate normals and albedo over the fragments, light them, and lay out the maps.
 
     Per-vertex and per-pixel values are channel-first (``[C, N]``, ``[C, P]``): every
@@ -238,7 +239,7 @@ class _Maps:
 # ---------------------------------------------------------------------------------------
 
 
-class _Packed:
+class PackedMeshes:
     """A batch of meshes laid end to end, with face indices into the packed vertices."""
 
     def __init__(self, meshes: Sequence[Mesh], device: torch.device) -> None:

@@ -49,3 +49,54 @@ def test_every_hook_is_documented_with_its_exact_signature(hook):
 def test_every_kind_has_a_contract_test_over_every_registered_name(kind):
     sources = "".join(path.read_text() for path in (ROOT / "tests").glob("test_*.py") if path.name != "test_meta.py")
     assert f'registry().names("{kind}")' in sources, f"no test parametrised over every registered {kind}"
+
+
+def test_no_plugin_imports_a_private_name_of_another_module():
+    """Plugins share only public names: underscore names are free to change."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "plugins").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("affectkit", "affectkit_plugins")):
+                own = node.module.startswith(f"affectkit_plugins.{path.parent.name}") and path.parent.name != "plugins"
+                offenders += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_") and not own]
+    assert not offenders, offenders
+
+
+def test_the_core_does_not_import_the_built_in_plugins():
+    """affectkit/ reaches plugins only through the registry, as a third-party plugin is reached."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "affectkit").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            offenders += [f"{path.name}: {name}" for name in names if name and name.startswith("affectkit_plugins")]
+    assert not offenders, offenders
+
+
+def test_the_core_import_graph_has_no_cycle():
+    import ast
+
+    graph: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "affectkit").glob("*.py")):
+        name = f"affectkit.{path.stem}"
+        graph[name] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("affectkit."):
+                graph[name].add(node.module)
+            elif isinstance(node, ast.Import):
+                graph[name] |= {a.name for a in node.names if a.name.startswith("affectkit.")}
+
+    def cycle_from(node: str, stack: list[str]) -> list[str] | None:
+        if node in stack:
+            return stack[stack.index(node) :] + [node]
+        for child in sorted(graph.get(node, ())):
+            found = cycle_from(child, [*stack, node])
+            if found:
+                return found
+        return None
+
+    cycles = [c for c in (cycle_from(n, []) for n in sorted(graph)) if c]
+    assert not cycles, cycles[0]
