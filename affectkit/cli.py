@@ -203,44 +203,20 @@ def eval_command(checkpoint: Path, data_spec: str | None, out: Path | None) -> N
     Without --data: the subjects the checkpoint was never trained on (its run's held-out
     subjects, or its cross-validation fold's test subjects). With --data: a loud warning
     when any evaluation subject or scan was seen in training."""
-    from affectkit.checkpoint import load_checkpoint
-    from affectkit.evaluation import evaluate, format_report, leak_warnings, save_report
-    from affectkit.pipeline import build_dataset, dataset_identity, parse_dataset_spec, render_samples
-    from affectkit.recipe import ComponentRef
-    from affectkit.splits import subject_split
+    from affectkit.evaluation import evaluate_checkpoint, format_report, save_report
+    from affectkit.pipeline import parse_dataset_spec
 
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
-    model, meta = load_checkpoint(checkpoint)
-    recipe, provenance = meta.recipe, meta.provenance
-    if spec is not None:
-        ref = spec
-        dataset = build_dataset(ref)
-        samples = dataset.samples()
-    elif provenance:
-        ref = ComponentRef.model_validate(provenance["dataset"])
-        dataset = build_dataset(ref)
-        test = set(provenance["test_subjects"])
-        samples = [s for s in dataset.samples() if s.subject in test]
-        click.echo(f"scoring the {len(test)} subjects this checkpoint held out of {ref.name}", err=True)
-    else:
-        ref = recipe.data.dataset
-        dataset = build_dataset(ref)
-        _, samples = subject_split(dataset.samples(), recipe.data.val_fraction, recipe.seed)
-        click.echo("this checkpoint does not record its training subjects (an older affectkit wrote it); scoring its recipe's held-out split", err=True)
-    unknown = sorted({s.label for s in samples} - set(meta.labels))
-    if unknown:
-        samples = [s for s in samples if s.label in meta.labels]
-        click.echo(f"left out the scans labelled {', '.join(unknown)}: the checkpoint's classes are {', '.join(meta.labels)}", err=True)
-    if not samples:
-        raise AffectkitError(f"{data_spec or ref.name}: no sample to score")
-    views = render_samples(recipe, dataset, samples, labels=meta.labels)
-    warnings = leak_warnings(provenance, dataset_identity(ref, dataset), views)
-    for warning in warnings:
+    result = evaluate_checkpoint(checkpoint, spec)
+    for note in result.notes:
+        click.echo(note, err=True)
+    for warning in result.warnings:
         click.secho(f"WARNING: not a held-out figure: {warning}", err=True, fg="red", bold=True)
-    report = evaluate(model, views, meta.labels, meta.class_prompts)
+    report = result.report
     click.echo(format_report(report))
     if out is not None:
         save_report(report, out, str(checkpoint))
+
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))

@@ -16,6 +16,7 @@ import torch
 
 from affectkit.metrics import accuracy, class_report, confusion_matrix, macro_f1, row_normalised, uar
 from affectkit.model import AffectVLM
+from affectkit.recipe import ComponentRef
 from affectkit.viewset import ViewSet, same_scans
 
 
@@ -61,9 +62,8 @@ def predict_viewset(model: AffectVLM, views: ViewSet, class_prompts: list[list[s
     classes = model.class_embeddings(class_prompts)
     out = []
     for start in range(0, len(views), batch_size):
-        batch = views.views[start : start + batch_size].float().to(device)
-        _, joint = model.encode_views(batch)
-        out.append(model.logits(joint, classes).softmax(-1).cpu())
+        _, logits = model.classify(views.views[start : start + batch_size].float().to(device), classes)
+        out.append(logits.softmax(-1).cpu())
     return torch.cat(out)
 
 
@@ -102,6 +102,52 @@ def pooled_report(reports: Sequence[EvalReport]) -> EvalReport:
     return report_from_predictions(
         reports[0].labels, [r for report in reports for r in report.predictions], [s for report in reports for s in report.skipped]
     )
+
+
+@dataclass
+class CheckpointEvaluation:
+    """A checkpoint scored on a dataset: the report, the leak ``warnings`` (evaluation data
+    seen in training: then not a held-out figure) and ``notes`` on what was scored."""
+
+    report: EvalReport
+    warnings: list[str]
+    notes: list[str]
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None, device: str = "cpu") -> CheckpointEvaluation:
+    """Score a checkpoint on ``data`` (a dataset reference), or by default on the subjects it
+    never trained on (its run's held-out subjects, or its cross-validation fold's test
+    subjects), with the leak check of :func:`leak_warnings`."""
+    from affectkit.checkpoint import load_checkpoint
+    from affectkit.errors import AffectkitError
+    from affectkit.pipeline import build_dataset, dataset_identity, render_samples
+    from affectkit.splits import subject_split
+
+    model, meta = load_checkpoint(checkpoint, device)
+    recipe, provenance, notes = meta.recipe, meta.provenance, []
+    if data is not None:
+        dataset = build_dataset(data)
+        samples = dataset.samples()
+    elif provenance:
+        data = ComponentRef.model_validate(provenance["dataset"])
+        dataset = build_dataset(data)
+        test = set(provenance["test_subjects"])
+        samples = [s for s in dataset.samples() if s.subject in test]
+        notes.append(f"scoring the {len(test)} subjects this checkpoint held out of {data.name}")
+    else:
+        data = recipe.data.dataset
+        dataset = build_dataset(data)
+        _, samples = subject_split(dataset.samples(), recipe.data.val_fraction, recipe.seed)
+        notes.append("this checkpoint does not record its training subjects (an older affectkit wrote it); scoring its recipe's held-out split")
+    unknown = sorted({s.label for s in samples} - set(meta.labels))
+    if unknown:
+        samples = [s for s in samples if s.label in meta.labels]
+        notes.append(f"left out the scans labelled {', '.join(unknown)}: the checkpoint's classes are {', '.join(meta.labels)}")
+    if not samples:
+        raise AffectkitError(f"{data.name}: no sample to score")
+    views = render_samples(recipe, dataset, samples, labels=meta.labels)
+    warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
+    return CheckpointEvaluation(evaluate(model, views, meta.labels, meta.class_prompts), warnings, notes)
 
 
 def leak_warnings(provenance: dict[str, Any], identity: dict[str, Any], views: ViewSet) -> list[str]:

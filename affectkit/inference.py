@@ -118,9 +118,9 @@ class Predictor:
         rendered = self.cache.render(frames)
         views = rendered.stack(self.recipe.render.maps).unsqueeze(0)  # [1, T, V, C, H, W]
         t1 = time.perf_counter()
-        _, joint = self.model.encode_views(views.to(self.model.logit_scale.device))
+        joint, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings)
         t2 = time.perf_counter()
-        probabilities = self.model.logits(joint, classes.class_embeddings).softmax(-1)[0].cpu()
+        probabilities = logits.softmax(-1)[0].cpu()
         scores = [
             (prompt, float(score))
             for prompts, embeddings in zip(classes.prompts, classes.prompt_embeddings, strict=True)
@@ -145,8 +145,8 @@ class Predictor:
         for start in range(0, len(sequence), batch_size):
             rendered = self.cache.render(sequence.frames[start : start + batch_size])
             views = rendered.stack(self.recipe.render.maps).unsqueeze(1)  # [F, 1, V, C, H, W]
-            _, joint = self.model.encode_views(views.to(self.model.logit_scale.device))
-            for row in self.model.logits(joint, classes.class_embeddings).softmax(-1).cpu().tolist():
+            _, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings)
+            for row in logits.softmax(-1).cpu().tolist():
                 timeline.append(dict(zip(classes.labels, row, strict=True)))
         return timeline
 

@@ -143,6 +143,12 @@ class AffectVLM(nn.Module):
     def logits(self, joint: Tensor, class_embeddings: Tensor) -> Tensor:
         return self.scale() * joint @ class_embeddings.T
 
+    def classify(self, views: Tensor, class_embeddings: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, T, V, C, H, W]`` views -> (joint ``[B, D]``, class logits ``[B, K]``): the one
+        scoring path of validation in training, of evaluation and of prediction."""
+        _, joint = self.encode_views(views)
+        return joint, self.logits(joint, class_embeddings)
+
 
 def _heads(width: int) -> int:
     return next(h for h in (8, 4, 2, 1) if width % h == 0)

@@ -103,8 +103,7 @@ def evaluate_views(
     count = torch.zeros((), device=device)
     for views, labels, _ in loader:
         views, labels = views.to(device), labels.to(device)
-        _, joint = model.encode_views(views)
-        logits = model.logits(joint, classes)
+        _, logits = model.classify(views, classes)
         loss_sum += F.cross_entropy(logits, labels, reduction="sum")
         count += len(labels)
         cm += confusion_matrix(logits.argmax(1), labels, len(class_prompts)).to(device)
