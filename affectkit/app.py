@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from affectkit.errors import AffectkitError
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.recipe import Recipe
+from affectkit.recipe import ComponentRef
 from affectkit.uploads import UploadLimits
 
 #: ``affectkit app`` hands its settings to the Streamlit process in this variable (JSON)
@@ -105,16 +105,16 @@ CONTROLLED = ("subjects", "intensities", "include_neutral", "sequences", "frames
 
 
 def generated_face(
-    recipe: Recipe, generator: str, subject: int, label: str, intensity: int, sequence: bool, frames: int = 25
+    trained_on: ComponentRef | None, generator: str, subject: int, label: str, intensity: int, sequence: bool, frames: int = 25
 ) -> Mesh | MeshSequence:
     """Subject ``subject`` of ``generator`` showing ``label``, from the app's controls; drawn
-    like the checkpoint's training data when that came from the same generator (its
-    population seed and scan settings)."""
+    like the checkpoint's training data (``trained_on``) when that came from the same
+    generator (its population seed and scan settings)."""
     from affectkit.registry import create
 
     options: dict[str, object] = {}
-    if recipe.data.dataset.name == generator:
-        options = {k: v for k, v in recipe.data.dataset.options.items() if k not in CONTROLLED}
+    if trained_on is not None and trained_on.name == generator:
+        options = {k: v for k, v in trained_on.options.items() if k not in CONTROLLED}
     options.update(subjects=subject, intensities=[intensity], include_neutral=True, sequences=sequence, frames=frames)
     return create("dataset", generator, options).face(subject, label, intensity)
 

@@ -1,9 +1,12 @@
 """Checkpoints: weights in safetensors, everything else in JSON, nothing ever unpickled.
 
 A checkpoint directory holds ``model.safetensors`` (the model, less a frozen text tower,
-which is rebuilt from its pretrained source), ``checkpoint.json`` (the resolved recipe,
-label names, class prompts, epoch, metrics and the SHA-256 of every weights file) and, for
-resuming, ``training.safetensors`` (optimizer and schedule state, flattened).
+which is rebuilt from its pretrained source), ``checkpoint.json`` and, for resuming,
+``training.safetensors`` (optimizer and schedule state, flattened). ``checkpoint.json``
+holds the :class:`~affectkit.inference_config.InferenceConfig` (all that loading reads),
+beside it the resolved training recipe (a record), and the epoch, metrics, the data's
+provenance and the SHA-256 of every weights file. Format 1 (no inference config) still
+loads.
 """
 
 from __future__ import annotations
@@ -13,20 +16,24 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from affectkit.errors import CheckpointError
+from affectkit.inference_config import InferenceConfig
 from affectkit.model import AffectVLM, build_model
 from affectkit.recipe import Recipe
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MODEL_FILE = "model.safetensors"
 TRAINING_FILE = "training.safetensors"
 META_FILE = "checkpoint.json"
@@ -34,17 +41,32 @@ META_FILE = "checkpoint.json"
 
 @dataclass
 class CheckpointMeta:
-    recipe: Recipe
-    labels: list[str]
-    class_prompts: list[list[str]]
-    num_views: int
-    in_channels: int
+    inference: InferenceConfig
+    #: the training recipe, a record of the run; ``None`` when it no longer validates
+    #: (the schema changed since), which does not stop the model from loading
+    recipe: Recipe | None
     epoch: int
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
     #: the data it was trained on (:func:`affectkit.pipeline.provenance`); empty in
     #: checkpoints written before affectkit recorded it
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.inference.labels
+
+    @property
+    def class_prompts(self) -> list[list[str]]:
+        return self.inference.class_prompts
+
+    @property
+    def num_views(self) -> int:
+        return self.inference.num_views
+
+    @property
+    def in_channels(self) -> int:
+        return self.inference.in_channels
 
 
 def _sha256(path: Path) -> str:
@@ -100,11 +122,8 @@ def save_checkpoint(
     save_file(model_state(model), str(staging / MODEL_FILE))
     document: dict[str, Any] = {
         "format": FORMAT_VERSION,
-        "recipe": meta.recipe.model_dump(mode="json"),
-        "labels": meta.labels,
-        "class_prompts": meta.class_prompts,
-        "num_views": meta.num_views,
-        "in_channels": meta.in_channels,
+        "inference": meta.inference.model_dump(mode="json"),
+        "recipe": None if meta.recipe is None else meta.recipe.model_dump(mode="json"),
         "epoch": meta.epoch,
         "metrics": meta.metrics,
         "history": meta.history,
@@ -140,22 +159,20 @@ def read_meta(directory: Path) -> tuple[CheckpointMeta, dict[str, Any]]:
         raise CheckpointError(f"{directory}: not a checkpoint (no {META_FILE}); expected a directory written by affectkit run")
     try:
         document = json.loads(meta_path.read_text())
-        recipe = Recipe.model_validate(document["recipe"])
+        if document.get("format") not in READABLE_FORMATS:
+            raise CheckpointError(
+                f"{meta_path}: checkpoint format {document.get('format')!r}, this affectkit reads formats {', '.join(map(str, READABLE_FORMATS))}"
+            )
         meta = CheckpointMeta(
-            recipe=recipe,
-            labels=list(document["labels"]),
-            class_prompts=[list(p) for p in document["class_prompts"]],
-            num_views=int(document["num_views"]),
-            in_channels=int(document["in_channels"]),
+            inference=InferenceConfig.from_document(document, str(meta_path)),
+            recipe=_recorded_recipe(document.get("recipe"), meta_path),
             epoch=int(document["epoch"]),
             metrics=dict(document.get("metrics", {})),
             history=list(document.get("history", [])),
             provenance=dict(document.get("provenance") or {}),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{meta_path}: damaged checkpoint metadata ({type(exc).__name__}: {exc})") from None
-    if document.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{meta_path}: checkpoint format {document.get('format')!r}, this affectkit reads {FORMAT_VERSION}")
     for name, expected in document.get("sha256", {}).items():
         path = directory / name
         if not path.is_file():
@@ -163,6 +180,18 @@ def read_meta(directory: Path) -> tuple[CheckpointMeta, dict[str, Any]]:
         if _sha256(path) != expected:
             raise CheckpointError(f"{path}: contents do not match the digest in {META_FILE} (truncated or altered)")
     return meta, document
+
+
+def _recorded_recipe(data: Any, meta_path: Path) -> Recipe | None:
+    """The training recipe a checkpoint records, or ``None`` (with a warning) when this
+    affectkit's recipe schema no longer accepts it."""
+    if data is None:
+        return None
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        warnings.warn(f"{meta_path}: the recorded training recipe does not validate any more ({exc.error_count()} error(s)); the model loads without it", stacklevel=3)
+        return None
 
 
 def _load_tensors(path: Path) -> dict[str, Tensor]:
@@ -180,7 +209,7 @@ def load_weights(model: AffectVLM, directory: Path, document: dict[str, Any]) ->
     allowed_missing = {k for k in missing if k.startswith("text_encoder.") and not document.get("text_encoder_saved")}
     if unexpected or set(missing) - allowed_missing:
         raise CheckpointError(
-            f"{directory / MODEL_FILE}: weights do not fit the recipe's model "
+            f"{directory / MODEL_FILE}: weights do not fit the model its inference config describes "
             f"(missing {sorted(set(missing) - allowed_missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
         )
 
@@ -189,7 +218,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     """Rebuild the model a checkpoint describes and load its weights."""
     directory = Path(directory)
     meta, document = read_meta(directory)
-    model = build_model(meta.recipe, meta.num_views, meta.in_channels, len(meta.labels))
+    model = build_model(meta.inference.architecture, meta.num_views, meta.in_channels, len(meta.labels))
     load_weights(model, directory, document)
     return model.to(device).eval(), meta
 

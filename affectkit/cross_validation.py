@@ -18,6 +18,7 @@ from typing import Any
 
 from affectkit.errors import AffectkitError
 from affectkit.evaluation import EvalReport
+from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
 from affectkit.recipe import Recipe, dump_recipe
 from affectkit.render_cache import RenderCache
@@ -76,7 +77,7 @@ def cross_validate(
     if verbose:
         subjects = {s for repeat in plan for fold in repeat["folds"] for s in fold}
         print(f"affectkit cv: {len(plan)} repeat(s) of {label} folds over {len(subjects)} subjects; run directory {run_dir}")
-    cache = build_render_cache(recipe)
+    cache = build_render_cache(InputConfig.from_recipe(recipe), recipe.render.cache_dir)
     storage = storage_for(recipe, run_dir)
     results, reports = [], []
     for r, repeat in enumerate(plan):
@@ -144,7 +145,8 @@ def train_fold(
     if "://" not in storage:
         shutil.rmtree(Path(storage) / name, ignore_errors=True)  # the exported copy is kept
     model, meta = load_checkpoint(fold_dir / EXPORT_NAME)
-    report = evaluate(model, render_samples(recipe, dataset, test_samples, cache, labels=meta.labels), meta.labels, meta.class_prompts)
+    views = render_samples(meta.inference.input, dataset, test_samples, cache, labels=meta.labels, skip_bad_files=recipe.data.skip_bad_files)
+    report = evaluate(model, views, meta.labels, meta.class_prompts)
     entry = {
         "test_subjects": sorted(test),
         "validation_subjects": sorted({s.subject for s in val}),

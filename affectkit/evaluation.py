@@ -120,11 +120,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None
     subjects), with the leak check of :func:`leak_warnings`."""
     from affectkit.checkpoint import load_checkpoint
     from affectkit.errors import AffectkitError
-    from affectkit.pipeline import build_dataset, dataset_identity, render_samples
+    from affectkit.pipeline import build_dataset, build_render_cache, dataset_identity, render_samples
     from affectkit.splits import subject_split
 
     model, meta = load_checkpoint(checkpoint, device)
-    recipe, provenance, notes = meta.recipe, meta.provenance, []
+    provenance, notes = meta.provenance, []
     if data is not None:
         dataset = build_dataset(data)
         samples = dataset.samples()
@@ -134,7 +134,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None
         test = set(provenance["test_subjects"])
         samples = [s for s in dataset.samples() if s.subject in test]
         notes.append(f"scoring the {len(test)} subjects this checkpoint held out of {data.name}")
-    else:
+    elif meta.recipe is not None:
+        recipe = meta.recipe
         data = recipe.data.dataset
         dataset = build_dataset(data)
         _, samples = subject_split(dataset.samples(), recipe.data.val_fraction, recipe.seed)
@@ -145,7 +146,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None
         notes.append(f"left out the scans labelled {', '.join(unknown)}: the checkpoint's classes are {', '.join(meta.labels)}")
     if not samples:
         raise AffectkitError(f"{data.name}: no sample to score")
-    views = render_samples(recipe, dataset, samples, labels=meta.labels)
+    else:
+        raise AffectkitError(f"{checkpoint}: the checkpoint records neither its held-out subjects nor a recipe; name the data to score with --data")
+    views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels)
     warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
     return CheckpointEvaluation(evaluate(model, views, meta.labels, meta.class_prompts), warnings, notes)
 

@@ -17,6 +17,7 @@ import torch
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
 from affectkit.errors import AffectkitError, MeshError
 from affectkit.interfaces import RenderedViews
+from affectkit.recipe import ComponentRef
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import load_mesh, mesh_suffixes
 from affectkit.model import AffectVLM
@@ -73,10 +74,17 @@ class Predictor:
 
         self.model = model.to(device).eval()
         self.meta = meta
-        self.recipe = meta.recipe
-        self.views = parse_views(self.recipe.render.views)
-        self.cache: RenderCache = build_render_cache(self.recipe.model_copy(update={"render": self.recipe.render.model_copy(update={"cache_dir": None})}), device=str(device))
+        self.inputs = meta.inference.input
+        self.views = parse_views(self.inputs.views)
+        self.cache: RenderCache = build_render_cache(self.inputs, device=str(device))
         self.set_class_prompts(dict(zip(meta.labels, meta.class_prompts, strict=True)))
+
+    @property
+    def trained_on(self) -> ComponentRef | None:
+        """The dataset the model was trained on, as recorded in its checkpoint (or ``None``)."""
+        if self.meta.provenance.get("dataset"):
+            return ComponentRef.model_validate(self.meta.provenance["dataset"])
+        return self.meta.recipe.data.dataset if self.meta.recipe is not None else None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
@@ -114,9 +122,9 @@ class Predictor:
     def predict(self, item: Mesh | MeshSequence, classes: ClassPrompts | None = None) -> Prediction:
         classes = classes or self.classes
         t0 = time.perf_counter()
-        frames = frames_of(item, self.recipe.data.frames, self.recipe.data.frame_sampler)
+        frames = frames_of(item, self.inputs.frames, self.inputs.frame_sampler)
         rendered = self.cache.render(frames)
-        views = rendered.stack(self.recipe.render.maps).unsqueeze(0)  # [1, T, V, C, H, W]
+        views = rendered.stack(self.inputs.maps).unsqueeze(0)  # [1, T, V, C, H, W]
         t1 = time.perf_counter()
         joint, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings)
         t2 = time.perf_counter()
@@ -144,7 +152,7 @@ class Predictor:
         timeline: list[dict[str, float]] = []
         for start in range(0, len(sequence), batch_size):
             rendered = self.cache.render(sequence.frames[start : start + batch_size])
-            views = rendered.stack(self.recipe.render.maps).unsqueeze(1)  # [F, 1, V, C, H, W]
+            views = rendered.stack(self.inputs.maps).unsqueeze(1)  # [F, 1, V, C, H, W]
             _, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings)
             for row in logits.softmax(-1).cpu().tolist():
                 timeline.append(dict(zip(classes.labels, row, strict=True)))

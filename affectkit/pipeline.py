@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from affectkit.errors import AffectkitError
+from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
 from affectkit.prompting import build_prompt_bank
 from affectkit.recipe import ComponentRef, Recipe
@@ -99,29 +100,32 @@ def _top_level_split(text: str, spec: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def build_render_cache(recipe: Recipe, device: str = "cpu") -> RenderCache:
-    ref = recipe.render.renderer
-    reg = registry()
-    renderer = reg.create("renderer", ref.name, ref.options)
-    root = Path(recipe.render.cache_dir) if recipe.render.cache_dir is not None else None
-    return RenderCache(renderer, renderer_id(renderer, ref.name), parse_views(recipe.render.views), recipe.render.size, root, device=device)
+def build_render_cache(inputs: InputConfig, cache_dir: str | Path | None = None, device: str = "cpu") -> RenderCache:
+    """The renderer ``inputs`` names, behind a render cache in ``cache_dir`` (``None``: none)."""
+    ref = inputs.renderer
+    renderer = registry().create("renderer", ref.name, ref.options)
+    root = Path(cache_dir) if cache_dir is not None else None
+    return RenderCache(renderer, renderer_id(renderer, ref.name), parse_views(inputs.views), inputs.size, root, device=device)
 
 
 def render_samples(
-    recipe: Recipe,
+    inputs: InputConfig,
     dataset: Dataset,
     samples: Sequence[Sample],
-    cache: RenderCache | None = None,
+    cache: RenderCache,
     labels: Sequence[str] | None = None,
+    skip_bad_files: bool = False,
 ) -> ViewSet:
+    """The model's input for ``samples``: their views rendered (through ``cache``) and
+    stacked as ``inputs`` says; label indices follow ``labels`` (a model's classes)."""
     return prepare_views(
         dataset,
         samples,
-        cache or build_render_cache(recipe),
-        recipe.render.maps,
-        frames=recipe.data.frames,
-        frame_sampler=recipe.data.frame_sampler,
-        skip_bad_files=recipe.data.skip_bad_files,
+        cache,
+        inputs.maps,
+        frames=inputs.frames,
+        frame_sampler=inputs.frame_sampler,
+        skip_bad_files=skip_bad_files,
         labels=labels,
     )
 
@@ -157,10 +161,12 @@ def training_data(
     """Render the training and validation splits (through the cache) and write the prompts
     for them. ``test_subjects`` (default: the validation subjects) are recorded as the
     checkpoint's held-out subjects; an empty ``val`` means no per-epoch validation."""
-    cache = build_render_cache(recipe)
+    inputs = InputConfig.from_recipe(recipe)
+    cache = build_render_cache(inputs, recipe.render.cache_dir)
     bank = build_prompt_bank(recipe)
-    train_views = render_samples(recipe, dataset, train, cache)
-    val_views = render_samples(recipe, dataset, val, cache) if val else None
+    skip = recipe.data.skip_bad_files
+    train_views = render_samples(inputs, dataset, train, cache, skip_bad_files=skip)
+    val_views = render_samples(inputs, dataset, val, cache, skip_bad_files=skip) if val else None
     labels = list(dataset.labels)
     test = sorted({s.subject for s in val}) if test_subjects is None else list(test_subjects)
     return TrainingData(

@@ -164,7 +164,7 @@ def check_model(recipe: Recipe, labels: int) -> None:
     from affectkit.model import build_model
     from affectkit.views import parse_views
 
-    build_model(recipe, len(parse_views(recipe.render.views)), RenderedViews.channels(recipe.render.maps), labels)
+    build_model(recipe.model, len(parse_views(recipe.render.views)), RenderedViews.channels(recipe.render.maps), labels)
 
 
 def storage_for(recipe: Recipe, run_dir: Path) -> str:

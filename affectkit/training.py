@@ -37,6 +37,7 @@ from affectkit.checkpoint import (
 from affectkit.errors import AffectkitError
 from affectkit.interfaces import LossInputs
 from affectkit.metrics import accuracy, confusion_matrix, macro_f1
+from affectkit.inference_config import InferenceConfig
 from affectkit.model import AffectVLM, build_model
 from affectkit.objective import Objective
 from affectkit.pipeline import TrainingData
@@ -132,7 +133,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     generator = torch.Generator().manual_seed(recipe.seed * 1000 + rank)
 
     num_views, in_channels = data.train.views.shape[2], data.train.views.shape[3]
-    model = build_model(recipe, num_views, in_channels, len(data.labels))
+    model = build_model(recipe.model, num_views, in_channels, len(data.labels))
     objective = Objective(recipe.loss.terms).to(device)
     augmentations = [registry().create("view_augmentation", a.name, a.options) for a in recipe.train.augmentations]
     params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
@@ -221,7 +222,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             report_checkpoint = None
             if rank == 0:
-                meta = CheckpointMeta(recipe, data.labels, data.class_prompts, num_views, in_channels, epoch, metrics, history, data.provenance)
+                inference = InferenceConfig.from_recipe(recipe, data.labels, data.class_prompts, num_views, in_channels)
+                meta = CheckpointMeta(inference, recipe, epoch, metrics, history, data.provenance)
                 path = save_checkpoint(Path(tmp) / "checkpoint", core, meta, training_state(optimizer, scheduler, objective))
                 report_checkpoint = ray.train.Checkpoint.from_directory(str(path))
             ray.train.report(metrics, checkpoint=report_checkpoint)

@@ -61,7 +61,8 @@ def main() -> None:
         st.stop()
     if "trained" in st.session_state:
         st.success(st.session_state.pop("trained"))
-    st.caption(f"Model {checkpoint} (epoch {predictor.meta.epoch + 1}, recipe {predictor.recipe.name!r})")
+    recipe = predictor.meta.recipe
+    st.caption(f"Model {checkpoint} (epoch {predictor.meta.epoch + 1}" + (f", recipe {recipe.name!r})" if recipe else ")"))
 
     classes = edit_class_prompts(predictor, str(checkpoint), stamp)
     try:
@@ -127,21 +128,21 @@ def choose_input(predictor: Predictor, config: AppConfig) -> Mesh | MeshSequence
     source = st.sidebar.radio("Input", (GENERATED, MESH_UPLOAD, SEQUENCE_UPLOAD), key="source")
     if source == GENERATED:
         st.sidebar.caption("Move a control: the face is re-rendered and re-classified at once.")
-        trained = predictor.recipe.data.dataset
+        trained = predictor.trained_on
         generators = face_generators()
-        default = generators.index(trained.name) if trained.name in generators else generators.index("facekit")
+        default = generators.index(trained.name) if trained and trained.name in generators else generators.index("facekit")
         generator = st.sidebar.selectbox(
             "Face model", generators, index=default, key="generator",
             help="facekit: ICT-FaceKit identities as a 3D scanner sees them; synthetic: the procedural faces",
         )
-        population = trained.options.get("subjects") if trained.name == generator else None
+        population = trained.options.get("subjects") if trained and trained.name == generator else None
         subject = st.sidebar.slider("Subject", 1, 100, (population or 0) + 1 if population and population < 100 else 1, key="subject")
         if population:
             st.sidebar.caption(f"Subjects 1 to {population} are the training recipe's population (some held out); above {population}, faces the model never saw.")
         expression = st.sidebar.selectbox("Expression", EXPRESSIONS, index=EXPRESSIONS.index("happiness"), key="expression")
         intensity = st.sidebar.slider("Intensity", 1, 4, 4, key="intensity", disabled=expression == "neutral")
         sequence = st.sidebar.checkbox("4D sequence (neutral to apex and back)", key="sequence")
-        return generated_face(predictor.recipe, generator, subject, expression, intensity, sequence, frames=15)
+        return generated_face(trained, generator, subject, expression, intensity, sequence, frames=15)
     limits = f"up to {config.max_upload_mb:g} MiB and {config.max_vertices:,} vertices"
     if source == MESH_UPLOAD:
         upload = st.sidebar.file_uploader(f"Mesh file ({limits})", key="mesh_upload")
@@ -164,9 +165,9 @@ def show_prediction(prediction: Prediction, item: Mesh | MeshSequence, timeline:
     with left:
         st.subheader("Rendered views")
         names = list(prediction.view_weights)
-        for map_name in dict.fromkeys(["rgb", *predictor.recipe.render.maps]):
+        for map_name in dict.fromkeys(["rgb", *predictor.inputs.maps]):
             images = [np.ascontiguousarray(image.permute(1, 2, 0).numpy()) for image in display_map(prediction.views, map_name)]
-            seen = " (the model's input)" if map_name in predictor.recipe.render.maps else ""
+            seen = " (the model's input)" if map_name in predictor.inputs.maps else ""
             st.image(images, caption=[f"{name} · {map_name}{seen}" for name in names], width=180)
         st.subheader("Class probabilities")
         ranked = sorted(prediction.probabilities.items(), key=lambda t: t[1])

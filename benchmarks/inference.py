@@ -41,7 +41,7 @@ def recipe_checkpoint(recipe_path: Path, folder: Path) -> Path:
     recipe = load_recipe(recipe_path, ["render.cache_dir=null"])
     labels = list(build_dataset(recipe.data.dataset).labels)
     in_channels = RenderedViews.channels(recipe.render.maps)
-    model = build_model(recipe, num_views=len(recipe.render.views), in_channels=in_channels)
+    model = build_model(recipe.model, num_views=len(recipe.render.views), in_channels=in_channels)
     prompts = build_prompt_bank(recipe).class_prompts(labels)
     meta = CheckpointMeta(recipe, labels, prompts, len(recipe.render.views), in_channels, 0, {}, [])
     return save_checkpoint(folder / "model", model, meta)
@@ -78,13 +78,13 @@ def main() -> None:
         face = dataset.load(dataset.samples()[0])
         files = {"face.ply": save_mesh(face, folder / "face.ply"), "face.wrl": write_wrl(face, folder / "face.wrl")}
         results = {name: time_stages(predictor, name, path.read_bytes(), args.runs) for name, path in files.items()}
-    recipe = predictor.recipe
+    inference = predictor.meta.inference
     print(
         json.dumps(
             {
                 "model": str(args.checkpoint or args.recipe),
-                "render": {"size": recipe.render.size, "views": recipe.render.views, "maps": recipe.render.maps},
-                "image_encoder": recipe.model.image_encoder.model_dump(mode="json"),
+                "render": {"size": inference.input.size, "views": inference.input.views, "maps": inference.input.maps},
+                "image_encoder": inference.architecture.image_encoder.model_dump(mode="json"),
                 "threads": args.threads,
                 "runs": args.runs,
                 "files": results,

@@ -42,7 +42,7 @@ def bare_loop(recipe: Recipe, epochs: int) -> list[float]:
     views, labels = data.train.views, data.train.labels
     rng = random.Random(recipe.seed)
     torch.manual_seed(recipe.seed)
-    model = build_model(recipe, views.shape[2], views.shape[3])
+    model = build_model(recipe.model, views.shape[2], views.shape[3])
     objective = Objective(recipe.loss.terms)
     params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)

@@ -59,12 +59,11 @@ CHANCE = 1 / 6
 def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path) -> dict[str, dict[str, float]]:
     """Accuracy and macro-F1 of an exported model on every sample of each test set."""
     model, meta = load_checkpoint(model_dir)
-    recipe = meta.recipe.model_copy(update={"render": meta.recipe.render.model_copy(update={"cache_dir": cache_dir})})
-    cache = build_render_cache(recipe)
+    cache = build_render_cache(meta.inference.input, cache_dir)
     scores = {}
     for name, test in tests.items():
         dataset = build_dataset(test)
-        report = evaluate(model, render_samples(recipe, dataset, dataset.samples(), cache, labels=meta.labels), meta.labels, meta.class_prompts)
+        report = evaluate(model, render_samples(meta.inference.input, dataset, dataset.samples(), cache, labels=meta.labels), meta.labels, meta.class_prompts)
         scores[name] = {"accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4)}
     return scores
 

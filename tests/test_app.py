@@ -35,7 +35,7 @@ LABELS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
 def checkpoint(tmp_path_factory) -> Path:
     recipe = load_recipe(ROOT / "recipes/quick.yaml", ["render.size=32", "render.cache_dir=null"])
     torch.manual_seed(0)
-    model = build_model(recipe, num_views=3, in_channels=3)
+    model = build_model(recipe.model, num_views=3, in_channels=3)
     prompts = [[f"a 3D face scan showing {label}", f"a {label} facial expression"] for label in LABELS]
     meta = CheckpointMeta(recipe, LABELS, prompts, 3, 3, 4, {"val_accuracy": 0.2}, [])
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model", model, meta)
@@ -67,7 +67,7 @@ def predicted(at: AppTest) -> str:
 def test_face_controls_rerender_and_repredict(app, predictor):
     at = app.run()
     assert not at.exception and not at.error
-    assert predicted(at) == predictor.predict(generated_face(predictor.recipe, "facekit", 25, "happiness", 4, False)).label
+    assert predicted(at) == predictor.predict(generated_face(predictor.trained_on, "facekit", 25, "happiness", 4, False)).label
     assert len(at.image) == 2  # a row of rgb views, a row of the model's normal maps
     assert len(at.get("plotly_chart")) == 3  # probabilities, 3D scan, view weights
 
@@ -75,15 +75,15 @@ def test_face_controls_rerender_and_repredict(app, predictor):
     at.sidebar.slider(key="subject").set_value(3)
     at.sidebar.slider(key="intensity").set_value(2)
     at.run()
-    assert predicted(at) == predictor.predict(generated_face(predictor.recipe, "facekit", 3, "surprise", 2, False)).label
-    weights = predictor.predict(generated_face(predictor.recipe, "facekit", 3, "surprise", 2, False)).view_weights
+    assert predicted(at) == predictor.predict(generated_face(predictor.trained_on, "facekit", 3, "surprise", 2, False)).label
+    weights = predictor.predict(generated_face(predictor.trained_on, "facekit", 3, "surprise", 2, False)).view_weights
     assert set(weights) == {"front", "left", "right"}
 
     assert at.sidebar.selectbox(key="generator").value == "facekit"  # the checkpoint's training data
     at.sidebar.selectbox(key="generator").set_value("synthetic")
     at.run()
     assert not at.exception and not at.error
-    assert predicted(at) == predictor.predict(generated_face(predictor.recipe, "synthetic", 3, "surprise", 2, False)).label
+    assert predicted(at) == predictor.predict(generated_face(predictor.trained_on, "synthetic", 3, "surprise", 2, False)).label
 
     at.sidebar.checkbox(key="sequence").check()
     at.run()
@@ -93,7 +93,7 @@ def test_face_controls_rerender_and_repredict(app, predictor):
 
 
 def test_uploaded_mesh_and_zip_are_predicted(app, predictor, tmp_path, monkeypatch):
-    face = generated_face(predictor.recipe, "facekit", 30, "fear", 4, False)
+    face = generated_face(predictor.trained_on, "facekit", 30, "fear", 4, False)
     ply = save_mesh(face, tmp_path / "face.ply")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -108,7 +108,7 @@ def test_uploaded_mesh_and_zip_are_predicted(app, predictor, tmp_path, monkeypat
     assert predicted(at) == predictor.predict_file(ply).label
 
     buffer = io.BytesIO()
-    sequence = generated_face(predictor.recipe, "facekit", 30, "fear", 4, True, frames=5)
+    sequence = generated_face(predictor.trained_on, "facekit", 30, "fear", 4, True, frames=5)
     with zipfile.ZipFile(buffer, "w") as archive:
         for i, frame in enumerate(sequence.frames):
             archive.write(save_mesh(frame, tmp_path / f"f{i}.ply"), f"seq/f{i}.ply")
@@ -165,7 +165,7 @@ def test_bad_uploads_show_a_clear_message_and_the_app_keeps_running(app, predict
     assert not at.exception
     assert message in at.error[0].value
 
-    good = save_mesh(generated_face(predictor.recipe, "facekit", 2, "sadness", 4, False), tmp_path / "good.ply")
+    good = save_mesh(generated_face(predictor.trained_on, "facekit", 2, "sadness", 4, False), tmp_path / "good.ply")
     at.sidebar.radio(key="source").set_value("Upload a mesh")
     at.run()
     at.sidebar.get("file_uploader")[0].set_value(("good.ply", good.read_bytes(), "application/octet-stream"))
@@ -177,7 +177,7 @@ def test_oversized_upload_is_refused(checkpoint, predictor, monkeypatch, tmp_pat
     monkeypatch.setenv(CONFIG_ENV, AppConfig(checkpoint=checkpoint, max_upload_mb=0.05).model_dump_json())
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.sidebar.radio(key="source").set_value("Upload a mesh").run()
-    ply = save_mesh(generated_face(predictor.recipe, "facekit", 2, "anger", 4, False), tmp_path / "big.ply")
+    ply = save_mesh(generated_face(predictor.trained_on, "facekit", 2, "anger", 4, False), tmp_path / "big.ply")
     at.sidebar.get("file_uploader")[0].set_value(("big.ply", ply.read_bytes(), "application/octet-stream")).run()
     assert "over the upload limit of 0.05 MiB (max_upload_mb)" in at.error[0].value
 

@@ -36,7 +36,7 @@ def recipe():
 @pytest.fixture(scope="module")
 def model(recipe):
     torch.manual_seed(0)
-    return build_model(recipe, num_views=3, in_channels=4)
+    return build_model(recipe.model, num_views=3, in_channels=4)
 
 
 def test_forward_pools_time_and_fuses_views(model):
@@ -63,13 +63,13 @@ def test_frozen_text_tower_has_no_gradient_and_stays_in_eval_mode(model):
 
 def test_partial_fine_tuning_unfreezes_matching_parameters():
     recipe = small_recipe(text_encoder={"name": "minilm", "freeze": True, "trainable": ["*layer.5.*"]})
-    model = build_model(recipe, 3, 4)
+    model = build_model(recipe.model, 3, 4)
     trainable = [n for n, p in model.text_encoder.named_parameters() if p.requires_grad]
     assert trainable and all("layer.5." in n for n in trainable)
 
 
 def test_attention_fusion_builds_and_runs():
-    model = build_model(small_recipe(fusion="attention"), 3, 4)
+    model = build_model(small_recipe(fusion="attention").model, 3, 4)
     _, joint = model.encode_views(torch.randn(2, 1, 3, 4, 32, 32))
     assert joint.shape == (2, 32)
 
@@ -152,8 +152,8 @@ def test_a_learned_classifier_scores_its_training_labels_only(tmp_path):
     cannot take other classes, and a checkpoint of it predicts with them."""
     recipe = small_recipe(classifier="learned")
     with pytest.raises(AffectkitError, match="number of classes"):
-        build_model(recipe, num_views=3, in_channels=4)
-    model = build_model(recipe, num_views=3, in_channels=4, num_classes=len(LABELS))
+        build_model(recipe.model, num_views=3, in_channels=4)
+    model = build_model(recipe.model, num_views=3, in_channels=4, num_classes=len(LABELS))
     classes = model.class_embeddings([[label] for label in LABELS])
     assert torch.allclose(classes, torch.nn.functional.normalize(model.class_vectors, dim=-1))
     assert not model.prompts_can_change

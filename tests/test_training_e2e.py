@@ -178,7 +178,7 @@ def test_the_papers_clip_recipe_trains_offline_on_a_local_clip(tmp_path, tiny_cl
     towers = [f"model.image_encoder.options.model={tiny_clip}", f"model.text_encoder.options.model={tiny_clip}"]
     out = run_ok("run", *args, *small, *towers)
     model, meta = load_checkpoint(tmp_path / "runs" / "affectvlm-clip" / "model")
-    assert meta.recipe.render.size == 224 and meta.recipe.render.maps == ["rgb"]
+    assert meta.inference.input.size == 224 and meta.inference.input.maps == ["rgb"]
     assert type(model.image_encoder).__name__ == "CLIPImageEncoder" and "accuracy" in out
 
     offline = subprocess.run(command("run", *args, *small), capture_output=True, text=True, timeout=300, cwd=ROOT)

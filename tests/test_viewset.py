@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from affectkit.errors import MeshError
-from affectkit.pipeline import render_samples
-from affectkit.recipe import parse_recipe
+from affectkit.inference_config import InputConfig
+from affectkit.pipeline import build_render_cache, render_samples
 from affectkit.registry import create, registry
 from affectkit.viewset import sample_frames
 from affectkit_plugins.synthetic import write_synthetic
@@ -21,22 +21,21 @@ def folder_with_a_broken_scan(tmp_path):
     return manifest.parent, broken
 
 
-def recipe(skip: bool):
-    return parse_recipe({"name": "t", "render": {"size": 24, "maps": ["normal"], "cache_dir": None}, "data": {"skip_bad_files": skip}})
+INPUTS = InputConfig(size=24, maps=["normal"])
 
 
 def test_a_bad_file_stops_rendering_naming_the_file(folder_with_a_broken_scan):
     root, broken = folder_with_a_broken_scan
     dataset = create("dataset", "folder", {"root": str(root)})
     with pytest.raises(MeshError, match=broken.name):
-        render_samples(recipe(False), dataset, dataset.samples())
+        render_samples(INPUTS, dataset, dataset.samples(), build_render_cache(INPUTS))
 
 
 def test_skipped_bad_files_are_listed_not_dropped(folder_with_a_broken_scan):
     root, broken = folder_with_a_broken_scan
     dataset = create("dataset", "folder", {"root": str(root)})
     samples = dataset.samples()
-    views = render_samples(recipe(True), dataset, samples)
+    views = render_samples(INPUTS, dataset, samples, build_render_cache(INPUTS), skip_bad_files=True)
     assert len(views) == len(samples) - 1
     assert len(views.skipped) == 1 and broken.name in views.skipped[0]
 

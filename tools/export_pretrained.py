@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     args = parser.parse_args()
     model, meta = load_checkpoint(args.checkpoint)
-    encoder = meta.recipe.model.image_encoder
+    encoder = meta.inference.architecture.image_encoder
     if encoder.name != "timm":
         parser.error(f"{args.checkpoint}: shipped weights are for the timm image encoder, not {encoder.name!r}")
     card = WeightsCard(

@@ -1,0 +1,127 @@
+"""What a trained model needs at inference, saved in every checkpoint beside the recipe.
+
+A checkpoint's ``checkpoint.json`` holds the training recipe (what was done, for the
+record and for resuming) and, apart from it, an :class:`InferenceConfig`: the architecture
+(encoders and their options, joint space, fusion, classifier), how a scan becomes the
+model's input (renderer, views, size, maps, frames), the labels and class prompts, and the
+library versions that wrote it. Loading reads only the inference config, so a change to
+the recipe schema never breaks a checkpoint: keys a later affectkit adds are dropped with a
+warning, and checkpoints written before the config existed (format 1) get one derived
+from their recipe.
+"""
+
+from __future__ import annotations
+
+import warnings
+from importlib import metadata
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from affectkit.recipe import ComponentRef, ModelConfig, Recipe, Section
+
+#: Bump when a saved inference config changes meaning (not when keys are added).
+CONFIG_VERSION = 1
+RECORDED_VERSIONS = ("affectkit", "torch", "timm", "transformers")
+
+
+class InputConfig(Section):
+    """How a scan or sequence becomes the model's input: rendered views, stacked maps, frames."""
+
+    renderer: ComponentRef = ComponentRef(name="torch")
+    views: list[str | float] = Field(default_factory=lambda: ["front", "left", "right"])
+    size: int = 224
+    maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(default_factory=lambda: ["rgb"])
+    frames: int = 1
+    frame_sampler: Literal["uniform", "apex"] = "apex"
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> InputConfig:
+        r, d = recipe.render, recipe.data
+        return cls(renderer=r.renderer, views=r.views, size=r.size, maps=r.maps, frames=d.frames, frame_sampler=d.frame_sampler)
+
+
+class InferenceConfig(Section):
+    """Everything inference needs, and nothing of training."""
+
+    version: int = CONFIG_VERSION
+    architecture: ModelConfig
+    input: InputConfig
+    labels: list[str]
+    class_prompts: list[list[str]]
+    num_views: int
+    in_channels: int
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, labels: list[str], class_prompts: list[list[str]], num_views: int, in_channels: int) -> InferenceConfig:
+        return cls(
+            architecture=recipe.model,
+            input=InputConfig.from_recipe(recipe),
+            labels=labels,
+            class_prompts=class_prompts,
+            num_views=num_views,
+            in_channels=in_channels,
+            versions=library_versions(),
+        )
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], source: str) -> InferenceConfig:
+        """The config of a ``checkpoint.json`` document, tolerating keys this affectkit does
+        not know (a warning names them); derived from the recipe in format-1 documents."""
+        if "inference" in document:
+            data = document["inference"]
+        else:  # format 1: no inference config; the recipe, labels and prompts hold it all
+            recipe = document["recipe"]
+            render, data_section = recipe.get("render", {}), recipe.get("data", {})
+            data = {
+                "architecture": recipe.get("model", {}),
+                "input": {
+                    **{k: render[k] for k in ("renderer", "views", "size", "maps") if k in render},
+                    **{k: data_section[k] for k in ("frames", "frame_sampler") if k in data_section},
+                },
+                **{k: document[k] for k in ("labels", "class_prompts", "num_views", "in_channels")},
+            }
+        if not isinstance(data, dict):
+            raise ValueError("the inference config is not a mapping")
+        unknown = unknown_keys(cls, data)
+        if unknown:
+            warnings.warn(f"{source}: ignoring settings this affectkit does not know: {', '.join(unknown)} (written by a newer affectkit?)", stacklevel=2)
+        return cls.model_validate(without(cls, data))
+
+
+def unknown_keys(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of the keys in ``data`` that ``model`` (and its nested sections) lack."""
+    found = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            found.append(prefix + key)
+        elif isinstance(value, dict) and isinstance(field.annotation, type) and issubclass(field.annotation, Section) and not issubclass(field.annotation, ComponentRef):
+            found += unknown_keys(field.annotation, value, f"{prefix}{key}.")
+    return found
+
+
+def without(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` less the keys :func:`unknown_keys` lists."""
+    kept = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue
+        nested = field.annotation
+        if isinstance(value, dict) and isinstance(nested, type) and issubclass(nested, Section) and not issubclass(nested, ComponentRef):
+            value = without(nested, value)
+        kept[key] = value
+    return kept
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of the libraries whose code a saved model runs through."""
+    versions = {}
+    for name in RECORDED_VERSIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,89 @@
+"""Checkpoints keep loading: the inference config is all that loading reads.
+
+``tests/fixtures/checkpoint-v1/`` was written by affectkit before the inference config
+existed (format 1: a test_resnet encoder, 1 epoch on 4 facekit people, weights only);
+``checkpoint-v1-expected.json`` holds what it predicted then for ``happy-face.ply``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from affectkit.checkpoint import load_checkpoint, read_meta
+from affectkit.errors import CheckpointError
+from affectkit.inference import Predictor
+from affectkit.mesh_formats import load_mesh
+
+FIXTURES = Path(__file__).parent / "fixtures"
+OLD = FIXTURES / "checkpoint-v1"
+
+
+def expected() -> dict:
+    return json.loads((FIXTURES / "checkpoint-v1-expected.json").read_text())
+
+
+def test_a_format_1_checkpoint_loads_and_predicts_what_it_predicted_when_written():
+    predictor = Predictor.from_checkpoint(OLD)
+    prediction = predictor.predict(load_mesh(FIXTURES / expected()["input"]))
+    assert prediction.probabilities == pytest.approx(expected()["probabilities"], abs=1e-5)
+    assert prediction.view_weights == pytest.approx(expected()["view_weights"], abs=1e-6)
+    inference = predictor.meta.inference
+    assert inference.architecture.image_encoder.options["model"] == "test_resnet" and inference.input.size == 32
+
+
+def copy_with(tmp_path: Path, edit) -> Path:
+    copy = tmp_path / "ckpt"
+    shutil.copytree(OLD, copy)
+    document = json.loads((copy / "checkpoint.json").read_text())
+    edit(document)
+    (copy / "checkpoint.json").write_text(json.dumps(document))
+    return copy
+
+
+def test_a_recipe_the_schema_no_longer_accepts_does_not_stop_loading(tmp_path):
+    def retired_key(document):
+        document["recipe"]["train"]["retired_option"] = 1
+
+    with pytest.warns(UserWarning, match="recorded training recipe does not validate any more"):
+        model, meta = load_checkpoint(copy_with(tmp_path, retired_key))
+    assert meta.recipe is None and meta.labels == expected_labels()
+
+
+def expected_labels() -> list[str]:
+    return list(expected()["probabilities"])
+
+
+def test_settings_a_newer_affectkit_adds_are_dropped_with_a_warning(tmp_path):
+    # a checkpoint of this version, with keys from the future in its inference config
+    model, meta = load_checkpoint(OLD)
+    from affectkit.checkpoint import save_checkpoint
+
+    saved = save_checkpoint(tmp_path / "new", model, meta)
+    document = json.loads((saved / "checkpoint.json").read_text())
+    assert document["format"] == 2 and document["inference"]["architecture"]["embed_dim"] == 16
+    document["inference"]["input"]["hdr"] = True
+    document["inference"]["calibration"] = {"temperature": 1.5}
+    (saved / "checkpoint.json").write_text(json.dumps(document))
+    with pytest.warns(UserWarning, match=r"ignoring settings this affectkit does not know: input.hdr, calibration"):
+        again, meta = load_checkpoint(saved)
+    assert meta.inference.input.size == 32
+
+
+def test_an_unknown_format_is_one_clear_error(tmp_path):
+    def future(document):
+        document["format"] = 99
+
+    with pytest.raises(CheckpointError, match=r"checkpoint format 99, this affectkit reads formats 1, 2"):
+        read_meta(copy_with(tmp_path, future))
+
+
+def test_new_checkpoints_record_the_library_versions():
+    from affectkit.inference_config import InferenceConfig
+    from affectkit.recipe import Recipe
+
+    config = InferenceConfig.from_recipe(Recipe(name="x"), ["a", "b"], [["an a"], ["a b"]], 3, 3)
+    assert {"affectkit", "torch", "timm"} <= set(config.versions)
