@@ -52,6 +52,23 @@ class CheckpointMeta:
     #: checkpoints written before affectkit recorded it
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def for_recipe(
+        cls,
+        recipe: Recipe,
+        labels: list[str],
+        class_prompts: list[list[str]],
+        num_views: int,
+        in_channels: int,
+        epoch: int,
+        metrics: dict[str, Any],
+        history: list[dict[str, Any]],
+        provenance: dict[str, Any] | None = None,
+    ) -> CheckpointMeta:
+        """The metadata of a model a recipe trained (its inference config derived from it)."""
+        inference = InferenceConfig.from_recipe(recipe, labels, class_prompts, num_views, in_channels)
+        return cls(inference, recipe, epoch, metrics, history, provenance or {})
+
     @property
     def labels(self) -> list[str]:
         return self.inference.labels

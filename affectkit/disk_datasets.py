@@ -1,9 +1,13 @@
 """What the datasets read from a folder on disk share: their path options, the check of
-their root folder, and the messages about files they skip or find twice."""
+their root folder, walking it, subject ids like ``F0001``, and the messages about files
+they skip or find twice. Public for plugin authors."""
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -48,3 +52,41 @@ def found_twice(dataset: str, what: str, root: Path, first: Path, second: Path) 
         f"{dataset}: {what} appears twice: {first.relative_to(root)} and "
         f"{second.relative_to(root)}; keep one copy under {str(root)!r}"
     )
+
+
+#: a sex letter and a number: BU-3DFE's F0001, BU-4DFE's M042
+_SUBJECT = re.compile(r"^([FM])0*(\d{1,4})$", re.I)
+
+
+def subject_id(text: str, digits: int) -> str | None:
+    """``f1``, ``F0001`` -> ``F0001`` (``digits`` wide); ``None`` if not a sex letter and a number."""
+    match = _SUBJECT.match(text.strip())
+    if match is None or len(str(int(match[2]))) > digits:
+        return None
+    return f"{match[1].upper()}{int(match[2]):0{digits}d}"
+
+
+def subject_ids(texts: list[str], digits: int, dataset: str, examples: str) -> list[str]:
+    """:func:`subject_id` of each text; a ``ValueError`` naming ``dataset`` and ``examples``
+    (``"F0001 or M0044"``) for the first that is not a subject id."""
+    out = []
+    for text in texts:
+        subject = subject_id(text, digits)
+        if subject is None:
+            raise ValueError(f"{text!r} is not a {dataset} subject id like {examples}")
+        out.append(subject)
+    return out
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, following symbolic links to folders (each folder once)."""
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(folder) / name

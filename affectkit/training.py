@@ -37,7 +37,6 @@ from affectkit.checkpoint import (
 from affectkit.errors import AffectkitError
 from affectkit.interfaces import LossInputs
 from affectkit.metrics import accuracy, confusion_matrix, macro_f1
-from affectkit.inference_config import InferenceConfig
 from affectkit.model import AffectVLM, build_model
 from affectkit.objective import Objective
 from affectkit.pipeline import TrainingData
@@ -222,8 +221,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             report_checkpoint = None
             if rank == 0:
-                inference = InferenceConfig.from_recipe(recipe, data.labels, data.class_prompts, num_views, in_channels)
-                meta = CheckpointMeta(inference, recipe, epoch, metrics, history, data.provenance)
+                meta = CheckpointMeta.for_recipe(recipe, data.labels, data.class_prompts, num_views, in_channels, epoch, metrics, history, data.provenance)
                 path = save_checkpoint(Path(tmp) / "checkpoint", core, meta, training_state(optimizer, scheduler, objective))
                 report_checkpoint = ray.train.Checkpoint.from_directory(str(path))
             ray.train.report(metrics, checkpoint=report_checkpoint)

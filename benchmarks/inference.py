@@ -43,7 +43,7 @@ def recipe_checkpoint(recipe_path: Path, folder: Path) -> Path:
     in_channels = RenderedViews.channels(recipe.render.maps)
     model = build_model(recipe.model, num_views=len(recipe.render.views), in_channels=in_channels)
     prompts = build_prompt_bank(recipe).class_prompts(labels)
-    meta = CheckpointMeta(recipe, labels, prompts, len(recipe.render.views), in_channels, 0, {}, [])
+    meta = CheckpointMeta.for_recipe(recipe, labels, prompts, len(recipe.render.views), in_channels, 0, {}, [])
     return save_checkpoint(folder / "model", model, meta)
 
 

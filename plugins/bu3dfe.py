@@ -3,9 +3,7 @@ the ``vrml`` plugin, which also registers the ``.wrl`` mesh format)."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,20 +12,16 @@ from pydantic import Field, field_validator
 
 from affectkit import hookimpl
 from affectkit.dataset_writer import placeholder_attributes
-from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, warn_skipped
+from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, subject_ids, walk_files, warn_skipped
+from affectkit.facs import CODES, LABELS, NEUTRAL
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh
 from affectkit_plugins.vrml import read_bnd, read_wrl
 
-SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
-NEUTRAL = "neutral"
-
-#: BU-3DFE expression codes -> canonical labels.
-EXPRESSIONS: dict[str, str] = {
-    "AN": "anger", "DI": "disgust", "FE": "fear", "HA": "happiness",
-    "SA": "sadness", "SU": "surprise", "NE": NEUTRAL,
-}
+SIX = LABELS
+#: BU-3DFE expression codes (shared by BU-4DFE and Bosphorus' names) -> canonical labels.
+EXPRESSIONS: dict[str, str] = {code: label for label, code in CODES.items()}
 #: BU-3DFE ethnicity codes -> the names the dataset's paper uses.
 ETHNICITIES: dict[str, str] = {
     "WH": "white", "BL": "black", "AE": "east asian", "AM": "middle-east asian",
@@ -39,7 +33,6 @@ _NAME = re.compile(
     r"(?P<ethnicity>WH|BL|AE|AM|IN|LA)_(?P<variant>F3D|RAW)$",
     re.I,
 )
-_SUBJECT = re.compile(r"^([FM])0*(\d{1,4})$", re.I)
 
 
 def parse_name(stem: str) -> dict[str, object] | None:
@@ -63,40 +56,6 @@ def parse_name(stem: str) -> dict[str, object] | None:
         "ethnicity": ETHNICITIES[ethnicity],
         "variant": match["variant"].upper(),
     }
-
-
-def subject_id(text: str, digits: int) -> str | None:
-    """``f1``, ``F0001`` -> ``F0001`` (``digits`` wide); ``None`` if not a sex letter and a number."""
-    match = _SUBJECT.match(text.strip())
-    if match is None or len(str(int(match[2]))) > digits:
-        return None
-    return f"{match[1].upper()}{int(match[2]):0{digits}d}"
-
-
-def subject_ids(texts: list[str], digits: int, dataset: str, examples: str) -> list[str]:
-    """:func:`subject_id` of each text; a ``ValueError`` naming ``dataset`` and ``examples``
-    (``"F0001 or M0044"``) for the first that is not a subject id."""
-    out = []
-    for text in texts:
-        subject = subject_id(text, digits)
-        if subject is None:
-            raise ValueError(f"{text!r} is not a {dataset} subject id like {examples}")
-        out.append(subject)
-    return out
-
-
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every file under ``root``, following symbolic links to folders (each folder once)."""
-    seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs.sort()
-        for name in sorted(files):
-            yield Path(folder) / name
 
 
 class BU3DFEDataset(Dataset):

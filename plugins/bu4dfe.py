@@ -11,23 +11,22 @@ from pydantic import Field, field_validator
 
 from affectkit import hookimpl
 from affectkit.dataset_writer import placeholder_attributes
-from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, warn_skipped
+from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, subject_id, subject_ids, walk_files, warn_skipped
+from affectkit.facs import CODES, LABELS
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.viewset import sample_frames
 from affectkit_plugins.vrml import read_bnd, read_wrl
-from affectkit_plugins.bu3dfe import EXPRESSIONS, SIX, subject_id, subject_ids, walk_files
 
 #: Expression folder names (lower case) -> canonical labels: BU-4DFE's words, BU-3DFE's
 #: two-letter codes and the canonical labels themselves.
 FOLDER_NAMES: dict[str, str] = {
     "angry": "anger", "disgust": "disgust", "disgusted": "disgust", "fear": "fear", "fearful": "fear",
     "happy": "happiness", "sad": "sadness", "surprise": "surprise", "surprised": "surprise",
-    **{code.lower(): label for code, label in EXPRESSIONS.items() if label in SIX},
-    **{label: label for label in SIX},
+    **{CODES[label].lower(): label for label in LABELS},
+    **{label: label for label in LABELS},
 }
-CODES: dict[str, str] = {label: code for code, label in EXPRESSIONS.items()}
 
 _WORDS = re.compile(r"[^A-Za-z0-9]+")
 _DIGITS = re.compile(r"\d+")
@@ -82,7 +81,7 @@ class BU4DFEDataset(Dataset):
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return SIX
+        return LABELS
 
     def samples(self) -> list[Sample]:
         return list(self._index[0].values())
@@ -163,7 +162,7 @@ class BU4DFEDataset(Dataset):
                 raise DatasetError(
                     f"bu4dfe: subject(s) {', '.join(missing)} not found under {str(o.root)!r}; found: {shown(sorted(subjects))}"
                 )
-        order = {label: i for i, label in enumerate(SIX)}
+        order = {label: i for i, label in enumerate(LABELS)}
         samples: dict[str, Sample] = {}
         frames: dict[str, list[Path]] = {}
         landmarks: dict[Path, Path] = {}

@@ -37,7 +37,7 @@ def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = build_model(recipe.model, num_views=3, in_channels=3)
     prompts = [[f"a 3D face scan showing {label}", f"a {label} facial expression"] for label in LABELS]
-    meta = CheckpointMeta(recipe, LABELS, prompts, 3, 3, 4, {"val_accuracy": 0.2}, [])
+    meta = CheckpointMeta.for_recipe(recipe, LABELS, prompts, 3, 3, 4, {"val_accuracy": 0.2}, [])
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model", model, meta)
 
 

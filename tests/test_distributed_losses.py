@@ -40,9 +40,14 @@ class SpreadPlugin:
         register(THIRD_PARTY, Spread)
 
 
-def register_third_party() -> None:
-    if not plugin_manager().has_plugin("affectkit-spread"):
-        plugin_manager().register(SpreadPlugin(), name="affectkit-spread")
+def objective_of(name: str) -> Objective:
+    """The objective of one loss term; the third-party loss is registered only while it is built."""
+    plugin = SpreadPlugin()
+    plugin_manager().register(plugin, name="affectkit-spread")
+    try:
+        return Objective([LossTerm(name=name)])
+    finally:
+        plugin_manager().unregister(plugin)
 WORLD, B, V, D, IN = 2, 6, 3, 8, 5
 
 
@@ -65,8 +70,7 @@ def step(name: str, views: torch.Tensor, prompts: torch.Tensor, labels: torch.Te
     torch.manual_seed(1)
     image_proj = torch.nn.Linear(IN, D)
     text_proj = torch.nn.Linear(IN, D)
-    register_third_party()
-    loss_fn = Objective([LossTerm(name=name)])
+    loss_fn = objective_of(name)
     view_embeddings = F.normalize(image_proj(views), dim=-1)
     joint = F.normalize(view_embeddings.mean(1), dim=-1)
     text = F.normalize(text_proj(prompts), dim=-1)

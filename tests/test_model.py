@@ -82,7 +82,7 @@ def test_class_embeddings_average_each_prompt_ensemble(model):
 
 
 def test_checkpoint_round_trip_and_prediction_on_a_sequence(tmp_path, recipe, model):
-    meta = CheckpointMeta(recipe, LABELS, [[f"a {x} face"] for x in LABELS], 3, 4, 0, {"val_accuracy": 0.5}, [])
+    meta = CheckpointMeta.for_recipe(recipe, LABELS, [[f"a {x} face"] for x in LABELS], 3, 4, 0, {"val_accuracy": 0.5}, [])
     path = save_checkpoint(tmp_path / "ckpt", model, meta)
     loaded, loaded_meta = load_checkpoint(path)
     assert loaded_meta.labels == LABELS
@@ -107,7 +107,7 @@ def test_checkpoint_round_trip_and_prediction_on_a_sequence(tmp_path, recipe, mo
 
 
 def test_altered_checkpoints_fail_clearly(tmp_path, recipe, model):
-    meta = CheckpointMeta(recipe, LABELS, [[x] for x in LABELS], 3, 4, 0, {}, [])
+    meta = CheckpointMeta.for_recipe(recipe, LABELS, [[x] for x in LABELS], 3, 4, 0, {}, [])
     path = save_checkpoint(tmp_path / "ckpt", model, meta)
     (path / "checkpoint.json").write_text("{broken")
     with pytest.raises(CheckpointError, match=r"checkpoint.json: damaged checkpoint metadata"):
@@ -129,7 +129,7 @@ class _Payload:
 def test_a_pickle_in_a_checkpoint_is_refused_never_run(tmp_path, recipe, model):
     import pickle
 
-    meta = CheckpointMeta(recipe, LABELS, [[x] for x in LABELS], 3, 4, 0, {}, [])
+    meta = CheckpointMeta.for_recipe(recipe, LABELS, [[x] for x in LABELS], 3, 4, 0, {}, [])
     path = save_checkpoint(tmp_path / "ckpt", model, meta)
     marker = tmp_path / "code-ran"
     (path / "model.safetensors").write_bytes(pickle.dumps(_Payload(marker)))  # what torch.save files are
@@ -159,7 +159,7 @@ def test_a_learned_classifier_scores_its_training_labels_only(tmp_path):
     assert not model.prompts_can_change
     with pytest.raises(AffectkitError, match="learned classifier over its 6 training labels"):
         model.class_embeddings([["a happy face"], ["a sad face"]])
-    meta = CheckpointMeta(recipe, LABELS, [[f"a {label} face"] for label in LABELS], 3, 4, 0, {}, [])
+    meta = CheckpointMeta.for_recipe(recipe, LABELS, [[f"a {label} face"] for label in LABELS], 3, 4, 0, {}, [])
     predictor = Predictor(*load_checkpoint(save_checkpoint(tmp_path / "model", model, meta)))
     assert torch.allclose(predictor.classes.class_embeddings, classes)
     with pytest.raises(AffectkitError, match="classes cannot change"):
