@@ -56,10 +56,10 @@ def test_no_plugin_imports_a_private_name_of_another_module():
     import ast
 
     offenders = []
-    for path in sorted((ROOT / "plugins").rglob("*.py")):
+    for path in sorted((ROOT / "affectkit_plugins").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("affectkit", "affectkit_plugins")):
-                own = node.module.startswith(f"affectkit_plugins.{path.parent.name}") and path.parent.name != "plugins"
+                own = node.module.startswith(f"affectkit_plugins.{path.parent.name}") and path.parent.name != "affectkit_plugins"
                 offenders += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_") and not own]
     assert not offenders, offenders
 

@@ -140,7 +140,7 @@ def test_a_pickle_in_a_checkpoint_is_refused_never_run(tmp_path, recipe, model):
 
 def test_no_code_path_unpickles():
     root = Path(__file__).parent.parent
-    sources = [p for folder in ("affectkit", "plugins", "apps") for p in (root / folder).rglob("*.py")]
+    sources = [p for folder in ("affectkit", "affectkit_plugins", "apps") for p in (root / folder).rglob("*.py")]
     for path in sources:
         text = path.read_text()
         for call in ("torch.load(", "pickle.load", "allow_pickle=True", "joblib.load"):

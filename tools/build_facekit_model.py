@@ -8,7 +8,7 @@ and the eyeballs), turns every mode into a displacement from the neutral head in
 millimetres, quantises each mode to int8 with a scale of its own, and writes one .npz
 archive with fixed zip timestamps, so the same sources give the same bytes::
 
-    python tools/build_facekit_model.py PATH/TO/ICT-FaceKit [--out plugins/facekit/ict_face_model.npz]
+    python tools/build_facekit_model.py PATH/TO/ICT-FaceKit [--out affectkit_plugins/facekit/ict_face_model.npz]
 
 It prints the file's SHA-256, which ``affectkit_plugins.facekit.model.MODEL_SHA256``
 records. The source repository is https://github.com/ICT-VGL/ICT-FaceKit (any checkout
@@ -115,7 +115,7 @@ def write_npz(arrays: dict[str, np.ndarray], out: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a checkout of github.com/ICT-VGL/ICT-FaceKit")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "plugins/facekit/ict_face_model.npz")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "affectkit_plugins/facekit/ict_face_model.npz")
     args = parser.parse_args()
     arrays = build(args.source)
     digest = write_npz(arrays, args.out)

@@ -3,7 +3,7 @@
     affectkit run recipes/pretrain-faces.yaml
     python tools/export_pretrained.py runs/pretrain-faces/model [--name affectkit-faces]
 
-writes ``plugins/weights/<name>.safetensors`` (float16, the timm backbone only) and its
+writes ``affectkit_plugins/weights/<name>.safetensors`` (float16, the timm backbone only) and its
 card ``<name>.json`` (model, channels, recipe, seed, SHA-256), which
 ``model.image_encoder.options.pretrained: <name>`` then loads
 (:mod:`affectkit_plugins.face_pretraining`).
