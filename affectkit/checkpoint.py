@@ -28,8 +28,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from affectkit.errors import CheckpointError
+from affectkit.factory import build_model
 from affectkit.inference_config import InferenceConfig
-from affectkit.model import AffectVLM, build_model
+from affectkit.model import AffectVLM
 from affectkit.recipe import Recipe
 
 FORMAT_VERSION = 2

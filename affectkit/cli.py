@@ -184,8 +184,8 @@ def cv(recipe_file: Path, folds: int | None, repeats: int | None, folds_file: Pa
     Writes to the run folder it prints: cv.json (every fold, mean ± std over folds and
     over repeats, pooled figures), folds.json (the folds used: pass it to --folds-file to
     run the same split), pooled/ and one folder per fold with its report and model."""
-    from affectkit.recipe import load_recipe
     from affectkit.cross_validation import cross_validate
+    from affectkit.recipe import load_recipe
 
     if folds_file is not None and (folds or repeats):
         raise click.UsageError("--folds-file fixes the folds and repeats; leave out --folds and --repeats")

@@ -55,7 +55,8 @@ def cross_validate(
     (or on the folds of a file). Writes per fold and pooled reports, ``folds.json`` and
     ``cv.json`` (docs/protocols.md) and returns the latter's contents."""
     from affectkit.evaluation import pooled_report, save_report
-    from affectkit.pipeline import build_dataset, build_render_cache, dataset_identity
+    from affectkit.factory import build_dataset, build_render_cache
+    from affectkit.pipeline import dataset_identity
 
     started = time.perf_counter()
     if recipe.eval.select == "best" and not recipe.eval.cv_validation:

@@ -43,8 +43,8 @@ from typing import Literal
 import numpy as np
 
 from affectkit.errors import DatasetError
-from affectkit.facs import CODES, NEUTRAL
 from affectkit.face_generator import FaceGenerator
+from affectkit.facs import CODES, NEUTRAL
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence, save_mesh
 

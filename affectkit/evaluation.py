@@ -120,7 +120,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None
     subjects), with the leak check of :func:`leak_warnings`."""
     from affectkit.checkpoint import load_checkpoint
     from affectkit.errors import AffectkitError
-    from affectkit.pipeline import build_dataset, build_render_cache, dataset_identity, render_samples
+    from affectkit.factory import build_dataset, build_render_cache
+    from affectkit.pipeline import dataset_identity, render_samples
     from affectkit.splits import subject_split
 
     model, meta = load_checkpoint(checkpoint, device)

@@ -17,10 +17,10 @@ import torch
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
 from affectkit.errors import AffectkitError, MeshError
 from affectkit.interfaces import RenderedViews
-from affectkit.recipe import ComponentRef
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import load_mesh, mesh_suffixes
 from affectkit.model import AffectVLM
+from affectkit.recipe import ComponentRef
 from affectkit.render_cache import RenderCache
 from affectkit.views import parse_views
 from affectkit.viewset import frames_of
@@ -70,7 +70,7 @@ class Predictor:
     """A trained model plus its renderer, views and class prompts."""
 
     def __init__(self, model: AffectVLM, meta: CheckpointMeta, device: str | torch.device = "cpu") -> None:
-        from affectkit.pipeline import build_render_cache
+        from affectkit.factory import build_render_cache
 
         self.model = model.to(device).eval()
         self.meta = meta

@@ -22,8 +22,7 @@ from torch import Tensor, nn
 
 from affectkit.errors import AffectkitError
 from affectkit.interfaces import ImageEncoder, TextEncoder
-from affectkit.recipe import EncoderRef, ModelConfig
-from affectkit.registry import registry
+from affectkit.recipe import EncoderRef
 
 
 def apply_freezing(module: nn.Module, ref: EncoderRef) -> None:
@@ -152,18 +151,3 @@ class AffectVLM(nn.Module):
 
 def _heads(width: int) -> int:
     return next(h for h in (8, 4, 2, 1) if width % h == 0)
-
-
-def build_model(cfg: ModelConfig, num_views: int, in_channels: int, num_classes: int | None = None) -> AffectVLM:
-    """The model a recipe's ``model`` section (or a checkpoint's architecture) describes,
-    with its towers frozen as it says (``num_classes``: how many labels a learned
-    classifier scores)."""
-    reg = registry()
-    image = reg.create("image_encoder", cfg.image_encoder.name, cfg.image_encoder.options, in_channels=in_channels)
-    text = reg.create("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options)
-    apply_freezing(image, cfg.image_encoder)
-    apply_freezing(text, cfg.text_encoder)
-    if cfg.classifier == "learned" and num_classes is None:
-        raise AffectkitError("model.classifier: learned needs the number of classes to build its head")
-    learned = num_classes if cfg.classifier == "learned" else None
-    return AffectVLM(image, text, num_views, cfg.embed_dim, cfg.fusion, cfg.init_temperature, learned)

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from affectkit.errors import AffectkitError
+from affectkit.factory import build_prompt_bank, build_render_cache
 from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
-from affectkit.prompting import build_prompt_bank
 from affectkit.recipe import ComponentRef, Recipe
-from affectkit.registry import registry
-from affectkit.render_cache import RenderCache, renderer_id
-from affectkit.views import parse_views
+from affectkit.render_cache import RenderCache
 from affectkit.viewset import ViewSet, prepare_views
 
 
@@ -34,10 +31,6 @@ class TrainingData:
     train_prompts: list[list[str]]
     class_prompts: list[list[str]]
     provenance: dict[str, Any]
-
-
-def build_dataset(ref: ComponentRef) -> Dataset:
-    return registry().create("dataset", ref.name, ref.options)
 
 
 SPEC_FORMS = "NAME, NAME:/path/to/root, NAME:key=value,key=[a, b] or NAME:{key: value, key: [a, b]}"
@@ -100,14 +93,6 @@ def _top_level_split(text: str, spec: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def build_render_cache(inputs: InputConfig, cache_dir: str | Path | None = None, device: str = "cpu") -> RenderCache:
-    """The renderer ``inputs`` names, behind a render cache in ``cache_dir`` (``None``: none)."""
-    ref = inputs.renderer
-    renderer = registry().create("renderer", ref.name, ref.options)
-    root = Path(cache_dir) if cache_dir is not None else None
-    return RenderCache(renderer, renderer_id(renderer, ref.name), parse_views(inputs.views), inputs.size, root, device=device)
-
-
 def render_samples(
     inputs: InputConfig,
     dataset: Dataset,
@@ -163,7 +148,7 @@ def training_data(
     checkpoint's held-out subjects; an empty ``val`` means no per-epoch validation."""
     inputs = InputConfig.from_recipe(recipe)
     cache = build_render_cache(inputs, recipe.render.cache_dir)
-    bank = build_prompt_bank(recipe)
+    bank = build_prompt_bank(recipe.prompts)
     skip = recipe.data.skip_bad_files
     train_views = render_samples(inputs, dataset, train, cache, skip_bad_files=skip)
     val_views = render_samples(inputs, dataset, val, cache, skip_bad_files=skip) if val else None

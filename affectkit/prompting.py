@@ -7,8 +7,6 @@ import random
 from collections.abc import Mapping, Sequence
 
 from affectkit.interfaces import PromptAugmenter, Sample
-from affectkit.recipe import Recipe
-from affectkit.registry import registry
 
 
 class PromptBank:
@@ -30,8 +28,3 @@ class PromptBank:
 def draw(candidates: Sequence[Sequence[str]], indices: Sequence[int], rng: random.Random) -> list[str]:
     """One prompt per sample, drawn at random from its candidates (once per step)."""
     return [rng.choice(candidates[i]) for i in indices]
-
-
-def build_prompt_bank(recipe: Recipe) -> PromptBank:
-    reg = registry()
-    return PromptBank([reg.create("prompt_augmenter", ref.name, ref.options) for ref in recipe.prompts.augmenters])

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from affectkit.errors import AffectkitError
+from affectkit.pipeline import TrainingData
 from affectkit.recipe import Recipe, dump_recipe
 from affectkit.splits import select_subjects, subject_split
-from affectkit.pipeline import TrainingData
 
 EXPORT_NAME = "model"
 
@@ -160,8 +160,8 @@ def check_model(recipe: Recipe, labels: int) -> None:
     """Build the recipe's model once in the driver, so that an encoder that cannot load (a
     hub name offline, damaged shipped weights) stops the run at once with its message,
     not in a Ray worker after minutes of rendering."""
+    from affectkit.factory import build_model
     from affectkit.interfaces import RenderedViews
-    from affectkit.model import build_model
     from affectkit.views import parse_views
 
     build_model(recipe.model, len(parse_views(recipe.render.views)), RenderedViews.channels(recipe.render.maps), labels)
@@ -259,7 +259,8 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     """Train, evaluate on held-out subjects, and write the run directory."""
     from affectkit.checkpoint import load_checkpoint
     from affectkit.evaluation import evaluate, format_report, save_report
-    from affectkit.pipeline import build_dataset, training_data
+    from affectkit.factory import build_dataset
+    from affectkit.pipeline import training_data
     from affectkit.plots import plot_curves
 
     started = time.perf_counter()

@@ -35,14 +35,13 @@ from affectkit.checkpoint import (
     training_state,
 )
 from affectkit.errors import AffectkitError
+from affectkit.factory import build_augmentations, build_model, build_objective
 from affectkit.interfaces import LossInputs
 from affectkit.metrics import accuracy, confusion_matrix, macro_f1
-from affectkit.model import AffectVLM, build_model
-from affectkit.objective import Objective
+from affectkit.model import AffectVLM
 from affectkit.pipeline import TrainingData
 from affectkit.prompting import draw
 from affectkit.recipe import Recipe
-from affectkit.registry import registry
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -133,8 +132,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     num_views, in_channels = data.train.views.shape[2], data.train.views.shape[3]
     model = build_model(recipe.model, num_views, in_channels, len(data.labels))
-    objective = Objective(recipe.loss.terms).to(device)
-    augmentations = [registry().create("view_augmentation", a.name, a.options) for a in recipe.train.augmentations]
+    objective = build_objective(recipe.loss).to(device)
+    augmentations = build_augmentations(recipe.train.augmentations)
     params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)
 

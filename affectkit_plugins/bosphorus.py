@@ -11,11 +11,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit_plugins.bnt import read_bnt, read_lm3
 from affectkit.disk_datasets import ResolvedPath, found_twice, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh
+from affectkit_plugins.bnt import read_bnt, read_lm3
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 NEUTRAL = "neutral"

@@ -12,8 +12,8 @@ from pydantic import Field, field_validator
 from affectkit import hookimpl
 from affectkit.dataset_writer import placeholder_attributes
 from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, subject_id, subject_ids, walk_files, warn_skipped
-from affectkit.facs import CODES, LABELS
 from affectkit.errors import DatasetError
+from affectkit.facs import CODES, LABELS
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.viewset import sample_frames

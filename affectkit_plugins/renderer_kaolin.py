@@ -31,7 +31,7 @@ from affectkit.errors import AffectkitError
 from affectkit.interfaces import RenderedViews
 from affectkit.mesh import Mesh
 from affectkit.views import View
-from affectkit_plugins.renderer_torch import Fragments, TorchRenderer, PackedMeshes
+from affectkit_plugins.renderer_torch import Fragments, PackedMeshes, TorchRenderer
 
 
 @functools.cache

@@ -37,10 +37,10 @@ import sys
 import time
 from pathlib import Path
 
+from affectkit.cross_validation import cross_validate
 from affectkit.dataset_writer import write_dataset
 from affectkit.recipe import load_recipe
 from affectkit.registry import create
-from affectkit.cross_validation import cross_validate
 
 # Ray Train's controller collects reports every 2 s; it would dominate short epochs.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")

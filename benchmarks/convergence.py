@@ -21,7 +21,6 @@ from pathlib import Path
 from affectkit.recipe import load_recipe
 from affectkit.runner import run
 
-
 # Ray Train's controller collects reports every 2 s; with epochs of about a second that
 # wait would dominate each run's wall time (it does not change any step count).
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")

@@ -23,9 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from fuzz_targets import (  # noqa: E402
+    ALLOCATION_CAP,
+    TARGETS,
+    FuzzFailure,
+    inputs,
+    run_one,
+    seeded_folder,
+)
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
-
-from fuzz_targets import ALLOCATION_CAP, TARGETS, FuzzFailure, inputs, run_one, seeded_folder  # noqa: E402
 
 POSITION = re.compile(r"\b(line|byte|offset|row|column|vertex|face|landmark|field)\b|:\d+", re.IGNORECASE)
 

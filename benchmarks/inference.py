@@ -21,28 +21,27 @@ from pathlib import Path
 import torch
 
 from affectkit.checkpoint import CheckpointMeta, save_checkpoint
+from affectkit.factory import build_model
 from affectkit.inference import Predictor
 from affectkit.interfaces import RenderedViews
 from affectkit.mesh import save_mesh
-from affectkit.model import build_model
 from affectkit.recipe import load_recipe
 from affectkit.uploads import UploadLimits, read_upload
-from affectkit_plugins.vrml import write_wrl
 from affectkit_plugins.synthetic import SyntheticDataset
+from affectkit_plugins.vrml import write_wrl
 
 STAGES = ("read", "render", "encode", "classify")
 
 
 def recipe_checkpoint(recipe_path: Path, folder: Path) -> Path:
     """A checkpoint of the recipe's model with fresh weights and the recipe's prompts."""
-    from affectkit.pipeline import build_dataset
-    from affectkit.prompting import build_prompt_bank
+    from affectkit.factory import build_dataset, build_prompt_bank
 
     recipe = load_recipe(recipe_path, ["render.cache_dir=null"])
     labels = list(build_dataset(recipe.data.dataset).labels)
     in_channels = RenderedViews.channels(recipe.render.maps)
     model = build_model(recipe.model, num_views=len(recipe.render.views), in_channels=in_channels)
-    prompts = build_prompt_bank(recipe).class_prompts(labels)
+    prompts = build_prompt_bank(recipe.prompts).class_prompts(labels)
     meta = CheckpointMeta.for_recipe(recipe, labels, prompts, len(recipe.render.views), in_channels, 0, {}, [])
     return save_checkpoint(folder / "model", model, meta)
 

@@ -25,13 +25,12 @@ from pathlib import Path
 
 import torch
 
+from affectkit.factory import build_dataset, build_model, build_objective
 from affectkit.interfaces import LossInputs
-from affectkit.model import build_model
-from affectkit.pipeline import build_dataset, training_data
+from affectkit.pipeline import training_data
 from affectkit.recipe import Recipe, load_recipe
 from affectkit.runner import run
 from affectkit.splits import subject_split
-from affectkit.objective import Objective
 
 
 def bare_loop(recipe: Recipe, epochs: int) -> list[float]:
@@ -43,7 +42,7 @@ def bare_loop(recipe: Recipe, epochs: int) -> list[float]:
     rng = random.Random(recipe.seed)
     torch.manual_seed(recipe.seed)
     model = build_model(recipe.model, views.shape[2], views.shape[3])
-    objective = Objective(recipe.loss.terms)
+    objective = build_objective(recipe.loss)
     params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)
     batch = recipe.train.batch_size

@@ -23,8 +23,8 @@ import numpy as np
 import trimesh
 
 from affectkit.mesh import Mesh
-from affectkit_plugins.vrml import format_wrl, read_wrl, write_wrl
 from affectkit_plugins.synthetic import SyntheticDataset
+from affectkit_plugins.vrml import format_wrl, read_wrl, write_wrl
 
 
 def per_corner_uv_wrl(textured: Mesh, path: Path) -> Path:

@@ -39,13 +39,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from affectkit.checkpoint import load_checkpoint
-from affectkit.evaluation import evaluate
-from affectkit.pipeline import build_dataset, build_render_cache, render_samples
-from affectkit.recipe import ComponentRef, load_recipe
-from affectkit.runner import run
 from ablations import ROWS as VARIANTS
 from ablations import mean_std
+
+from affectkit.checkpoint import load_checkpoint
+from affectkit.evaluation import evaluate
+from affectkit.factory import build_dataset, build_render_cache
+from affectkit.pipeline import render_samples
+from affectkit.recipe import ComponentRef, load_recipe
+from affectkit.runner import run
 
 # Ray Train's controller collects reports every 2 s; it would dominate short epochs.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")

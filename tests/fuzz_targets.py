@@ -19,18 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import dataset_files
 import numpy as np
 import trimesh
 from hypothesis import strategies as st
 
-import dataset_files
-from affectkit_plugins.bnt import read_bnt, read_lm3
 from affectkit.errors import AffectkitError
 from affectkit.mesh import Mesh
 from affectkit.mesh_formats import load_mesh
 from affectkit.recipe import load_recipe
-from affectkit_plugins.vrml import read_bnd, read_wrl, write_wrl
+from affectkit_plugins.bnt import read_bnt, read_lm3
 from affectkit_plugins.folder import FolderDataset
+from affectkit_plugins.vrml import read_bnd, read_wrl, write_wrl
 
 #: No input of these few-kilobyte files may make a reader allocate more than this.
 ALLOCATION_CAP = 64 * 1024 * 1024

@@ -21,9 +21,9 @@ from streamlit.testing.v1 import AppTest
 from affectkit.app import CONFIG_ENV, AppConfig, format_class_prompts, generated_face, parse_class_prompts
 from affectkit.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.errors import AffectkitError
+from affectkit.factory import build_model
 from affectkit.inference import Predictor
 from affectkit.mesh import save_mesh
-from affectkit.model import build_model
 from affectkit.recipe import load_recipe
 
 ROOT = Path(__file__).parent.parent

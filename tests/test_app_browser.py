@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from cli_runs import ROOT, command, free_port, run_ok
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -10,11 +10,11 @@ import pytest
 from dataset_files import bosphorus_tree, grid_planes, sphere_cap, write_bnt, write_lm3
 from PIL import Image
 
-from affectkit_plugins.bnt import read_bnt, read_bnt_grid, read_lm3
 from affectkit.errors import DatasetError, MeshError, PluginError
 from affectkit.mesh import Mesh
 from affectkit.mesh_formats import load_mesh
 from affectkit.registry import registry
+from affectkit_plugins.bnt import read_bnt, read_bnt_grid, read_lm3
 from affectkit_plugins.bosphorus import BosphorusDataset, parse_name
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")

@@ -17,10 +17,10 @@ from affectkit.cli import main
 from affectkit.errors import DatasetError, MeshError, PluginError
 from affectkit.mesh_formats import load_mesh
 from affectkit.registry import registry
-from affectkit_plugins.vrml import parse_wrl, read_bnd, read_wrl
 from affectkit_plugins.bu3dfe import BU3DFEDataset, parse_name
 from affectkit_plugins.bu4dfe import BU4DFEDataset, expression_of
 from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic
+from affectkit_plugins.vrml import parse_wrl, read_bnd, read_wrl
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import command, free_port
 from click.testing import CliRunner
 from PIL import Image
 
 from affectkit.cli import main
-from cli_runs import command, free_port
 
 ROOT = Path(__file__).parent.parent
 

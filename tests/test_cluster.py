@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cli_runs import ROOT, command, free_port
 
 pytestmark = pytest.mark.slow

@@ -12,13 +12,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from cli_runs import free_port
 
 from affectkit import hookimpl
 from affectkit.interfaces import Loss, LossInputs
 from affectkit.objective import Objective
 from affectkit.recipe import LossTerm
 from affectkit.registry import plugin_manager, registry
-from cli_runs import free_port
 
 THIRD_PARTY = "third-party-spread"
 LOSSES = [*registry().names("loss"), THIRD_PARTY]

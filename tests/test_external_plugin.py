@@ -15,9 +15,9 @@ import sys
 
 import pytest
 import yaml
+from cli_runs import ROOT, run_ok
 
 from affectkit.checkpoint import read_meta
-from cli_runs import ROOT, run_ok
 
 PACKAGE = ROOT / "docs" / "examples" / "affectkit-tinycnn"
 

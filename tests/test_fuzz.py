@@ -7,9 +7,8 @@ reader and docs/reliability.md reports them.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-
 from fuzz_targets import TARGETS, inputs, run_one, seeded_folder
+from hypothesis import HealthCheck, given, settings
 
 EXAMPLES = 150
 

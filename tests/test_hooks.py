@@ -14,17 +14,7 @@ import trimesh
 from pydantic import Field
 
 from affectkit import hookimpl, hookspecs
-from affectkit.interfaces import (
-    Dataset,
-    ImageEncoder,
-    LossInputs,
-    Loss,
-    Options,
-    PromptAugmenter,
-    Sample,
-    TextEncoder,
-    ViewAugmentation,
-)
+from affectkit.interfaces import Dataset, ImageEncoder, Loss, LossInputs, Options, PromptAugmenter, Sample, TextEncoder, ViewAugmentation
 from affectkit.mesh import Mesh
 from affectkit.registry import Registry
 from affectkit.views import parse_views

@@ -7,11 +7,11 @@ from __future__ import annotations
 import inspect
 
 import pytest
-
 import test_hooks
+from cli_runs import ROOT
+
 from affectkit import hookspecs
 from affectkit.registry import KINDS, MESH_FORMAT_HOOK
-from cli_runs import ROOT
 
 HOOKS = sorted(name for name, value in vars(hookspecs).items() if name.startswith("register_") and callable(value))
 

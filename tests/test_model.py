@@ -9,8 +9,8 @@ import torch
 
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from affectkit.errors import AffectkitError, CheckpointError
+from affectkit.factory import build_model
 from affectkit.inference import Predictor
-from affectkit.model import build_model
 from affectkit.recipe import parse_recipe
 from affectkit.registry import create
 

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from cli_runs import ROOT, command, run_ok
 
 from affectkit.errors import AffectkitError
 from affectkit.interfaces import Sample
@@ -16,7 +17,6 @@ from affectkit.pipeline import parse_dataset_spec
 from affectkit.recipe import Recipe
 from affectkit.splits import draw_subjects
 from affectkit.viewset import sample_frames
-from cli_runs import ROOT, command, run_ok
 
 ETHNICITIES = ("white", "black", "east asian", "indian")
 

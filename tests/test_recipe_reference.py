@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from cli_runs import ROOT, run_ok
+
 from affectkit.recipe import Recipe
 from affectkit.recipe_reference import recipe_reference, section_models
-from cli_runs import ROOT, run_ok
 
 
 def test_docs_recipes_md_is_current():

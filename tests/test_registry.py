@@ -6,13 +6,13 @@ from contextlib import contextmanager
 
 import pluggy
 import pytest
+from cli_runs import plugin_distribution
 from pydantic import Field
 
 from affectkit import hookimpl, hookspecs
 from affectkit.errors import PluginError
 from affectkit.interfaces import Loss, Options
 from affectkit.registry import BUILTIN, KINDS, MESH_FORMAT_HOOK, Registry, plugin_manager, registry
-from cli_runs import plugin_distribution
 
 EXPECTED_BUILTINS = {
     "renderer": {"torch", "auto"},

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runs import ROOT, command, run_ok
 
 from affectkit.checkpoint import load_checkpoint, read_meta
 from affectkit.errors import CheckpointError
 from affectkit.recipe import load_recipe
-from cli_runs import ROOT, command, run_ok
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cli_runs import ROOT, command, plugin_distribution, run_ok
 from safetensors.torch import load_file
 
 from affectkit.checkpoint import MODEL_FILE, read_meta
-from cli_runs import ROOT, command, plugin_distribution, run_ok
 
 SMALL = ["data.dataset.options.subjects=8", "render.size=32", "train.batch_size=32"]  # 72 training scans: 2 steps an epoch
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from affectkit.errors import MeshError
+from affectkit.factory import build_render_cache
 from affectkit.inference_config import InputConfig
-from affectkit.pipeline import build_render_cache, render_samples
+from affectkit.pipeline import render_samples
 from affectkit.registry import create, registry
 from affectkit.viewset import sample_frames
 from affectkit_plugins.synthetic import write_synthetic
