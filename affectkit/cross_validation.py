@@ -1,6 +1,6 @@
 """``affectkit cv``: subject-independent cross-validation, repeated, on drawn or published folds.
 
-Each fold trains through :func:`affectkit.runner.fit` on its training subjects only (and,
+Each fold trains through :func:`affectkit.trainer.fit` on its training subjects only (and,
 with ``eval.cv_validation``, validates on some of them), then its test subjects are scored
 once. The run folder holds the folds used, a report per fold and pooled, and ``cv.json``
 (docs/protocols.md).
@@ -20,10 +20,19 @@ from affectkit.errors import AffectkitError
 from affectkit.evaluation import EvalReport
 from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
+from affectkit.ray_cluster import check_cluster
 from affectkit.recipe import Recipe, dump_recipe
 from affectkit.render_cache import RenderCache
-from affectkit.runner import EXPORT_NAME, check_cluster, check_model, chosen_checkpoint, fit, new_run_dir, storage_for
-from affectkit.splits import read_folds, select_subjects, split_by_subjects, subject_folds, subject_split, write_folds
+from affectkit.runner import EXPORT_NAME, new_run_dir
+from affectkit.splits import (
+    read_folds,
+    select_subjects,
+    split_by_subjects,
+    subject_folds,
+    subject_split,
+    write_folds,
+)
+from affectkit.trainer import check_model, chosen_checkpoint, fit, storage_for
 
 
 def cv_plan(recipe: Recipe, samples: list[Sample], folds: int, repeats: int, fold_file: Path | None) -> list[dict[str, Any]]:

@@ -14,7 +14,14 @@ from typing import Any
 
 import torch
 
-from affectkit.metrics import accuracy, class_report, confusion_matrix, macro_f1, row_normalised, uar
+from affectkit.metrics import (
+    accuracy,
+    class_report,
+    confusion_matrix,
+    macro_f1,
+    row_normalised,
+    uar,
+)
 from affectkit.model import AffectVLM
 from affectkit.recipe import ComponentRef
 from affectkit.viewset import ViewSet, same_scans

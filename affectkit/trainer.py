@@ -1,0 +1,118 @@
+"""Training a recipe on prepared data through Ray Train (``TorchTrainer``): the step
+that ``affectkit run`` and every ``affectkit cv`` fold share. The workers run
+:func:`affectkit.training.train_loop_per_worker`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from affectkit.errors import AffectkitError
+from affectkit.pipeline import TrainingData
+from affectkit.ray_cluster import connect_ray
+from affectkit.recipe import Recipe
+
+
+def check_model(recipe: Recipe, labels: int) -> None:
+    """Build the recipe's model once in the driver, so that an encoder that cannot load (a
+    hub name offline, damaged shipped weights) stops the run at once with its message,
+    not in a Ray worker after minutes of rendering."""
+    from affectkit.factory import build_model
+    from affectkit.interfaces import RenderedViews
+    from affectkit.views import parse_views
+
+    build_model(recipe.model, len(parse_views(recipe.render.views)), RenderedViews.channels(recipe.render.maps), labels)
+
+
+def storage_for(recipe: Recipe, run_dir: Path) -> str:
+    """Where Ray Train keeps checkpoints: ``scaling.storage_path`` (a URI as given), else the run folder."""
+    path = recipe.scaling.storage_path
+    if not path:
+        return str(run_dir / "ray")
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, verbose: bool = True) -> tuple[Any, list[dict[str, Any]]]:
+    """Run Ray Train; returns the Ray result and the epoch history."""
+    import ray
+    from ray.train import (
+        CheckpointConfig,
+        FailureConfig,
+        LoggingConfig,
+        RunConfig,
+        ScalingConfig,
+    )
+    from ray.train.torch import TorchTrainer
+
+    from affectkit.training import train_loop_per_worker
+
+    connect_ray(recipe)  # run() and cross_validate() checked the cluster before rendering
+    scaling = recipe.scaling
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"recipe": recipe.model_dump(mode="json"), "data": ray.put(data), "verbose": verbose},
+        scaling_config=ScalingConfig(
+            num_workers=scaling.num_workers,
+            use_gpu=scaling.use_gpu,
+            resources_per_worker={"CPU": scaling.cpus_per_worker, **({"GPU": 1} if scaling.use_gpu else {})},
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=scaling.max_failures),
+            checkpoint_config=(
+                CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_accuracy", checkpoint_score_order="max")
+                if data.val is not None
+                else CheckpointConfig(num_to_keep=1)
+            ),
+            logging_config=LoggingConfig(log_level="WARNING"),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # Ray wraps worker errors; surface affectkit's own message
+        cause = _root_cause(exc)
+        if isinstance(cause, AffectkitError):
+            raise cause from None
+        raise
+    latest = result.checkpoint
+    if latest is None:
+        raise AffectkitError("training reported no checkpoint")
+    with latest.as_directory() as directory:
+        from affectkit.checkpoint import read_meta
+
+        history = read_meta(Path(directory))[0].history
+    return result, history
+
+
+def where_kept(storage: str) -> str:
+    """Where a failed run's newest stored checkpoint is, for its error message."""
+    from affectkit.checkpoint import read_meta
+
+    if "://" in storage:
+        return f" (checkpoints are under {storage}; --resume continues from the newest)"
+    stored = sorted(Path(storage).glob("*/checkpoint_*/checkpoint.json"))
+    if not stored:
+        return ""
+    newest = max(stored, key=lambda path: read_meta(path.parent)[0].epoch)
+    epoch = read_meta(newest.parent)[0].epoch
+    return f": {newest.parent} (epoch {epoch + 1}); --resume continues from it"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while True:
+        nxt = getattr(seen, "cause", None) or seen.__cause__ or getattr(seen, "worker_failures", None)
+        if isinstance(nxt, dict):
+            nxt = next(iter(nxt.values()), None)
+        if not isinstance(nxt, BaseException) or nxt is seen:
+            return seen
+        seen = nxt
+
+
+def chosen_checkpoint(result: Any, select: str) -> Any:
+    """The final epoch's checkpoint, or the one with the best validation accuracy."""
+    if select == "last":
+        return result.checkpoint
+    scored = [(m.get("val_accuracy", -1.0), m.get("epoch", 0), c) for c, m in (result.checkpoints or [])]
+    return max(scored, key=lambda t: (t[0], t[1]))[2] if scored else result.checkpoint
