@@ -96,10 +96,10 @@ def recipe_show(file: Path, sets: tuple[str, ...], extra: tuple[str, ...]) -> No
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Path) -> None:
     """Render a mesh to one PNG per view and map."""
+    from affectkit.cameras import parse_views
     from affectkit.mesh_formats import load_mesh
     from affectkit.registry import create
-    from affectkit.view_images import write_view_pngs
-    from affectkit.views import parse_views
+    from affectkit.view_pngs import write_view_pngs
 
     chosen = parse_views(views)
     names = [m.strip() for m in maps.split(",") if m.strip()]

@@ -23,8 +23,8 @@ from affectkit.metrics import (
     uar,
 )
 from affectkit.model import AffectVLM
+from affectkit.model_inputs import ViewSet, same_scans
 from affectkit.recipe import ComponentRef
-from affectkit.viewset import ViewSet, same_scans
 
 
 @dataclass
@@ -164,7 +164,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None
 def leak_warnings(provenance: dict[str, Any], identity: dict[str, Any], views: ViewSet) -> list[str]:
     """Why scoring ``views`` would not be a held-out figure for a checkpoint with this
     ``provenance``: its training subjects (same dataset) or identical training scans
-    (any dataset or file format, by :func:`affectkit.viewset.scan_signature`). Empty when nothing was seen in training."""
+    (any dataset or file format, by :func:`affectkit.model_inputs.scan_signature`). Empty when nothing was seen in training."""
     warnings = []
     if provenance.get("dataset_identity") == identity:
         seen = sorted({s.subject for s in views.samples} & set(provenance.get("train_subjects", [])))

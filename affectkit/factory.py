@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from affectkit.cameras import parse_views
 from affectkit.errors import AffectkitError
 from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, ViewAugmentation
@@ -17,7 +18,6 @@ from affectkit.prompting import PromptBank
 from affectkit.recipe import ComponentRef, LossConfig, ModelConfig, PromptsConfig
 from affectkit.registry import registry
 from affectkit.render_cache import RenderCache, renderer_id
-from affectkit.views import parse_views
 
 
 def build_dataset(ref: ComponentRef) -> Dataset:

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import torch
 
+from affectkit.cameras import parse_views
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
 from affectkit.errors import AffectkitError, MeshError
 from affectkit.interfaces import RenderedViews
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import load_mesh, mesh_suffixes
 from affectkit.model import AffectVLM
+from affectkit.model_inputs import frames_of
 from affectkit.recipe import ComponentRef
 from affectkit.render_cache import RenderCache
-from affectkit.views import parse_views
-from affectkit.viewset import frames_of
 
 
 @dataclass

@@ -15,8 +15,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
+from affectkit.cameras import View
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.views import View
 
 
 class Options(BaseModel):
@@ -78,7 +78,7 @@ class Renderer(Component):
     ) -> RenderedViews:
         """Render every mesh from every view at ``size`` x ``size`` pixels.
 
-        Implementations normalise each mesh with :func:`affectkit.views.normalise` so that
+        Implementations normalise each mesh with :func:`affectkit.cameras.normalise` so that
         all renderers see the same face in the same place.
         """
         raise NotImplementedError

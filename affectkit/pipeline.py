@@ -13,9 +13,9 @@ from affectkit.errors import AffectkitError
 from affectkit.factory import build_prompt_bank, build_render_cache
 from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
+from affectkit.model_inputs import ViewSet, prepare_views
 from affectkit.recipe import ComponentRef, Recipe
 from affectkit.render_cache import RenderCache
-from affectkit.viewset import ViewSet, prepare_views
 
 
 @dataclass
@@ -129,7 +129,7 @@ def dataset_identity(ref: ComponentRef, dataset: Dataset) -> dict[str, Any]:
 def provenance(ref: ComponentRef, dataset: Dataset, train: ViewSet, val: Sequence[Sample], test: Sequence[str]) -> dict[str, Any]:
     """What a checkpoint records of its data, so that evaluation can refuse to call training
     data held out: the dataset (as built, and its identity), the training, validation and
-    test subjects, and the signature of every training scan (:func:`affectkit.viewset.scan_signature`)."""
+    test subjects, and the signature of every training scan (:func:`affectkit.model_inputs.scan_signature`)."""
     return {
         "dataset": {"name": ref.name, "options": dataset.options.model_dump(mode="json")},
         "dataset_identity": dataset_identity(ref, dataset),

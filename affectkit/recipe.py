@@ -90,7 +90,7 @@ class RenderConfig(Section):
     @field_validator("views")
     @classmethod
     def _known_views(cls, views: list[str | float]) -> list[str | float]:
-        from affectkit.views import parse_views
+        from affectkit.cameras import parse_views
 
         try:
             parse_views(views)

@@ -26,9 +26,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from affectkit.cameras import PLACEMENT, View
 from affectkit.interfaces import RenderedViews, Renderer
 from affectkit.mesh import Mesh
-from affectkit.views import PLACEMENT, View
 
 #: Bump when the stored layout changes: old entries then stop matching.
 FORMAT_VERSION = 1
@@ -36,7 +36,7 @@ FORMAT_VERSION = 1
 
 def renderer_id(renderer: Renderer, name: str | None = None) -> str:
     """``name:options-json:placement`` identifying a renderer, its settings and how faces
-    are placed before it (:data:`affectkit.views.PLACEMENT`) for cache keys."""
+    are placed before it (:data:`affectkit.cameras.PLACEMENT`) for cache keys."""
     label = name or f"{type(renderer).__module__}.{type(renderer).__qualname__}"
     return f"{label}:{renderer.options.model_dump_json()}:{PLACEMENT}"
 

@@ -17,9 +17,9 @@ def check_model(recipe: Recipe, labels: int) -> None:
     """Build the recipe's model once in the driver, so that an encoder that cannot load (a
     hub name offline, damaged shipped weights) stops the run at once with its message,
     not in a Ray worker after minutes of rendering."""
+    from affectkit.cameras import parse_views
     from affectkit.factory import build_model
     from affectkit.interfaces import RenderedViews
-    from affectkit.views import parse_views
 
     build_model(recipe.model, len(parse_views(recipe.render.views)), RenderedViews.channels(recipe.render.maps), labels)
 

@@ -16,7 +16,7 @@ from affectkit.errors import DatasetError
 from affectkit.facs import CODES, LABELS
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.viewset import sample_frames
+from affectkit.model_inputs import sample_frames
 from affectkit_plugins.vrml import read_bnd, read_wrl
 
 #: Expression folder names (lower case) -> canonical labels: BU-4DFE's words, BU-3DFE's

@@ -23,7 +23,7 @@ from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import mesh_suffixes
 from affectkit.registry import face_generators
 from affectkit.uploads import read_upload
-from affectkit.view_images import display_map
+from affectkit.view_pngs import display_map
 
 GENERATED, MESH_UPLOAD, SEQUENCE_UPLOAD = "Generated face", "Upload a mesh", "Upload a 4D sequence (zip)"
 EXPRESSIONS = (*LABELS, NEUTRAL)

@@ -366,7 +366,7 @@ def test_unknown_sample_and_bad_scan_name_the_file(tree):
 
 
 def test_textured_scan_renders(tmp_path):
-    from affectkit.views import parse_views
+    from affectkit.cameras import parse_views
 
     image = np.zeros((8, 8, 3), np.uint8)
     image[..., 1] = 255  # green skin

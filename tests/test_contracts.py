@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from affectkit.cameras import parse_views
 from affectkit.interfaces import RenderedViews, Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.registry import face_generators, registry
-from affectkit.views import parse_views
 from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic
 
 RENDERERS = registry().names("renderer")

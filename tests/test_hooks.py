@@ -14,10 +14,10 @@ import trimesh
 from pydantic import Field
 
 from affectkit import hookimpl, hookspecs
+from affectkit.cameras import parse_views
 from affectkit.interfaces import Dataset, ImageEncoder, Loss, LossInputs, Options, PromptAugmenter, Sample, TextEncoder, ViewAugmentation
 from affectkit.mesh import Mesh
 from affectkit.registry import Registry
-from affectkit.views import parse_views
 from affectkit_plugins.renderer_torch import TorchRenderer
 
 

@@ -13,10 +13,10 @@ from cli_runs import ROOT, command, run_ok
 
 from affectkit.errors import AffectkitError
 from affectkit.interfaces import Sample
+from affectkit.model_inputs import sample_frames
 from affectkit.pipeline import parse_dataset_spec
 from affectkit.recipe import Recipe
 from affectkit.splits import draw_subjects
-from affectkit.viewset import sample_frames
 
 ETHNICITIES = ("white", "black", "east asian", "indian")
 

@@ -13,13 +13,13 @@ import trimesh
 from PIL import Image
 
 import affectkit_plugins.renderer_torch as renderer_torch
+from affectkit.cameras import DEFAULT_VIEWS, View, normalise
 from affectkit.errors import PluginError
 from affectkit.interfaces import RenderedViews
 from affectkit.mesh import Mesh
 from affectkit.registry import registry
 from affectkit.render_cache import RenderCache, renderer_id
-from affectkit.view_images import save_grid, write_view_pngs
-from affectkit.views import DEFAULT_VIEWS, View, normalise
+from affectkit.view_pngs import save_grid, write_view_pngs
 
 FRONT, BACK = View("front"), View("back", 180.0)
 RED, GREEN, GREY = (1.0, 0.1, 0.1), (0.1, 1.0, 0.1), (0.7, 0.7, 0.7)

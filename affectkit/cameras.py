@@ -1,4 +1,4 @@
-"""Views: where the camera stands, and how a face is placed in front of it.
+"""Cameras: where each view's camera stands, and how a face is placed in front of it.
 
 Conventions, shared by every renderer so their images agree:
 

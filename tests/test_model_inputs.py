@@ -7,9 +7,9 @@ import pytest
 from affectkit.errors import MeshError
 from affectkit.factory import build_render_cache
 from affectkit.inference_config import InputConfig
+from affectkit.model_inputs import sample_frames
 from affectkit.pipeline import render_samples
 from affectkit.registry import create, registry
-from affectkit.viewset import sample_frames
 from affectkit_plugins.synthetic import write_synthetic
 
 

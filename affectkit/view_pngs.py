@@ -15,8 +15,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from affectkit.cameras import View
 from affectkit.interfaces import RenderedViews
-from affectkit.views import View
 
 
 def display_map(rendered: RenderedViews, name: str, index: int = 0) -> Tensor:

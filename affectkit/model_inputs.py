@@ -1,4 +1,5 @@
-"""Rendered views of a dataset split, held in memory, ready for training and evaluation.
+"""The model's input for a dataset split: rendered views as tensors, held in memory, ready
+for training and evaluation (a :class:`ViewSet`), and the scan signatures of leak checks.
 
 Rendering goes through the render cache once (the driver does it before training starts,
 so every Ray worker reads the same tensors); 4D sequences contribute ``frames`` sampled
