@@ -265,7 +265,7 @@ def app(checkpoint: Path | None, port: int, host: str, config_file: Path | None,
     import math
     import os
 
-    from affectkit.app import CONFIG_ENV, load_app_config
+    from affectkit_apps.settings import CONFIG_ENV, load_app_config
 
     config = load_app_config(config_file, checkpoint=checkpoint, runs_dir=runs_dir, max_upload_mb=max_upload_mb, max_vertices=max_vertices)
     if config.checkpoint is not None:

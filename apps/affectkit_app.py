@@ -1,7 +1,7 @@
 """affectkit's Streamlit app: AffectVLM on a mesh, a 4D zip or a generated face (facekit or synthetic), live.
 
 Start it with ``affectkit app [--checkpoint PATH]``; the settings arrive as JSON in
-``AFFECTKIT_APP_CONFIG`` (see :class:`affectkit.app.AppConfig`). Moving a generated-face
+``AFFECTKIT_APP_CONFIG`` (see :class:`affectkit_apps.settings.AppConfig`). Moving a generated-face
 control re-renders and re-predicts at once; editing the class prompts re-classifies
 without retraining.
 """
@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from affectkit_apps.settings import AppConfig, default_train_recipe, find_checkpoint, format_class_prompts, generated_face, parse_class_prompts, train_recipe
+from affectkit_apps.uploads import read_upload
 
-from affectkit.app import AppConfig, default_train_recipe, find_checkpoint, format_class_prompts, generated_face, parse_class_prompts, train_recipe
 from affectkit.errors import AffectkitError
 from affectkit.facs import LABELS, NEUTRAL
 from affectkit.inference import ClassPrompts, Prediction, Predictor
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import mesh_suffixes
 from affectkit.registry import face_generators
-from affectkit.uploads import read_upload
 from affectkit.view_pngs import display_map
 
 GENERATED, MESH_UPLOAD, SEQUENCE_UPLOAD = "Generated face", "Upload a mesh", "Upload a 4D sequence (zip)"

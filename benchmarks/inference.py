@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from affectkit_apps.uploads import UploadLimits, read_upload
 
 from affectkit.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.factory import build_model
@@ -26,7 +27,6 @@ from affectkit.inference import Predictor
 from affectkit.interfaces import RenderedViews
 from affectkit.mesh import save_mesh
 from affectkit.recipe import load_recipe
-from affectkit.uploads import UploadLimits, read_upload
 from affectkit_plugins.synthetic import SyntheticDataset
 from affectkit_plugins.vrml import write_wrl
 

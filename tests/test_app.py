@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from affectkit_apps.settings import CONFIG_ENV, AppConfig, format_class_prompts, generated_face, parse_class_prompts
 from streamlit.testing.v1 import AppTest
 
-from affectkit.app import CONFIG_ENV, AppConfig, format_class_prompts, generated_face, parse_class_prompts
 from affectkit.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.errors import AffectkitError
 from affectkit.factory import build_model

@@ -7,10 +7,10 @@ import tempfile
 import zipfile
 
 import pytest
+from affectkit_apps.uploads import UploadError, UploadLimits, declared_vertex_count, read_upload
 
 from affectkit.mesh import Mesh, MeshSequence, save_mesh
 from affectkit.registry import create
-from affectkit.uploads import UploadError, UploadLimits, declared_vertex_count, read_upload
 
 LIMITS = UploadLimits()
 

@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
+from affectkit_apps.uploads import UploadLimits
 from pydantic import ValidationError
 
 from affectkit.errors import AffectkitError
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.recipe import ComponentRef
-from affectkit.uploads import UploadLimits
 
 #: ``affectkit app`` hands its settings to the Streamlit process in this variable (JSON)
 CONFIG_ENV = "AFFECTKIT_APP_CONFIG"
