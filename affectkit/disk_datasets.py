@@ -8,12 +8,16 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import AfterValidator
 
 from affectkit.errors import DatasetError
+from affectkit.interfaces import Sample
+
+Files = TypeVar("Files")
 
 
 def _resolve(path: Path) -> Path:
@@ -90,3 +94,25 @@ def walk_files(root: Path) -> Iterator[Path]:
         dirs.sort()
         for name in sorted(files):
             yield Path(folder) / name
+
+
+@dataclass(frozen=True)
+class SampleIndex(Generic[Files]):
+    """A disk dataset's samples by key, each with the files it is read from (``Files``:
+    whatever the dataset needs, e.g. a scan and its landmark file): what ``samples()``,
+    ``load()`` and the error for an unknown sample share."""
+
+    dataset: str
+    root: Path
+    entries: dict[str, tuple[Sample, Files]]
+
+    def samples(self) -> list[Sample]:
+        return [sample for sample, _ in self.entries.values()]
+
+    def find(self, sample: Sample) -> tuple[Sample, Files]:
+        """The indexed sample with ``sample.key`` and its files; a :class:`DatasetError`
+        naming the dataset and its root for a key it does not hold (with these options)."""
+        entry = self.entries.get(sample.key)
+        if entry is None:
+            raise DatasetError(f"{self.dataset}: no sample {sample.key!r} under {str(self.root)!r} with these options")
+        return entry

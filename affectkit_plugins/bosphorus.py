@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import ResolvedPath, found_twice, warn_skipped
+from affectkit.disk_datasets import ResolvedPath, SampleIndex, found_twice, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh
@@ -108,15 +108,14 @@ class BosphorusDataset(Dataset):
         return self._index[0]
 
     def samples(self) -> list[Sample]:
-        return list(self._index[1].values())
+        return self._index[1].samples()
 
     def path(self, sample: Sample) -> Path:
         """The ``.bnt`` file of ``sample``."""
-        return self._index[2][self._known(sample).key]
+        return self._index[1].find(sample)[1]
 
     def load(self, sample: Sample) -> Mesh:
-        known = self._known(sample)
-        path = self._index[2][known.key]
+        known, path = self._index[1].find(sample)
         mesh = read_bnt(path, flip_v=self.options.flip_v)
         mesh.metadata.update({**known.attributes, "label": known.label, "subject": known.subject})
         landmarks = path.with_suffix(".lm3")
@@ -126,14 +125,9 @@ class BosphorusDataset(Dataset):
             mesh.metadata["landmark_names"] = names
         return mesh
 
-    def _known(self, sample: Sample) -> Sample:
-        known = self._index[1].get(sample.key)
-        if known is None:
-            raise DatasetError(f"bosphorus: no sample {sample.key!r} under {self.options.root}")
-        return known
-
     @cached_property
-    def _index(self) -> tuple[tuple[str, ...], dict[str, Sample], dict[str, Path]]:
+    def _index(self) -> tuple[tuple[str, ...], SampleIndex[Path]]:
+        """The labels these options give, and the samples with their ``.bnt`` files."""
         o = self.options
         if not o.root.is_dir():
             raise DatasetError(f"bosphorus: root {str(o.root)!r} is not a folder")
@@ -163,15 +157,13 @@ class BosphorusDataset(Dataset):
                 )
         keep = {"emotion"} | ({"neutral"} if o.include_neutral else set())
         keep |= {"action_unit"} if o.action_units == "label" else set()
-        samples: dict[str, Sample] = {}
-        paths: dict[str, Path] = {}
+        entries: dict[str, tuple[Sample, Path]] = {}
         for key, (path, info) in sorted(found.items()):
             if info["kind"] not in keep or (o.subjects is not None and info["subject"] not in o.subjects):
                 continue
             attributes = {"kind": info["kind"], "take": info["take"], "code": info["code"]}
-            samples[key] = Sample(key, str(info["label"]), str(info["subject"]), attributes)
-            paths[key] = path
-        if not samples:
+            entries[key] = (Sample(key, str(info["label"]), str(info["subject"]), attributes), path)
+        if not entries:
             raise DatasetError(
                 f"bosphorus: none of the {len(found)} scans under {str(o.root)!r} is selected "
                 f"(subjects={o.subjects}, include_neutral={o.include_neutral}, action_units={o.action_units!r})"
@@ -181,7 +173,7 @@ class BosphorusDataset(Dataset):
             # from every subject's scans, so class indices do not depend on the subject filter
             units = {str(info["label"]) for _, info in found.values() if info["kind"] == "action_unit"}
             labels += tuple(sorted(units, key=_au_order))
-        return labels, samples, paths
+        return labels, SampleIndex("bosphorus", o.root, entries)
 
 
 @hookimpl

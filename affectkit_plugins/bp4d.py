@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import ResolvedPath, warn_skipped
+from affectkit.disk_datasets import ResolvedPath, SampleIndex, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
@@ -154,15 +154,15 @@ class BP4DDataset(Dataset):
         return tuple(label for label in SIX if label in used) + tuple(sorted(used - set(SIX)))
 
     def samples(self) -> list[Sample]:
-        return [sample for sample, _ in self._index.values()]
+        return self._index.samples()
 
     def frame_paths(self, sample: Sample) -> list[tuple[int, Path]]:
         """``(frame number, path)`` of the frames :meth:`load` reads for ``sample``, in order."""
-        known, frames = self._known(sample)
+        known, frames = self._index.find(sample)
         return [frames[i] for i in select_frames(len(frames), self.options.max_frames)]
 
     def load(self, sample: Sample) -> MeshSequence:
-        known, frames = self._known(sample)
+        known, frames = self._index.find(sample)
         chosen = select_frames(len(frames), self.options.max_frames)
         codes = self._action_units(known)
         meshes: list[Mesh] = []
@@ -195,14 +195,9 @@ class BP4DDataset(Dataset):
                 raise DatasetError(f"bp4d: basic_only leaves no task: task_labels {self.options.task_labels} name none of {', '.join(SIX)}")
         return tasks
 
-    def _known(self, sample: Sample) -> tuple[Sample, list[tuple[int, Path]]]:
-        known = self._index.get(sample.key)
-        if known is None:
-            raise DatasetError(f"bp4d: no sample {sample.key!r} under {self.options.root}")
-        return known
-
     @cached_property
-    def _index(self) -> dict[str, tuple[Sample, list[tuple[int, Path]]]]:
+    def _index(self) -> SampleIndex[list[tuple[int, Path]]]:
+        """Samples with their ``(frame number, path)`` frames in order."""
         o = self.options
         if not o.root.is_dir():
             raise DatasetError(f"bp4d: root {str(o.root)!r} is not a folder")
@@ -253,7 +248,7 @@ class BP4DDataset(Dataset):
                 f"bp4d: no sequence under {str(o.root)!r} is selected: tasks found {found}, "
                 f"tasks labelled {sorted(self._tasks)}, subjects={o.subjects}"
             )
-        return out
+        return SampleIndex("bp4d", o.root, out)
 
     @cached_property
     def _au_files(self) -> dict[str, Path]:

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from affectkit import hookimpl
 from affectkit.dataset_writer import placeholder_attributes
-from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, subject_ids, walk_files, warn_skipped
+from affectkit.disk_datasets import ResolvedPath, SampleIndex, check_root, found_twice, shown, subject_ids, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.facs import CODES, LABELS, NEUTRAL
 from affectkit.interfaces import Dataset, Options, Sample
@@ -95,32 +95,24 @@ class BU3DFEDataset(Dataset):
         return SIX + ((NEUTRAL,) if self.options.include_neutral else ())
 
     def samples(self) -> list[Sample]:
-        return list(self._index[0].values())
+        return self._index.samples()
 
     def path(self, sample: Sample) -> Path:
         """The ``.wrl`` file of ``sample``."""
-        return self._index[1][self._known(sample).key]
+        return self._index.find(sample)[1][0]
 
     def load(self, sample: Sample) -> Mesh:
-        known = self._known(sample)
-        path = self._index[1][known.key]
+        known, (path, landmarks) = self._index.find(sample)
         mesh = read_wrl(path)
         mesh.metadata.update({**known.attributes, "label": known.label, "subject": known.subject})
-        landmarks = self._index[2].get(known.key)
         if landmarks is not None:
             mesh.landmarks = read_bnd(landmarks)
             mesh.metadata["landmark_file"] = str(landmarks)
         return mesh
 
-    def _known(self, sample: Sample) -> Sample:
-        known = self._index[0].get(sample.key)
-        if known is None:
-            raise DatasetError(f"bu3dfe: no sample {sample.key!r} under {str(self.options.root)!r} with these options")
-        return known
-
     @cached_property
-    def _index(self) -> tuple[dict[str, Sample], dict[str, Path], dict[str, Path]]:
-        """Samples, their ``.wrl`` paths and their ``.bnd`` paths (when present), by key."""
+    def _index(self) -> SampleIndex[tuple[Path, Path | None]]:
+        """Samples with their ``.wrl`` and ``.bnd`` (when present) files, by key."""
         o = self.options
         scans: dict[str, tuple[Path, dict]] = {}
         bnd: dict[tuple[Path, str], Path] = {}
@@ -160,24 +152,20 @@ class BU3DFEDataset(Dataset):
             and (info["intensity"] in o.intensities if info["label"] != NEUTRAL else o.include_neutral)
         ]
         keep.sort(key=lambda item: (item[2]["subject"], order[item[2]["label"]], item[2]["intensity"], item[0]))
-        samples: dict[str, Sample] = {}
-        paths: dict[str, Path] = {}
-        landmarks: dict[str, Path] = {}
+        entries: dict[str, tuple[Sample, tuple[Path, Path | None]]] = {}
         placeholders = placeholder_attributes(o.root)
         for key, path, info in keep:
             attributes = {
                 name: info[name] for name in ("sex", "ethnicity", "ethnicity_code", "intensity", "variant") if name not in placeholders
             }
-            samples[key] = Sample(key, str(info["label"]), str(info["subject"]), attributes)
-            paths[key] = path
-            if (path.parent, path.stem.upper()) in bnd:
-                landmarks[key] = bnd[(path.parent, path.stem.upper())]
-        if not samples:
+            sample = Sample(key, str(info["label"]), str(info["subject"]), attributes)
+            entries[key] = (sample, (path, bnd.get((path.parent, path.stem.upper()))))
+        if not entries:
             raise DatasetError(
                 f"bu3dfe: none of the {len(scans)} scans under {str(o.root)!r} is selected "
                 f"(variant={o.variant!r}, intensities={o.intensities}, include_neutral={o.include_neutral}, subjects={o.subjects})"
             )
-        return samples, paths, landmarks
+        return SampleIndex("bu3dfe", o.root, entries)
 
 
 @hookimpl

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from affectkit import hookimpl
 from affectkit.dataset_writer import placeholder_attributes
-from affectkit.disk_datasets import ResolvedPath, check_root, found_twice, shown, subject_id, subject_ids, walk_files, warn_skipped
+from affectkit.disk_datasets import ResolvedPath, SampleIndex, check_root, found_twice, shown, subject_id, subject_ids, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.facs import CODES, LABELS
 from affectkit.interfaces import Dataset, Options, Sample
@@ -84,41 +84,34 @@ class BU4DFEDataset(Dataset):
         return LABELS
 
     def samples(self) -> list[Sample]:
-        return list(self._index[0].values())
+        return self._index.samples()
 
     def frame_paths(self, sample: Sample) -> list[Path]:
         """All frame files of ``sample``, in time order."""
-        return list(self._index[1][self._known(sample).key])
+        return [path for path, _ in self._index.find(sample)[1]]
 
     def load(self, sample: Sample) -> MeshSequence:
-        known = self._known(sample)
-        frames = self._index[1][known.key]
+        known, files = self._index.find(sample)
+        frames = [path for path, _ in files]
         chosen = range(len(frames))
         if self.options.max_frames is not None and len(frames) > self.options.max_frames:
             chosen = sample_frames(len(frames), self.options.max_frames, "uniform")
         metadata = {**known.attributes, "label": known.label, "subject": known.subject}
-        meshes = [self._frame(frames[i], {**metadata, "frame": i}) for i in chosen]
+        meshes = [self._frame(*files[i], {**metadata, "frame": i}) for i in chosen]
         return MeshSequence(frames=meshes, fps=25.0, metadata={**metadata, "frame_indices": list(chosen)},
                             source=str(frames[0].parent))
 
-    def _frame(self, path: Path, metadata: dict) -> Mesh:
+    def _frame(self, path: Path, landmarks: Path | None, metadata: dict) -> Mesh:
         mesh = read_wrl(path)
         mesh.metadata.update(metadata)
-        landmarks = self._index[2].get(path)
         if landmarks is not None:
             mesh.landmarks = read_bnd(landmarks)
             mesh.metadata["landmark_file"] = str(landmarks)
         return mesh
 
-    def _known(self, sample: Sample) -> Sample:
-        known = self._index[0].get(sample.key)
-        if known is None:
-            raise DatasetError(f"bu4dfe: no sequence {sample.key!r} under {str(self.options.root)!r} with these options")
-        return known
-
     @cached_property
-    def _index(self) -> tuple[dict[str, Sample], dict[str, list[Path]], dict[Path, Path]]:
-        """Samples and their frame files by key, and each frame's ``.bnd`` file (when present)."""
+    def _index(self) -> SampleIndex[list[tuple[Path, Path | None]]]:
+        """Samples with their frame files in time order, each with its ``.bnd`` file (when present)."""
         o = self.options
         folders: dict[Path, list[Path]] = {}
         bnd: dict[tuple[Path, str], Path] = {}
@@ -163,21 +156,15 @@ class BU4DFEDataset(Dataset):
                     f"bu4dfe: subject(s) {', '.join(missing)} not found under {str(o.root)!r}; found: {shown(sorted(subjects))}"
                 )
         order = {label: i for i, label in enumerate(LABELS)}
-        samples: dict[str, Sample] = {}
-        frames: dict[str, list[Path]] = {}
-        landmarks: dict[Path, Path] = {}
+        entries: dict[str, tuple[Sample, list[tuple[Path, Path | None]]]] = {}
         placeholders = placeholder_attributes(o.root)
         for key, (_, label, subject, paths) in sorted(sequences.items(), key=lambda kv: (kv[1][2], order[kv[1][1]])):
             if o.subjects is not None and subject not in o.subjects:
                 continue
             attributes = {"frames": len(paths)} if "sex" in placeholders else {"sex": subject[0], "frames": len(paths)}
-            samples[key] = Sample(key, label, subject, attributes, is_sequence=True)
-            frames[key] = paths
-            for path in paths:
-                found = bnd.get((path.parent, path.stem.lower()))
-                if found is not None:
-                    landmarks[path] = found
-        return samples, frames, landmarks
+            sample = Sample(key, label, subject, attributes, is_sequence=True)
+            entries[key] = (sample, [(path, bnd.get((path.parent, path.stem.lower()))) for path in paths])
+        return SampleIndex("bu4dfe", o.root, entries)
 
 
 @hookimpl

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import ResolvedPath
+from affectkit.disk_datasets import ResolvedPath, SampleIndex
 from affectkit.errors import DatasetError, MeshError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
@@ -132,14 +132,14 @@ class FolderDataset(Dataset):
         return self._index[0]
 
     def samples(self) -> list[Sample]:
-        return [sample for sample, _ in self._index[1].values()]
+        return self._index[1].samples()
 
     def paths(self, sample: Sample) -> list[Path]:
         """The mesh file(s) of ``sample``: one, or the frames of a sequence in order."""
-        return [self.root / row.path for row in self._known(sample)[1]]
+        return [self.root / row.path for row in self._index[1].find(sample)[1]]
 
     def load(self, sample: Sample) -> Mesh | MeshSequence:
-        known, rows = self._known(sample)
+        known, rows = self._index[1].find(sample)
         metadata = {**known.attributes, "label": known.label, "subject": known.subject}
         if not known.is_sequence:
             return self._mesh(rows[0], metadata)
@@ -157,16 +157,11 @@ class FolderDataset(Dataset):
             mesh.metadata["landmark_names"] = names
         return mesh
 
-    def _known(self, sample: Sample) -> tuple[Sample, list[_Row]]:
-        known = self._index[1].get(sample.key)
-        if known is None:
-            raise DatasetError(f"{self.manifest}: no sample {sample.key!r}")
-        return known
-
     # -----------------------------------------------------------------------------------
 
     @cached_property
-    def _index(self) -> tuple[tuple[str, ...], dict[str, tuple[Sample, list[_Row]]]]:
+    def _index(self) -> tuple[tuple[str, ...], SampleIndex[list[_Row]]]:
+        """The labels, and the samples with their manifest rows (one, or a sequence's frames)."""
         rows, columns = self._read_manifest()
         labels = self._labels(rows)
         singles: dict[str, _Row] = {}
@@ -203,7 +198,7 @@ class FolderDataset(Dataset):
             if "frames" not in columns:
                 attributes["frames"] = len(frames)
             out[key] = (Sample(key, label, subject, attributes, is_sequence=True), frames)
-        return labels, out
+        return labels, SampleIndex("folder", self.manifest, out)
 
     def _labels(self, rows: list[_Row]) -> tuple[str, ...]:
         found = {row.label for row in rows}
