@@ -114,14 +114,10 @@ def plugin_manager() -> pluggy.PluginManager:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if allow is not None and ep.name not in allow:
             continue
-        if pm.has_plugin(ep.name):
-            continue
-        try:
-            plugin = ep.load()
+        try:  # pluggy loads it and records its distribution (list_plugin_distinfo)
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
         except Exception as exc:
             raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
-        pm.register(plugin, name=ep.name)
-        _PACKAGE_OF_PLUGIN[ep.name] = ep.dist.name if ep.dist else ep.name
     check_hooks(pm)
     return pm
 
@@ -142,14 +138,12 @@ def check_hooks(pm: pluggy.PluginManager) -> None:
         ) from None
 
 
-#: entry-point name -> the distribution (package) that provides it
-_PACKAGE_OF_PLUGIN: dict[str, str] = {}
-
-
 def _origin(pm: pluggy.PluginManager, plugin: object) -> str:
-    """``built-in``, the providing package's name, or the name a plugin was registered under."""
+    """``built-in``, the providing distribution's name, or the name a plugin was registered under."""
     name = pm.get_name(plugin) or repr(plugin)
-    return BUILTIN if name in DEFAULT_PLUGINS else _PACKAGE_OF_PLUGIN.get(name, name)
+    if name in DEFAULT_PLUGINS:
+        return BUILTIN
+    return next((dist.project_name for loaded, dist in pm.list_plugin_distinfo() if loaded is plugin), name)
 
 
 class Registry:
