@@ -36,21 +36,25 @@ class MarginLoss(Loss):
 
 
 @contextmanager
+def plugin_registered(plugin: object, origin: str):
+    """``plugin`` on the process-wide manager for the block's duration."""
+    pm = plugin_manager()
+    pm.register(plugin, name=origin)
+    try:
+        yield pm
+    finally:
+        pm.unregister(plugin)
+
+
 def loss_plugin(name: str, component: type, origin: str):
-    """A plugin registering one loss, on the process-wide manager for the block's duration."""
+    """A plugin registering one loss, for the block's duration."""
 
     class Plugin:
         @hookimpl
         def register_losses(self, register):
             register(name, component)
 
-    pm = plugin_manager()
-    plugin = Plugin()
-    pm.register(plugin, name=origin)
-    try:
-        yield pm
-    finally:
-        pm.unregister(plugin)
+    return plugin_registered(Plugin(), origin)
 
 
 @pytest.fixture
@@ -118,20 +122,15 @@ def test_importing_the_mesh_types_loads_no_plugin():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
-@contextmanager
 def format_plugin(suffix, reader, writer=None, origin="affectkit-xyz"):
+    """A plugin registering one mesh format, for the block's duration."""
+
     class Plugin:
         @hookimpl
         def register_mesh_formats(self, register):
             register(suffix, reader, writer)
 
-    pm = plugin_manager()
-    plugin = Plugin()
-    pm.register(plugin, name=origin)
-    try:
-        yield pm
-    finally:
-        pm.unregister(plugin)
+    return plugin_registered(Plugin(), origin)
 
 
 def test_a_plugin_mesh_format_is_read_by_load_mesh_and_clashes_are_named(tmp_path):
