@@ -97,7 +97,7 @@ def unknown_keys(model: type[BaseModel], data: dict[str, Any], prefix: str = "")
         field = model.model_fields.get(key)
         if field is None:
             found.append(prefix + key)
-        elif isinstance(value, dict) and isinstance(field.annotation, type) and issubclass(field.annotation, Section) and not issubclass(field.annotation, ComponentRef):
+        elif isinstance(value, dict) and isinstance(field.annotation, type) and issubclass(field.annotation, Section):
             found += unknown_keys(field.annotation, value, f"{prefix}{key}.")
     return found
 
@@ -110,7 +110,7 @@ def without(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
         if field is None:
             continue
         nested = field.annotation
-        if isinstance(value, dict) and isinstance(nested, type) and issubclass(nested, Section) and not issubclass(nested, ComponentRef):
+        if isinstance(value, dict) and isinstance(nested, type) and issubclass(nested, Section):
             value = without(nested, value)
         kept[key] = value
     return kept

@@ -66,9 +66,10 @@ def test_settings_a_newer_affectkit_adds_are_dropped_with_a_warning(tmp_path):
     document = json.loads((saved / "checkpoint.json").read_text())
     assert document["format"] == 2 and document["inference"]["architecture"]["embed_dim"] == 16
     document["inference"]["input"]["hdr"] = True
+    document["inference"]["architecture"]["image_encoder"]["lora_rank"] = 8
     document["inference"]["calibration"] = {"temperature": 1.5}
     (saved / "checkpoint.json").write_text(json.dumps(document))
-    with pytest.warns(UserWarning, match=r"ignoring settings this affectkit does not know: input.hdr, calibration"):
+    with pytest.warns(UserWarning, match=r"ignoring settings this affectkit does not know: architecture.image_encoder.lora_rank, input.hdr, calibration"):
         again, meta = load_checkpoint(saved)
     assert meta.inference.input.size == 32
 
