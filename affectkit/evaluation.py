@@ -148,14 +148,14 @@ def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None
         dataset = build_dataset(data)
         _, samples = subject_split(dataset.samples(), recipe.data.val_fraction, recipe.seed)
         notes.append("this checkpoint does not record its training subjects (an older affectkit wrote it); scoring its recipe's held-out split")
+    else:
+        raise AffectkitError(f"{checkpoint}: the checkpoint records neither its held-out subjects nor a recipe; name the data to score with --data")
     unknown = sorted({s.label for s in samples} - set(meta.labels))
     if unknown:
         samples = [s for s in samples if s.label in meta.labels]
         notes.append(f"left out the scans labelled {', '.join(unknown)}: the checkpoint's classes are {', '.join(meta.labels)}")
     if not samples:
         raise AffectkitError(f"{data.name}: no sample to score")
-    else:
-        raise AffectkitError(f"{checkpoint}: the checkpoint records neither its held-out subjects nor a recipe; name the data to score with --data")
     views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels)
     warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
     return CheckpointEvaluation(evaluate(model, views, meta.labels, meta.class_prompts), warnings, notes)

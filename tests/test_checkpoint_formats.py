@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from affectkit.checkpoint import load_checkpoint, read_meta
-from affectkit.errors import CheckpointError
+from affectkit.errors import AffectkitError, CheckpointError
 from affectkit.inference import Predictor
 from affectkit.mesh_formats import load_mesh
 
@@ -88,3 +88,24 @@ def test_new_checkpoints_record_the_library_versions():
 
     config = InferenceConfig.from_recipe(Recipe(name="x"), ["a", "b"], [["an a"], ["a b"]], 3, 3)
     assert {"affectkit", "torch", "timm"} <= set(config.versions)
+
+
+def test_a_checkpoint_is_evaluated_on_what_it_held_out_or_on_named_data(tmp_path):
+    """``evaluate_checkpoint`` (``affectkit eval``): named data; else the recorded held-out
+    subjects; else, for checkpoints that predate them, the recipe's held-out split."""
+    from affectkit.evaluation import evaluate_checkpoint
+    from affectkit.pipeline import parse_dataset_spec
+
+    named = evaluate_checkpoint(OLD, parse_dataset_spec("facekit:subjects=1,intensities=[4],include_neutral=false,seed=11"))
+    assert named.report.samples == 6 and named.warnings == [] and named.notes == []
+    held_out = evaluate_checkpoint(OLD)
+    assert held_out.notes == ["scoring the 1 subjects this checkpoint held out of facekit"] and held_out.report.samples == 12
+    older = evaluate_checkpoint(copy_with(tmp_path / "a", lambda document: document.pop("provenance")))
+    assert "scoring its recipe's held-out split" in older.notes[0] and older.report.samples == 12
+
+    def neither(document):
+        document.pop("provenance")
+        document["recipe"]["train"]["retired_option"] = 1
+
+    with pytest.warns(UserWarning), pytest.raises(AffectkitError, match="records neither its held-out subjects nor a recipe; name the data"):
+        evaluate_checkpoint(copy_with(tmp_path / "b", neither))
