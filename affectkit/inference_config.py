@@ -84,36 +84,28 @@ class InferenceConfig(Section):
             }
         if not isinstance(data, dict):
             raise ValueError("the inference config is not a mapping")
-        unknown = unknown_keys(cls, data)
+        kept, unknown = known_keys(cls, data)
         if unknown:
             warnings.warn(f"{source}: ignoring settings this affectkit does not know: {', '.join(unknown)} (written by a newer affectkit?)", stacklevel=2)
-        return cls.model_validate(without(cls, data))
+        return cls.model_validate(kept)
 
 
-def unknown_keys(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted paths of the keys in ``data`` that ``model`` (and its nested sections) lack."""
-    found = []
+def known_keys(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> tuple[dict[str, Any], list[str]]:
+    """(``data`` less the keys ``model`` and its nested sections lack, the dotted paths of
+    those keys)."""
+    kept: dict[str, Any] = {}
+    unknown: list[str] = []
     for key, value in data.items():
         field = model.model_fields.get(key)
         if field is None:
-            found.append(prefix + key)
-        elif isinstance(value, dict) and isinstance(field.annotation, type) and issubclass(field.annotation, Section):
-            found += unknown_keys(field.annotation, value, f"{prefix}{key}.")
-    return found
-
-
-def without(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` less the keys :func:`unknown_keys` lists."""
-    kept = {}
-    for key, value in data.items():
-        field = model.model_fields.get(key)
-        if field is None:
+            unknown.append(prefix + key)
             continue
         nested = field.annotation
         if isinstance(value, dict) and isinstance(nested, type) and issubclass(nested, Section):
-            value = without(nested, value)
+            value, inner = known_keys(nested, value, f"{prefix}{key}.")
+            unknown += inner
         kept[key] = value
-    return kept
+    return kept, unknown
 
 
 def library_versions() -> dict[str, str]:
