@@ -1,12 +1,13 @@
 """Checkpoints: weights in safetensors, everything else in JSON, nothing ever unpickled.
 
 A checkpoint directory holds ``model.safetensors`` (the model, less a frozen text tower,
-which is rebuilt from its pretrained source), ``checkpoint.json`` and, for resuming,
-``training.safetensors`` (optimizer and schedule state, flattened). ``checkpoint.json``
-holds the :class:`~affectkit.inference_config.InferenceConfig` (all that loading reads),
-beside it the resolved training recipe (a record), and the epoch, metrics, the data's
-provenance and the SHA-256 of every weights file. Format 1 (no inference config) still
-loads.
+which is rebuilt from its pretrained source), ``text_features.safetensors`` (a frozen text
+tower's features of the class prompts, so that loading need not run it), ``checkpoint.json``
+and, for resuming, ``training.safetensors`` (optimizer and schedule state, flattened).
+``checkpoint.json`` holds the :class:`~affectkit.inference_config.InferenceConfig` (all that
+loading reads), beside it the resolved training recipe (a record), and the epoch, metrics,
+the data's provenance and the SHA-256 of every weights file. Format 1 (no inference config)
+still loads. An exported model (:func:`export_model`) is a checkpoint without training state.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -37,7 +37,9 @@ FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
 MODEL_FILE = "model.safetensors"
 TRAINING_FILE = "training.safetensors"
+TEXT_FEATURES_FILE = "text_features.safetensors"
 META_FILE = "checkpoint.json"
+WEIGHT_FILES = (MODEL_FILE, TEXT_FEATURES_FILE, TRAINING_FILE)
 
 
 @dataclass
@@ -95,10 +97,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def model_state(model: AffectVLM) -> dict[str, Tensor]:
-    """The weights worth saving: all but a frozen text tower."""
+def model_state(model: AffectVLM, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+    """The weights worth saving: all but a frozen text tower; floating-point ones in
+    ``dtype`` when given (float16 halves an exported model, and loading casts back)."""
     skip = "text_encoder." if not model.text_trainable else None
-    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
+    return {k: v.to(dtype) if dtype is not None and v.is_floating_point() else v for k, v in state.items()}
+
+
+def _class_prompt_list(meta: CheckpointMeta) -> list[str]:
+    return list(dict.fromkeys(p for prompts in meta.class_prompts for p in prompts))
 
 
 TrainingState = tuple[dict[str, Tensor], dict[str, Any]]
@@ -132,12 +140,14 @@ def save_checkpoint(
     model: AffectVLM,
     meta: CheckpointMeta,
     training: TrainingState | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write a checkpoint atomically: files go to a temporary sibling, then are renamed."""
+    """Write a checkpoint atomically: files go to a temporary sibling, then are renamed.
+    ``dtype``: store floating-point weights in it (e.g. ``torch.float16``)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent))
-    save_file(model_state(model), str(staging / MODEL_FILE))
+    save_file(model_state(model, dtype), str(staging / MODEL_FILE))
     document: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "inference": meta.inference.model_dump(mode="json"),
@@ -148,10 +158,15 @@ def save_checkpoint(
         "provenance": meta.provenance,
         "text_encoder_saved": model.text_trainable,
     }
+    if not model.text_trainable:
+        prompts = _class_prompt_list(meta)
+        with torch.no_grad():
+            save_file({"features": model.text_features(prompts).float().contiguous().cpu()}, str(staging / TEXT_FEATURES_FILE))
+        document["text_features"] = prompts
     if training is not None:
         save_file(training[0], str(staging / TRAINING_FILE))
         document["training"] = training[1]
-    document["sha256"] = {name: _sha256(staging / name) for name in (MODEL_FILE, TRAINING_FILE) if (staging / name).exists()}
+    document["sha256"] = {name: _sha256(staging / name) for name in WEIGHT_FILES if (staging / name).exists()}
     (staging / META_FILE).write_text(json.dumps(document, indent=1))
     if directory.exists():
         retired = directory.with_name(f".old-{directory.name}-{os.getpid()}")
@@ -233,12 +248,28 @@ def load_weights(model: AffectVLM, directory: Path, document: dict[str, Any]) ->
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[AffectVLM, CheckpointMeta]:
-    """Rebuild the model a checkpoint describes and load its weights."""
+    """Rebuild the model a checkpoint describes and load its weights. With stored class
+    prompt features the frozen text tower is only built if a new prompt needs it."""
     directory = Path(directory)
     meta, document = read_meta(directory)
-    model = build_model(meta.inference.architecture, meta.num_views, meta.in_channels, len(meta.labels))
+    features = _stored_text_features(directory, document)
+    text_dim = None if features is None else features.shape[1]
+    model = build_model(meta.inference.architecture, meta.num_views, meta.in_channels, len(meta.labels), text_dim=text_dim, weights_follow=True)
     load_weights(model, directory, document)
+    if features is not None:
+        model.remember_text_features(document["text_features"], features)
     return model.to(device).eval(), meta
+
+
+def _stored_text_features(directory: Path, document: dict[str, Any]) -> Tensor | None:
+    if document.get("text_encoder_saved") or "text_features" not in document or not (directory / TEXT_FEATURES_FILE).is_file():
+        return None
+    path = directory / TEXT_FEATURES_FILE
+    features = _load_tensors(path).get("features")
+    prompts = document["text_features"]
+    if features is None or features.ndim != 2 or not isinstance(prompts, list) or len(prompts) != len(features):
+        raise CheckpointError(f"{path}: the stored text features do not match the {len(prompts)} prompts listed in {META_FILE}")
+    return features
 
 
 def load_training_state(directory: Path, document: dict[str, Any]) -> TrainingState | None:
@@ -249,14 +280,9 @@ def load_training_state(directory: Path, document: dict[str, Any]) -> TrainingSt
     return _load_tensors(path), document["training"]
 
 
-def export_weights(source: Path, target: Path) -> Path:
-    """Copy a checkpoint without its training state (optimizer moments, the schedule):
-    what evaluation and inference need, at about a third of the size."""
-    meta, document = read_meta(source)
-    target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(source) / MODEL_FILE, target / MODEL_FILE)
-    document.pop("training", None)
-    document["sha256"] = {MODEL_FILE: document["sha256"][MODEL_FILE]}
-    (target / META_FILE).write_text(json.dumps(document, indent=1))
-    return target
+def export_model(source: Path, target: Path, dtype: torch.dtype | None = None) -> Path:
+    """A checkpoint as a model to use and share: weights, inference config, class prompt
+    features, the record of its training (recipe, metrics, data provenance), and no
+    training state (optimizer moments, the schedule: about two thirds of a checkpoint)."""
+    model, meta = load_checkpoint(source)
+    return save_checkpoint(Path(target), model, meta, dtype=dtype)

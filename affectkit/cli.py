@@ -193,21 +193,23 @@ def cv(recipe_file: Path, folds: int | None, repeats: int | None, folds_file: Pa
 
 
 @main.command("eval")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint")
 @click.option("--data", "data_spec", default=None,
               help="Dataset spec: NAME, NAME:/root, NAME:key=value,key=[a, b] or NAME:{key: value}. Default: the checkpoint's held-out subjects.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write report.json, report.txt and confusion.png here.")
-def eval_command(checkpoint: Path, data_spec: str | None, out: Path | None) -> None:
-    """Accuracy, macro-F1, UAR, per-class report and confusion matrix of a checkpoint.
+def eval_command(checkpoint: str, data_spec: str | None, out: Path | None) -> None:
+    """Accuracy, macro-F1, UAR, per-class report and confusion matrix of a model (a model or
+    run folder, or a hub id).
 
     Without --data: the subjects the checkpoint was never trained on (its run's held-out
     subjects, or its cross-validation fold's test subjects). With --data: a loud warning
     when any evaluation subject or scan was seen in training."""
     from affectkit.evaluation import evaluate_checkpoint, format_report, save_report
+    from affectkit.hub import resolve_model
     from affectkit.pipeline import parse_dataset_spec
 
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
-    result = evaluate_checkpoint(checkpoint, spec)
+    result = evaluate_checkpoint(resolve_model(checkpoint), spec)
     for note in result.notes:
         click.echo(note, err=True)
     for warning in result.warnings:
@@ -219,16 +221,26 @@ def eval_command(checkpoint: Path, data_spec: str | None, out: Path | None) -> N
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "-m", "model", default=None,
+              help="A model folder, a run folder, or a Hugging Face hub id (owner/name). Default: the model shipped with affectkit.")
+@click.option("--revision", default=None, help="The hub revision (branch, tag or commit) of --model.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input.")
 @click.option("--frames", is_flag=True, help="For sequences, also predict every frame (a timeline).")
-def predict(checkpoint: Path, inputs: tuple[Path, ...], as_json: bool, frames: bool) -> None:
-    """Class probabilities for meshes or sequence folders, with the per-view weights."""
+def predict(inputs: tuple[Path, ...], model: str | None, revision: str | None, as_json: bool, frames: bool) -> None:
+    """Class probabilities for meshes or sequence folders, with the per-view weights.
+
+    INPUTS are mesh files or folders of frames. A model folder given first (the older
+    form `affectkit predict MODEL INPUT...`) is taken as --model."""
+    from affectkit.hub import is_model_folder
     from affectkit.inference import Predictor, load_input
     from affectkit.mesh import MeshSequence
 
-    predictor = Predictor.from_checkpoint(checkpoint)
+    if model is None and is_model_folder(inputs[0]):
+        model, inputs = str(inputs[0]), inputs[1:]
+        if not inputs:
+            raise click.UsageError("name at least one mesh file or folder of frames after the model")
+    predictor = Predictor.from_pretrained(model, revision)
     for path in inputs:
         p = predictor.predict_file(path)
         timeline = []
@@ -249,6 +261,44 @@ def predict(checkpoint: Path, inputs: tuple[Path, ...], as_json: bool, frames: b
         for i, frame in enumerate(timeline):
             top = max(frame, key=frame.get)
             click.echo(f"  frame {i:>3}: {top:<12} {frame[top]:.3f}")
+
+
+@main.command("export")
+@click.argument("model", required=False)
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="The file to write (default: model.onnx or model.pt here); <out>.json describes its input and classes.")
+def export_command(model: str | None, fmt: str, out: Path | None) -> None:
+    """Export a model (default: the shipped one) for deployment: its image tower, view
+    fusion and class embeddings as one graph from rendered views [B, V, C, H, W] to class
+    logits [B, K]."""
+    from affectkit.export import SUFFIXES, export_model_file
+    from affectkit.hub import resolve_model
+
+    written = export_model_file(resolve_model(model), out or Path(f"model{SUFFIXES[fmt]}"), fmt)  # type: ignore[arg-type]
+    click.echo(f"wrote {written} and {written}.json")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--repo", required=True, help="The hub repository, owner/name (created if missing).")
+@click.option("--private", is_flag=True, help="Create the repository private.")
+@click.option("--message", default=None, help="The commit message.")
+def push(model: str, repo: str, private: bool, message: str | None) -> None:
+    """Upload a model or run folder to the Hugging Face Hub: weights, config, class prompt
+    features and a model card (README.md, written from the run's held-out report when the
+    folder has none). Uses HF_TOKEN or `hf auth login`; HF_ENDPOINT for another hub."""
+    import tempfile
+
+    from affectkit.hub import prepare_upload, push_model, resolve_model
+
+    folder = Path(model)
+    if not folder.is_dir():
+        raise AffectkitError(f"{model}: no such folder; push takes a model folder or a run folder")
+    with tempfile.TemporaryDirectory() as staging:
+        upload = prepare_upload(resolve_model(folder), Path(staging))
+        files = sorted(p.name for p in upload.iterdir())
+        url = push_model(upload, repo, private=private, message=message)
+    click.echo(f"pushed {', '.join(files)} to {url}")
 
 
 @main.command()

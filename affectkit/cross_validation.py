@@ -139,7 +139,7 @@ def train_fold(
     """Train on ``samples`` less the ``test`` subjects (Ray run ``name`` under ``storage``),
     export the model (weights only) to ``fold_dir/model`` and score the test subjects:
     (the fold's cv.json entry, its report). ``seed`` draws the validation subjects."""
-    from affectkit.checkpoint import export_weights, load_checkpoint
+    from affectkit.checkpoint import export_model, load_checkpoint
     from affectkit.evaluation import evaluate
     from affectkit.pipeline import render_samples, training_data
 
@@ -151,7 +151,7 @@ def train_fold(
     data = training_data(recipe, dataset, train, val, test_subjects=test)
     result, history = fit(recipe, data, storage, name=name, verbose=verbose)
     with chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
-        export_weights(Path(directory), fold_dir / EXPORT_NAME)
+        export_model(Path(directory), fold_dir / EXPORT_NAME)
     if "://" not in storage:
         shutil.rmtree(Path(storage) / name, ignore_errors=True)  # the exported copy is kept
     model, meta = load_checkpoint(fold_dir / EXPORT_NAME)

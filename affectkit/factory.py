@@ -8,14 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from torch import Tensor, nn
+
 from affectkit.cameras import parse_views
 from affectkit.errors import AffectkitError
 from affectkit.inference_config import InputConfig
-from affectkit.interfaces import Dataset, ViewAugmentation
+from affectkit.interfaces import Dataset, TextEncoder, ViewAugmentation
 from affectkit.model import AffectVLM, apply_freezing
 from affectkit.objective import Objective
 from affectkit.prompting import PromptBank
-from affectkit.recipe import ComponentRef, LossConfig, ModelConfig, PromptsConfig
+from affectkit.recipe import ComponentRef, EncoderRef, LossConfig, ModelConfig, PromptsConfig
 from affectkit.registry import registry
 from affectkit.render_cache import RenderCache, renderer_id
 
@@ -50,15 +52,53 @@ def build_augmentations(refs: Sequence[ComponentRef]) -> list[ViewAugmentation]:
     return [reg.create("view_augmentation", ref.name, ref.options, where=f"train.augmentations.{i}") for i, ref in enumerate(refs)]
 
 
-def build_model(cfg: ModelConfig, num_views: int, in_channels: int, num_classes: int | None = None) -> AffectVLM:
+class DeferredTextEncoder(TextEncoder):
+    """A frozen text tower built on first use. A model loaded with its class prompts'
+    features (stored in its checkpoint) runs no text encoder until a new prompt comes, so
+    loading it skips importing and reading one (seconds on every start of a script)."""
+
+    def __init__(self, ref: EncoderRef, out_dim: int) -> None:
+        nn.Module.__init__(self)
+        self.ref = ref
+        self.out_dim = out_dim
+        self._built: list[TextEncoder] = []  # a list: not a submodule, so no state and no parameters
+
+    def forward(self, texts: Sequence[str]) -> Tensor:
+        if not self._built:
+            encoder = registry().create("text_encoder", self.ref.name, self.ref.options)
+            if encoder.out_dim != self.out_dim:
+                raise AffectkitError(
+                    f"text encoder {self.ref.name!r} gives {encoder.out_dim}-d features, the checkpoint's stored ones are {self.out_dim}-d"
+                )
+            self._built.append(encoder.requires_grad_(False).eval())
+        return self._built[0](texts)
+
+
+def _weights_follow(ref: EncoderRef) -> EncoderRef:
+    """``ref`` with its ``pretrained`` option (the convention of encoders that can start
+    from downloaded weights) switched off: a checkpoint's weights replace them anyway."""
+    if "pretrained" not in ref.options:
+        return ref
+    return ref.model_copy(update={"options": {**ref.options, "pretrained": False}})
+
+
+def build_model(
+    cfg: ModelConfig, num_views: int, in_channels: int, num_classes: int | None = None, text_dim: int | None = None, weights_follow: bool = False
+) -> AffectVLM:
     """The model a recipe's ``model`` section (or a checkpoint's architecture) describes,
     with its towers frozen as it says (``num_classes``: how many labels a learned
-    classifier scores)."""
+    classifier scores). ``weights_follow``: a checkpoint's weights will be loaded, so no
+    encoder fetches pretrained ones; ``text_dim``: the text tower is frozen and its
+    features are at hand, so it is built only when a new prompt needs it."""
     reg = registry()
-    image = reg.create("image_encoder", cfg.image_encoder.name, cfg.image_encoder.options, in_channels=in_channels)
-    text = reg.create("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options)
+    image_ref, text_ref = (_weights_follow(cfg.image_encoder), _weights_follow(cfg.text_encoder)) if weights_follow else (cfg.image_encoder, cfg.text_encoder)
+    image = reg.create("image_encoder", image_ref.name, image_ref.options, in_channels=in_channels)
     apply_freezing(image, cfg.image_encoder)
-    apply_freezing(text, cfg.text_encoder)
+    if text_dim is not None:
+        text: TextEncoder = DeferredTextEncoder(text_ref, text_dim)
+    else:
+        text = reg.create("text_encoder", text_ref.name, text_ref.options)
+        apply_freezing(text, cfg.text_encoder)
     if cfg.classifier == "learned" and num_classes is None:
         raise AffectkitError("model.classifier: learned needs the number of classes to build its head")
     learned = num_classes if cfg.classifier == "learned" else None

@@ -1,6 +1,6 @@
 """Prediction on single meshes or sequences: the API behind ``affectkit predict`` and the app.
 
-    predictor = Predictor.from_checkpoint("runs/affectvlm/best")
+    predictor = Predictor.from_pretrained()  # the shipped model; or a folder, a run, a hub id
     prediction = predictor.predict(load_mesh("face.ply"))
     prediction.label, prediction.probabilities, prediction.view_weights
 """
@@ -90,6 +90,14 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
         model, meta = load_checkpoint(path, device)
         return cls(model, meta, device)
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path | None = None, revision: str | None = None, device: str | torch.device = "cpu") -> Predictor:
+        """The model affectkit ships (``source=None``), a model or run folder, or a Hugging
+        Face hub id (``owner/name``, at ``revision``; downloaded once, then cached)."""
+        from affectkit.hub import resolve_model
+
+        return cls.from_checkpoint(resolve_model(source, revision), device)
 
     def encode_classes(self, class_prompts: Mapping[str, Sequence[str]]) -> ClassPrompts:
         """Embed a set of classes and prompts (new or reworded ones too: zero-shot)."""

@@ -112,6 +112,13 @@ class AffectVLM(nn.Module):
             self._text_features.update({t: f.detach() for t, f in zip(missing, encoded, strict=True)})
         return torch.stack([self._text_features[t] for t in texts]).to(self.logit_scale.device)
 
+    def remember_text_features(self, texts: Sequence[str], features: Tensor) -> None:
+        """Seed the memo of a frozen text tower with features computed before (a checkpoint
+        stores its class prompts' features, so loading it need not run the text encoder)."""
+        if len(texts) != len(features):
+            raise AffectkitError(f"{len(texts)} prompts but {len(features)} text features")
+        self._text_features.update({t: f for t, f in zip(texts, features.float(), strict=True)})
+
     def encode_text(self, texts: Sequence[str]) -> Tensor:
         """``N`` prompts -> ``[N, D]`` normalised embeddings in the joint space."""
         return F.normalize(self.text_proj(self.text_features(texts)), dim=-1)

@@ -8,8 +8,9 @@ store, runs a ``TorchTrainer`` with the recipe's scaling, then writes the run di
         recipe.yaml          the fully resolved recipe
         metrics.jsonl        one line per epoch
         tensorboard/         TensorBoard events
-        model/               the exported checkpoint (also copied to runs/<name>/model/):
-                             the final epoch, or the best validation epoch (eval.select)
+        model/               the exported model (also copied to runs/<name>/model/): the
+                             final epoch, or the best validation epoch (eval.select), no
+                             training state, and its card (README.md)
         eval/                report.json, report.txt, confusion.png (held-out subjects)
         curves.png           training curves
         compute.json         wall time, throughput, peak memory
@@ -78,9 +79,10 @@ def latest_run_dir(recipe: Recipe) -> Path:
 
 def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult:
     """Train, evaluate on held-out subjects, and write the run directory."""
-    from affectkit.checkpoint import load_checkpoint
+    from affectkit.checkpoint import export_model, load_checkpoint
     from affectkit.evaluation import evaluate, format_report, save_report
     from affectkit.factory import build_dataset
+    from affectkit.model_card import write_model_card
     from affectkit.pipeline import training_data
     from affectkit.plots import plot_curves
 
@@ -110,11 +112,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
 
     model_dir = run_dir / EXPORT_NAME
     with chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        shutil.copytree(directory, model_dir)
-    exported = (Path(recipe.output.dir) / recipe.name / EXPORT_NAME).resolve()
-    shutil.rmtree(exported, ignore_errors=True)
-    shutil.copytree(model_dir, exported)
+        export_model(Path(directory), model_dir)
 
     with (run_dir / "metrics.jsonl").open("w") as handle:
         for metrics in history:
@@ -125,6 +123,10 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     report = evaluate(model, data.val, meta.labels, meta.class_prompts)
     report.skipped = data.train.skipped + data.val.skipped  # the run's report lists every file left out
     save_report(report, run_dir / "eval", f"{recipe.name}: held-out subjects")
+    write_model_card(model_dir, {f"held-out {recipe.data.dataset.name} subjects": report})
+    exported = (Path(recipe.output.dir) / recipe.name / EXPORT_NAME).resolve()
+    shutil.rmtree(exported, ignore_errors=True)
+    shutil.copytree(model_dir, exported)
     compute = {
         "wall_seconds": time.perf_counter() - started,
         "render_seconds": prepared - started,

@@ -29,9 +29,10 @@ from torch import Tensor, nn
 
 from affectkit import hookimpl
 from affectkit.errors import PluginError
+from affectkit.hub import hub_unreachable
 from affectkit.interfaces import ImageEncoder, Options
 from affectkit_plugins.face_pretraining import load_shipped
-from affectkit_plugins.text_encoders import DEFAULT_CLIP, hub_unreachable, load_clip_tower
+from affectkit_plugins.text_encoders import DEFAULT_CLIP, load_clip_tower
 
 #: the default timm backbone: fast enough to train on two CPU cores at 96-128 px
 DEFAULT_TIMM = "resnet10t"

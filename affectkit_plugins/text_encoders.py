@@ -14,8 +14,6 @@ fails (offline, unknown name, missing folder, broken files) into one :class:`Plu
 
 from __future__ import annotations
 
-import socket
-import urllib.error
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -27,6 +25,7 @@ from torch import Tensor
 
 from affectkit import hookimpl
 from affectkit.errors import PluginError
+from affectkit.hub import hub_unreachable, looks_like_path
 from affectkit.interfaces import Options, TextEncoder
 
 T = TypeVar("T")
@@ -40,27 +39,6 @@ DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 # ---------------------------------------------------------------------------------------
 
 
-def hub_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or anything in its cause chain) means the network could not be used:
-    no connection, ``HF_HUB_OFFLINE`` set, or a file neither downloadable nor cached."""
-    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    network = (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, urllib.error.URLError, socket.gaierror, TimeoutError)
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, network) or "couldn't connect to" in str(current):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _looks_like_path(source: str) -> bool:
-    """Hub ids are ``name`` or ``owner/name``; anything else is meant as a folder."""
-    return source.startswith((".", "/", "~", "\\")) or source.count("/") > 1 or "\\" in source or Path(source).is_absolute()
-
-
 def load_pretrained(loader: Callable[..., T], source: str | Path, **kwargs: Any) -> T:
     """``loader(source, **kwargs)`` (a transformers ``from_pretrained``) with one clear error.
 
@@ -72,7 +50,7 @@ def load_pretrained(loader: Callable[..., T], source: str | Path, **kwargs: Any)
     if folder.is_dir():
         kwargs.setdefault("local_files_only", True)
         text = str(folder)
-    elif _looks_like_path(text):
+    elif looks_like_path(text):
         raise PluginError(f"cannot load {str(source)!r}: no such folder")
     from transformers.utils import logging as hf_logging
 

@@ -1,0 +1,144 @@
+"""Model cards: the ``README.md`` of an exported model folder, as the Hugging Face Hub reads it.
+
+YAML metadata (library, tags, datasets, metrics, a ``model-index`` of the measured
+results) and a page that says what the model is, what it was trained on, how well it did on
+data it never saw (overall, per class, per attribute group), how to use it, the recipe, and
+that a model inherits the licence terms of the scans it was trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from affectkit.checkpoint import CheckpointMeta, read_meta
+from affectkit.evaluation import EvalReport
+from affectkit.recipe import dump_recipe
+
+CARD_FILE = "README.md"
+
+LICENCE_NOTE = (
+    "A model inherits the terms of the data it was trained on. Models trained on BU-3DFE, BU-4DFE, "
+    "Bosphorus or BP4D fall under those databases' licence agreements (typically non-commercial research "
+    "use, no redistribution of the data): check them before you publish or deploy such a model."
+)
+
+
+def model_card(meta: CheckpointMeta, results: Mapping[str, EvalReport], name: str = "") -> str:
+    """The card of a model with this metadata; ``results`` names each evaluation (first:
+    the headline, usually its held-out subjects)."""
+    inference, provenance = meta.inference, meta.provenance
+    dataset = (provenance.get("dataset") or {}).get("name") or (meta.recipe.data.dataset.name if meta.recipe else "unknown")
+    title = name or (meta.recipe.name if meta.recipe else "affectkit model")
+    metadata = {
+        "library_name": "affectkit",
+        "tags": ["affectkit", "facial-expression-recognition", "3d", "affectvlm", "vision-language"],
+        "datasets": [dataset],
+        "metrics": ["accuracy", "f1", "uar"],
+        "model-index": [
+            {
+                "name": title,
+                "results": [
+                    {
+                        "task": {"type": "facial-expression-recognition", "name": "3D facial expression recognition"},
+                        "dataset": {"name": what, "type": dataset},
+                        "metrics": [
+                            {"type": "accuracy", "value": round(report.accuracy, 4)},
+                            {"type": "f1", "name": "macro-F1", "value": round(report.macro_f1, 4)},
+                            {"type": "uar", "name": "unweighted average recall", "value": round(report.uar, 4)},
+                        ],
+                    }
+                    for what, report in results.items()
+                ],
+            }
+        ],
+    }
+    arch, inputs = inference.architecture, inference.input
+    lines = [
+        "---",
+        yaml.safe_dump(metadata, sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {title}",
+        "",
+        f"An affectkit model (AffectVLM, Behzad & Zhao, arXiv:2504.19739): 3D face scans and 4D sequences are rendered to "
+        f"{len(inputs.views)} views ({', '.join(map(str, inputs.views))}; {', '.join(inputs.maps)} maps at {inputs.size} px), "
+        f"embedded by a shared `{arch.image_encoder.name}` image encoder ({_options(arch.image_encoder.options)}), fused with learned "
+        f"view weights, and classified by similarity to the class prompts' `{arch.text_encoder.name}` text embeddings.",
+        "",
+        f"Classes: {', '.join(inference.labels)}.",
+        "",
+        "## Training data",
+        "",
+        *_training_data(meta),
+        "",
+        "## Results",
+        "",
+        *_results(results),
+        "## Use",
+        "",
+        "```python",
+        "from affectkit.inference import Predictor",
+        "from affectkit.mesh_formats import load_mesh",
+        "",
+        'predictor = Predictor.from_pretrained("OWNER/NAME")  # a hub id or a local folder',
+        'prediction = predictor.predict(load_mesh("face.ply"))',
+        "print(prediction.label, prediction.probabilities)",
+        "```",
+        "",
+        "or `affectkit predict --model OWNER/NAME face.ply`. Classes can be reworded or added at inference (zero-shot): "
+        "see affectkit's docs, *Use a model*.",
+        "",
+        "## Licence",
+        "",
+        LICENCE_NOTE,
+        "",
+    ]
+    if meta.recipe is not None:
+        lines += ["## Recipe", "", "```yaml", dump_recipe(meta.recipe).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def _options(options: Mapping[str, object]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in options.items()) or "default options"
+
+
+def _training_data(meta: CheckpointMeta) -> list[str]:
+    provenance = meta.provenance
+    if not provenance:
+        return ["Not recorded (an older affectkit wrote this model)."]
+    dataset = provenance.get("dataset", {})
+    options = _options(dataset.get("options", {}))
+    lines = [
+        f"- dataset `{dataset.get('name')}` ({options})",
+        f"- {len(provenance.get('train_subjects', []))} training subjects, {len(provenance.get('validation_subjects', []))} validation "
+        f"subjects, {len(provenance.get('test_subjects', []))} held-out subjects never trained on",
+        f"- epoch {meta.epoch + 1} kept",
+    ]
+    return lines
+
+
+def _results(results: Mapping[str, EvalReport]) -> list[str]:
+    if not results:
+        return ["No evaluation recorded.", ""]
+    lines = ["| evaluated on | scans | accuracy | macro-F1 | UAR |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {what} | {r.samples} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.uar:.3f} |" for what, r in results.items()]
+    what, headline = next(iter(results.items()))
+    lines += ["", f"Per class, on {what}:", "", "| class | precision | recall | F1 | scans |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {row['label']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |" for row in headline.per_class]
+    if headline.by_attribute:
+        lines += ["", f"By attribute, on {what} (accuracy, scans):", "", "| attribute | groups | largest gap |", "|---|---|---:|"]
+        for key, info in headline.by_attribute.items():
+            groups = ", ".join(f"{value}: {g['accuracy']:.3f} ({g['samples']})" for value, g in info["groups"].items())
+            lines.append(f"| {key} | {groups} | {info['largest_gap']:.3f} |")
+    return [*lines, ""]
+
+
+def write_model_card(model_dir: Path, results: Mapping[str, EvalReport], name: str = "") -> Path:
+    """Write ``README.md`` into an exported model folder."""
+    meta, _ = read_meta(model_dir)
+    path = Path(model_dir) / CARD_FILE
+    path.write_text(model_card(meta, results, name))
+    return path
