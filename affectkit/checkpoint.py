@@ -168,6 +168,8 @@ def save_checkpoint(
         document["training"] = training[1]
     document["sha256"] = {name: _sha256(staging / name) for name in WEIGHT_FILES if (staging / name).exists()}
     (staging / META_FILE).write_text(json.dumps(document, indent=1))
+    for path in (staging, *staging.iterdir()):  # a model to share: readable like any other file
+        path.chmod(0o755 if path.is_dir() else 0o644)
     if directory.exists():
         retired = directory.with_name(f".old-{directory.name}-{os.getpid()}")
         os.replace(directory, retired)

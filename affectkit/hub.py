@@ -91,9 +91,9 @@ def prepare_upload(model_dir: Path, staging: Path) -> Path:
     import json
     import shutil
 
-    from affectkit.checkpoint import TRAINING_FILE, export_model
+    from affectkit.checkpoint import TRAINING_FILE, export_model, read_meta
     from affectkit.evaluation import EvalReport
-    from affectkit.model_card import CARD_FILE, write_model_card
+    from affectkit.model_card import CARD_FILE, CardResult, write_model_card
 
     upload = Path(staging) / "model"
     if (model_dir / TRAINING_FILE).exists():
@@ -104,8 +104,9 @@ def prepare_upload(model_dir: Path, staging: Path) -> Path:
         shutil.copytree(model_dir, upload, ignore=shutil.ignore_patterns(".*"))
     if not (upload / CARD_FILE).is_file():
         report_file = model_dir.parent / "eval" / "report.json"
-        results = {"held-out subjects": EvalReport(**json.loads(report_file.read_text()))} if report_file.is_file() else {}
-        write_model_card(upload, results)
+        dataset = (read_meta(upload)[0].provenance.get("dataset") or {}).get("name", "unknown")
+        report = [CardResult("held-out subjects", dataset, EvalReport(**json.loads(report_file.read_text())))] if report_file.is_file() else []
+        write_model_card(upload, report)
     return upload
 
 

@@ -126,6 +126,12 @@ class Predictor:
     def labels(self) -> list[str]:
         return list(self.classes.labels)
 
+    @property
+    def class_prompts(self) -> dict[str, list[str]]:
+        """The current classes and their prompts: extend or reword them for zero-shot use,
+        e.g. ``encode_classes({**predictor.class_prompts, "contempt": ["..."]})``."""
+        return {label: list(prompts) for label, prompts in zip(self.classes.labels, self.classes.prompts, strict=True)}
+
     @torch.no_grad()
     def predict(self, item: Mesh | MeshSequence, classes: ClassPrompts | None = None) -> Prediction:
         classes = classes or self.classes

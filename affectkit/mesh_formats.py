@@ -7,6 +7,7 @@ from pathlib import Path
 
 from affectkit.errors import MeshError
 from affectkit.mesh import Mesh, read_standard_mesh
+from affectkit.ply import read_simple_ply
 from affectkit.registry import STANDARD_MESH_SUFFIXES, MeshFormat, registry
 
 
@@ -36,4 +37,8 @@ def load_mesh(path: str | Path) -> Mesh:
         reader = formats[suffix].reader
     if not path.is_file():
         raise MeshError(f"{path}: no such file")
+    if suffix == ".ply":
+        mesh = read_simple_ply(path)
+        if mesh is not None:
+            return mesh
     return reader(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -19,6 +20,14 @@ from affectkit.recipe import dump_recipe
 
 CARD_FILE = "README.md"
 
+class CardResult(NamedTuple):
+    """One evaluation a card reports: on what (``what``, in words), which dataset plugin."""
+
+    what: str
+    dataset: str
+    report: EvalReport
+
+
 LICENCE_NOTE = (
     "A model inherits the terms of the data it was trained on. Models trained on BU-3DFE, BU-4DFE, "
     "Bosphorus or BP4D fall under those databases' licence agreements (typically non-commercial research "
@@ -26,9 +35,9 @@ LICENCE_NOTE = (
 )
 
 
-def model_card(meta: CheckpointMeta, results: Mapping[str, EvalReport], name: str = "") -> str:
-    """The card of a model with this metadata; ``results`` names each evaluation (first:
-    the headline, usually its held-out subjects)."""
+def model_card(meta: CheckpointMeta, results: list[CardResult], name: str = "", about: str = "") -> str:
+    """The card of a model with this metadata; ``results``: its evaluations (the first is
+    the headline, usually its held-out subjects); ``about``: a paragraph on its data."""
     inference, provenance = meta.inference, meta.provenance
     dataset = (provenance.get("dataset") or {}).get("name") or (meta.recipe.data.dataset.name if meta.recipe else "unknown")
     title = name or (meta.recipe.name if meta.recipe else "affectkit model")
@@ -43,14 +52,14 @@ def model_card(meta: CheckpointMeta, results: Mapping[str, EvalReport], name: st
                 "results": [
                     {
                         "task": {"type": "facial-expression-recognition", "name": "3D facial expression recognition"},
-                        "dataset": {"name": what, "type": dataset},
+                        "dataset": {"name": r.what, "type": r.dataset},
                         "metrics": [
-                            {"type": "accuracy", "value": round(report.accuracy, 4)},
-                            {"type": "f1", "name": "macro-F1", "value": round(report.macro_f1, 4)},
-                            {"type": "uar", "name": "unweighted average recall", "value": round(report.uar, 4)},
+                            {"type": "accuracy", "value": round(r.report.accuracy, 4)},
+                            {"type": "f1", "name": "macro-F1", "value": round(r.report.macro_f1, 4)},
+                            {"type": "uar", "name": "unweighted average recall", "value": round(r.report.uar, 4)},
                         ],
                     }
-                    for what, report in results.items()
+                    for r in results
                 ],
             }
         ],
@@ -72,6 +81,7 @@ def model_card(meta: CheckpointMeta, results: Mapping[str, EvalReport], name: st
         "",
         "## Training data",
         "",
+        *([about, ""] if about else []),
         *_training_data(meta),
         "",
         "## Results",
@@ -111,21 +121,20 @@ def _training_data(meta: CheckpointMeta) -> list[str]:
         return ["Not recorded (an older affectkit wrote this model)."]
     dataset = provenance.get("dataset", {})
     options = _options(dataset.get("options", {}))
-    lines = [
-        f"- dataset `{dataset.get('name')}` ({options})",
-        f"- {len(provenance.get('train_subjects', []))} training subjects, {len(provenance.get('validation_subjects', []))} validation "
-        f"subjects, {len(provenance.get('test_subjects', []))} held-out subjects never trained on",
-        f"- epoch {meta.epoch + 1} kept",
-    ]
-    return lines
+    train, val, test = (provenance.get(k, []) for k in ("train_subjects", "validation_subjects", "test_subjects"))
+    if sorted(val) == sorted(test):
+        split = f"{len(train)} training subjects; {len(test)} held-out subjects, never trained on (also its validation set)"
+    else:
+        split = f"{len(train)} training subjects, {len(val)} validation subjects, {len(test)} held-out test subjects never trained on"
+    return [f"- dataset `{dataset.get('name')}` ({options})", f"- {split}", f"- epoch {meta.epoch + 1} kept"]
 
 
-def _results(results: Mapping[str, EvalReport]) -> list[str]:
+def _results(results: list[CardResult]) -> list[str]:
     if not results:
         return ["No evaluation recorded.", ""]
     lines = ["| evaluated on | scans | accuracy | macro-F1 | UAR |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {what} | {r.samples} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.uar:.3f} |" for what, r in results.items()]
-    what, headline = next(iter(results.items()))
+    lines += [f"| {what} | {r.samples} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.uar:.3f} |" for what, _, r in results]
+    what, _, headline = results[0]
     lines += ["", f"Per class, on {what}:", "", "| class | precision | recall | F1 | scans |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {row['label']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |" for row in headline.per_class]
     if headline.by_attribute:
@@ -136,9 +145,9 @@ def _results(results: Mapping[str, EvalReport]) -> list[str]:
     return [*lines, ""]
 
 
-def write_model_card(model_dir: Path, results: Mapping[str, EvalReport], name: str = "") -> Path:
+def write_model_card(model_dir: Path, results: list[CardResult], name: str = "", about: str = "") -> Path:
     """Write ``README.md`` into an exported model folder."""
     meta, _ = read_meta(model_dir)
     path = Path(model_dir) / CARD_FILE
-    path.write_text(model_card(meta, results, name))
+    path.write_text(model_card(meta, results, name, about))
     return path

@@ -82,7 +82,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     from affectkit.checkpoint import export_model, load_checkpoint
     from affectkit.evaluation import evaluate, format_report, save_report
     from affectkit.factory import build_dataset
-    from affectkit.model_card import write_model_card
+    from affectkit.model_card import CardResult, write_model_card
     from affectkit.pipeline import training_data
     from affectkit.plots import plot_curves
 
@@ -123,7 +123,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     report = evaluate(model, data.val, meta.labels, meta.class_prompts)
     report.skipped = data.train.skipped + data.val.skipped  # the run's report lists every file left out
     save_report(report, run_dir / "eval", f"{recipe.name}: held-out subjects")
-    write_model_card(model_dir, {f"held-out {recipe.data.dataset.name} subjects": report})
+    write_model_card(model_dir, [CardResult(f"held-out {recipe.data.dataset.name} subjects", recipe.data.dataset.name, report)])
     exported = (Path(recipe.output.dir) / recipe.name / EXPORT_NAME).resolve()
     shutil.rmtree(exported, ignore_errors=True)
     shutil.copytree(model_dir, exported)

@@ -19,6 +19,7 @@ from affectkit_apps.uploads import read_upload
 
 from affectkit.errors import AffectkitError
 from affectkit.facs import LABELS, NEUTRAL
+from affectkit.hub import DEFAULT_MODEL
 from affectkit.inference import ClassPrompts, Prediction, Predictor
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import mesh_suffixes
@@ -50,9 +51,11 @@ def main() -> None:
         st.error(str(exc))
         st.stop()
     checkpoint = config.checkpoint or find_checkpoint(config.runs_dir)
-    if checkpoint is None:
-        offer_training(config)
-        st.stop()
+    shipped = checkpoint is None
+    if shipped:
+        checkpoint = DEFAULT_MODEL
+        with st.sidebar.expander("Train your own model"):
+            offer_training(config)
     try:
         stamp = (Path(checkpoint) / "checkpoint.json").stat().st_mtime
         predictor = load_predictor(str(checkpoint), stamp, config.device)
@@ -62,7 +65,10 @@ def main() -> None:
     if "trained" in st.session_state:
         st.success(st.session_state.pop("trained"))
     recipe = predictor.meta.recipe
-    st.caption(f"Model {checkpoint} (epoch {predictor.meta.epoch + 1}" + (f", recipe {recipe.name!r})" if recipe else ")"))
+    if shipped:
+        st.caption(f"Model: {DEFAULT_MODEL.name}, shipped with affectkit (AffectVLM trained on the embedded facekit scans; its card: {DEFAULT_MODEL / 'README.md'})")
+    else:
+        st.caption(f"Model {checkpoint} (epoch {predictor.meta.epoch + 1}" + (f", recipe {recipe.name!r})" if recipe else ")"))
 
     classes = edit_class_prompts(predictor, str(checkpoint), stamp)
     try:
@@ -83,8 +89,8 @@ def main() -> None:
 
 def offer_training(config: AppConfig) -> None:
     recipe = config.train_recipe or default_train_recipe()
-    st.warning(
-        f"No trained model under `{config.runs_dir}`. Train one with `affectkit run {recipe}` "
+    st.info(
+        f"No model of yours under `{config.runs_dir}`, so the shipped one answers. Train one with `affectkit run {recipe}` "
         "(a few minutes on 2 CPU cores), or start the app with `affectkit app --checkpoint PATH`."
     )
     if not Path(recipe).is_file():

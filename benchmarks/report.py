@@ -20,7 +20,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-DOCS = (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "cluster.md", ROOT / "docs" / "reliability.md")
+DOCS = (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "cluster.md", ROOT / "docs" / "reliability.md", ROOT / "docs" / "models.md")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -180,7 +180,31 @@ def ablations_table(r: dict[str, Any]) -> str:
     return table(["row", "accuracy", "macro-F1", "folds", "curve", "time"], rows) + "\n\n" + note
 
 
+def startup_table(r: dict[str, Any]) -> str:
+    s = r["seconds"]
+
+    def cell(x: dict[str, float]) -> str:
+        return f"{x['mean']:.2f} s ± {x['std']:.2f}"
+
+    rows = [
+        ['`python -c "import torch"`', cell(s["import torch"]), ""],
+        [f"`affectkit predict` of a {r['scan_vertices']:,}-vertex PLY scan", cell(s["affectkit predict"]), f"{r['targets']['predict_over_import_torch']:.0f}x import torch"],
+        ["`Predictor.from_pretrained()` after `import torch`", cell(s["Predictor load"]), f"{r['targets']['predictor_load_seconds']:.0f} s"],
+    ]
+    ratio = r["predict_over_import_torch"]
+    return table(["cold process", f"wall time (mean ± std, {r['runs']} runs)", "target"], rows) + (
+        f"\n\n`affectkit predict` / `import torch`: **{ratio['mean']:.2f}x** ± {ratio['std']:.2f} (model: {r['model']})."
+    )
+
+
+def default_model_table(r: dict[str, Any]) -> str:
+    rows = [[name, x["samples"], f"{x['accuracy']:.1%}", f"{x['macro_f1']:.1%}"] for name, x in r["results"].items()]
+    return table(["evaluated on", "scans", "accuracy", "macro-F1"], rows) + "\n\nChance is 16.7%."
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "startup": startup_table,
+    "default_model": default_model_table,
     "render": render_tables,
     "readers": readers_table,
     "inference": inference_table,

@@ -182,12 +182,14 @@ def test_oversized_upload_is_refused(checkpoint, predictor, monkeypatch, tmp_pat
     assert "over the upload limit of 0.05 MiB (max_upload_mb)" in at.error[0].value
 
 
-def test_without_a_checkpoint_the_app_says_how_to_make_one(monkeypatch, tmp_path):
+def test_without_a_model_of_ones_own_the_shipped_one_answers_and_training_is_offered(monkeypatch, tmp_path):
     monkeypatch.setenv(CONFIG_ENV, AppConfig(runs_dir=tmp_path / "runs").model_dump_json())
     at = AppTest.from_file(str(APP), default_timeout=60).run()
-    assert not at.exception
-    assert "affectkit run" in at.warning[0].value and "recipes/quick.yaml" in at.warning[0].value
+    assert not at.exception and not at.error
+    assert "shipped with affectkit" in at.caption[0].value
+    assert "affectkit run" in at.info[0].value and "recipes/quick.yaml" in at.info[0].value
     assert at.button[0].label == "Train quick.yaml now"
+    assert predicted(at) in LABELS  # a working model on the first screen, before any training
 
 
 def test_a_broken_checkpoint_is_a_message_in_the_page(checkpoint, monkeypatch, tmp_path):

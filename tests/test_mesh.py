@@ -69,3 +69,57 @@ def test_out_of_range_index_and_unknown_format(tmp_path):
         load_mesh(tmp_path / "a.xyz")
     with pytest.raises(MeshError, match="no such file"):
         load_mesh(tmp_path / "missing.ply")
+
+
+def ply_variants(tmp_path, mesh: Mesh) -> dict[str, object]:
+    """The same coloured mesh as binary little- and big-endian and ASCII PLY (trimesh)."""
+    import trimesh
+
+    colours = (mesh.colors * 255).round().astype(np.uint8)
+    loaded = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=colours, process=False)
+    paths = {}
+    for name, encoding in (("binary", "binary"), ("ascii", "ascii")):
+        paths[name] = tmp_path / f"{name}.ply"
+        paths[name].write_bytes(trimesh.exchange.ply.export_ply(loaded, encoding=encoding))
+    header, _, body = paths["binary"].read_bytes().partition(b"end_header\n")
+    vertex_dtype = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"), ("alpha", "u1")])
+    face_dtype = np.dtype([("n", "u1"), ("i", "<i4", 3)])
+    vertices = np.frombuffer(body, vertex_dtype, len(mesh.vertices))
+    faces = np.frombuffer(body, face_dtype, len(mesh.faces), len(mesh.vertices) * vertex_dtype.itemsize)
+    paths["big-endian"] = tmp_path / "big.ply"
+    paths["big-endian"].write_bytes(
+        header.replace(b"binary_little_endian", b"binary_big_endian") + b"end_header\n"
+        + vertices.astype(vertex_dtype.newbyteorder(">")).tobytes() + faces.astype(face_dtype.newbyteorder(">")).tobytes()
+    )  # fmt: skip
+    return paths
+
+
+def test_the_fast_ply_reader_reads_what_trimesh_reads(tmp_path):
+    from affectkit.mesh import read_standard_mesh
+    from affectkit.ply import read_simple_ply
+
+    rng = np.random.default_rng(0)
+    mesh = Mesh(rng.normal(size=(50, 3)), rng.integers(0, 50, size=(80, 3)), colors=rng.random((50, 3)))
+    for name, path in ply_variants(tmp_path, mesh).items():
+        fast, reference = read_simple_ply(path), read_standard_mesh(path)
+        assert fast is not None, name
+        np.testing.assert_allclose(fast.vertices, reference.vertices, err_msg=name)
+        np.testing.assert_array_equal(fast.faces, reference.faces, err_msg=name)
+        np.testing.assert_allclose(fast.colors, reference.colors, atol=1e-6, err_msg=name)
+
+
+def test_ply_layouts_the_fast_reader_does_not_take_go_to_trimesh_and_truncation_is_named(tmp_path):
+    from affectkit.ply import read_simple_ply
+
+    quads = tmp_path / "quads.ply"
+    quads.write_text(
+        "ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
+        "element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n4 0 1 2 3\n"
+    )
+    assert read_simple_ply(quads) is None
+    assert load_mesh(quads).faces.shape == (2, 3)  # trimesh triangulated it
+    mesh = Mesh(np.eye(3), np.array([[0, 1, 2]]), colors=np.ones((3, 3)))
+    binary = ply_variants(tmp_path, mesh)["binary"]
+    binary.write_bytes(binary.read_bytes()[:-5])
+    with pytest.raises(MeshError, match="binary.ply: the file ends before its 3 vertices and 1 faces"):
+        load_mesh(binary)
