@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "readers": ["--runs", "7"],
     "render": ["--runs", "20"],
     "inference": ["--runs", "10"],
+    "startup": ["--runs", "7"],
     "overhead": ["--epochs", "4"],
     "memory": [],
     "scaling": ["--layouts", "1x1,2x1,1x2", "--epochs", "3"],

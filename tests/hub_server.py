@@ -8,10 +8,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 
@@ -47,6 +49,11 @@ class FakeHub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def client_env(self, hf_home: Path, **extra: str) -> dict[str, str]:
+        """The environment of a process whose ``huggingface_hub`` talks to this hub, with
+        its own cache in ``hf_home``."""
+        return {**os.environ, "HF_ENDPOINT": self.url, "HF_TOKEN": "hf_test", "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", **extra}
 
     def close(self) -> None:
         self.server.shutdown()

@@ -47,10 +47,6 @@ def tiny_model(tmp_path: Path) -> Path:
     return export_model(FIXTURES / "checkpoint-v1", tmp_path / "tiny")
 
 
-def hub_env(hub: FakeHub, home: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_test", "HF_HOME": str(home), "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", **extra}
-
-
 def predictions(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
@@ -130,7 +126,7 @@ def test_model_sources_that_are_not_models_fail_with_one_clear_line(tmp_path):
 def test_push_then_pull_by_hub_id_and_revision_then_offline_from_the_cache(tiny_model, tmp_path):
     hub = FakeHub()
     try:
-        env = hub_env(hub, tmp_path / "hf")
+        env = hub.client_env(tmp_path / "hf")
         out = run_ok("push", str(tiny_model), "--repo", "lab/fer-tiny", env=env)
         assert "README.md" in out and "model.safetensors" in out
         pushed = hub.repos["lab/fer-tiny"].revisions["main"]
@@ -175,7 +171,7 @@ def test_a_hub_id_offline_and_not_cached_fails_at_once_with_one_line(tmp_path):
 def test_an_unknown_hub_repository_and_a_refused_upload_are_clear_errors(tiny_model, tmp_path):
     hub = FakeHub()
     try:
-        env = hub_env(hub, tmp_path / "hf")
+        env = hub.client_env(tmp_path / "hf")
         missing = subprocess.run(command("predict", "--model", "lab/nothing", str(HAPPY)), capture_output=True, text=True, cwd=ROOT, env=env)
         assert missing.returncode != 0 and "no such model on the Hugging Face hub" in missing.stderr and "Traceback" not in missing.stderr
         (tiny_model / "README.md").write_text("no metadata block\n")

@@ -33,6 +33,10 @@ def test_quick_recipe_learns_expressions_of_held_out_subjects(quick_run):
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "tensorboard").glob("events.*"))
     assert (tmp / "runs" / "quick" / "model" / "checkpoint.json").is_file()
+    exported = {p.name for p in (run_dir / "model").iterdir()}
+    assert exported == {"checkpoint.json", "model.safetensors", "text_features.safetensors", "README.md"}  # no training state
+    card = (run_dir / "model" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: affectkit") and f"{report['accuracy']:.3f}" in card
     compute = json.loads((run_dir / "compute.json").read_text())
     assert compute["train_samples_per_s"] > 0 and compute["peak_rss_mb_worker"] > 0
     assert set(report["by_attribute"]) == {"intensity"}  # facekit's people have no sex or age labels
@@ -92,6 +96,26 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(quick_run):
                             capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
     assert result.returncode == 2 and f"{run_dir}, finished (12 epochs) and has nothing to resume" in result.stderr
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_run_folder_pushes_to_the_hub_with_a_card_of_its_held_out_report(quick_run, tmp_path):
+    import shutil
+
+    from hub_server import FakeHub
+
+    _, run_dir, _ = quick_run
+    copy = tmp_path / "run"
+    for part in ("model", "eval"):
+        shutil.copytree(run_dir / part, copy / part)
+    (copy / "model" / "README.md").unlink()  # a folder without a card gets one from eval/report.json
+    hub = FakeHub()
+    try:
+        run_ok("push", str(copy), "--repo", "lab/quick", env=hub.client_env(tmp_path / "hf"))
+        card = hub.repos["lab/quick"].revisions["main"]["README.md"].decode()
+    finally:
+        hub.close()
+    accuracy = json.loads((run_dir / "eval" / "report.json").read_text())["accuracy"]
+    assert "| held-out subjects | " in card and f"{accuracy:.3f}" in card and "## Recipe" in card
 
 
 def test_damaged_checkpoint_is_a_clear_error(quick_run, tmp_path):
