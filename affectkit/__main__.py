@@ -1,3 +1,3 @@
 from affectkit.cli import main
 
-main()
+main(prog_name="affectkit")

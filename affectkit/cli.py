@@ -1,4 +1,6 @@
-"""The ``affectkit`` command line. Errors caused by input print one line, no traceback."""
+"""The ``affectkit`` command line. Errors caused by input print one line, no traceback:
+exit status 2 for a wrong command line (click's usage errors), 1 for anything that fails
+while running (a bad recipe or file, a model that does not load, ...)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,35 +23,104 @@ def _overrides(sets: Sequence[str], extra: Sequence[str]) -> list[str]:
     return [*sets, *extra]
 
 
+RUNTIME_ERROR = 1
+
+
 class AffectkitGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except AffectkitError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(RUNTIME_ERROR)
 
 
-@click.group(cls=AffectkitGroup)
+def _device(value: str | None) -> str:
+    """A torch device this machine has (``cpu``, ``cuda``, ``cuda:1``, ``mps``), or one clear error."""
+    import torch
+
+    name = value or "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise click.BadParameter(f"{name!r} is not a torch device; e.g. cpu, cuda, cuda:1, mps", param_hint="--device") from None
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
+        "mps": torch.backends.mps.is_available(),
+    }.get(device.type, False)
+    if not available:
+        raise click.BadParameter(f"{name!r} is not available on this machine (CUDA available: {torch.cuda.is_available()})", param_hint="--device")
+    return name
+
+
+def device_option(function: Any) -> Any:
+    """``--device``, checked when the command line is parsed (before any model loads)."""
+    return click.option(
+        "--device", default="cpu", show_default=True, callback=lambda ctx, param, value: _device(value), help="Where the model runs: cpu, cuda, cuda:N or mps."
+    )(function)
+
+
+@click.group(cls=AffectkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="affectkit")
 def main() -> None:
-    """affectkit: 3D/4D facial expression recognition with a vision-language model."""
+    """affectkit: 3D/4D facial expression recognition with a vision-language model.
+
+    Shell completion: eval "$(_AFFECTKIT_COMPLETE=bash_source affectkit)" in ~/.bashrc
+    (zsh_source, fish_source for those shells)."""
 
 
 @main.command()
-def plugins() -> None:
+@click.option("--options", "options_of", metavar="NAME", default=None, help="Print the options of the component(s) called NAME (or KIND:NAME).")
+@click.option("--reference", is_flag=True, help="Print the component reference page (docs/components.md) as Markdown.")
+@click.option("--json", "as_json", is_flag=True, help="Every component as JSON: kind, name, origin, description, options.")
+def plugins(options_of: str | None, reference: bool, as_json: bool) -> None:
     """List every registered component by kind, with its origin and description."""
+    from affectkit.recipe_reference import component_reference, option_rows
     from affectkit.registry import KINDS, STANDARD_MESH_SUFFIXES, registry
 
     reg = registry()
+    if reference:
+        click.echo(component_reference(), nl=False)
+        return
+    infos = reg.all()
+    if options_of is not None:
+        kind, _, name = options_of.rpartition(":")
+        chosen = [i for i in infos if i.name == name and kind in ("", i.kind)]
+        if not chosen:
+            raise AffectkitError(f"no component called {options_of!r}; registered: {', '.join(sorted({i.name for i in infos}))}")
+        infos = chosen
+    if as_json:
+        records = [
+            {"kind": i.kind, "name": i.name, "origin": i.origin, "description": i.description,
+             "options": [dict(zip(("name", "type", "default", "description"), row, strict=True)) for row in option_rows(i.cls.Options)]}
+            for i in infos
+        ]  # fmt: skip
+        click.echo(json.dumps(records, indent=1))
+        return
+    if options_of is not None:
+        for info in infos:
+            click.echo(f"{info.kind} {info.name} [{info.origin}]: {info.description.replace('``', '`')}")
+            for key, kind, default, description in option_rows(info.cls.Options) or [("(no options)", "", "", "")]:
+                click.echo(f"  {key:<18} {kind:<28} default {default:<12} {description}" if kind else f"  {key}")
+        return
     for kind in KINDS:
         click.echo(f"{kind}:")
-        for info in (i for i in reg.all() if i.kind == kind):
-            click.echo(f"  {info.name:<14} [{info.origin}]  {info.description}")
+        for info in (i for i in infos if i.kind == kind):
+            click.echo(f"  {info.name:<14} [{info.origin}]  {info.description.replace('``', '`')}")
     click.echo("mesh_format:")
     click.echo(f"  {' '.join(STANDARD_MESH_SUFFIXES)} [built-in]  read by trimesh")
     for suffix, found in reg.mesh_formats().items():
         click.echo(f"  {suffix:<14} [{found.origin}]  {'read and written' if found.writer else 'read'}")
+    click.echo("options of a component: affectkit plugins --options NAME")
+
+
+@main.command()
+def env() -> None:
+    """What a bug report needs: versions, devices, plugins."""
+    from affectkit.environment import environment_report
+
+    click.echo(environment_report())
 
 
 @main.group()
@@ -178,7 +250,10 @@ def run(recipe_file: Path, sets: tuple[str, ...], resume: bool, extra: tuple[str
               help="Use the folds (test subjects per fold, per repeat) of this file, e.g. another run's folds.json.")
 @click.option("--set", "sets", multiple=True, help="Override a key: --set train.epochs=3")
 @click.argument("extra", nargs=-1)
-def cv(recipe_file: Path, folds: int | None, repeats: int | None, folds_file: Path | None, sets: tuple[str, ...], extra: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print cv.json (every fold and the summary) instead of the progress and tables.")
+def cv(
+    recipe_file: Path, folds: int | None, repeats: int | None, folds_file: Path | None, sets: tuple[str, ...], as_json: bool, extra: tuple[str, ...]
+) -> None:
     """Subject-independent K-fold cross-validation of a recipe, optionally repeated.
 
     Writes to the run folder it prints: cv.json (every fold, mean ± std over folds and
@@ -189,7 +264,9 @@ def cv(recipe_file: Path, folds: int | None, repeats: int | None, folds_file: Pa
 
     if folds_file is not None and (folds or repeats):
         raise click.UsageError("--folds-file fixes the folds and repeats; leave out --folds and --repeats")
-    cross_validate(load_recipe(recipe_file, _overrides(sets, extra)), folds, repeats, folds_file)
+    summary = cross_validate(load_recipe(recipe_file, _overrides(sets, extra)), folds, repeats, folds_file, verbose=not as_json)
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
 
 
 @main.command("eval")
@@ -197,25 +274,32 @@ def cv(recipe_file: Path, folds: int | None, repeats: int | None, folds_file: Pa
 @click.option("--data", "data_spec", default=None,
               help="Dataset spec: NAME, NAME:/root, NAME:key=value,key=[a, b] or NAME:{key: value}. Default: the checkpoint's held-out subjects.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write report.json, report.txt and confusion.png here.")
-def eval_command(checkpoint: str, data_spec: str | None, out: Path | None) -> None:
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report, leak warnings and notes as one JSON object.")
+def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, device: str, as_json: bool) -> None:
     """Accuracy, macro-F1, UAR, per-class report and confusion matrix of a model (a model or
     run folder, or a hub id).
 
     Without --data: the subjects the checkpoint was never trained on (its run's held-out
     subjects, or its cross-validation fold's test subjects). With --data: a loud warning
     when any evaluation subject or scan was seen in training."""
+    from dataclasses import asdict
+
     from affectkit.evaluation import evaluate_checkpoint, format_report, save_report
     from affectkit.hub import resolve_model
     from affectkit.pipeline import parse_dataset_spec
 
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
-    result = evaluate_checkpoint(resolve_model(checkpoint), spec)
-    for note in result.notes:
-        click.echo(note, err=True)
-    for warning in result.warnings:
-        click.secho(f"WARNING: not a held-out figure: {warning}", err=True, fg="red", bold=True)
+    result = evaluate_checkpoint(resolve_model(checkpoint), spec, device=device)
     report = result.report
-    click.echo(format_report(report))
+    if as_json:
+        click.echo(json.dumps({"report": asdict(report), "warnings": result.warnings, "notes": result.notes}, indent=1))
+    else:
+        for note in result.notes:
+            click.echo(note, err=True)
+        for warning in result.warnings:
+            click.secho(f"WARNING: not a held-out figure: {warning}", err=True, fg="red", bold=True)
+        click.echo(format_report(report))
     if out is not None:
         save_report(report, out, str(checkpoint))
 
@@ -225,13 +309,17 @@ def eval_command(checkpoint: str, data_spec: str | None, out: Path | None) -> No
 @click.option("--model", "-m", "model", default=None,
               help="A model folder, a run folder, or a Hugging Face hub id (owner/name). Default: the model shipped with affectkit.")
 @click.option("--revision", default=None, help="The hub revision (branch, tag or commit) of --model.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per input.")
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input (with an error key for an input that failed).")
 @click.option("--frames", is_flag=True, help="For sequences, also predict every frame (a timeline).")
-def predict(inputs: tuple[Path, ...], model: str | None, revision: str | None, as_json: bool, frames: bool) -> None:
+def predict(inputs: tuple[Path, ...], model: str | None, revision: str | None, device: str, as_json: bool, frames: bool) -> None:
     """Class probabilities for meshes or sequence folders, with the per-view weights.
 
     INPUTS are mesh files or folders of frames. A model folder given first (the older
-    form `affectkit predict MODEL INPUT...`) is taken as --model."""
+    form `affectkit predict MODEL INPUT...`) is taken as --model. An input that cannot be
+    read is reported and the others are still predicted; the exit status is then 1."""
+    import time
+
     from affectkit.hub import is_model_folder
     from affectkit.inference import Predictor, load_input
     from affectkit.mesh import MeshSequence
@@ -240,14 +328,20 @@ def predict(inputs: tuple[Path, ...], model: str | None, revision: str | None, a
         model, inputs = str(inputs[0]), inputs[1:]
         if not inputs:
             raise click.UsageError("name at least one mesh file or folder of frames after the model")
-    predictor = Predictor.from_pretrained(model, revision)
+    predictor = Predictor.from_pretrained(model, revision, device=device)
+    failed = 0
     for path in inputs:
-        p = predictor.predict_file(path)
-        timeline = []
-        if frames:
+        try:
+            started = time.perf_counter()
             item = load_input(path)
-            if isinstance(item, MeshSequence):
-                timeline = predictor.predict_frames(item)
+            read = time.perf_counter() - started
+            p = predictor.predict(item)
+            p.timings = {"read": read, **p.timings}
+            timeline = predictor.predict_frames(item) if frames and isinstance(item, MeshSequence) else []
+        except AffectkitError as exc:
+            failed += 1
+            click.echo(json.dumps({"input": str(path), "error": str(exc)}) if as_json else f"error: {exc}", err=not as_json)
+            continue
         if as_json:
             record = {"input": str(path), "label": p.label, "probabilities": p.probabilities, "view_weights": p.view_weights, "timings": p.timings}
             if timeline:
@@ -261,6 +355,9 @@ def predict(inputs: tuple[Path, ...], model: str | None, revision: str | None, a
         for i, frame in enumerate(timeline):
             top = max(frame, key=frame.get)
             click.echo(f"  frame {i:>3}: {top:<12} {frame[top]:.3f}")
+    if failed:
+        click.echo(f"error: {failed} of {len(inputs)} inputs could not be predicted", err=True)
+        sys.exit(RUNTIME_ERROR)
 
 
 @main.command("export")
@@ -309,7 +406,11 @@ def push(model: str, repo: str, private: bool, message: str | None) -> None:
 @click.option("--runs-dir", type=click.Path(path_type=Path), help="Where to look for runs (default runs).")
 @click.option("--max-upload-mb", type=float, help="Largest upload in MiB (default 50).")
 @click.option("--max-vertices", type=int, help="Most vertices per mesh or frame (default 500,000).")
-def app(checkpoint: Path | None, port: int, host: str, config_file: Path | None, runs_dir: Path | None, max_upload_mb: float | None, max_vertices: int | None) -> None:
+@click.option("--device", default=None, callback=lambda ctx, param, value: value and _device(value), help="Where the model runs (default: the config's, else cpu).")
+def app(
+    checkpoint: Path | None, port: int, host: str, config_file: Path | None, runs_dir: Path | None, max_upload_mb: float | None, max_vertices: int | None,
+    device: str | None,
+) -> None:
     """Serve the interactive Streamlit app (real-time inference in the browser)."""
     import importlib.util
     import math
@@ -317,7 +418,9 @@ def app(checkpoint: Path | None, port: int, host: str, config_file: Path | None,
 
     from affectkit_apps.settings import CONFIG_ENV, load_app_config
 
-    config = load_app_config(config_file, checkpoint=checkpoint, runs_dir=runs_dir, max_upload_mb=max_upload_mb, max_vertices=max_vertices)
+    config = load_app_config(
+        config_file, checkpoint=checkpoint, runs_dir=runs_dir, max_upload_mb=max_upload_mb, max_vertices=max_vertices, device=device
+    )
     if config.checkpoint is not None:
         from affectkit.checkpoint import read_meta
 

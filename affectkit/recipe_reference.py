@@ -101,3 +101,46 @@ def recipe_reference() -> str:
 
     add(Recipe, "")
     return "\n\n".join(parts) + "\n"
+
+
+COMPONENTS_HEADER = """# Component reference
+
+<!-- Written by `affectkit plugins --reference > docs/components.md` from the registered
+components' Options models; tests/test_recipe_reference.py fails when it is stale. -->
+
+Every component the built-in plugins register, by kind, with its options: the `options`
+mapping of a component in a recipe (`{name: timm, options: {model: resnet18}}`).
+`affectkit plugins --options NAME` prints one component's table; third-party plugins'
+components are listed there once installed.
+"""
+
+
+def option_rows(options: type[BaseModel]) -> list[tuple[str, str, str, str]]:
+    """(key, type with bounds, default, description) of every option of a component."""
+    rows = []
+    for name, field in options.model_fields.items():
+        bounds = constraints(field)
+        rows.append((name, type_name(field.annotation) + (f" ({bounds})" if bounds else ""), default_text(field).strip("`"), field.description or ""))
+    return rows
+
+
+def component_table(options: type[BaseModel]) -> str:
+    rows = option_rows(options)
+    if not rows:
+        return "No options."
+    lines = ["| option | type | default | description |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{key}` | {kind} | `{default}` | {description.replace('|', chr(92) + '|')} |" for key, kind, default, description in rows]
+    return "\n".join(lines)
+
+
+def component_reference() -> str:
+    """The component reference page (built-in plugins only) as Markdown."""
+    from affectkit.registry import KINDS, registry
+
+    parts = [COMPONENTS_HEADER]
+    infos = [info for info in registry().all() if info.origin == "built-in"]
+    for kind in KINDS:
+        parts.append(f"## {kind}")
+        for info in (i for i in infos if i.kind == kind):
+            parts.append(f"### `{info.name}`\n\n{info.description.replace('``', '`')}\n\n{component_table(info.cls.Options)}")
+    return "\n\n".join(parts) + "\n"

@@ -225,7 +225,7 @@ def test_app_command_checks_its_settings_before_starting(tmp_path):
         (["--max-upload-mb", "-1"], "max_upload_mb: Input should be greater than 0"),
     ]:
         result = subprocess.run(command("app", *args), capture_output=True, text=True, timeout=60, cwd=ROOT)
-        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert result.returncode == 1 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
 
 

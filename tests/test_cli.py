@@ -42,7 +42,7 @@ def test_bad_recipe_gives_one_clear_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nmodel:\n  image_encoder: {name: resnet}\n")
     result = affectkit("recipe", "validate", str(bad))
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: {bad}: model.image_encoder: unknown image_encoder 'resnet'; registered: clip, timm"
     ]
@@ -77,7 +77,7 @@ def test_synth_then_render_writes_meshes_manifest_and_pngs(tmp_path):
 def test_render_errors_are_one_line(tmp_path, args, message):
     (tmp_path / "face.ply").write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
     result = affectkit(*args, cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
@@ -92,6 +92,70 @@ def test_a_cluster_address_nobody_answers_at_is_one_line_not_minutes_of_retries(
     else:
         sets.append(f"scaling.address={address}")
     result = affectkit("run", str(ROOT / "recipes/quick.yaml"), "--set", *sets, env=env)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {source}={address!r}: no Ray cluster answers there (Connection refused)")
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+def test_short_help_and_exit_status_2_for_usage_1_for_runtime_errors(tmp_path):
+    assert affectkit("-h").returncode == 0 and "Usage: affectkit" in affectkit("-h").stdout
+    assert "--model" in affectkit("predict", "-h").stdout
+    usage = affectkit("cv", "recipes/quick.yaml", "--folds", "1", cwd=ROOT)
+    assert usage.returncode == 2 and "Invalid value for '--folds'" in usage.stderr
+    runtime = affectkit("recipe", "validate", str(tmp_path / "missing.yaml"))
+    assert runtime.returncode == 1 and "missing.yaml" in runtime.stderr and "Traceback" not in runtime.stderr
+
+
+def test_device_must_be_one_this_machine_has():
+    import torch
+
+    bad = affectkit("predict", "--device", "gpu0", "face.ply")
+    assert bad.returncode == 2 and "'gpu0' is not a torch device" in bad.stderr
+    if not torch.cuda.is_available():
+        missing = affectkit("eval", "model", "--device", "cuda")
+        assert missing.returncode == 2 and "'cuda' is not available on this machine" in missing.stderr
+
+
+def test_batch_predict_reports_bad_inputs_goes_on_and_exits_1(tmp_path):
+    import json
+
+    broken = tmp_path / "broken.ply"
+    broken.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\n")
+    face = ROOT / "tests" / "fixtures" / "happy-face.ply"
+    result = affectkit("predict", str(broken), str(face), str(tmp_path / "missing.obj"), "--json")
+    assert result.returncode == 1 and "2 of 3 inputs could not be predicted" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [("error" in r, r["input"]) for r in records] == [(True, str(broken)), (False, str(face)), (True, str(tmp_path / "missing.obj"))]
+    assert "missing.obj: no such file" in records[2]["error"]
+    plain = affectkit("predict", str(broken), str(face))
+    assert plain.returncode == 1 and f"{face}: " in plain.stdout and f"error: {broken}" in plain.stderr and "Traceback" not in plain.stderr
+
+
+def test_plugins_options_json_and_the_generated_component_reference():
+    import json
+
+    timm = affectkit("plugins", "--options", "image_encoder:timm")
+    assert timm.returncode == 0 and "pretrained" in timm.stdout and "default resnet10t" in timm.stdout
+    records = json.loads(affectkit("plugins", "--json").stdout)
+    torch_renderer = next(r for r in records if r["kind"] == "renderer" and r["name"] == "torch")
+    assert torch_renderer["origin"] == "built-in" and isinstance(torch_renderer["options"], list)
+    assert "``" not in affectkit("plugins").stdout  # no raw reStructuredText in the console
+    unknown = affectkit("plugins", "--options", "resnet")
+    assert unknown.returncode == 1 and "no component called 'resnet'" in unknown.stderr
+    page = affectkit("plugins", "--reference").stdout
+    assert page == (ROOT / "docs" / "components.md").read_text(), "docs/components.md is stale: affectkit plugins --reference > docs/components.md"
+
+
+def test_env_prints_what_a_bug_report_needs():
+    out = affectkit("env").stdout
+    for needed in ("python: 3.", "affectkit: ", "torch: ", "cuda: ", "cpu_cores: ", "plugins from: built-in"):
+        assert needed in out, needed
+
+
+def test_eval_json_is_one_object_with_report_warnings_and_notes(tmp_path):
+    import json
+
+    result = affectkit("eval", str(ROOT / "tests" / "fixtures" / "checkpoint-v1"), "--data", "synthetic:subjects=1,intensities=[4],include_neutral=false", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["report"]["samples"] == 6 and set(document) == {"report", "warnings", "notes"}

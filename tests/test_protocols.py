@@ -85,7 +85,7 @@ def test_dataset_specs_take_lists_and_yaml_mappings(spec, options):
 )
 def test_a_bad_dataset_spec_is_one_line_naming_the_forms(tmp_path, spec, message):
     result = subprocess.run(command("eval", str(tmp_path / "no-model"), "--data", spec), capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert message in result.stderr and "NAME:{key: value" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -103,7 +103,7 @@ def test_a_bad_fold_file_stops_cv_before_training_with_one_line(tmp_path, conten
     folds.write_text(content)
     result = subprocess.run(command("cv", "recipes/quick.yaml", "--folds-file", str(folds), "--set", f"output.dir={tmp_path}"),
                             capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert message in result.stderr and str(folds) in result.stderr
     assert not list(tmp_path.glob("*/*")), "nothing is written for a refused protocol"
 
@@ -117,7 +117,7 @@ def test_a_fold_file_excludes_repeats_and_folds_options(tmp_path):
 def test_select_best_in_cv_needs_a_validation_split_inside_the_training_subjects(tmp_path):
     result = subprocess.run(command("cv", "recipes/quick.yaml", "--set", "eval.select=best", f"output.dir={tmp_path}"),
                             capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
-    assert result.returncode == 2 and "eval.cv_validation: true" in result.stderr
+    assert result.returncode == 1 and "eval.cv_validation: true" in result.stderr
 
 
 def test_resume_does_not_pick_a_folder_left_by_a_failed_start(tmp_path):
@@ -127,9 +127,9 @@ def test_resume_does_not_pick_a_folder_left_by_a_failed_start(tmp_path):
     args = ["recipes/quick.yaml", "--set", f"data.dataset={{name: folder, options: {{root: {data}}}}}", f"output.dir={tmp_path / 'runs'}",
             f"render.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
     failed = subprocess.run(command("run", *args), capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert failed.returncode == 2 and list((tmp_path / "runs" / "quick").glob("2*/recipe.yaml"))
+    assert failed.returncode == 1 and list((tmp_path / "runs" / "quick").glob("2*/recipe.yaml"))
     again = subprocess.run(command("run", *args, "--resume"), capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert again.returncode == 2 and "no earlier run of 'quick' with a checkpoint" in again.stderr
+    assert again.returncode == 1 and "no earlier run of 'quick' with a checkpoint" in again.stderr
 
 
 @pytest.mark.slow

@@ -99,7 +99,7 @@ def test_a_malformed_recipe_is_one_line_from_the_cli(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: r\nrender: {views: [front, sideways]}\n")
     result = subprocess.run([sys.executable, "-m", "affectkit", "recipe", "validate", str(path)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "render.views: unknown view 'sideways'" in result.stderr
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "render.views: unknown view 'sideways'" in result.stderr
 
 
 def test_file_errors_name_the_file(tmp_path):

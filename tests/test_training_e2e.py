@@ -94,7 +94,7 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(quick_run):
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     result = subprocess.run(command("run", "recipes/quick.yaml", "--resume", "--set", f"output.dir={tmp / 'runs'}", f"render.cache_dir={tmp / 'cache'}"),
                             capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
-    assert result.returncode == 2 and f"{run_dir}, finished (12 epochs) and has nothing to resume" in result.stderr
+    assert result.returncode == 1 and f"{run_dir}, finished (12 epochs) and has nothing to resume" in result.stderr
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 
@@ -129,7 +129,7 @@ def test_damaged_checkpoint_is_a_clear_error(quick_run, tmp_path):
     with pytest.raises(CheckpointError, match=r"model.safetensors: contents do not match"):
         load_checkpoint(copy)
     result = subprocess.run(command("predict", str(copy), "x.ply"), capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 2 and "truncated or altered" in result.stderr
+    assert result.returncode == 1 and "truncated or altered" in result.stderr
 
 
 def test_stopped_run_resumes_where_it_stopped(tmp_path):
