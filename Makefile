@@ -1,18 +1,37 @@
 # Two commands do everything on a fresh machine:
 #   make run    install, then train and evaluate recipes/affectvlm.yaml on the embedded facekit scans
 #   make test   install (with test tools), then run the whole test suite
+# PyTorch: see constraints.txt (and the README) for the CPU-only wheels.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run quick app test browser benchmarks fuzz docs docs-picture docs-screenshot
+.PHONY: install install-app install-test run quick app test browser benchmarks fuzz docs docs-picture docs-screenshot
+
+# Three install levels, each a stamp in the venv: running (`affectkit run`), the app, and the
+# tests with every tool they drive. constraints.txt pins the PyTorch build installed here.
+PIP := $(BIN)/python -m pip install -q -c constraints.txt
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e ".[dev,app]"
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e .
 	touch $@
+
+install-app: $(VENV)/.installed-app
+
+$(VENV)/.installed-app: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e ".[app]"
+	touch $@ $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e ".[dev,app]"
+	touch $@ $(VENV)/.installed $(VENV)/.installed-app
 
 run: install
 	$(BIN)/affectkit run recipes/affectvlm.yaml
@@ -20,10 +39,10 @@ run: install
 quick: install
 	$(BIN)/affectkit run recipes/quick.yaml
 
-app: install
+app: install-app
 	$(BIN)/affectkit app
 
-test: install browser
+test: install-test browser
 	$(BIN)/python -m pytest
 
 # The app's browser test drives Debian's Chromium: installed here when we are root with
@@ -35,22 +54,22 @@ browser:
 
 # Every benchmark on this machine (about 13 minutes on 2 cores, plus about 75 minutes of ablations and 90 of transfer training): JSON in benchmarks/results/,
 # tables in docs/benchmarks.md. Open3D's ray caster needs the system library libusb-1.0-0.
-benchmarks: install
-	$(BIN)/python -m pip install -q -e ".[dev,app,bench]"
+benchmarks: install-test
+	$(PIP) -e ".[dev,app,bench]"
 	$(BIN)/python benchmarks/run_all.py
 
 # 10,000 fuzzed inputs for each reader of user files (about 5 minutes): benchmarks/results/fuzz.json
 # and the table in docs/reliability.md.
-fuzz: install
+fuzz: install-test
 	$(BIN)/python benchmarks/fuzz.py --inputs 10000 > benchmarks/results/fuzz.json
 	$(BIN)/python benchmarks/report.py
 
 # The documentation site (mkdocs.yml, docs/) into site/; warnings are errors.
-docs: install
+docs: install-test
 	$(BIN)/mkdocs build --strict
 
-docs-picture: install
+docs-picture: install-test
 	$(BIN)/python docs/make_expressions_figure.py
 
-docs-screenshot: install browser
+docs-screenshot: install-test browser
 	AFFECTKIT_APP_SCREENSHOT=$(CURDIR)/docs/app.png $(BIN)/python -m pytest tests/test_app_browser.py
