@@ -140,7 +140,7 @@ def train_fold(
     export the model (weights only) to ``fold_dir/model`` and score the test subjects:
     (the fold's cv.json entry, its report). ``seed`` draws the validation subjects."""
     from affectkit.checkpoint import export_model, load_checkpoint
-    from affectkit.evaluation import evaluate
+    from affectkit.evaluation import describe, evaluate
     from affectkit.pipeline import render_samples, training_data
 
     started = time.perf_counter()
@@ -149,14 +149,14 @@ def train_fold(
     if recipe.eval.cv_validation:
         train, val = subject_split(train, recipe.data.val_fraction, seed)
     data = training_data(recipe, dataset, train, val, test_subjects=test)
-    result, history = fit(recipe, data, storage, name=name, verbose=verbose)
+    result, history = fit(recipe, data, storage, name=name, log_dir=fold_dir, verbose=verbose)
     with chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
         export_model(Path(directory), fold_dir / EXPORT_NAME)
     if "://" not in storage:
         shutil.rmtree(Path(storage) / name, ignore_errors=True)  # the exported copy is kept
     model, meta = load_checkpoint(fold_dir / EXPORT_NAME)
     views = render_samples(meta.inference.input, dataset, test_samples, cache, labels=meta.labels, skip_bad_files=recipe.data.skip_bad_files)
-    report = evaluate(model, views, meta.labels, meta.class_prompts)
+    report = evaluate(model, views, meta.labels, meta.class_prompts, describe(fold_dir / EXPORT_NAME, recipe.data.dataset))
     entry = {
         "test_subjects": sorted(test),
         "validation_subjects": sorted({s.subject for s in val}),

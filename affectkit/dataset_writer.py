@@ -90,7 +90,7 @@ def placeholder_attributes(root: Path) -> set[str]:
     except (OSError, ValueError):
         return set()
     names = set(record.get("placeholders", ())) if isinstance(record, dict) else set()
-    return names | ({"ethnicity_code"} if "ethnicity" in names else set())
+    return names
 
 
 def manifest_columns(dataset: FaceGenerator) -> tuple[str, ...]:

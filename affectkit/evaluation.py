@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ class EvalReport:
     skipped: list[str]
     #: one record per sample: key, subject, label, predicted, attributes
     predictions: list[dict[str, Any]]
+    #: what was scored: ``model`` (its folder) and ``data`` (the dataset and its options)
+    about: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -74,16 +76,24 @@ def predict_viewset(model: AffectVLM, views: ViewSet, class_prompts: list[list[s
     return torch.cat(out)
 
 
-def evaluate(model: AffectVLM, views: ViewSet, labels: list[str], class_prompts: list[list[str]]) -> EvalReport:
+def describe(model: str | Path, data: ComponentRef) -> dict[str, str]:
+    """The ``about`` of a report: which model, which data."""
+    options = ", ".join(f"{k}={v}" for k, v in data.options.items())
+    return {"model": str(model), "data": f"{data.name} ({options})" if options else data.name}
+
+
+def evaluate(model: AffectVLM, views: ViewSet, labels: list[str], class_prompts: list[list[str]], about: dict[str, str] | None = None) -> EvalReport:
     predicted = predict_viewset(model, views, class_prompts).argmax(1).tolist()
     records = [
         {"key": s.key, "subject": s.subject, "label": labels[int(t)], "predicted": labels[p], "attributes": dict(s.attributes)}
         for s, t, p in zip(views.samples, views.labels.tolist(), predicted, strict=True)
     ]
-    return report_from_predictions(labels, records, list(views.skipped))
+    return report_from_predictions(labels, records, list(views.skipped), about)
 
 
-def report_from_predictions(labels: list[str], records: Sequence[dict[str, Any]], skipped: Sequence[str] = ()) -> EvalReport:
+def report_from_predictions(
+    labels: list[str], records: Sequence[dict[str, Any]], skipped: Sequence[str] = (), about: dict[str, str] | None = None
+) -> EvalReport:
     """The report of a list of prediction records (see :attr:`EvalReport.predictions`)."""
     index = {label: i for i, label in enumerate(labels)}
     predicted = torch.tensor([index[r["predicted"]] for r in records], dtype=torch.long)
@@ -101,13 +111,15 @@ def report_from_predictions(labels: list[str], records: Sequence[dict[str, Any]]
         by_attribute=groups_report([r["label"] == r["predicted"] for r in records], [r["attributes"] for r in records]),
         skipped=list(skipped),
         predictions=list(records),
+        about=dict(about or {}),
     )
 
 
 def pooled_report(reports: Sequence[EvalReport]) -> EvalReport:
     """One report over every sample of several (e.g. every fold's test subjects)."""
+    about = {"model": f"{len(reports)} models (one per fold)", **({"data": reports[0].about["data"]} if "data" in reports[0].about else {})}
     return report_from_predictions(
-        reports[0].labels, [r for report in reports for r in report.predictions], [s for report in reports for s in report.skipped]
+        reports[0].labels, [r for report in reports for r in report.predictions], [s for report in reports for s in report.skipped], about
     )
 
 
@@ -158,7 +170,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None
         raise AffectkitError(f"{data.name}: no sample to score")
     views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels)
     warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
-    return CheckpointEvaluation(evaluate(model, views, meta.labels, meta.class_prompts), warnings, notes)
+    return CheckpointEvaluation(evaluate(model, views, meta.labels, meta.class_prompts, describe(checkpoint, data)), warnings, notes)
 
 
 def leak_warnings(provenance: dict[str, Any], identity: dict[str, Any], views: ViewSet) -> list[str]:
@@ -179,8 +191,12 @@ def leak_warnings(provenance: dict[str, Any], identity: dict[str, Any], views: V
 
 
 def format_report(report: EvalReport) -> str:
-    """A readable console summary."""
-    lines = [f"samples {report.samples}   accuracy {report.accuracy:.4f}   macro-F1 {report.macro_f1:.4f}   UAR {report.uar:.4f}", ""]
+    """A readable console summary: what was scored, then the scores."""
+    subjects = sorted({r["subject"] for r in report.predictions})
+    lines = [f"{key}: {value}" for key, value in report.about.items()]
+    if subjects:
+        lines.append(f"subjects ({len(subjects)}): {', '.join(subjects[:20])}" + (", ..." if len(subjects) > 20 else ""))
+    lines += [f"samples {report.samples}   accuracy {report.accuracy:.4f}   macro-F1 {report.macro_f1:.4f}   UAR {report.uar:.4f}", ""]
     lines.append(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for row in report.per_class:
         lines.append(f"{row['label']:<12}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}")

@@ -178,6 +178,16 @@ class OutputConfig(Section):
     dir: Path = Field(Path("runs"), description="runs go to DIR/NAME/TIMESTAMP/, the exported model to DIR/NAME/model/")
 
 
+class LoggingConfig(Section):
+    """Live logs of a run, written after every epoch (docs/concepts.md, "Watching a run")."""
+
+    loggers: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"], description="tensorboard: RUN/tensorboard/ (always written); mlflow: also an MLflow run"
+    )
+    mlflow_uri: str | None = Field(None, description="MLflow tracking URI; default: a local SQLite store, sqlite:///OUTPUT_DIR/mlflow.db")
+    mlflow_experiment: str | None = Field(None, description="MLflow experiment; default: the recipe's name")
+
+
 class Recipe(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the run's name: letters, digits, `_`, `.`, `-`")
     seed: int = Field(0, description="fixes the subject split, the initial weights and the sampling")
@@ -190,6 +200,7 @@ class Recipe(Section):
     scaling: ScalingConfig = ScalingConfig()
     eval: EvalConfig = EvalConfig()
     output: OutputConfig = OutputConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     def components(self) -> Iterable[tuple[str, str, ComponentRef]]:
         """Every component the recipe names: (key path, kind, reference)."""

@@ -7,7 +7,8 @@ store, runs a ``TorchTrainer`` with the recipe's scaling, then writes the run di
     runs/<name>/<timestamp>/
         recipe.yaml          the fully resolved recipe
         metrics.jsonl        one line per epoch
-        tensorboard/         TensorBoard events
+        tensorboard/         TensorBoard events, written after every epoch (live)
+        train.log            the environment (versions, devices), then one line per epoch
         model/               the exported model (also copied to runs/<name>/model/): the
                              final epoch, or the best validation epoch (eval.select), no
                              training state, and its card (README.md)
@@ -80,7 +81,7 @@ def latest_run_dir(recipe: Recipe) -> Path:
 def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult:
     """Train, evaluate on held-out subjects, and write the run directory."""
     from affectkit.checkpoint import export_model, load_checkpoint
-    from affectkit.evaluation import evaluate, format_report, save_report
+    from affectkit.evaluation import describe, evaluate, format_report, save_report
     from affectkit.factory import build_dataset
     from affectkit.model_card import CardResult, write_model_card
     from affectkit.pipeline import training_data
@@ -105,7 +106,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
         )
     storage = storage_for(recipe, run_dir)
     try:
-        result, history = fit(recipe, data, storage, name=f"{recipe.name}-{run_dir.name}", verbose=verbose)
+        result, history = fit(recipe, data, storage, name=f"{recipe.name}-{run_dir.name}", log_dir=run_dir, verbose=verbose)
     except AffectkitError as exc:
         raise AffectkitError(f"{exc}{where_kept(storage)}") from None
     trained = time.perf_counter()
@@ -117,10 +118,9 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     with (run_dir / "metrics.jsonl").open("w") as handle:
         for metrics in history:
             handle.write(json.dumps(metrics) + "\n")
-    _write_tensorboard(history, run_dir / "tensorboard")
-    plot_curves(history, run_dir / "curves.png")
+    plot_curves(history, run_dir / "curves.png", f"{recipe.name}, {run_dir.name}")
     model, meta = load_checkpoint(model_dir)
-    report = evaluate(model, data.val, meta.labels, meta.class_prompts)
+    report = evaluate(model, data.val, meta.labels, meta.class_prompts, describe(model_dir, recipe.data.dataset))
     report.skipped = data.train.skipped + data.val.skipped  # the run's report lists every file left out
     save_report(report, run_dir / "eval", f"{recipe.name}: held-out subjects")
     write_model_card(model_dir, [CardResult(f"held-out {recipe.data.dataset.name} subjects", recipe.data.dataset.name, report)])
@@ -148,14 +148,3 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
             f"wall time {compute['wall_seconds']:.0f} s; exported to {exported}"
         )
     return RunResult(run_dir, model_dir, history, report, compute)
-
-
-def _write_tensorboard(history: list[dict[str, Any]], directory: Path) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(directory))
-    for metrics in history:
-        for key, value in metrics.items():
-            if isinstance(value, int | float) and key != "epoch":
-                writer.add_scalar(key, value, metrics["epoch"])
-    writer.close()

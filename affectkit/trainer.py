@@ -32,8 +32,10 @@ def storage_for(recipe: Recipe, run_dir: Path) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, verbose: bool = True) -> tuple[Any, list[dict[str, Any]]]:
-    """Run Ray Train; returns the Ray result and the epoch history."""
+def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, log_dir: Path, verbose: bool = True) -> tuple[Any, list[dict[str, Any]]]:
+    """Run Ray Train; returns the Ray result and the epoch history. Rank 0 writes the live
+    logs (:mod:`affectkit.run_logging`) into ``log_dir``, which must be reachable from it
+    (local runs; shared storage on a cluster)."""
     import ray
     from ray.train import (
         CheckpointConfig,
@@ -44,13 +46,20 @@ def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, verbose: bo
     )
     from ray.train.torch import TorchTrainer
 
+    from affectkit.environment import environment_report
     from affectkit.training import train_loop_per_worker
 
     connect_ray(recipe)  # run() and cross_validate() checked the cluster before rendering
     scaling = recipe.scaling
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"recipe": recipe.model_dump(mode="json"), "data": ray.put(data), "verbose": verbose},
+        train_loop_config={
+            "recipe": recipe.model_dump(mode="json"),
+            "data": ray.put(data),
+            "verbose": verbose,
+            "log_dir": str(log_dir),
+            "environment": environment_report(),
+        },
         scaling_config=ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,

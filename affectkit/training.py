@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from affectkit.cameras import parse_views
 from affectkit.checkpoint import (
     CheckpointMeta,
     load_training_state,
@@ -42,6 +43,7 @@ from affectkit.model import AffectVLM
 from affectkit.pipeline import TrainingData
 from affectkit.prompting import draw
 from affectkit.recipe import Recipe
+from affectkit.run_logging import RunLogger
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -164,6 +166,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True} if world > 1 else None)
     core: AffectVLM = model.module if hasattr(model, "module") else model
     use_amp = recipe.train.amp and device.type == "cuda"
+    logger = None
+    if rank == 0 and config.get("log_dir"):
+        views = [view.name for view in parse_views(recipe.render.views)]
+        logger = RunLogger(recipe, Path(config["log_dir"]), views, data.labels, config.get("environment", ""))
 
     for epoch in range(start_epoch, recipe.train.epochs):
         if world > 1 and hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
@@ -208,14 +214,19 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "world_size": world,
             "restarts": restarts,
         }
+        confusion = None
         if val_loader is not None:
             val_loss, count, cm = evaluate_views(core, val_loader, data.class_prompts, device)
+            confusion = cm.cpu().tolist()
             metrics.update(val_loss=(val_loss / count.clamp_min(1)).item(), val_accuracy=accuracy(cm.cpu()), val_macro_f1=macro_f1(cm.cpu()))
         metrics.update(objective.diagnostics())
         history = [*history, metrics]
+        row = epoch_row(metrics, header=epoch == start_epoch)
+        if logger is not None:
+            logger.epoch(metrics, confusion, row)
         if rank == 0 and config.get("verbose", True):
             # sys.stdout directly: Ray Train patches print() to log through a tee, twice
-            sys.stdout.write(epoch_row(metrics, header=epoch == start_epoch) + "\n")
+            sys.stdout.write(row + "\n")
             sys.stdout.flush()
         with tempfile.TemporaryDirectory() as tmp:
             report_checkpoint = None
@@ -224,3 +235,5 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 path = save_checkpoint(Path(tmp) / "checkpoint", core, meta, training_state(optimizer, scheduler, objective))
                 report_checkpoint = ray.train.Checkpoint.from_directory(str(path))
             ray.train.report(metrics, checkpoint=report_checkpoint)
+    if logger is not None:
+        logger.close(history[-1] if history else None)

@@ -64,7 +64,7 @@ class BU3DFEDataset(Dataset):
     Scans (``F0001_AN01WH_F3D.wrl``) are found recursively under ``root``, in per-subject
     folders or all in one; the file-name suffix and the name are matched case-insensitively.
     ``.wrl`` files whose names do not follow the scheme are listed in a warning; other files
-    are ignored. Samples carry ``sex``, ``ethnicity`` (readable), ``ethnicity_code``,
+    are ignored. Samples carry ``sex``, ``ethnicity`` (readable),
     ``intensity`` (0 for neutral) and ``variant``. Meshes carry the texture named in the
     VRML file and the ``.bnd`` landmarks beside a scan when present (83 points,
     *unconfirmed*); the ``_RAW`` variant has no landmark files of its own.
@@ -156,7 +156,7 @@ class BU3DFEDataset(Dataset):
         placeholders = placeholder_attributes(o.root)
         for key, path, info in keep:
             attributes = {
-                name: info[name] for name in ("sex", "ethnicity", "ethnicity_code", "intensity", "variant") if name not in placeholders
+                name: info[name] for name in ("sex", "ethnicity", "intensity", "variant") if name not in placeholders
             }
             sample = Sample(key, str(info["label"]), str(info["subject"]), attributes)
             entries[key] = (sample, (path, bnd.get((path.parent, path.stem.upper()))))

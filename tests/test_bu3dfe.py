@@ -433,7 +433,7 @@ def test_bu3dfe_lists_samples_from_nested_and_flat_folders(tmp_path):
     assert [s.key for s in samples] == ["F0001_AN03WH_F3D", "F0001_AN04WH_F3D", "F0001_HA04WH_F3D", "M0002_SA03BL_F3D", "M0002_SU04BL_F3D"]
     s = samples[2]
     assert (s.label, s.subject, s.is_sequence) == ("happiness", "F0001", False)
-    assert s.attributes == {"sex": "F", "ethnicity": "white", "ethnicity_code": "WH", "intensity": 4, "variant": "F3D"}
+    assert s.attributes == {"sex": "F", "ethnicity": "white", "intensity": 4, "variant": "F3D"}  # one ethnicity, readable
     assert samples[-1].attributes["ethnicity"] == "black" and samples[-1].attributes["sex"] == "M"
     assert samples == bu3dfe(root=str(tmp_path)).samples()  # deterministic
 

@@ -132,6 +132,47 @@ def test_damaged_checkpoint_is_a_clear_error(quick_run, tmp_path):
     assert result.returncode == 1 and "truncated or altered" in result.stderr
 
 
+def test_tensorboard_is_live_while_training_and_mlflow_gets_the_run(tmp_path):
+    """The first epoch's scalars can be read from the event files while the run still
+    trains; the MLflow run is in the local SQLite store afterwards."""
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = ["run", "recipes/quick.yaml", "--set", "train.epochs=8", "render.size=32", "data.dataset.options.subjects=6",
+            "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null",
+            "logging.loggers=[tensorboard, mlflow]"]  # fmt: skip
+    process = subprocess.Popen(command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen_live = None
+        deadline = time.time() + 600
+        while seen_live is None and time.time() < deadline and process.poll() is None:
+            for events in (tmp_path / "runs" / "quick").glob("2*/tensorboard"):
+                accumulator = EventAccumulator(str(events)).Reload()
+                if "train/loss" in accumulator.Tags()["scalars"]:
+                    seen_live = (accumulator, process.poll() is None)
+            time.sleep(0.5)
+        out, _ = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    assert process.returncode == 0, out[-3000:]
+    assert seen_live is not None and seen_live[1], "no epoch scalars while the run was still training"
+    accumulator = seen_live[0]
+    assert accumulator.Scalars("train/loss")[0].step == 1
+    (run_dir,) = (tmp_path / "runs" / "quick").glob("2*")
+    final = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    tags = set(final.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "val/accuracy", "val/loss", "model/temperature", "model/view_weight/front"} <= tags
+    assert any(t.startswith("loss/") for t in tags) and "val/confusion" in final.Tags()["images"]
+    assert [e.step for e in final.Scalars("val/accuracy")] == list(range(1, 9))
+    log = (run_dir / "train.log").read_text()
+    assert log.startswith("python: 3.") and "torch: " in log and log.count("\n") >= 8 + 10
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("quick").experiment_id])
+    assert run.info.run_name == run_dir.name and run.data.params["train.epochs"] == "8"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val.accuracy")] == list(range(1, 9))
+
+
 def test_stopped_run_resumes_where_it_stopped(tmp_path):
     args = [
         "recipes/quick.yaml",
