@@ -8,12 +8,14 @@ The fully resolved recipe (:func:`dump_recipe`) is saved beside every run's outp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -74,6 +76,22 @@ class DataConfig(Section):
     skip_bad_files: bool = Field(False, description="leave unreadable files out (listed in the run's report) instead of stopping")
 
 
+CACHE_ENV = "$AFFECTKIT_CACHE_DIR"
+
+
+def expand_cache_dir(path: Path | None) -> Path | None:
+    """``$AFFECTKIT_CACHE_DIR`` (that variable, else the platform's user cache folder) and ``~``
+    expanded, so the default cache is the same from any working folder."""
+    if path is None:
+        return None
+    text = str(path)
+    if text.startswith(CACHE_ENV):
+        import platformdirs
+
+        text = (os.environ.get(CACHE_ENV[1:]) or platformdirs.user_cache_dir("affectkit")) + text[len(CACHE_ENV) :]
+    return Path(text).expanduser()
+
+
 class RenderConfig(Section):
     """How each scan becomes images: renderer, views, size and maps."""
 
@@ -85,7 +103,12 @@ class RenderConfig(Section):
     maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(
         default_factory=lambda: ["rgb"], min_length=1, description="maps stacked as the image encoder's input channels"
     )
-    cache_dir: Path | None = Field(Path(".cache/affectkit/renders"), description="where rendered views are kept between runs; null renders every time")
+    cache_dir: Annotated[Path | None, AfterValidator(expand_cache_dir)] = Field(
+        Path(f"{CACHE_ENV}/renders"),
+        validate_default=True,
+        description=f"where rendered views are kept between runs; {CACHE_ENV} is that environment variable, else the user cache folder "
+        "(~/.cache/affectkit on Linux); null renders every time",
+    )
 
     @field_validator("views")
     @classmethod
@@ -299,9 +322,30 @@ def check_components(recipe: Recipe, source: str = "<recipe>") -> None:
             raise RecipeError(f"{source}: {path}: {exc}") from None
 
 
+def shipped_recipes() -> dict[str, Path]:
+    """The recipes installed with affectkit (the repository's ``recipes/``), by name."""
+    from importlib.resources import files
+
+    folder = Path(str(files("affectkit_recipes")))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def recipe_path(name: str | Path) -> Path:
+    """``name`` if it is a file; else the shipped recipe of that name (``quick`` or
+    ``quick.yaml``), so recipes run from any folder: ``affectkit run quick``."""
+    path = Path(name)
+    if path.exists() or len(path.parts) > 1:
+        return path
+    shipped = shipped_recipes()
+    stem = path.name.removesuffix(".yaml")
+    if stem in shipped:
+        return shipped[stem]
+    raise RecipeError(f"{name}: no such recipe file, and no shipped recipe of that name; shipped: {', '.join(shipped)}")
+
+
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """Read, override and validate a recipe file."""
-    path = Path(path)
+    """Read, override and validate a recipe file (or a shipped recipe, by name)."""
+    path = recipe_path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:

@@ -22,11 +22,10 @@ from pydantic import ValidationError
 
 from affectkit.errors import AffectkitError
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.recipe import ComponentRef
+from affectkit.recipe import ComponentRef, shipped_recipes
 
 #: ``affectkit app`` hands its settings to the Streamlit process in this variable (JSON)
 CONFIG_ENV = "AFFECTKIT_APP_CONFIG"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class AppConfig(UploadLimits):
@@ -120,9 +119,9 @@ def generated_face(
 
 
 def default_train_recipe() -> Path:
-    """``recipes/quick.yaml`` of the working directory, else of the source tree."""
+    """``recipes/quick.yaml`` of the working directory, else the shipped one."""
     local = Path("recipes/quick.yaml")
-    return local if local.is_file() else REPO_ROOT / "recipes" / "quick.yaml"
+    return local if local.is_file() else shipped_recipes()["quick"]
 
 
 def train_recipe(recipe_path: Path, runs_dir: Path, progress: Callable[[int, int], None], overrides: Sequence[str] = ()) -> Path:

@@ -113,3 +113,23 @@ def test_file_errors_name_the_file(tmp_path):
     valid.write_text("name: r\n")
     with pytest.raises(RecipeError, match=r"override 'train.epochs' is not of the form"):
         load_recipe(valid, ["train.epochs"])
+
+
+def test_shipped_recipes_run_by_name_from_any_folder(tmp_path):
+    from cli_runs import command
+
+    for name in ("quick", "affectvlm.yaml"):
+        result = subprocess.run(command("recipe", "validate", name), capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert result.returncode == 0 and "valid recipe" in result.stderr + result.stdout, result.stderr
+    missing = subprocess.run(command("recipe", "validate", "quik"), capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert missing.returncode == 1 and "no shipped recipe of that name; shipped: " in missing.stderr and "quick" in missing.stderr
+
+
+def test_the_render_cache_is_the_user_cache_folder_or_affectkit_cache_dir(monkeypatch, tmp_path):
+    import platformdirs
+
+    monkeypatch.delenv("AFFECTKIT_CACHE_DIR", raising=False)
+    assert load_recipe("quick").render.cache_dir == Path(platformdirs.user_cache_dir("affectkit")) / "renders"
+    monkeypatch.setenv("AFFECTKIT_CACHE_DIR", str(tmp_path))
+    assert load_recipe("quick").render.cache_dir == tmp_path / "renders"
+    assert load_recipe("quick", ["render.cache_dir=null"]).render.cache_dir is None
