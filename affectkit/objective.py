@@ -9,10 +9,10 @@ and gradients.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 from torch import Tensor, nn
 
 from affectkit.interfaces import LossInputs
@@ -20,14 +20,34 @@ from affectkit.recipe import LossTerm
 from affectkit.registry import registry
 
 
+class GatherWithGrad(torch.autograd.Function):
+    """All ranks' ``[B, ...]`` tensors as one ``[world * B, ...]`` in rank order; backward
+    sums every rank's gradient and hands each rank its own slice. Written here because
+    ``torch.distributed.nn.functional.all_gather`` is deprecated; all-reduce in backward
+    works on every backend (gloo has no reduce-scatter)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor) -> Tensor:
+        world = dist.get_world_size()
+        gathered = tensor.new_empty((world * tensor.shape[0], *tensor.shape[1:]))
+        dist.all_gather_into_tensor(gathered, tensor.contiguous())
+        ctx.rank, ctx.size = dist.get_rank(), tensor.shape[0]
+        return gathered
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)  # reduced in place: not autograd's own tensor
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.size : (ctx.rank + 1) * ctx.size]
+
+
 def gather(inputs: LossInputs) -> LossInputs:
     """The batch every loss term computes on: every worker's samples, in rank order.
 
     Single process: ``inputs`` unchanged. With several processes (``torch.distributed``
     initialised, equal batch sizes per rank, as ``drop_last`` gives), every embedding is
-    all-gathered through ``torch.distributed.nn``, whose backward sums each rank's gradient
-    into the slice that rank owns (open_clip's ``gather_features`` with
-    ``gather_with_grad``). Every rank then computes the same full-batch loss, and after
+    all-gathered by :class:`GatherWithGrad`, whose backward sums each rank's gradient into
+    the slice that rank owns (open_clip's ``gather_features`` with ``gather_with_grad``). Every rank then computes the same full-batch loss, and after
     DistributedDataParallel averages the model's gradients they equal those of one process
     on the whole batch; parameters a loss owns (a margin, a bias) get the same full-batch
     gradient on every rank, so they stay in step without being wrapped.
@@ -37,9 +57,9 @@ def gather(inputs: LossInputs) -> LossInputs:
     labels = [torch.empty_like(inputs.labels) for _ in range(dist.get_world_size())]
     dist.all_gather(labels, inputs.labels.contiguous())
     return LossInputs(
-        view_embeddings=torch.cat(dist_nn.all_gather(inputs.view_embeddings.contiguous())),
-        joint=torch.cat(dist_nn.all_gather(inputs.joint.contiguous())),
-        text=torch.cat(dist_nn.all_gather(inputs.text.contiguous())),
+        view_embeddings=GatherWithGrad.apply(inputs.view_embeddings),
+        joint=GatherWithGrad.apply(inputs.joint),
+        text=GatherWithGrad.apply(inputs.text),
         labels=torch.cat(labels),
         logit_scale=inputs.logit_scale,
         classes=inputs.classes,
