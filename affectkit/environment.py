@@ -12,7 +12,7 @@ from typing import Any
 #: distributions whose versions change results or behaviour (absent ones are "not installed")
 PACKAGES = (
     "affectkit", "torch", "torchvision", "numpy", "timm", "transformers", "huggingface_hub", "safetensors", "ray", "pydantic", "pluggy",
-    "trimesh", "streamlit", "onnxruntime", "kaolin", "mlflow", "tensorboard",
+    "trimesh", "streamlit", "onnxruntime", "kaolin", "mlflow", "mlflow-skinny", "tensorboard",
 )  # fmt: skip
 ENV_VARS = ("AFFECTKIT_PLUGINS", "AFFECTKIT_CACHE_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT", "CUDA_VISIBLE_DEVICES", "RAY_ADDRESS")
 

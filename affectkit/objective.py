@@ -20,6 +20,10 @@ from affectkit.recipe import LossTerm
 from affectkit.registry import registry
 
 
+#: torch 2.14 renamed all_gather_into_tensor (and deprecated the old name); older torch has only that
+ALL_GATHER = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
+
 class GatherWithGrad(torch.autograd.Function):
     """All ranks' ``[B, ...]`` tensors as one ``[world * B, ...]`` in rank order; backward
     sums every rank's gradient and hands each rank its own slice. Written here because
@@ -30,7 +34,7 @@ class GatherWithGrad(torch.autograd.Function):
     def forward(ctx: Any, tensor: Tensor) -> Tensor:
         world = dist.get_world_size()
         gathered = tensor.new_empty((world * tensor.shape[0], *tensor.shape[1:]))
-        dist.all_gather_into_tensor(gathered, tensor.contiguous())
+        ALL_GATHER(gathered, tensor.contiguous())
         ctx.rank, ctx.size = dist.get_rank(), tensor.shape[0]
         return gathered
 

@@ -58,7 +58,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "tra
         scores.plot(epochs, [m["val_accuracy"] for m in history], marker="o", label="accuracy")
         scores.plot(epochs, [m["val_macro_f1"] for m in history], marker=".", linestyle="--", label="macro-F1")
         scores.set(title="validation accuracy", xlabel="epoch", ylabel="score", ylim=(0, 1.02))
-        scores.legend(loc="lower right", fontsize=8)
+        scores.legend(loc="best", fontsize=8)
     for ax in axes[0]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

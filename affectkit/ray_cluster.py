@@ -39,7 +39,7 @@ def connect_ray(recipe: Recipe) -> None:
             num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
             include_dashboard=False,
             log_to_driver=True,
-            runtime_env={"worker_process_setup_hook": quiet_local_instance_notices},
+            runtime_env={"worker_process_setup_hook": quiet_local_instance_notices, "env_vars": LOCAL_INSTANCE_ENV},
         )
 
 
@@ -56,6 +56,12 @@ def refuse_unreachable(address: str, source: str) -> None:
             f"{source}={address!r}: no Ray cluster answers there ({error.strerror or error}); start one with "
             f"`ray start --head`, give the address of a running head node, or unset {source} to train in a local Ray instance"
         ) from None
+
+
+#: Ray Train's preemption watcher follows nodes a cluster drains (spot instances, autoscaler
+#: scale-down): nothing drains a local instance, and its actor logs an error line about its
+#: restart arguments on every run. RAY_TRAIN_ENABLE_PREEMPTION_WATCHER is Ray's switch for it.
+LOCAL_INSTANCE_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 
 def quiet_local_instance_notices() -> None:

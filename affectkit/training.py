@@ -163,7 +163,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 restore_training(optimizer, scheduler, objective, state)
             start_epoch, history = meta.epoch + 1, meta.history
             restarts = int(history[-1].get("restarts", 0)) + 1 if history else 1
-    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True} if world > 1 else None)
+    model = ray.train.torch.prepare_model(model)  # DDP: every trainable parameter is used in forward, none needs finding
     core: AffectVLM = model.module if hasattr(model, "module") else model
     use_amp = recipe.train.amp and device.type == "cuda"
     logger = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -46,6 +47,19 @@ def test_the_console_carries_no_warning_the_local_ray_instance_makes_inevitable(
     *_, out = quick_run
     assert "Failed to query Ray Train Controller actor state" not in out  # no dashboard, no State API
     assert "Token authentication is" not in out  # Ray's default for a new instance, announced
+
+
+#: what a console line that looks like trouble starts with or holds: a traceback, a Python
+#: warning, a Ray log line at WARNING or ERROR level (``[date time E pid tid]``), an error
+TROUBLE = re.compile(r"Traceback|Warning:|WARNING|\[\d{4}-\d\d-\d\d [\d:,.]+ [EW] \d+|ERROR|^error", re.M)
+
+
+def test_a_two_worker_run_prints_no_traceback_and_no_warning(tmp_path):
+    out = run_ok("run", "recipes/quick.yaml", "--set", "scaling.num_workers=2", "train.epochs=2", "render.size=32", "data.dataset.options.subjects=6",
+                 "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null")  # fmt: skip
+    assert "held-out accuracy" in out
+    trouble = [line for line in out.splitlines() if TROUBLE.search(line)]
+    assert not trouble, "\n".join(trouble)
 
 
 def test_eval_and_predict_use_the_checkpoint(quick_run, tmp_path):
