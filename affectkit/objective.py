@@ -19,7 +19,6 @@ from affectkit.interfaces import LossInputs
 from affectkit.recipe import LossTerm
 from affectkit.registry import registry
 
-
 #: torch 2.14 renamed all_gather_into_tensor (and deprecated the old name); older torch has only that
 ALL_GATHER = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 

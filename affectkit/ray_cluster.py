@@ -39,7 +39,7 @@ def connect_ray(recipe: Recipe) -> None:
             num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
             include_dashboard=False,
             log_to_driver=True,
-            runtime_env={"worker_process_setup_hook": quiet_local_instance_notices, "env_vars": LOCAL_INSTANCE_ENV},
+            runtime_env={"worker_process_setup_hook": setup_local_worker, "env_vars": LOCAL_INSTANCE_ENV},
         )
 
 
@@ -79,6 +79,17 @@ def quiet_local_instance_notices() -> None:
         "ray._private.authentication.authentication_token_setup",
     ):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def setup_local_worker() -> None:
+    """Each worker process of a local instance: quiet, and pinned to this instance. Ray
+    Train's placement-group cleaner asks the State API, which without an address looks for
+    *the* Ray instance on the machine; with a second one running (another user's, another
+    run's) it raised and printed a traceback every run."""
+    import ray
+
+    quiet_local_instance_notices()
+    os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
 
 
 def check_cluster(recipe: Recipe) -> None:

@@ -343,8 +343,47 @@ def recipe_path(name: str | Path) -> Path:
     raise RecipeError(f"{name}: no such recipe file, and no shipped recipe of that name; shipped: {', '.join(shipped)}")
 
 
+def _is_path_field(annotation: Any) -> bool:
+    """Whether an option's type is (or may be) a filesystem path."""
+    import typing
+
+    if annotation is Path or (isinstance(annotation, type) and issubclass(annotation, Path)):
+        return True
+    return any(_is_path_field(arg) for arg in typing.get_args(annotation))
+
+
+def anchor_paths(data: Any, folder: Path) -> Any:
+    """Recipe data whose relative paths (``data.subjects.file``, and the dataset's path
+    options such as ``root``) are taken relative to ``folder``, the recipe file's own: a
+    recipe then means the same from any working folder. Overrides given on the command
+    line are not anchored: they stay relative to where the command runs."""
+    section = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        return data
+
+    def anchored(value: Any) -> Any:
+        return os.path.normpath(folder / value) if isinstance(value, str) and value and not Path(value).expanduser().is_absolute() and not value.startswith("~") else value
+
+    subjects = section.get("subjects")
+    if isinstance(subjects, dict) and "file" in subjects:
+        subjects["file"] = anchored(subjects["file"])
+    dataset = section.get("dataset")
+    if isinstance(dataset, dict) and isinstance(dataset.get("options"), dict) and isinstance(dataset.get("name"), str):
+        from affectkit.registry import registry
+
+        try:
+            fields = registry().get("dataset", dataset["name"]).cls.Options.model_fields
+        except AffectkitError:
+            return data  # an unknown dataset: validation names it
+        for key, value in dataset["options"].items():
+            if key in fields and _is_path_field(fields[key].annotation):
+                dataset["options"][key] = anchored(value)
+    return data
+
+
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """Read, override and validate a recipe file (or a shipped recipe, by name)."""
+    """Read, override and validate a recipe file (or a shipped recipe, by name); relative
+    paths in the file are relative to its folder (:func:`anchor_paths`)."""
     path = recipe_path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -354,7 +393,7 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
         raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}); a recipe is a YAML file") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
-    data = {} if data is None else data
+    data = anchor_paths({} if data is None else data, path.parent.resolve())
     overrides = list(overrides)
     if isinstance(data, dict) and overrides:
         try:  # override on top of the resolved recipe, so a nested key keeps its siblings' defaults

@@ -133,3 +133,17 @@ def test_the_render_cache_is_the_user_cache_folder_or_affectkit_cache_dir(monkey
     monkeypatch.setenv("AFFECTKIT_CACHE_DIR", str(tmp_path))
     assert load_recipe("quick").render.cache_dir == tmp_path / "renders"
     assert load_recipe("quick", ["render.cache_dir=null"]).render.cache_dir is None
+
+
+def test_paths_in_a_recipe_file_are_relative_to_its_folder_and_overrides_to_the_working_one(tmp_path, monkeypatch):
+    folder = tmp_path / "project" / "recipes"
+    folder.mkdir(parents=True)
+    (folder / "mine.yaml").write_text(
+        "name: mine\ndata:\n  dataset: {name: bu3dfe, options: {root: ../data/BU-3DFE}}\n  subjects: {file: people.txt}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe("project/recipes/mine.yaml")
+    assert recipe.data.dataset.options["root"] == str(tmp_path / "project" / "data" / "BU-3DFE")
+    assert recipe.data.subjects.file == folder / "people.txt"
+    overridden = load_recipe("project/recipes/mine.yaml", ["data.dataset.options.root=elsewhere"])
+    assert overridden.data.dataset.options["root"] == "elsewhere"  # the plugin resolves it against the working folder

@@ -54,9 +54,24 @@ def test_the_console_carries_no_warning_the_local_ray_instance_makes_inevitable(
 TROUBLE = re.compile(r"Traceback|Warning:|WARNING|\[\d{4}-\d\d-\d\d [\d:,.]+ [EW] \d+|ERROR|^error", re.M)
 
 
+#: a process holding a Ray instance of its own until it is terminated (then shut down cleanly)
+OTHER_RAY_INSTANCE = (
+    "import ray, signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
+    "ray.init(address='local', include_dashboard=False); print('up', flush=True); time.sleep(600)"
+)
+
+
 def test_a_two_worker_run_prints_no_traceback_and_no_warning(tmp_path):
-    out = run_ok("run", "recipes/quick.yaml", "--set", "scaling.num_workers=2", "train.epochs=2", "render.size=32", "data.dataset.options.subjects=6",
-                 "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null")  # fmt: skip
+    """With another Ray instance on the machine, as on a shared lab server."""
+    other = subprocess.Popen([command()[0], "-c", OTHER_RAY_INSTANCE],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert other.stdout.readline().strip() == "up"
+    try:
+        out = run_ok("run", "recipes/quick.yaml", "--set", "scaling.num_workers=2", "train.epochs=2", "render.size=32", "data.dataset.options.subjects=6",
+                     "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null")  # fmt: skip
+    finally:
+        other.terminate()
+        other.wait(timeout=60)
     assert "held-out accuracy" in out
     trouble = [line for line in out.splitlines() if TROUBLE.search(line)]
     assert not trouble, "\n".join(trouble)
