@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install install-app install-test run quick app test browser benchmarks fuzz docs docs-picture docs-screenshot
+.PHONY: install install-app install-test run quick app test browser benchmarks fuzz docs docs-picture docs-screenshot docs-tensorboard
 
 # Three install levels, each a stamp in the venv: running (`affectkit run`), the app, and the
 # tests with every tool they drive. constraints.txt pins the PyTorch build installed here.
@@ -70,6 +70,9 @@ docs: install-test
 
 docs-picture: install-test
 	$(BIN)/python docs/make_expressions_figure.py
+
+docs-tensorboard: install-test browser
+	$(BIN)/python docs/make_tensorboard_screenshot.py
 
 docs-screenshot: install-test browser
 	AFFECTKIT_APP_SCREENSHOT=$(CURDIR)/docs/app.png $(BIN)/python -m pytest tests/test_app_browser.py

@@ -159,3 +159,16 @@ def test_eval_json_is_one_object_with_report_warnings_and_notes(tmp_path):
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["report"]["samples"] == 6 and set(document) == {"report", "warnings", "notes"}
+
+
+def test_one_version_everywhere():
+    from importlib import metadata
+
+    import yaml
+
+    import affectkit
+
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert metadata.version("affectkit") == affectkit.__version__ == str(citation["version"])
+    assert affectkit("--version").stdout.strip().endswith(affectkit.__version__)
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License") and (ROOT / "affectkit" / "py.typed").exists()
