@@ -166,9 +166,9 @@ def test_one_version_everywhere():
 
     import yaml
 
-    import affectkit
+    from affectkit import __version__
 
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
-    assert metadata.version("affectkit") == affectkit.__version__ == str(citation["version"])
-    assert affectkit("--version").stdout.strip().endswith(affectkit.__version__)
+    assert metadata.version("affectkit") == __version__ == str(citation["version"])
+    assert affectkit("--version").stdout.strip().endswith(__version__)
     assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License") and (ROOT / "affectkit" / "py.typed").exists()
