@@ -27,7 +27,10 @@ A recipe is one YAML file with the sections below; every key is optional except 
 Unknown keys are errors that name the key path and the keys allowed there. Any key can be
 overridden on the command line: `affectkit run RECIPE --set train.epochs=3 render.size=96`.
 A *component* (`name` plus `options`, or just the name) is anything a plugin registers:
-`affectkit plugins` lists them with their options' descriptions.
+`affectkit plugins` lists them, `affectkit plugins --options NAME` prints one's options, and
+the [component reference](components.md) gives every built-in component's options.
+Relative paths written in a recipe file (a dataset's `root`, `data.subjects.file`) are
+relative to the file's folder; those given with `--set` to the working folder.
 """
 
 
