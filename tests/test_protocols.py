@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from cli_runs import ROOT, command, run_ok
 
+from affectkit.cross_validation import cv_plan
 from affectkit.errors import AffectkitError
+from affectkit.factory import build_dataset
 from affectkit.interfaces import Sample
 from affectkit.model_inputs import sample_frames
 from affectkit.pipeline import parse_dataset_spec
-from affectkit.recipe import Recipe
+from affectkit.recipe import Recipe, load_recipe
 from affectkit.splits import draw_subjects
 
 ETHNICITIES = ("white", "black", "east asian", "indian")
@@ -47,8 +49,6 @@ def test_a_draw_keeps_the_proportions_of_sex_and_ethnicity_and_is_seeded():
 
 
 def test_the_bu3dfe_recipe_draws_60_subjects_and_repeats_10_fold_cv():
-    from affectkit.recipe import load_recipe
-
     recipe = load_recipe(ROOT / "recipes" / "bu3dfe-10fold.yaml")
     assert recipe.data.subjects.count == 60 and recipe.data.dataset.options["intensities"] == [3, 4]
     assert (recipe.eval.folds, recipe.eval.repeats) == (10, 10)
@@ -108,6 +108,12 @@ def test_a_bad_fold_file_stops_cv_before_training_with_one_line(tmp_path, conten
     assert not list(tmp_path.glob("*/*")), "nothing is written for a refused protocol"
 
 
+def test_a_hand_written_fold_file_gives_exactly_its_folds(tmp_path):
+    (tmp_path / "folds.yaml").write_text("folds: [[F0002, F0001], [F0003, F0004]]\n")
+    samples = [Sample(f"{s}_AN03", "anger", s) for s in ("F0001", "F0002", "F0003", "F0004")]
+    assert cv_plan(Recipe(name="x", seed=5), samples, 10, 10, tmp_path / "folds.yaml") == [{"seed": 5, "folds": [["F0002", "F0001"], ["F0003", "F0004"]]}]
+
+
 def test_a_fold_file_excludes_repeats_and_folds_options(tmp_path):
     result = subprocess.run(command("cv", "recipes/quick.yaml", "--folds-file", str(tmp_path / "f.json"), "--folds", "3"),
                             capture_output=True, text=True, cwd=ROOT)  # fmt: skip
@@ -161,12 +167,10 @@ def test_repeated_cv_on_a_bu3dfe_copy_writes_folds_reports_and_guards_its_fold_m
     assert (run_dir / "pooled" / "confusion.png").is_file() and "UAR" in out
     assert set(summary["compute"]) >= {"wall_seconds", "peak_rss_mb_worker"}
 
-    # another recipe on the same folds (the first repeat's, written by hand as YAML)
-    first = plan["repeats"][0]["folds"]
-    (tmp_path / "folds.yaml").write_text(f"folds: {json.dumps(first)}\n")
-    again = run_ok("cv", "recipes/baseline-cnn.yaml", "--folds-file", str(tmp_path / "folds.yaml"), *common)
-    other = json.loads((Path(again.split("run directory ")[1].split()[0]) / "cv.json").read_text())
-    assert [f["test_subjects"] for f in other["folds"]] == first
+    # the written fold file gives another recipe exactly these folds
+    recipe = load_recipe("recipes/baseline-cnn.yaml", [f"data.dataset={{name: bu3dfe, options: {{root: {root}}}}}"])
+    samples = build_dataset(recipe.data.dataset).samples()
+    assert cv_plan(recipe, samples, 10, 10, run_dir / "folds.json") == [{"seed": r["seed"], "folds": r["folds"]} for r in plan["repeats"]]
 
     # a fold's model is scored on its own test subjects; its training subjects are flagged
     fold = summary["folds"][0]

@@ -61,22 +61,6 @@ OTHER_RAY_INSTANCE = (
 )
 
 
-def test_a_two_worker_run_prints_no_traceback_and_no_warning(tmp_path):
-    """With another Ray instance on the machine, as on a shared lab server."""
-    other = subprocess.Popen([command()[0], "-c", OTHER_RAY_INSTANCE],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    assert other.stdout.readline().strip() == "up"
-    try:
-        out = run_ok("run", "recipes/quick.yaml", "--set", "scaling.num_workers=2", "train.epochs=2", "render.size=32", "data.dataset.options.subjects=6",
-                     "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null")  # fmt: skip
-    finally:
-        other.terminate()
-        other.wait(timeout=60)
-    assert "held-out accuracy" in out
-    trouble = [line for line in out.splitlines() if TROUBLE.search(line)]
-    assert not trouble, "\n".join(trouble)
-
-
 def test_eval_and_predict_use_the_checkpoint(quick_run, tmp_path):
     tmp, run_dir, _ = quick_run
     out = run_ok("eval", str(run_dir / "model"), "--out", str(tmp_path / "eval"))
@@ -161,15 +145,18 @@ def test_damaged_checkpoint_is_a_clear_error(quick_run, tmp_path):
     assert result.returncode == 1 and "truncated or altered" in result.stderr
 
 
-def test_tensorboard_is_live_while_training_and_mlflow_gets_the_run(tmp_path):
+def test_a_two_worker_run_is_live_in_tensorboard_logs_to_mlflow_and_prints_no_warning(tmp_path):
     """The first epoch's scalars can be read from the event files while the run still
-    trains; the MLflow run is in the local SQLite store afterwards."""
+    trains; the MLflow run is in the local SQLite store afterwards; the console holds no
+    traceback or warning, with another Ray instance on the machine (as on a shared server)."""
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    args = ["run", "recipes/quick.yaml", "--set", "train.epochs=8", "render.size=32", "data.dataset.options.subjects=6",
+    args = ["run", "recipes/quick.yaml", "--set", "scaling.num_workers=2", "train.epochs=8", "render.size=32", "data.dataset.options.subjects=6",
             "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null",
             "logging.loggers=[tensorboard, mlflow]"]  # fmt: skip
+    other = subprocess.Popen([command()[0], "-c", OTHER_RAY_INSTANCE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert other.stdout.readline().strip() == "up"
     process = subprocess.Popen(command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         seen_live = None
@@ -183,7 +170,11 @@ def test_tensorboard_is_live_while_training_and_mlflow_gets_the_run(tmp_path):
         out, _ = process.communicate(timeout=600)
     finally:
         process.kill()
+        other.terminate()
+        other.wait(timeout=60)
     assert process.returncode == 0, out[-3000:]
+    trouble = [line for line in out.splitlines() if TROUBLE.search(line)]
+    assert not trouble, "\n".join(trouble)
     assert seen_live is not None and seen_live[1], "no epoch scalars while the run was still training"
     accumulator = seen_live[0]
     assert accumulator.Scalars("train/loss")[0].step == 1
@@ -237,20 +228,15 @@ def test_quick_recipe_trains_through_the_bu3dfe_reader_and_evaluates_across_data
     """The facekit set written in the BU-3DFE layout (VRML + BND), read back by ``bu3dfe``;
     then the model is evaluated on another dataset (folder manifest with neutral scans)."""
     bu = tmp_path / "BU-3DFE"
-    run_ok("synth", "--out", str(bu), "--subjects", "24", "--intensities", "3,4", "--no-neutral", "--layout", "bu3dfe")
-    assert len(list(bu.glob("*/*_F3D.wrl"))) == 24 * 12
+    run_ok("synth", "--out", str(bu), "--subjects", "6", "--intensities", "3,4", "--no-neutral", "--layout", "bu3dfe")
+    assert len(list(bu.glob("*/*_F3D.wrl"))) == 6 * 12
     run_ok(
-        "run",
-        "recipes/quick.yaml",
-        "--set",
-        f"output.dir={tmp_path / 'runs'}",
-        f"render.cache_dir={tmp_path / 'cache'}",
-        f"data.dataset={{name: bu3dfe, options: {{root: {bu}}}}}",
-        "name=quick-bu3dfe",
-    )
+        "run", "recipes/quick.yaml", "--set", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null", "render.size=32", "train.epochs=2",
+        f"data.dataset={{name: bu3dfe, options: {{root: {bu}}}}}", "name=quick-bu3dfe",
+    )  # fmt: skip  (that the pipeline learns is the quick run's test; this one is the reader's path)
     (run_dir,) = (tmp_path / "runs" / "quick-bu3dfe").glob("2*")
     report = json.loads((run_dir / "eval" / "report.json").read_text())
-    assert report["accuracy"] >= 0.5  # learns (chance 1/6); quality is benchmarks/transfer.py's
+    assert report["samples"] == 24 and len({p["subject"] for p in report["predictions"]}) == 2  # 6 people, a quarter held out
     # the sex letters and ethnicity codes in the file names are placeholders: not reported
     assert "intensity" in report["by_attribute"] and not {"sex", "ethnicity"} & set(report["by_attribute"])
     for info in report["by_attribute"].values():
