@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
 
@@ -17,16 +18,22 @@ PACKAGES = (
 ENV_VARS = ("AFFECTKIT_PLUGINS", "AFFECTKIT_CACHE_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT", "CUDA_VISIBLE_DEVICES", "RAY_ADDRESS")
 
 
+def installed_versions(names: Iterable[str]) -> dict[str, str | None]:
+    """Each distribution's installed version (``None`` where it is not installed)."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def environment() -> dict[str, Any]:
     """Versions, devices, registered plugins and the environment variables affectkit reads."""
     import torch
 
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    versions = {name: version or "not installed" for name, version in installed_versions(PACKAGES).items()}
     cuda = torch.cuda.is_available()
     devices = {
         "cpu_cores": os.cpu_count(),

@@ -13,11 +13,11 @@ from their recipe.
 from __future__ import annotations
 
 import warnings
-from importlib import metadata
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from affectkit.environment import installed_versions
 from affectkit.recipe import ComponentRef, ModelConfig, Recipe, Section
 
 #: Bump when a saved inference config changes meaning (not when keys are added).
@@ -110,10 +110,4 @@ def known_keys(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -
 
 def library_versions() -> dict[str, str]:
     """The installed versions of the libraries whose code a saved model runs through."""
-    versions = {}
-    for name in RECORDED_VERSIONS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return {name: version for name, version in installed_versions(RECORDED_VERSIONS).items() if version}
