@@ -56,7 +56,7 @@ def resolve_model(source: str | Path | None = None, revision: str | None = None)
             return folder / "model"
         return folder
     text = str(source)
-    if looks_like_path(text) or folder.suffix:
+    if looks_like_path(text) or ("/" not in text and folder.suffix):  # "face.ply" is a file name; "org/name.v2" a hub id
         raise AffectkitError(f"{text}: no such model folder (a model is a folder with {MODEL_META}, a run folder, or a hub id owner/name)")
     return _download(text, revision)
 

@@ -100,11 +100,16 @@ class RunLogger:
             self.mlflow.end_run()
 
 
+def check_loggers(recipe: Recipe) -> None:
+    """Refuse, before any work, a logger whose package is missing."""
+    import importlib.util
+
+    if "mlflow" in recipe.logging.loggers and importlib.util.find_spec("mlflow") is None:
+        raise AffectkitError("logging.loggers: mlflow needs the MLflow client, which is not installed: pip install 'affectkit[mlflow]'")
+
+
 def _start_mlflow(recipe: Recipe, run_dir: Path) -> Any:
-    try:
-        import mlflow
-    except ImportError:
-        raise AffectkitError("logging.loggers: mlflow needs the MLflow client: pip install 'affectkit[mlflow]'") from None
+    import mlflow
     uri = recipe.logging.mlflow_uri or f"sqlite:///{(Path(recipe.output.dir) / 'mlflow.db').resolve()}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(recipe.logging.mlflow_experiment or recipe.name)

@@ -32,6 +32,7 @@ from typing import Any
 from affectkit.errors import AffectkitError
 from affectkit.ray_cluster import check_cluster
 from affectkit.recipe import Recipe, dump_recipe
+from affectkit.run_logging import check_loggers
 from affectkit.splits import select_subjects, subject_split
 from affectkit.trainer import check_model, chosen_checkpoint, fit, storage_for, where_kept
 
@@ -90,7 +91,8 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     started = time.perf_counter()
     previous = latest_run_dir(recipe) if resume else None
     dataset = build_dataset(recipe.data.dataset)
-    check_model(recipe, len(dataset.labels))  # before minutes of rendering
+    check_model(recipe, len(dataset.labels))  # these checks come before minutes of rendering
+    check_loggers(recipe)
     check_cluster(recipe)
     run_dir = previous or new_run_dir(recipe)
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
