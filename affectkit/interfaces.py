@@ -20,9 +20,10 @@ from affectkit.mesh import Mesh, MeshSequence
 
 
 class Options(BaseModel):
-    """Base of every component's options: unknown keys are errors, not silently ignored."""
+    """Base of every component's options: unknown keys are errors, not silently ignored, and
+    so are infinite and NaN numbers."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class Component:

@@ -9,6 +9,7 @@ The fully resolved recipe (:func:`dump_recipe`) is saved beside every run's outp
 from __future__ import annotations
 
 import os
+import reprlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,7 +29,9 @@ from affectkit.errors import AffectkitError, RecipeError
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    """A recipe section: unknown keys are errors, and so are infinite and NaN numbers."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class ComponentRef(Section):
@@ -92,12 +95,16 @@ def expand_cache_dir(path: Path | None) -> Path | None:
     return Path(text).expanduser()
 
 
+#: more views than any multiview model uses; every view costs a render and an encoder pass
+MAX_VIEWS = 32
+
+
 class RenderConfig(Section):
     """How each scan becomes images: renderer, views, size and maps."""
 
     renderer: ComponentRef = Field(ComponentRef(name="torch"), description="`torch` (CPU and CUDA), `kaolin` (CUDA, where Kaolin imports) or `auto`")
     views: list[str | float] = Field(
-        default_factory=lambda: ["front", "left", "right"], min_length=1, description="view names (front, left, right, up, down), yaws in degrees, or yaw:pitch[:roll]"
+        default_factory=lambda: ["front", "left", "right"], min_length=1, max_length=MAX_VIEWS, description="view names (front, left, right, up, down), yaws in degrees, or yaw:pitch[:roll]"
     )
     size: int = Field(224, ge=16, le=1024, description="image width and height in pixels")
     maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(
@@ -137,7 +144,7 @@ class ModelConfig(Section):
 
     image_encoder: EncoderRef = Field(EncoderRef(name="timm"), description="the view encoder shared by all views; `freeze` and `trainable` globs choose what trains")
     text_encoder: EncoderRef = Field(EncoderRef(name="minilm", freeze=True), description="the prompt encoder (frozen by default: its features are memoised per prompt)")
-    embed_dim: int = Field(256, ge=8, description="dimension of the joint image-text space")
+    embed_dim: int = Field(256, ge=8, le=8192, description="dimension of the joint image-text space")
     fusion: Literal["weighted", "attention"] = Field("weighted", description="learned view weights (the paper), or self-attention across views first")
     init_temperature: float = Field(0.07, gt=0.0, description="initial softmax temperature (learned as logit_scale)")
     classifier: Literal["prompts", "learned"] = Field(
@@ -247,19 +254,25 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             raise RecipeError(f"override {override!r} is not of the form key.path=value")
         keys = path.strip().split(".")
         node: Any = data
-        for depth, key in enumerate(keys[:-1]):
-            child = node[int(key)] if isinstance(node, list) else node.get(key)
+        for depth, key in enumerate(keys):
+            where = ".".join(keys[: depth + 1])
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise RecipeError(f"override {override!r}: {where} is not an item of a list of {len(node)} (use an index 0..{len(node) - 1})")
+                key = int(key)
+            if depth == len(keys) - 1:
+                break
+            child = node[key] if isinstance(node, list) else node.get(key)
             if child is None:
-                child = {}
-                node[key] = child
+                child = node[key] = {}
             if not isinstance(child, dict | list):
-                raise RecipeError(f"override {override!r}: {'.'.join(keys[: depth + 1])} is a value, not a section")
+                raise RecipeError(f"override {override!r}: {where} is a value, not a section")
             node = child
-        value = yaml.safe_load(raw)
-        if isinstance(node, list):
-            node[int(keys[-1])] = value
-        else:
-            node[keys[-1]] = value
+        try:
+            value = yaml.safe_load(raw)
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of thousands of digits
+            raise RecipeError(f"override {shorten(override)}: the value is not valid YAML ({str(exc).splitlines()[0][:200]})") from None
+        node[key] = value
     return data
 
 
@@ -275,6 +288,15 @@ def parse_recipe(data: Mapping[str, Any], source: str = "<recipe>") -> Recipe:
     return recipe
 
 
+def shorten(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message never echoes a whole
+    (possibly huge) input."""
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlong, short.maxlist, short.maxdict, short.maxlevel = limit, limit, limit, 10, 10, 3
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _describe(err: Mapping[str, Any]) -> str:
     path = ".".join(str(p) for p in err["loc"]) or "<top level>"
     if err["type"] == "extra_forbidden":
@@ -287,7 +309,7 @@ def _describe(err: Mapping[str, Any]) -> str:
         section = _model_at(err["loc"])
         keys = f" ({', '.join(section.model_fields)})" if section else ""
         return f"{path}: should be a section, a mapping of keys{keys}; got {err['input']!r}"
-    return f"{path}: {err['msg'].removeprefix('Value error, ')} (got {err['input']!r})"
+    return f"{path}: {err['msg'].removeprefix('Value error, ')} (got {shorten(err['input'])})"
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -381,18 +403,66 @@ def anchor_paths(data: Any, folder: Path) -> Any:
     return data
 
 
+#: a recipe is a few kilobytes; these bound what a hostile or broken file can cost to read
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_ALIASES = 100
+MAX_YAML_DEPTH = 50
+MAX_YAML_NODES = 100_000
+
+
+def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded (linear in the
+    document: an aliased node is counted once and its size reused)."""
+    if node is None:
+        return 0
+    if id(node) not in sizes:
+        if isinstance(node, yaml.SequenceNode):
+            sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            sizes[id(node)] = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+        else:
+            sizes[id(node)] = 1
+    return sizes[id(node)]
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A small YAML file's data, or one :class:`RecipeError` naming the file: not a file, too
+    large, not UTF-8, not YAML, nested deeper than any recipe or full of aliases (a few
+    hundred bytes of nested aliases can stand for gigabytes)."""
+    if path.is_dir():
+        raise RecipeError(f"{path}: a folder, not a {what} file")
+    try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise RecipeError(f"{path}: {path.stat().st_size:,} bytes; a {what} file is at most {MAX_YAML_BYTES:,}")
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such {what} file") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}); a {what} is a YAML file") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        aliases, depth, deepest = 0, 0, 0
+        for token in yaml.scan(text):
+            aliases += isinstance(token, yaml.AliasToken)
+            depth += isinstance(token, yaml.BlockMappingStartToken | yaml.BlockSequenceStartToken | yaml.FlowMappingStartToken | yaml.FlowSequenceStartToken)
+            depth -= isinstance(token, yaml.BlockEndToken | yaml.FlowMappingEndToken | yaml.FlowSequenceEndToken)
+            deepest = max(deepest, depth)
+        if aliases > MAX_YAML_ALIASES or deepest > MAX_YAML_DEPTH:
+            raise RecipeError(f"{path}: {aliases} aliases and {deepest} levels of nesting; a {what} may have {MAX_YAML_ALIASES} and {MAX_YAML_DEPTH}")
+        size = _expanded_size(yaml.compose(text, Loader=yaml.SafeLoader), {})
+        if size > MAX_YAML_NODES:
+            raise RecipeError(f"{path}: its aliases expand to {size:,} values; a {what} may hold {MAX_YAML_NODES:,}")
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of thousands of digits
+        raise RecipeError(f"{path}: not valid YAML: {str(exc)[:500]}") from None
+
+
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     """Read, override and validate a recipe file (or a shipped recipe, by name); relative
     paths in the file are relative to its folder (:func:`anchor_paths`)."""
     path = recipe_path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: no such recipe file") from None
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}); a recipe is a YAML file") from None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, "recipe")
     data = anchor_paths({} if data is None else data, path.parent.resolve())
     overrides = list(overrides)
     if isinstance(data, dict) and overrides:

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from affectkit.errors import AffectkitError, DatasetError
 from affectkit.interfaces import Sample
+from affectkit.recipe import read_yaml
 
 
 def _subjects(samples: Sequence[Sample], seed: int) -> list[str]:
@@ -124,10 +123,7 @@ def write_folds(path: Path, repeats: Sequence[dict[str, Any]], dataset: dict[str
 def read_folds(path: Path) -> list[dict[str, Any]]:
     """The repeats of a fold file written by :func:`write_folds` (or by hand, in YAML:
     ``repeats: [{folds: [[F0001, M0002], [F0003, M0004]]}]``, or just ``folds: [...]``)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise AffectkitError(f"{path}: cannot read the fold file ({exc})") from None
+    data = read_yaml(Path(path), "fold")
     if isinstance(data, dict) and "folds" in data and "repeats" not in data:
         data = {"repeats": [{"folds": data["folds"]}]}
     repeats = data.get("repeats") if isinstance(data, dict) else None

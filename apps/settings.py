@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import yaml
 from affectkit_apps.uploads import UploadLimits
 from pydantic import ValidationError
 
 from affectkit.errors import AffectkitError
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.recipe import ComponentRef, shipped_recipes
+from affectkit.recipe import ComponentRef, read_yaml, shipped_recipes
 
 #: ``affectkit app`` hands its settings to the Streamlit process in this variable (JSON)
 CONFIG_ENV = "AFFECTKIT_APP_CONFIG"
@@ -51,10 +50,7 @@ def load_app_config(path: Path | None, **overrides: object) -> AppConfig:
     """Settings from a YAML file (keys as in :class:`AppConfig`), then the given overrides."""
     data: dict[str, object] = {}
     if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise AffectkitError(f"{path}: cannot read app config: {exc}") from None
+        data = read_yaml(Path(path), "app settings") or {}
         if not isinstance(data, dict):
             raise AffectkitError(f"{path}: an app config is a mapping of settings; allowed keys: {', '.join(AppConfig.model_fields)}")
     data.update({k: v for k, v in overrides.items() if v is not None})

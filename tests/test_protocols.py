@@ -95,7 +95,7 @@ def test_a_bad_dataset_spec_is_one_line_naming_the_forms(tmp_path, spec, message
         ('{"repeats": [{"folds": [["S001", "S002"], ["S002", "S003"]]}]}', "repeat 1: subject S002 is in fold 1 and fold 2"),
         ("folds: [[S001, S002], [S099]]", "names subject(s) S099 that the recipe's dataset does not have"),
         ("folds: [[S001, S002]]", "at least 2 non-empty lists"),
-        ("[1, 2", "cannot read the fold file"),
+        ("[1, 2", "not valid YAML"),
     ],
 )
 def test_a_bad_fold_file_stops_cv_before_training_with_one_line(tmp_path, content, message):

@@ -147,3 +147,41 @@ def test_paths_in_a_recipe_file_are_relative_to_its_folder_and_overrides_to_the_
     assert recipe.data.subjects.file == folder / "people.txt"
     overridden = load_recipe("project/recipes/mine.yaml", ["data.dataset.options.root=elsewhere"])
     assert overridden.data.dataset.options["root"] == "elsewhere"  # the plugin resolves it against the working folder
+
+
+def alias_bomb() -> str:
+    """Under 1 KB of YAML whose aliases expand to about 10^9 values."""
+    text, previous = 'name: x\na: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n', "a"
+    for key in "bcdefghi":
+        text += f"{key}: &{key} [{', '.join([f'*{previous}'] * 9)}]\n"
+        previous = key
+    return text + "train: {epochs: *i}\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "overrides", "message"),
+    [
+        (None, [], "a folder, not a recipe file"),
+        ("name: x\nseed: " + "[" * 500 + "]" * 500 + "\n", [], "levels of nesting; a recipe may have 100 and 50"),
+        (alias_bomb(), [], "its aliases expand to 926,177,119 values; a recipe may hold 100,000"),
+        ("name: x\n", ["train.lr=.inf"], "train.lr: Input should be a finite number"),
+        ("name: x\n", ["render.views=[.nan]"], "Input should be a finite number"),
+        ("name: x\n", ["model.embed_dim=100000000"], "model.embed_dim: Input should be less than or equal to 8192"),
+        ("name: x\n", ["render.views.x=front"], "render.views.x is not an item of a list of 3 (use an index 0..2)"),
+        ("name: x\n", ["render.views.7=front"], "render.views.7 is not an item of a list of 3"),
+        ("name: x\n", ["train.epochs=[[["], "the value is not valid YAML"),
+        ("name: x\n", ["render.size=" + "9" * 5000], "the value is not valid YAML (Exceeds the limit"),
+        ("name: x\n", ["render.views=[" + "front, " * 5000 + "]"], "render.views: List should have at most 32 items"),
+    ],
+)
+def test_hostile_recipes_and_overrides_are_one_short_line(tmp_path, content, overrides, message):
+    from cli_runs import command
+
+    path = tmp_path / "recipe.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    result = subprocess.run(command("recipe", "validate", str(path), *(["--set", *overrides] if overrides else [])), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert message in result.stderr and len(result.stderr) < 1000, result.stderr[:1000]
