@@ -186,8 +186,10 @@ def _remove_tree(path: Path) -> None:
     path.rmdir()
 
 
-def read_meta(directory: Path) -> tuple[CheckpointMeta, dict[str, Any]]:
-    """Parse and verify ``checkpoint.json`` and the weights files' digests."""
+def read_meta(directory: Path, trust_unverified: bool = False) -> tuple[CheckpointMeta, dict[str, Any]]:
+    """Parse and verify ``checkpoint.json`` and the weights files' digests. A checkpoint
+    without a digest of its weights is refused unless ``trust_unverified``: deleting the
+    digests must not be a way around the check."""
     directory = Path(directory)
     meta_path = directory / META_FILE
     if not meta_path.is_file():
@@ -208,7 +210,15 @@ def read_meta(directory: Path) -> tuple[CheckpointMeta, dict[str, Any]]:
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{meta_path}: damaged checkpoint metadata ({type(exc).__name__}: {exc})") from None
-    for name, expected in document.get("sha256", {}).items():
+    digests = document.get("sha256")
+    if not isinstance(digests, dict) or MODEL_FILE not in digests:
+        if not trust_unverified:
+            raise CheckpointError(
+                f"{meta_path}: no SHA-256 digest of {MODEL_FILE}, so its weights cannot be verified; "
+                "if you trust where it came from, pass --trust-unverified (trust_unverified=True)"
+            )
+        digests = {}
+    for name, expected in digests.items():
         path = directory / name
         if not path.is_file():
             raise CheckpointError(f"{path}: missing from the checkpoint")
@@ -240,7 +250,13 @@ def load_weights(model: AffectVLM, directory: Path, document: dict[str, Any]) ->
     """Load a checkpoint's weights into a model built from its recipe; ``document`` is
     the verified ``checkpoint.json`` from :func:`read_meta`."""
     state = _load_tensors(directory / MODEL_FILE)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    broken = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if broken:
+        raise CheckpointError(f"{directory / MODEL_FILE}: NaN or infinite weights in {', '.join(broken[:5])}; this model cannot predict")
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape than the config's architecture
+        raise CheckpointError(f"{directory / MODEL_FILE}: weights do not fit the model its inference config describes ({str(exc).splitlines()[-1].strip()[:300]})") from None
     allowed_missing = {k for k in missing if k.startswith("text_encoder.") and not document.get("text_encoder_saved")}
     if unexpected or set(missing) - allowed_missing:
         raise CheckpointError(
@@ -249,11 +265,11 @@ def load_weights(model: AffectVLM, directory: Path, document: dict[str, Any]) ->
         )
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[AffectVLM, CheckpointMeta]:
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", trust_unverified: bool = False) -> tuple[AffectVLM, CheckpointMeta]:
     """Rebuild the model a checkpoint describes and load its weights. With stored class
     prompt features the frozen text tower is only built if a new prompt needs it."""
     directory = Path(directory)
-    meta, document = read_meta(directory)
+    meta, document = read_meta(directory, trust_unverified)
     features = _stored_text_features(directory, document)
     text_dim = None if features is None else features.shape[1]
     model = build_model(meta.inference.architecture, meta.num_views, meta.in_channels, len(meta.labels), text_dim=text_dim, weights_follow=True)

@@ -54,6 +54,11 @@ def _device(value: str | None) -> str:
     return name
 
 
+def trust_option(function: Any) -> Any:
+    """``--trust-unverified``: load a model whose weights carry no SHA-256 digest."""
+    return click.option("--trust-unverified", is_flag=True, help="Load a model whose checkpoint.json holds no digest of its weights.")(function)
+
+
 def device_option(function: Any) -> Any:
     """``--device``, checked when the command line is parsed (before any model loads)."""
     return click.option(
@@ -275,8 +280,9 @@ def cv(
               help="Dataset spec: NAME, NAME:/root, NAME:key=value,key=[a, b] or NAME:{key: value}. Default: the checkpoint's held-out subjects.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write report.json, report.txt and confusion.png here.")
 @device_option
+@trust_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report, leak warnings and notes as one JSON object.")
-def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, device: str, as_json: bool) -> None:
+def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, device: str, trust_unverified: bool, as_json: bool) -> None:
     """Accuracy, macro-F1, UAR, per-class report and confusion matrix of a model (a model or
     run folder, or a hub id).
 
@@ -290,7 +296,7 @@ def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, devic
     from affectkit.pipeline import parse_dataset_spec
 
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
-    result = evaluate_checkpoint(resolve_model(checkpoint), spec, device=device)
+    result = evaluate_checkpoint(resolve_model(checkpoint), spec, device=device, trust_unverified=trust_unverified)
     report = result.report
     if as_json:
         click.echo(json.dumps({"report": asdict(report), "warnings": result.warnings, "notes": result.notes}, indent=1))
@@ -310,9 +316,12 @@ def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, devic
               help="A model folder, a run folder, or a Hugging Face hub id (owner/name). Default: the model shipped with affectkit.")
 @click.option("--revision", default=None, help="The hub revision (branch, tag or commit) of --model.")
 @device_option
+@trust_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (with an error key for an input that failed).")
 @click.option("--frames", is_flag=True, help="For sequences, also predict every frame (a timeline).")
-def predict(inputs: tuple[Path, ...], model: str | None, revision: str | None, device: str, as_json: bool, frames: bool) -> None:
+def predict(
+    inputs: tuple[Path, ...], model: str | None, revision: str | None, device: str, trust_unverified: bool, as_json: bool, frames: bool
+) -> None:
     """Class probabilities for meshes or sequence folders, with the per-view weights.
 
     INPUTS are mesh files or folders of frames. A model folder given first (the older
@@ -328,7 +337,7 @@ def predict(inputs: tuple[Path, ...], model: str | None, revision: str | None, d
         model, inputs = str(inputs[0]), inputs[1:]
         if not inputs:
             raise click.UsageError("name at least one mesh file or folder of frames after the model")
-    predictor = Predictor.from_pretrained(model, revision, device=device)
+    predictor = Predictor.from_pretrained(model, revision, device=device, trust_unverified=trust_unverified)
     failed = 0
     for path in inputs:
         try:
@@ -422,15 +431,15 @@ def app(
         config_file, checkpoint=checkpoint, runs_dir=runs_dir, max_upload_mb=max_upload_mb, max_vertices=max_vertices, device=device
     )
     if config.checkpoint is not None:
-        from affectkit.checkpoint import read_meta
+        from affectkit.checkpoint import load_checkpoint
 
-        read_meta(config.checkpoint)  # a wrong path fails here, with its reason, not in the page
+        load_checkpoint(config.checkpoint)  # a wrong path or a broken model fails here, with its reason, not in the page
     script = Path(importlib.util.find_spec("affectkit_apps").origin).parent / "affectkit_app.py"
     command = [
         sys.executable, "-m", "streamlit", "run", str(script),
         "--server.port", str(port), "--server.address", host, "--server.headless", "true",
         "--server.maxUploadSize", str(math.ceil(config.max_upload_mb)), "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
+        "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer", "--client.showErrorDetails", "false",
     ]  # fmt: skip
     click.echo(f"affectkit app on http://{host}:{port}", err=True)
     os.execve(sys.executable, command, {**os.environ, CONFIG_ENV: config.model_dump_json()})

@@ -133,7 +133,7 @@ class CheckpointEvaluation:
     notes: list[str]
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None, device: str = "cpu") -> CheckpointEvaluation:
+def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None, device: str = "cpu", trust_unverified: bool = False) -> CheckpointEvaluation:
     """Score a checkpoint on ``data`` (a dataset reference), or by default on the subjects it
     never trained on (its run's held-out subjects, or its cross-validation fold's test
     subjects), with the leak check of :func:`leak_warnings`."""
@@ -143,7 +143,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None
     from affectkit.pipeline import dataset_identity, render_samples
     from affectkit.splits import subject_split
 
-    model, meta = load_checkpoint(checkpoint, device)
+    model, meta = load_checkpoint(checkpoint, device, trust_unverified)
     provenance, notes = meta.provenance, []
     if data is not None:
         dataset = build_dataset(data)

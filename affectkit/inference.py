@@ -87,17 +87,20 @@ class Predictor:
         return self.meta.recipe.data.dataset if self.meta.recipe is not None else None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
-        model, meta = load_checkpoint(path, device)
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", trust_unverified: bool = False) -> Predictor:
+        model, meta = load_checkpoint(path, device, trust_unverified)
         return cls(model, meta, device)
 
     @classmethod
-    def from_pretrained(cls, source: str | Path | None = None, revision: str | None = None, device: str | torch.device = "cpu") -> Predictor:
+    def from_pretrained(
+        cls, source: str | Path | None = None, revision: str | None = None, device: str | torch.device = "cpu", trust_unverified: bool = False
+    ) -> Predictor:
         """The model affectkit ships (``source=None``), a model or run folder, or a Hugging
-        Face hub id (``owner/name``, at ``revision``; downloaded once, then cached)."""
+        Face hub id (``owner/name``, at ``revision``; downloaded once, then cached).
+        ``trust_unverified``: load a model whose weights carry no digest."""
         from affectkit.hub import resolve_model
 
-        return cls.from_checkpoint(resolve_model(source, revision), device)
+        return cls.from_checkpoint(resolve_model(source, revision), device, trust_unverified)
 
     def encode_classes(self, class_prompts: Mapping[str, Sequence[str]]) -> ClassPrompts:
         """Embed a set of classes and prompts (new or reworded ones too: zero-shot)."""

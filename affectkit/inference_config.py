@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from affectkit.environment import installed_versions
 from affectkit.recipe import ComponentRef, ModelConfig, Recipe, Section
@@ -30,7 +30,7 @@ class InputConfig(Section):
 
     renderer: ComponentRef = ComponentRef(name="torch")
     views: list[str | float] = Field(default_factory=lambda: ["front", "left", "right"])
-    size: int = 224
+    size: int = Field(224, ge=16, le=1024)
     maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(default_factory=lambda: ["rgb"])
     frames: int = 1
     frame_sampler: Literal["uniform", "apex"] = "apex"
@@ -52,6 +52,22 @@ class InferenceConfig(Section):
     num_views: int
     in_channels: int
     versions: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InferenceConfig:
+        """The parts must agree, or the model would load and then answer nonsense."""
+        from affectkit.interfaces import RenderedViews
+
+        problems = []
+        if len(self.labels) != len(self.class_prompts) or not self.labels:
+            problems.append(f"{len(self.labels)} labels but {len(self.class_prompts)} class prompt lists")
+        if self.num_views != len(self.input.views):
+            problems.append(f"num_views {self.num_views} but {len(self.input.views)} input views")
+        if self.in_channels != RenderedViews.channels(self.input.maps):
+            problems.append(f"in_channels {self.in_channels} but the maps {', '.join(self.input.maps)} make {RenderedViews.channels(self.input.maps)}")
+        if problems:
+            raise ValueError("the inference config contradicts itself: " + "; ".join(problems))
+        return self
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, labels: list[str], class_prompts: list[list[str]], num_views: int, in_channels: int) -> InferenceConfig:

@@ -60,15 +60,15 @@ def main() -> None:
         stamp = (Path(checkpoint) / "checkpoint.json").stat().st_mtime
         predictor = load_predictor(str(checkpoint), stamp, config.device)
     except (AffectkitError, OSError) as exc:
-        st.error(f"Cannot load the model: {exc}")
+        st.error(f"Cannot load the model: {str(exc).replace(str(Path(checkpoint).parent) + '/', '')}")  # no server path
         st.stop()
     if "trained" in st.session_state:
         st.success(st.session_state.pop("trained"))
     recipe = predictor.meta.recipe
     if shipped:
-        st.caption(f"Model: {DEFAULT_MODEL.name}, shipped with affectkit (AffectVLM trained on the embedded facekit scans; its card: {DEFAULT_MODEL / 'README.md'})")
+        st.caption(f"Model: {DEFAULT_MODEL.name}, shipped with affectkit (AffectVLM trained on the embedded facekit scans; docs: Use a model)")
     else:
-        st.caption(f"Model {checkpoint} (epoch {predictor.meta.epoch + 1}" + (f", recipe {recipe.name!r})" if recipe else ")"))
+        st.caption(f"Model {Path(checkpoint).name} (epoch {predictor.meta.epoch + 1}" + (f", recipe {recipe.name!r})" if recipe else ")"))  # no server path
 
     classes = edit_class_prompts(predictor, str(checkpoint), stamp)
     try:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from affectkit.checkpoint import load_checkpoint, read_meta
 from affectkit.errors import AffectkitError, CheckpointError
@@ -109,3 +111,54 @@ def test_a_checkpoint_is_evaluated_on_what_it_held_out_or_on_named_data(tmp_path
 
     with pytest.warns(UserWarning), pytest.raises(AffectkitError, match="records neither its held-out subjects nor a recipe; name the data"):
         evaluate_checkpoint(copy_with(tmp_path / "b", neither))
+
+
+def test_a_checkpoint_without_digests_is_refused_unless_trusted(tmp_path):
+    from cli_runs import command
+
+    copy = copy_with(tmp_path, lambda document: document.pop("sha256"))
+    with pytest.raises(CheckpointError, match="no SHA-256 digest of model.safetensors"):
+        read_meta(copy)
+    assert Predictor.from_checkpoint(copy, trust_unverified=True).labels == expected_labels()
+    face = FIXTURES / expected()["input"]
+    refused = subprocess.run(command("predict", "--model", str(copy), str(face)), capture_output=True, text=True)
+    assert refused.returncode == 1 and "--trust-unverified" in refused.stderr and "Traceback" not in refused.stderr
+    trusted = subprocess.run(command("predict", "--model", str(copy), str(face), "--trust-unverified"), capture_output=True, text=True)
+    assert trusted.returncode == 0, trusted.stderr
+
+
+def expected_labels() -> list[str]:
+    return list(expected()["probabilities"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["labels"].append("contempt"), "7 labels but 6 class prompt lists"),
+        (lambda d: d.update(num_views=5), "num_views 5 but 3 input views"),
+        (lambda d: d.update(in_channels=7), "in_channels 7 but the maps"),
+        (lambda d: d["recipe"]["render"].update(size=10**6), "size"),
+        (lambda d: d["recipe"]["model"].update(embed_dim=10**8), "embed_dim"),
+    ],
+)
+def test_a_checkpoint_json_that_contradicts_itself_is_one_clear_error(tmp_path, edit, message):
+    copy = copy_with(tmp_path, edit)
+    with pytest.raises(CheckpointError, match="damaged checkpoint metadata") as caught:
+        load_checkpoint(copy)
+    assert message in str(caught.value)
+
+
+def test_nan_weights_are_refused_with_the_tensor_named(tmp_path):
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    copy = copy_with(tmp_path, lambda document: None)
+    state = load_file(str(copy / "model.safetensors"))
+    state["logit_scale"] = torch.tensor(float("nan"))
+    save_file(state, str(copy / "model.safetensors"))
+    document = json.loads((copy / "checkpoint.json").read_text())
+    document["sha256"]["model.safetensors"] = hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()
+    (copy / "checkpoint.json").write_text(json.dumps(document))
+    with pytest.raises(CheckpointError, match="NaN or infinite weights in logit_scale"):
+        load_checkpoint(copy)
