@@ -127,10 +127,6 @@ def test_a_checkpoint_without_digests_is_refused_unless_trusted(tmp_path):
     assert trusted.returncode == 0, trusted.stderr
 
 
-def expected_labels() -> list[str]:
-    return list(expected()["probabilities"])
-
-
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
