@@ -66,6 +66,22 @@ def load_input(path: str | Path) -> Mesh | MeshSequence:
     return load_sequence(path) if path.is_dir() else load_mesh(path)
 
 
+#: the least share of a view's pixels the face must cover for a prediction to mean anything
+MIN_COVERAGE = 0.01
+
+
+def check_visible(rendered: RenderedViews, source: str) -> None:
+    """Refuse to predict from views that show (nearly) nothing: a mesh collapsed to a point,
+    one vertex far out (the face shrinks to a dot), a scale far from a face's. The model
+    would still answer, confidently and meaninglessly."""
+    coverage = float(rendered.mask.flatten(2).mean(-1).max())
+    if coverage < MIN_COVERAGE:
+        raise MeshError(
+            f"{source}: renders blank (the surface covers {coverage:.2%} of the best view, less than {MIN_COVERAGE:.0%}); "
+            "is it collapsed to a point, scaled far from a face's size, or one vertex far from the rest? No prediction made"
+        )
+
+
 class Predictor:
     """A trained model plus its renderer, views and class prompts."""
 
@@ -141,6 +157,7 @@ class Predictor:
         t0 = time.perf_counter()
         frames = frames_of(item, self.inputs.frames, self.inputs.frame_sampler)
         rendered = self.cache.render(frames)
+        check_visible(rendered, item.source or "<in-memory mesh>")
         views = rendered.stack(self.inputs.maps).unsqueeze(0)  # [1, T, V, C, H, W]
         t1 = time.perf_counter()
         joint, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings)

@@ -222,3 +222,22 @@ def test_the_documented_onnxruntime_deployment_runs_as_written(tmp_path, happy_s
     result = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "happiness"
+
+
+def test_meshes_that_render_blank_get_no_label(tmp_path, happy_scan):
+    from affectkit.mesh import Mesh, save_mesh
+
+    face = load_mesh(happy_scan)
+    outlier = face.vertices.copy()
+    outlier[0] = 1e30
+    variants = {
+        "point": np.ones_like(face.vertices),
+        "outlier": outlier,
+        "tiny": face.vertices * 1e-30,
+        "huge": face.vertices * 1e30,
+    }
+    paths = [str(save_mesh(Mesh(vertices, face.faces), tmp_path / f"{name}.ply")) for name, vertices in variants.items()]
+    result = subprocess.run(command("predict", *paths, str(happy_scan), "--json"), capture_output=True, text=True, cwd=ROOT)
+    records = predictions(result.stdout)
+    assert result.returncode == 1 and "4 of 5 inputs could not be predicted" in result.stderr
+    assert [("renders blank" in r.get("error", ""), "label" in r) for r in records] == [(True, False)] * 4 + [(False, True)]
