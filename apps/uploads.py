@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from affectkit.errors import AffectkitError, MeshError
@@ -23,6 +26,11 @@ from affectkit.mesh_formats import load_mesh, mesh_suffixes
 
 MB = 1024 * 1024
 _HEADER_BYTES = 64 * 1024
+
+
+#: what the standard library raises on a damaged archive (a flipped byte in a header, a
+#: truncated or altered compressed stream, an unsupported method)
+BROKEN_ZIP = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, ValueError, NotImplementedError, RuntimeError, OSError, EOFError)
 
 
 class UploadError(AffectkitError):
@@ -36,6 +44,7 @@ class UploadLimits(BaseModel):
 
     max_upload_mb: float = Field(50.0, gt=0, le=4096, description="largest upload (a mesh or a zip), in MiB")
     max_vertices: int = Field(500_000, ge=3, description="most vertices in one mesh or frame")
+    max_faces: int = Field(1_000_000, ge=1, description="most triangles in one mesh or frame (duplicates removed first)")
     max_frames: int = Field(300, ge=1, description="most frames in one 4D zip")
     max_unzipped_mb: float = Field(500.0, gt=0, description="largest total size of a zip's frames once unpacked, in MiB")
 
@@ -59,6 +68,9 @@ def _read_mesh(name: str, data: bytes, limits: UploadLimits, folder: Path) -> Me
     declared = declared_vertex_count(data, suffix)
     if declared is not None and declared > limits.max_vertices:
         raise UploadError(f"{name}: the header declares {declared:,} vertices; the limit is {limits.max_vertices:,} (max_vertices)")
+    faces = declared_face_count(data, suffix)
+    if faces is not None and faces > 4 * limits.max_faces:  # room for duplicates, which are dropped below
+        raise UploadError(f"{name}: the header declares {faces:,} faces; the limit is {limits.max_faces:,} (max_faces)")
     path = folder / f"upload{suffix}"
     path.write_bytes(data)
     try:
@@ -67,30 +79,45 @@ def _read_mesh(name: str, data: bytes, limits: UploadLimits, folder: Path) -> Me
         raise UploadError(str(exc).replace(str(path), name)) from None
     if len(mesh.vertices) > limits.max_vertices:
         raise UploadError(f"{name}: {len(mesh.vertices):,} vertices; the limit is {limits.max_vertices:,} (max_vertices)")
+    _, first = np.unique(mesh.faces, axis=0, return_index=True)
+    if len(first) < len(mesh.faces):  # copies of one triangle add render cost and nothing else
+        mesh.faces = mesh.faces[np.sort(first)]
+    if len(mesh.faces) > limits.max_faces:
+        raise UploadError(f"{name}: {len(mesh.faces):,} faces; the limit is {limits.max_faces:,} (max_faces)")
     mesh.source = name
     return mesh
 
 
 def declared_vertex_count(data: bytes, suffix: str) -> int | None:
     """The vertex count a PLY or OFF header promises, read before any parsing allocates."""
+    return _declared(data, suffix, "vertex", 0)
+
+
+def declared_face_count(data: bytes, suffix: str) -> int | None:
+    """The face count a PLY or OFF header promises."""
+    return _declared(data, suffix, "face", 1)
+
+
+def _declared(data: bytes, suffix: str, element: str, off_position: int) -> int | None:
     head = data[:_HEADER_BYTES].decode("latin-1")
     if suffix == ".ply":
-        match = re.search(r"^element\s+vertex\s+(\d+)\s*$", head.split("end_header", 1)[0], re.MULTILINE)
+        match = re.search(rf"^element\s+{element}\s+(\d+)\s*$", head.split("end_header", 1)[0], re.MULTILINE | re.ASCII)
         return int(match.group(1)) if match else None
     if suffix == ".off":
         lines = [line.split("#", 1)[0].strip() for line in head.splitlines()]
         words = " ".join(line for line in lines if line).split()
         if words and words[0].upper().endswith("OFF"):
             words = words[1:]
-        return int(words[0]) if words and words[0].isdigit() else None
+        word = words[off_position] if len(words) > off_position else ""
+        return int(word) if re.fullmatch(r"\d+", word, re.ASCII) else None
     return None
 
 
 def _read_zip(name: str, data: bytes, limits: UploadLimits, folder: Path) -> MeshSequence:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise UploadError(f"{name}: not a valid zip file ({exc})") from None
+    except BROKEN_ZIP as exc:
+        raise UploadError(f"{name}: not a valid zip file ({type(exc).__name__}: {str(exc)[:200]})") from None
     with archive:
         entries = [info for info in archive.infolist() if not info.is_dir()]
         for info in entries:
@@ -127,8 +154,8 @@ def _read_entry(name: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, budg
     try:
         with archive.open(info) as handle:
             content = handle.read(budget + 1)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as exc:
-        raise UploadError(f"{name}: cannot unpack {info.filename!r} ({exc})") from None
+    except BROKEN_ZIP as exc:
+        raise UploadError(f"{name}: cannot unpack {info.filename!r} ({type(exc).__name__}: {str(exc)[:200]})") from None
     if len(content) > budget:
         raise UploadError(f"{name}: the frames unpack to more than the unpacked-size limit (max_unzipped_mb)")
     return content

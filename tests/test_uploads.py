@@ -101,3 +101,47 @@ def test_declared_vertex_counts():
     assert declared_vertex_count(b"ply\nformat ascii 1.0\nelement vertex 12\nend_header\n", ".ply") == 12
     assert declared_vertex_count(b"OFF 7 2 0\n", ".off") == 7
     assert declared_vertex_count(b"v 1 2 3\n", ".obj") is None
+
+
+def test_damaged_zips_are_upload_errors_never_anything_else(face_ply):
+    """1,000 copies of a zip of frames, each with a few random bytes changed: every one
+    reads or is refused with an UploadError (zlib, struct, seek and method errors included)."""
+    import random
+
+    from affectkit.errors import AffectkitError
+
+    good = zip_of({"f1.ply": face_ply, "f2.ply": face_ply})
+    rng = random.Random(0)
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(1000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            read_upload("frames.zip", bytes(data), UploadLimits())
+            outcomes["read"] += 1
+        except UploadError:
+            outcomes["refused"] += 1
+        except AffectkitError as exc:  # a reader's own error is fine too, if it is ours
+            assert "frames.zip" in str(exc), exc
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100 and sum(outcomes.values()) == 1000
+
+
+def test_an_off_header_with_a_non_ascii_digit_is_refused_cleanly():
+    text = "OFF\n3\u00b2 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n".encode()
+    with pytest.raises(UploadError, match="face.off"):
+        read_upload("face.off", text, UploadLimits())
+
+
+def test_copies_of_one_triangle_are_dropped_and_faces_are_capped():
+    import numpy as np
+
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=float)
+    faces = np.array([[0, 1, 2]] * 20000 + [[1, 3, 2]])
+    with tempfile.TemporaryDirectory() as tmp:
+        data = save_mesh(Mesh(vertices, faces), f"{tmp}/dup.ply").read_bytes()
+    mesh = read_upload("dup.ply", data, UploadLimits())
+    assert mesh.faces.tolist() == [[0, 1, 2], [1, 3, 2]]
+    with pytest.raises(UploadError, match=r"dup.ply: the header declares 20,001 faces; the limit is 10 \(max_faces\)"):
+        read_upload("dup.ply", data, UploadLimits(max_faces=10))
