@@ -4,7 +4,7 @@ cross-validation, evaluation and prediction share."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -31,6 +31,8 @@ class TrainingData:
     train_prompts: list[list[str]]
     class_prompts: list[list[str]]
     provenance: dict[str, Any]
+    #: render-cache hits, misses and rejected (altered or damaged) entries while preparing
+    render_cache: dict[str, int] = field(default_factory=dict)
 
 
 SPEC_FORMS = "NAME, NAME:/path/to/root, NAME:key=value,key=[a, b] or NAME:{key: value, key: [a, b]}"
@@ -161,4 +163,5 @@ def training_data(
         train_prompts=bank.sample_candidates(train_views.samples),
         class_prompts=bank.class_prompts(labels),
         provenance=provenance(recipe.data.dataset, dataset, train_views, val, test),
+        render_cache={"hits": cache.hits, "misses": cache.misses, "rejected": cache.rejected},
     )

@@ -9,8 +9,12 @@ Files are safetensors with compact types: rgb, normals and mask as uint8 (normal
 mapped from [-1, 1]), depth as float16. Every result, hit or miss, goes through this
 encoding, so a run computes exactly the same images whether the cache is cold, warm or
 disabled. Writers put a file beside its final name and ``os.replace`` it into place, so
-several processes may fill one cache at once and a reader never sees a partial file; a
-damaged file is treated as a miss and rewritten.
+several processes may fill one cache at once and a reader never sees a partial file.
+
+Every file carries, in its metadata, a digest of its tensors and of the mesh it shows; a
+file whose tensors no longer match (altered, damaged, or another mesh's) is a miss: it is
+rendered again, rewritten and counted in ``rejected`` (a warning names the first), so a
+tampered cache can neither change results nor go unnoticed.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor
 
 from affectkit.cameras import PLACEMENT, View
@@ -31,7 +37,7 @@ from affectkit.interfaces import RenderedViews, Renderer
 from affectkit.mesh import Mesh
 
 #: Bump when the stored layout changes: old entries then stop matching.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def renderer_id(renderer: Renderer, name: str | None = None) -> str:
@@ -66,6 +72,8 @@ class RenderCache:
         self.device = torch.device(device)
         self.hits = 0
         self.misses = 0
+        #: entries found on disk but refused (digest mismatch, damaged, not a file)
+        self.rejected = 0
         settings = {
             "format": FORMAT_VERSION,
             "renderer": renderer_id,
@@ -93,7 +101,7 @@ class RenderCache:
         A mesh repeated within ``meshes`` is rendered once and counted as a hit after that.
         """
         digests = [mesh.content_hash() for mesh in meshes]
-        entries = [self._load(self._path(digest)) for digest in digests]
+        entries = [self._load(self._path(digest), digest) for digest in digests]
 
         missing: dict[str, list[int]] = {}  # content hash -> positions holding that mesh
         for index, entry in enumerate(entries):
@@ -105,9 +113,10 @@ class RenderCache:
             for row, (digest, positions) in enumerate(missing.items()):
                 entry = _encode(rendered, row)
                 path = self._path(digest)
-                if path is not None:
+                if path is not None and not path.is_dir():  # a folder in an entry's place: render, keep nothing
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    _write_atomic(path, lambda tmp, entry=entry: save_file(entry, str(tmp)))
+                    metadata = {"digest": _digest(entry, digest)}
+                    _write_atomic(path, lambda tmp, entry=entry, metadata=metadata: save_file(entry, str(tmp), metadata=metadata))
                 for i in positions:
                     entries[i] = entry
         self.misses += len(missing)
@@ -125,23 +134,42 @@ class RenderCache:
     def _path(self, digest: str) -> Path | None:
         return None if self.folder is None else self.folder / digest[:2] / f"{digest}.safetensors"
 
-    def _load(self, path: Path | None) -> dict[str, Tensor] | None:
-        if path is None:
+    def _load(self, path: Path | None, digest: str) -> dict[str, Tensor] | None:
+        if path is None or not path.exists():
             return None
         try:
-            entry = load_file(str(path))
-        except Exception:  # absent, truncated or foreign: render again and overwrite it
-            return None
+            with safe_open(str(path), framework="pt") as handle:
+                recorded = (handle.metadata() or {}).get("digest")
+                entry = {name: handle.get_tensor(name) for name in handle.keys()}
+        except Exception:  # truncated, foreign, a folder: render again and overwrite it
+            return self._reject(path, "unreadable")
         expected = (len(self.views), self.size, self.size)
         for name, channels in RenderedViews.MAPS.items():
             t = entry.get(name)
             if t is None or t.dtype != _STORED[name] or t.shape != (expected[0], channels, *expected[1:]):
-                return None
+                return self._reject(path, "of another layout")
+        if recorded != _digest(entry, digest):
+            return self._reject(path, "altered (its tensors do not match their digest)")
         return entry
+
+    def _reject(self, path: Path, why: str) -> None:
+        if not self.rejected:
+            warnings.warn(f"render cache: {path} is {why}; rendered again (cache.rejected counts every such entry)", stacklevel=3)
+        self.rejected += 1
+        return None
 
 
 #: How each map is stored on disk.
 _STORED = {"rgb": torch.uint8, "depth": torch.float16, "normal": torch.uint8, "mask": torch.uint8}
+
+
+def _digest(entry: dict[str, Tensor], mesh_digest: str) -> str:
+    """A digest binding an entry's tensors to the mesh they show."""
+    hasher = hashlib.blake2b(mesh_digest.encode(), digest_size=16)
+    for name in sorted(entry):
+        hasher.update(name.encode())
+        hasher.update(entry[name].contiguous().numpy().tobytes())
+    return hasher.hexdigest()
 
 
 def _encode(rendered: RenderedViews, row: int) -> dict[str, Tensor]:

@@ -141,6 +141,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
         "exported_epoch": meta.epoch,
         "selected_by": recipe.eval.select,
         "skipped_files": data.train.skipped + data.val.skipped,
+        "render_cache": data.render_cache,
     }
     (run_dir / "compute.json").write_text(json.dumps(compute, indent=1))
     if verbose:

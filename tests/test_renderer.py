@@ -422,8 +422,35 @@ def test_a_damaged_entry_is_rendered_again(tmp_path):
     path = cache.path(mesh)
     path.write_bytes(path.read_bytes()[:100])
     again = make_cache(tmp_path)
-    assert torch.equal(again.render([mesh]).rgb, good.rgb) and again.misses == 1
+    with pytest.warns(UserWarning, match="unreadable; rendered again"):
+        assert torch.equal(again.render([mesh]).rgb, good.rgb) and (again.misses, again.rejected) == (1, 1)
     assert make_cache(tmp_path).render([mesh]) is not None and path.stat().st_size > 100
+
+
+def test_an_entry_altered_but_still_readable_is_refused_and_rendered_again(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    mesh = patched_sphere(axis=0)
+    good = make_cache(tmp_path).render([mesh])
+    path = make_cache(tmp_path).path(mesh)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    tensors["normal"] = torch.full_like(tensors["normal"], 128)  # flat normals: another expression entirely
+    save_file(tensors, str(path), metadata=metadata)  # the old digest kept: a careless or hostile edit
+    again = make_cache(tmp_path)
+    with pytest.warns(UserWarning, match="altered"):
+        assert torch.equal(again.render([mesh]).normal, good.normal)
+    assert again.rejected == 1 and make_cache(tmp_path).render([mesh]) is not None
+
+
+def test_a_folder_where_an_entry_belongs_is_rendered_around(tmp_path):
+    mesh = patched_sphere(axis=0)
+    cache = make_cache(tmp_path)
+    cache.path(mesh).mkdir(parents=True)
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert torch.equal(cache.render([mesh]).rgb, make_cache(None).render([mesh]).rgb)
+    assert cache.path(mesh).is_dir()  # left alone: affectkit deletes nothing it did not write
 
 
 def test_concurrent_writers_leave_a_readable_entry(tmp_path):
