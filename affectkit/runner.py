@@ -34,7 +34,7 @@ from affectkit.ray_cluster import check_cluster
 from affectkit.recipe import Recipe, dump_recipe
 from affectkit.run_logging import check_loggers
 from affectkit.splits import select_subjects, subject_split
-from affectkit.trainer import check_model, chosen_checkpoint, fit, storage_for, where_kept
+from affectkit.trainer import check_model, chosen_checkpoint, fit, newest_checkpoint, storage_for, where_kept
 
 EXPORT_NAME = "model"
 
@@ -79,6 +79,18 @@ def latest_run_dir(recipe: Recipe) -> Path:
     return newest
 
 
+def record_recipe(run_dir: Path, recipe: Recipe) -> None:
+    """``recipe.yaml`` of a new run; a resumed run keeps it as it was and records a recipe
+    that differs (new overrides) beside it, as ``recipe-resumed-N.yaml``."""
+    text = dump_recipe(recipe)
+    original = run_dir / "recipe.yaml"
+    if not original.is_file():
+        original.write_text(text)
+    elif original.read_text() != text:
+        count = len(list(run_dir.glob("recipe-resumed-*.yaml"))) + 1
+        (run_dir / f"recipe-resumed-{count}.yaml").write_text(text)
+
+
 def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult:
     """Train, evaluate on held-out subjects, and write the run directory."""
     from affectkit.checkpoint import export_model, load_checkpoint
@@ -95,7 +107,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     check_loggers(recipe)
     check_cluster(recipe)
     run_dir = previous or new_run_dir(recipe)
-    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    record_recipe(run_dir, recipe)
     samples = select_subjects(dataset.samples(), recipe.data.subjects, recipe.seed)
     train, val = subject_split(samples, recipe.data.val_fraction, recipe.seed)
     data = training_data(recipe, dataset, train, val)
@@ -108,7 +120,11 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
         )
     storage = storage_for(recipe, run_dir)
     try:
-        result, history = fit(recipe, data, storage, name=f"{recipe.name}-{run_dir.name}", log_dir=run_dir, verbose=verbose)
+        found = newest_checkpoint(storage) if previous else None
+        if previous and verbose:
+            print(f"affectkit: resuming {run_dir} from {found[0]} (epoch {found[1] + 1})" if found else f"affectkit: resuming {run_dir}")
+        resume_from = found[0] if found else None
+        result, history = fit(recipe, data, storage, name=f"{recipe.name}-{run_dir.name}", log_dir=run_dir, verbose=verbose, resume_from=resume_from)
     except AffectkitError as exc:
         raise AffectkitError(f"{exc}{where_kept(storage)}") from None
     trained = time.perf_counter()

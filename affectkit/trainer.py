@@ -32,10 +32,13 @@ def storage_for(recipe: Recipe, run_dir: Path) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, log_dir: Path, verbose: bool = True) -> tuple[Any, list[dict[str, Any]]]:
+def fit(
+    recipe: Recipe, data: TrainingData, storage: str, name: str, log_dir: Path, verbose: bool = True, resume_from: Path | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
     """Run Ray Train; returns the Ray result and the epoch history. Rank 0 writes the live
     logs (:mod:`affectkit.run_logging`) into ``log_dir``, which must be reachable from it
-    (local runs; shared storage on a cluster)."""
+    (local runs; shared storage on a cluster). ``resume_from``: a checkpoint to continue
+    from when Ray's own record of the run does not say (a run killed mid-write)."""
     import ray
     from ray.train import (
         CheckpointConfig,
@@ -59,6 +62,7 @@ def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, log_dir: Pa
             "verbose": verbose,
             "log_dir": str(log_dir),
             "environment": environment_report(),
+            "resume_from": None if resume_from is None else str(resume_from),
         },
         scaling_config=ScalingConfig(
             num_workers=scaling.num_workers,
@@ -94,18 +98,35 @@ def fit(recipe: Recipe, data: TrainingData, storage: str, name: str, log_dir: Pa
     return result, history
 
 
-def where_kept(storage: str) -> str:
-    """Where a failed run's newest stored checkpoint is, for its error message."""
-    from affectkit.checkpoint import read_meta
+def newest_checkpoint(storage: str) -> tuple[Path, int] | None:
+    """The newest complete checkpoint under local ``storage`` (verified digests, training
+    state present) and its epoch; ``None`` if there is none. A run stopped by Ctrl-C or
+    killed may leave a half-written one: it is passed over, not resumed from."""
+    from affectkit.checkpoint import TRAINING_FILE, read_meta
+    from affectkit.errors import CheckpointError
 
     if "://" in storage:
+        return None
+    complete = []
+    for meta_file in Path(storage).glob("*/checkpoint_*/checkpoint.json"):
+        try:
+            meta, _ = read_meta(meta_file.parent)
+        except CheckpointError:
+            continue
+        if (meta_file.parent / TRAINING_FILE).is_file():
+            complete.append((meta.epoch, meta_file.parent))
+    if not complete:
+        return None
+    epoch, path = max(complete)
+    return path, epoch
+
+
+def where_kept(storage: str) -> str:
+    """Where a failed run's newest stored checkpoint is, for its error message."""
+    if "://" in storage:
         return f" (checkpoints are under {storage}; --resume continues from the newest)"
-    stored = sorted(Path(storage).glob("*/checkpoint_*/checkpoint.json"))
-    if not stored:
-        return ""
-    newest = max(stored, key=lambda path: read_meta(path.parent)[0].epoch)
-    epoch = read_meta(newest.parent)[0].epoch
-    return f": {newest.parent} (epoch {epoch + 1}); --resume continues from it"
+    found = newest_checkpoint(storage)
+    return "" if found is None else f": {found[0]} (epoch {found[1] + 1}); --resume continues from it"
 
 
 def _root_cause(exc: BaseException) -> BaseException:

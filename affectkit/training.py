@@ -153,9 +153,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps_per_epoch), recipe.train.epochs * steps_per_epoch)
 
     start_epoch, history, restarts = 0, [], 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
+    # Ray's record of this run (after a worker restart) and, on --resume, the newest complete
+    # checkpoint on disk, which is newer when the run was killed before Ray recorded it
+    candidates = [c for c in (ray.train.get_checkpoint(), config.get("resume_from") and ray.train.Checkpoint.from_directory(config["resume_from"])) if c]
+    newest: tuple[int, Any] | None = None
+    for candidate in candidates:
+        with candidate.as_directory() as directory:
+            epoch = read_meta(Path(directory))[0].epoch
+        if newest is None or epoch > newest[0]:
+            newest = (epoch, candidate)
+    if newest is not None:
+        with newest[1].as_directory() as directory:
             meta, document = read_meta(Path(directory))
             load_weights(model, Path(directory), document)
             state = load_training_state(Path(directory), document)
