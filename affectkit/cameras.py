@@ -75,10 +75,10 @@ def parse_view(spec: str | float | int | View) -> View:
         angles = [float(part) for part in text.split(":")]
     except ValueError:
         angles = []
-    if not 1 <= len(angles) <= 3:
+    if not 1 <= len(angles) <= 3 or not all(math.isfinite(a) and abs(a) <= 360 for a in angles):
         raise AffectkitError(
             f"unknown view {text!r}: use a name ({', '.join(NAMED_VIEWS)}), "
-            "a yaw in degrees, or yaw:pitch[:roll]"
+            "a yaw in degrees, or yaw:pitch[:roll], each a finite angle within ±360"
         )
     return View(text, *angles)
 

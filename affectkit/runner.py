@@ -55,7 +55,10 @@ def new_run_dir(recipe: Recipe) -> Path:
     while run_dir.exists():
         run_dir = run_dir.with_name(f"{stamp}-{suffix}")
         suffix += 1
-    run_dir.mkdir(parents=True)
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise AffectkitError(f"output.dir: cannot create the run folder {run_dir} ({exc.strerror or exc}); choose a writable output.dir") from None
     return run_dir
 
 

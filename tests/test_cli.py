@@ -72,6 +72,7 @@ def test_synth_then_render_writes_meshes_manifest_and_pngs(tmp_path):
         (["render", "missing.ply", "--out", "x"], "missing.ply: no such file"),
         (["render", "face.ply", "--renderer", "povray", "--out", "x"], "unknown renderer 'povray'; registered: auto, torch"),
         (["render", "face.ply", "--views", "sideways", "--out", "x"], "unknown view 'sideways'"),
+        (["render", "face.ply", "--views", "inf", "--out", "x"], "each a finite angle within ±360"),
     ],
 )
 def test_render_errors_are_one_line(tmp_path, args, message):
@@ -172,3 +173,10 @@ def test_one_version_everywhere():
     assert metadata.version("affectkit") == __version__ == str(citation["version"])
     assert affectkit("--version").stdout.strip().endswith(__version__)
     assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License") and (ROOT / "affectkit" / "py.typed").exists()
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = affectkit("run", "quick", "--set", f"output.dir={tmp_path / 'file' / 'runs'}", "render.cache_dir=null")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "output.dir: cannot create the run folder" in result.stderr and "Not a directory" in result.stderr
