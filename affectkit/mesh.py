@@ -99,6 +99,10 @@ class MeshSequence:
         return len(self.frames)
 
 
+#: a 4096x4096 texture: more than a face scan's, a bounded 48 MB once decoded to RGB
+MAX_TEXTURE_PIXELS = 4096 * 4096
+
+
 def read_standard_mesh(path: Path) -> Mesh:
     """Read an OBJ, PLY, OFF, STL or glTF/GLB file through trimesh."""
     import trimesh
@@ -107,9 +111,16 @@ def read_standard_mesh(path: Path) -> Mesh:
     # the way to 255: no warning for that. Coordinates beyond float32 are named by Mesh.
     with np.errstate(over="ignore"):
         try:
-            loaded = trimesh.load(str(path), process=False, force="mesh")
+            # an OBJ's material groups are parts of one scan (merged); a glTF scene's meshes may be anything
+            scene = Path(path).suffix.lower() in (".glb", ".gltf")
+            loaded = trimesh.load(str(path), process=False, force=None if scene else "mesh")
         except Exception as exc:  # trimesh raises many types for bad files
-            raise MeshError(f"{path}: cannot read mesh: {exc}") from exc
+            raise MeshError(f"{path}: cannot read mesh: {str(exc)[:300]}") from None
+        if isinstance(loaded, trimesh.Scene):  # one face mesh, never a silent merge
+            meshes = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh)] if loaded.geometry else []
+            if len(meshes) > 1:
+                raise MeshError(f"{path}: the scene holds {len(meshes)} meshes; affectkit reads one face: export the face alone, or merge them first")
+            loaded = meshes[0] if meshes else None
         if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
             raise MeshError(f"{path}: file holds no triangle faces")
         colors = None
@@ -119,6 +130,8 @@ def read_standard_mesh(path: Path) -> Mesh:
             colors = np.asarray(visual.vertex_colors)[:, :3] / 255.0
         elif visual.kind == "texture" and getattr(visual, "uv", None) is not None:
             image = getattr(visual.material, "image", None) or getattr(visual.material, "baseColorTexture", None)
+            if image is not None and image.width * image.height > MAX_TEXTURE_PIXELS:  # read from the header, before decoding
+                raise MeshError(f"{path}: a {image.width}x{image.height} texture; affectkit reads textures of at most {MAX_TEXTURE_PIXELS:,} pixels")
             if image is not None:
                 uv, texture = np.asarray(visual.uv), np.array(image.convert("RGB"))  # writable for torch
     return Mesh(

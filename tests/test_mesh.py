@@ -123,3 +123,22 @@ def test_ply_layouts_the_fast_reader_does_not_take_go_to_trimesh_and_truncation_
     binary.write_bytes(binary.read_bytes()[:-5])
     with pytest.raises(MeshError, match="binary.ply: the file ends before its 3 vertices and 1 faces"):
         load_mesh(binary)
+
+
+def test_a_gltf_scene_of_several_meshes_is_refused_and_textures_are_capped(tmp_path, monkeypatch):
+    import trimesh
+    from PIL import Image
+
+    import affectkit.mesh as mesh_module
+
+    box, ball = trimesh.creation.box(), trimesh.creation.icosphere()
+    ball.apply_translation([3, 0, 0])
+    trimesh.Scene([box, ball]).export(tmp_path / "two.glb")
+    with pytest.raises(MeshError, match="two.glb: the scene holds 2 meshes; affectkit reads one face"):
+        load_mesh(tmp_path / "two.glb")
+    box.visual = trimesh.visual.TextureVisuals(uv=np.random.default_rng(0).random((len(box.vertices), 2)), image=Image.new("RGB", (64, 64)))
+    box.export(tmp_path / "textured.glb")
+    assert load_mesh(tmp_path / "textured.glb").texture.shape == (64, 64, 3)
+    monkeypatch.setattr(mesh_module, "MAX_TEXTURE_PIXELS", 100)
+    with pytest.raises(MeshError, match="a 64x64 texture; affectkit reads textures of at most 100 pixels"):
+        load_mesh(tmp_path / "textured.glb")
