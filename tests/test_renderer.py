@@ -474,7 +474,7 @@ def test_concurrent_writers_leave_a_readable_entry(tmp_path):
 def test_a_failed_write_leaves_no_file_behind(tmp_path, monkeypatch):
     import affectkit.render_cache as render_cache
 
-    def half_then_fail(tensors, filename):
+    def half_then_fail(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"partial")
         raise OSError("disk full")
 
