@@ -144,9 +144,12 @@ def test_repeated_cv_on_a_bu3dfe_copy_writes_folds_reports_and_guards_its_fold_m
                        "--layout", "bu3dfe", "--seed", "5").strip().splitlines()[-1])  # fmt: skip
     common = ["--set", f"data.dataset={{name: bu3dfe, options: {{root: {root}}}}}", "train.epochs=1", "render.size=32",
               f"output.dir={tmp_path / 'runs'}", f"render.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
-    out = run_ok("cv", "recipes/quick.yaml", "--folds", "2", "--repeats", "2", *common, "data.subjects.count=4")
-    run_dir = Path(out.split("run directory ")[1].split()[0])
-    summary = json.loads((run_dir / "cv.json").read_text())
+    done = subprocess.run(command("cv", "recipes/quick.yaml", "--folds", "2", "--repeats", "2", *common, "data.subjects.count=4", "--json"),
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)  # --json: stdout is cv.json and nothing else
+    run_dir = Path(summary["run_dir"])
+    assert summary == json.loads((run_dir / "cv.json").read_text())
 
     plan = json.loads((run_dir / "folds.json").read_text())
     assert plan["dataset"] == {"name": "bu3dfe", "root": str(root)}
@@ -164,7 +167,7 @@ def test_repeated_cv_on_a_bu3dfe_copy_writes_folds_reports_and_guards_its_fold_m
     assert metrics["std_over_repeats"] is not None and len(metrics["repeat_means"]) == 2
     pooled = json.loads((run_dir / "pooled" / "report.json").read_text())
     assert pooled["samples"] == 96 and pooled["accuracy"] == pytest.approx(metrics["pooled"])
-    assert (run_dir / "pooled" / "confusion.png").is_file() and "UAR" in out
+    assert (run_dir / "pooled" / "confusion.png").is_file() and "uar" in summary["metrics"]
     assert set(summary["compute"]) >= {"wall_seconds", "peak_rss_mb_worker"}
 
     # the written fold file gives another recipe exactly these folds
