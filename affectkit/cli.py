@@ -425,6 +425,8 @@ def app(
     import math
     import os
 
+    if importlib.util.find_spec("streamlit") is None:
+        raise AffectkitError("the app needs Streamlit, which is not installed: pip install 'affectkit[app]' (or make app)")
     from affectkit_apps.settings import CONFIG_ENV, load_app_config
 
     config = load_app_config(
