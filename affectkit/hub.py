@@ -90,11 +90,13 @@ def prepare_upload(model_dir: Path, staging: Path) -> Path:
     report, ``../eval/report.json``, when it has none)."""
     import json
     import shutil
+    import warnings
 
     from affectkit.checkpoint import TRAINING_FILE, export_model, read_meta
     from affectkit.evaluation import EvalReport
     from affectkit.model_card import CARD_FILE, CardResult, write_model_card
 
+    read_meta(model_dir)  # a damaged or unverifiable model is refused here, not published
     upload = Path(staging) / "model"
     if (model_dir / TRAINING_FILE).exists():
         export_model(model_dir, upload)
@@ -105,8 +107,13 @@ def prepare_upload(model_dir: Path, staging: Path) -> Path:
     if not (upload / CARD_FILE).is_file():
         report_file = model_dir.parent / "eval" / "report.json"
         dataset = (read_meta(upload)[0].provenance.get("dataset") or {}).get("name", "unknown")
-        report = [CardResult("held-out subjects", dataset, EvalReport(**json.loads(report_file.read_text())))] if report_file.is_file() else []
-        write_model_card(upload, report)
+        results = []
+        if report_file.is_file():
+            try:
+                results = [CardResult("held-out subjects", dataset, EvalReport(**json.loads(report_file.read_text())))]
+            except (ValueError, TypeError) as exc:  # an edited or older report: the card says no evaluation
+                warnings.warn(f"{report_file}: not a report this affectkit reads ({type(exc).__name__}); the model card lists no results", stacklevel=2)
+        write_model_card(upload, results)
     return upload
 
 
