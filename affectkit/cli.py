@@ -327,8 +327,6 @@ def predict(
     INPUTS are mesh files or folders of frames. A model folder given first (the older
     form `affectkit predict MODEL INPUT...`) is taken as --model. An input that cannot be
     read is reported and the others are still predicted; the exit status is then 1."""
-    import time
-
     from affectkit.hub import is_model_folder
     from affectkit.inference import Predictor, load_input
     from affectkit.mesh import MeshSequence
@@ -341,12 +339,9 @@ def predict(
     failed = 0
     for path in inputs:
         try:
-            started = time.perf_counter()
-            item = load_input(path)
-            read = time.perf_counter() - started
-            p = predictor.predict(item)
-            p.timings = {"read": read, **p.timings}
-            timeline = predictor.predict_frames(item) if frames and isinstance(item, MeshSequence) else []
+            p = predictor.predict_file(path)
+            sequence = load_input(path) if frames and Path(path).is_dir() else None  # read again only for a timeline
+            timeline = predictor.predict_frames(sequence) if isinstance(sequence, MeshSequence) else []
         except AffectkitError as exc:
             failed += 1
             click.echo(json.dumps({"input": str(path), "error": str(exc)}) if as_json else f"error: {exc}", err=not as_json)
