@@ -450,10 +450,15 @@ def read_yaml(path: Path, what: str) -> Any:
             deepest = max(deepest, depth)
         if aliases > MAX_YAML_ALIASES or deepest > MAX_YAML_DEPTH:
             raise RecipeError(f"{path}: {aliases} aliases and {deepest} levels of nesting; a {what} may have {MAX_YAML_ALIASES} and {MAX_YAML_DEPTH}")
-        size = _expanded_size(yaml.compose(text, Loader=yaml.SafeLoader), {})
-        if size > MAX_YAML_NODES:
-            raise RecipeError(f"{path}: its aliases expand to {size:,} values; a {what} may hold {MAX_YAML_NODES:,}")
-        return yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()  # composed once: measured, then built from the same nodes
+            size = _expanded_size(node, {})
+            if size > MAX_YAML_NODES:
+                raise RecipeError(f"{path}: its aliases expand to {size:,} values; a {what} may hold {MAX_YAML_NODES:,}")
+            return None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of thousands of digits
         raise RecipeError(f"{path}: not valid YAML: {str(exc)[:500]}") from None
 
