@@ -7,6 +7,9 @@ or plugin and says what is allowed. The CLI prints them without a traceback.
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
 
 class AffectkitError(Exception):
     """Base class of every error caused by input rather than by a bug."""
@@ -30,3 +33,12 @@ class CheckpointError(AffectkitError):
 
 class DatasetError(AffectkitError):
     """A dataset root or manifest that cannot be read."""
+
+
+def shorten(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message never echoes a whole
+    (possibly huge) input."""
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlong, short.maxlist, short.maxdict, short.maxlevel = limit, limit, limit, 10, 10, 3
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

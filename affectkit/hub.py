@@ -5,8 +5,10 @@ folders, and the Hugging Face Hub (through ``huggingface_hub``: cached downloads
 
 from __future__ import annotations
 
+import os
 import socket
 import urllib.error
+import urllib.parse
 from pathlib import Path
 
 from affectkit.errors import AffectkitError
@@ -31,6 +33,34 @@ def hub_unreachable(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def hub_out_of_reach(repo_id: str, filename: str = "config.json", revision: str | None = None) -> bool:
+    """Whether ``repo_id`` is neither in the local Hugging Face cache nor downloadable now.
+
+    Checked before a download so that an offline machine fails at once: the client would
+    otherwise retry for close to a minute. The hub counts as reachable when a TCP connection
+    to ``HF_ENDPOINT`` opens within 3 s, or when a proxy is configured (it cannot be probed).
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        if isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str):
+            return False
+    except HFValidationError:
+        return False  # not a hub id at all: the download reports that itself
+    if constants.HF_HUB_OFFLINE:
+        return True
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return False
+    endpoint = urllib.parse.urlsplit(constants.ENDPOINT)
+    try:
+        port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+        with socket.create_connection((endpoint.hostname or "", port), timeout=3):
+            return False
+    except (OSError, ValueError):
+        return True
 
 
 def looks_like_path(source: str) -> bool:
@@ -67,6 +97,12 @@ def _download(repo_id: str, revision: str | None) -> Path:
 
     from affectkit import __version__
 
+    unreachable = AffectkitError(
+        f"{repo_id}: not a local folder, the Hugging Face hub is unreachable (no network, or HF_HUB_OFFLINE is set) "
+        f"and the model is not in the local cache; download it once while online, or name a local model folder"
+    )
+    if hub_out_of_reach(repo_id, MODEL_META, revision):
+        raise unreachable
     try:
         return Path(snapshot_download(repo_id, revision=revision, library_name="affectkit", library_version=__version__))
     except RevisionNotFoundError:
@@ -77,10 +113,7 @@ def _download(repo_id: str, revision: str | None) -> Path:
         raise AffectkitError(f"{repo_id!r}: neither a model folder nor a valid hub id ({exc})") from None
     except Exception as exc:
         if hub_unreachable(exc):
-            raise AffectkitError(
-                f"{repo_id}: not a local folder, the Hugging Face hub is unreachable (no network, or HF_HUB_OFFLINE is set) "
-                f"and the model is not in the local cache; download it once while online, or name a local model folder"
-            ) from None
+            raise unreachable from None
         raise AffectkitError(f"{repo_id}: could not download the model from the Hugging Face hub ({type(exc).__name__}: {exc})") from None
 
 

@@ -9,7 +9,6 @@ The fully resolved recipe (:func:`dump_recipe`) is saved beside every run's outp
 from __future__ import annotations
 
 import os
-import reprlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from affectkit.errors import AffectkitError, RecipeError
+from affectkit.errors import AffectkitError, RecipeError, shorten
 
 
 class Section(BaseModel):
@@ -286,15 +285,6 @@ def parse_recipe(data: Mapping[str, Any], source: str = "<recipe>") -> Recipe:
         raise RecipeError(f"{source}: " + "; ".join(_describe(err) for err in exc.errors())) from None
     check_components(recipe, source)
     return recipe
-
-
-def shorten(value: Any, limit: int = 200) -> str:
-    """``repr(value)``, cut to ``limit`` characters: an error message never echoes a whole
-    (possibly huge) input."""
-    short = reprlib.Repr()
-    short.maxstring, short.maxother, short.maxlong, short.maxlist, short.maxdict, short.maxlevel = limit, limit, limit, 10, 10, 3
-    text = short.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(err: Mapping[str, Any]) -> str:

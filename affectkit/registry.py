@@ -22,7 +22,7 @@ import pluggy
 from pydantic import ValidationError
 
 from affectkit import hookspecs
-from affectkit.errors import PluginError
+from affectkit.errors import PluginError, shorten
 from affectkit.interfaces import (
     Dataset,
     ImageEncoder,
@@ -217,8 +217,8 @@ class Registry:
         except ValidationError as exc:
             fields = ", ".join(info.cls.Options.model_fields) or "none"
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '<options>'}: {err['msg']}"
-                + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
+                f"{'.'.join(str(p) for p in err['loc']) or '<options>'}: {err['msg'].removeprefix('Value error, ')}"
+                + (f" (got {shorten(err['input'])})" if err["type"] != "missing" else "")
                 for err in exc.errors()
             )
             prefix = f"{where}: " if where else ""

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from affectkit import hookimpl
 from affectkit.errors import PluginError
-from affectkit.hub import hub_unreachable
+from affectkit.hub import hub_out_of_reach, hub_unreachable
 from affectkit.interfaces import ImageEncoder, Options
 from affectkit_plugins.face_pretraining import load_shipped
 from affectkit_plugins.text_encoders import DEFAULT_CLIP, load_clip_tower
@@ -68,13 +68,28 @@ class TimmImageEncoder(ImageEncoder):
         drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the pooled features while training")
         normalize: bool = Field(True, description="standardise inputs with the weights' mean/std")
 
+        @field_validator("model")
+        @classmethod
+        def _known(cls, name: str) -> str:
+            """Unknown names are refused when the recipe is read, before anything renders."""
+            import timm
+
+            if ":" not in name and not timm.is_model(name):
+                raise ValueError(f"unknown timm model {name!r}{_close_matches(name)}")
+            return name
+
     def __init__(self, options: Options, in_channels: int) -> None:
         super().__init__(options, in_channels)
         import timm
 
         name = options.model
-        if ":" not in name and not timm.is_model(name):
-            raise PluginError(f"unknown timm model {name!r}{_close_matches(name)}")
+        unreachable = PluginError(
+            f"the pretrained weights of timm model {name!r} could not be downloaded (no network, or "
+            "HF_HUB_OFFLINE is set, and they are not in the local cache); set pretrained: false, or "
+            "download them once while online (they are then cached under ~/.cache/huggingface)"
+        )
+        if options.pretrained is True and _weights_out_of_reach(name):
+            raise unreachable
         try:
             self.model = timm.create_model(
                 name, pretrained=options.pretrained is True, num_classes=0, in_chans=in_channels, drop_rate=options.drop_rate
@@ -83,11 +98,7 @@ class TimmImageEncoder(ImageEncoder):
             raise
         except Exception as exc:
             if hub_unreachable(exc):
-                raise PluginError(
-                    f"the pretrained weights of timm model {name!r} could not be downloaded (no network, or "
-                    "HF_HUB_OFFLINE is set, and they are not in the local cache); set pretrained: false, or "
-                    "download them once while online (they are then cached under ~/.cache/huggingface)"
-                ) from exc
+                raise unreachable from exc
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PluginError(f"cannot create timm model {name!r} (pretrained={options.pretrained}): {first}") from exc
         if isinstance(options.pretrained, str):
@@ -118,6 +129,16 @@ class TimmImageEncoder(ImageEncoder):
         if self.input_size is not None and tuple(images.shape[-2:]) != self.input_size:
             images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
         return self.model(self.normalize(images))
+
+
+def _weights_out_of_reach(name: str) -> bool:
+    """Whether timm would have to download ``name``'s weights from the hub and cannot."""
+    from timm.models import get_pretrained_cfg
+
+    if name.startswith("hf-hub:"):
+        return hub_out_of_reach(name.removeprefix("hf-hub:").split("@")[0])
+    cfg = None if ":" in name else get_pretrained_cfg(name)
+    return bool(cfg and cfg.hf_hub_id) and hub_out_of_reach(cfg.hf_hub_id, cfg.hf_hub_filename or "model.safetensors")
 
 
 def _close_matches(name: str) -> str:

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from affectkit import hookimpl
 from affectkit.errors import PluginError
-from affectkit.hub import hub_unreachable, looks_like_path
+from affectkit.hub import hub_out_of_reach, hub_unreachable, looks_like_path
 from affectkit.interfaces import Options, TextEncoder
 
 T = TypeVar("T")
@@ -55,6 +55,14 @@ def load_pretrained(loader: Callable[..., T], source: str | Path, **kwargs: Any)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar on every load is noise
+    unreachable = PluginError(
+        f"cannot load {str(source)!r}: not a local folder and the Hugging Face hub is unreachable "
+        "(no network, or HF_HUB_OFFLINE is set), and it is not in the local cache; download it once "
+        f"while online (`hf download {source}`) or set the `model` option to a local folder "
+        "written by save_pretrained"
+    )
+    if not folder.is_dir() and hub_out_of_reach(text):
+        raise unreachable
     try:
         return loader(text, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -62,12 +70,7 @@ def load_pretrained(loader: Callable[..., T], source: str | Path, **kwargs: Any)
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PluginError(f"cannot load {str(source)!r}: the folder is not a complete transformers checkpoint ({detail})") from exc
         if hub_unreachable(exc):
-            raise PluginError(
-                f"cannot load {str(source)!r}: not a local folder and the Hugging Face hub is unreachable "
-                "(no network, or HF_HUB_OFFLINE is set), and it is not in the local cache; download it once "
-                f"while online (`hf download {source}`) or set the `model` option to a local folder "
-                "written by save_pretrained"
-            ) from exc
+            raise unreachable from exc
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PluginError(f"cannot load {str(source)!r}: not a local folder, and the hub could not provide it ({detail})") from exc
 

@@ -7,6 +7,8 @@ the real bundled model.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from affectkit.errors import PluginError
 from affectkit.interfaces import ImageEncoder, TextEncoder
 from affectkit.registry import registry
 from affectkit_plugins import image_encoders, text_encoders
+
+QUICK = Path(__file__).parents[1] / "recipes" / "quick.yaml"
 
 IMAGE_ENCODERS = registry().names("image_encoder")
 TEXT_ENCODERS = registry().names("text_encoder")
@@ -255,6 +259,53 @@ def test_hf_hub_name_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(PluginError, match=r"cannot load 'affectkit-test/no-such-model': not a local folder and the Hugging Face hub is unreachable"):
         registry().create("text_encoder", "hf", {"model": "affectkit-test/no-such-model"})
+
+
+@pytest.fixture
+def hub_down(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Online mode, an empty cache, and the hub's address a closed local port: a machine
+    whose network is down, as users without HF_HUB_OFFLINE meet it."""
+    import socket
+
+    import huggingface_hub.constants
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "options", "message"),
+    [
+        ("text_encoder", "hf", {"model": "affectkit-test/no-such-model"}, "the Hugging Face hub is unreachable"),
+        ("image_encoder", "timm", {"model": "resnet10t", "pretrained": True}, "could not be downloaded"),
+    ],
+)
+def test_hub_names_fail_at_once_when_the_network_is_down(
+    hub_down: None, kind: str, name: str, options: dict, message: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Uncached hub names are checked before the download: the client's minute of retries
+    (``Retrying in 8s [Retry 5/5]``) never starts."""
+    kwargs = {"in_channels": 3} if kind == "image_encoder" else {}
+    with pytest.raises(PluginError, match=message):
+        registry().create(kind, name, options, **kwargs)
+    assert "Retrying" not in "".join(capfd.readouterr())
+
+
+def test_recipe_validate_checks_timm_names(tmp_path: Path) -> None:
+    """An unknown backbone is refused by ``recipe validate``, before any run starts."""
+    result = subprocess.run(
+        [sys.executable, "-m", "affectkit", "recipe", "validate", str(QUICK), "--set", "model.image_encoder.options.model=resnet10x"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "model.image_encoder: invalid options for image_encoder 'timm': model: unknown timm model 'resnet10x'; close matches: resnet10t" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("source", ["./no/such/folder", "/no/such/folder"])
