@@ -8,6 +8,9 @@ Reading any file, plugins' formats included (BU-3DFE's VRML, Bosphorus' BNT), is
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,13 +106,46 @@ class MeshSequence:
 MAX_TEXTURE_PIXELS = 4096 * 4096
 
 
+def read_gltf_document(path: Path) -> dict[str, Any]:
+    """The JSON document of a glTF (``.gltf``) or binary glTF (``.glb``) file.
+
+    A GLB's chunks are checked against the file's size first: trimesh allocates whatever a
+    chunk claims (a gigabyte from a 3 KB file) before it reads it, and reads chunks up to
+    the end of the file, past the length the header declares.
+    """
+    data = path.read_bytes()
+    if path.suffix.lower() == ".glb":
+        if len(data) < 20 or data[:4] != b"glTF":
+            raise MeshError(f"{path}: not a binary glTF file (it must start with 'glTF' and a 12-byte header)")
+        offset, chunks = 12, []
+        while offset + 8 <= len(data):
+            length = struct.unpack_from("<I", data, offset)[0]
+            if offset + 8 + length > len(data):
+                raise MeshError(f"{path}: damaged GLB: the chunk at byte {offset} declares {length:,} bytes, {len(data) - offset - 8:,} remain")
+            chunks.append(data[offset + 8 : offset + 8 + length])
+            offset += 8 + length
+        data = chunks[0] if chunks else b""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise MeshError(f"{path}: damaged glTF: its JSON does not parse ({str(exc)[:200]})") from None
+    if not isinstance(document, dict):
+        raise MeshError(f"{path}: damaged glTF: its JSON is not an object")
+    return document
+
+
 def read_standard_mesh(path: Path) -> Mesh:
     """Read an OBJ, PLY, OFF, STL or glTF/GLB file through trimesh."""
+    import PIL.Image
     import trimesh
 
+    if Path(path).suffix.lower() in (".glb", ".gltf"):
+        read_gltf_document(Path(path))
     # trimesh scales colours before clipping them to 0..255, so a huge colour overflows on
     # the way to 255: no warning for that. Coordinates beyond float32 are named by Mesh.
-    with np.errstate(over="ignore"):
+    # PIL's decompression-bomb warning becomes the error it is meant to be.
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
         try:
             # an OBJ's material groups are parts of one scan (merged); a glTF scene's meshes may be anything
             scene = Path(path).suffix.lower() in (".glb", ".gltf")

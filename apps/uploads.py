@@ -20,8 +20,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from affectkit.errors import AffectkitError, MeshError
-from affectkit.mesh import Mesh, MeshSequence
+from affectkit.errors import AffectkitError, MeshError, shorten
+from affectkit.mesh import Mesh, MeshSequence, read_gltf_document
 from affectkit.mesh_formats import load_mesh, mesh_suffixes
 
 MB = 1024 * 1024
@@ -74,6 +74,8 @@ def _read_mesh(name: str, data: bytes, limits: UploadLimits, folder: Path) -> Me
     path = folder / f"upload{suffix}"
     path.write_bytes(data)
     try:
+        if suffix in (".glb", ".gltf"):
+            _check_self_contained(name, read_gltf_document(path))
         mesh = load_mesh(path)
     except MeshError as exc:
         raise UploadError(str(exc).replace(str(path), name)) from None
@@ -86,6 +88,17 @@ def _read_mesh(name: str, data: bytes, limits: UploadLimits, folder: Path) -> Me
         raise UploadError(f"{name}: {len(mesh.faces):,} faces; the limit is {limits.max_faces:,} (max_faces)")
     mesh.source = name
     return mesh
+
+
+def _check_self_contained(name: str, document: dict) -> None:
+    """An upload is one file: a glTF that names other files (``"uri": "/etc/..."``) would
+    make the reader open files on the server."""
+    for kind in ("buffers", "images"):
+        items = document.get(kind)
+        for item in items if isinstance(items, list) else []:
+            uri = item.get("uri") if isinstance(item, dict) else None
+            if isinstance(uri, str) and not uri.startswith("data:"):
+                raise UploadError(f"{name}: its {kind} refer to another file ({shorten(uri)}); upload a self-contained GLB, or a glTF with embedded data")
 
 
 def declared_vertex_count(data: bytes, suffix: str) -> int | None:

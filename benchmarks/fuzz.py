@@ -55,7 +55,7 @@ def fuzz(name: str, count: int, random_seed: int) -> dict[str, object]:
             outcomes["failure"] += 1
             return
         outcomes["rejected" if message else "read"] += 1
-        with_position += bool(message and POSITION.search(message.split(f"input{target.suffix}", 1)[-1]))
+        with_position += bool(message and POSITION.search(message.split(Path(target.file).name, 1)[-1]))
 
     started = time.perf_counter()
     with warnings.catch_warnings():

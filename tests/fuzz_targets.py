@@ -12,25 +12,35 @@ and reports the counts.
 
 from __future__ import annotations
 
+import io
 import tempfile
 import tracemalloc
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import dataset_files
 import numpy as np
+import PIL.Image
+import torch
 import trimesh
+from affectkit_apps.uploads import UploadLimits, read_upload
 from hypothesis import strategies as st
 
+from affectkit.checkpoint import META_FILE, CheckpointMeta, save_checkpoint
 from affectkit.errors import AffectkitError
+from affectkit.factory import build_model
+from affectkit.inference import Predictor
 from affectkit.mesh import Mesh
 from affectkit.mesh_formats import load_mesh
 from affectkit.recipe import load_recipe
 from affectkit_plugins.bnt import read_bnt, read_lm3
 from affectkit_plugins.folder import FolderDataset
 from affectkit_plugins.vrml import read_bnd, read_wrl, write_wrl
+
+ROOT = Path(__file__).parent.parent
 
 #: No input of these few-kilobyte files may make a reader allocate more than this.
 ALLOCATION_CAP = 64 * 1024 * 1024
@@ -39,7 +49,7 @@ ALLOCATION_CAP = 64 * 1024 * 1024
 @dataclass(frozen=True)
 class Target:
     name: str
-    suffix: str
+    file: str  # the fuzzed file's path in the target's folder; errors must name its first part
     seed: Callable[[Path], bytes]  # writes what the file needs beside it; returns the file's bytes
     read: Callable[[Path], object]
 
@@ -86,20 +96,64 @@ def _read_manifest(path: Path) -> object:
 
 
 def _recipe(folder: Path) -> bytes:
-    return (Path(__file__).parent.parent / "recipes" / "quick.yaml").read_bytes()
+    return (ROOT / "recipes" / "quick.yaml").read_bytes()
+
+
+def _upload(suffix: str) -> Callable[[Path], bytes]:
+    """An app upload: a mesh with a texture (GLB), an OFF file, or a zip of three PLY frames."""
+
+    def seed(folder: Path) -> bytes:
+        mesh = _small_mesh()
+        if suffix == ".glb":
+            uv = (mesh.vertices[:, :2] + 1) / 2
+            texture = PIL.Image.fromarray(np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3))
+            visual = trimesh.visual.TextureVisuals(uv=uv, image=texture)
+            return trimesh.Trimesh(mesh.vertices, mesh.faces, visual=visual, process=False).export(file_type="glb")
+        if suffix == ".off":
+            return trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(file_type="off").encode()
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as frames:
+            for index in range(3):
+                moved = trimesh.Trimesh(mesh.vertices * (1 + 0.05 * index), mesh.faces, process=False)
+                frames.writestr(f"frames/{index:03d}.ply", moved.export(file_type="ply"))
+        return archive.getvalue()
+
+    return seed
+
+
+def _read_upload(path: Path) -> object:
+    return read_upload(path.name, path.read_bytes(), UploadLimits())
+
+
+def _checkpoint(folder: Path) -> bytes:
+    """A small model's folder (weights, prompt features, digests); its checkpoint.json is fuzzed."""
+    recipe = load_recipe(ROOT / "recipes" / "quick.yaml", ["render.size=32", "render.cache_dir=null"])
+    torch.manual_seed(0)
+    model = build_model(recipe.model, num_views=3, in_channels=3)
+    labels = ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
+    meta = CheckpointMeta.for_recipe(recipe, labels, [[f"a {label} face"] for label in labels], 3, 3, 1, {"val_accuracy": 0.5}, [])
+    return (save_checkpoint(folder / "fuzzed-model", model, meta) / META_FILE).read_bytes()
+
+
+def _read_checkpoint(path: Path) -> object:
+    return Predictor.from_checkpoint(path.parent)
 
 
 TARGETS: dict[str, Target] = {
     target.name: target
     for target in (
-        Target("ply", ".ply", _trimesh_bytes("ply"), load_mesh),
-        Target("obj", ".obj", _trimesh_bytes("obj"), load_mesh),
-        Target("wrl", ".wrl", _wrl, read_wrl),
-        Target("bnt", ".bnt", _bnt, read_bnt),
-        Target("lm3", ".lm3", _lm3, read_lm3),
-        Target("bnd", ".bnd", _bnd, read_bnd),
-        Target("manifest", ".csv", _manifest, _read_manifest),
-        Target("recipe", ".yaml", _recipe, load_recipe),
+        Target("ply", "input.ply", _trimesh_bytes("ply"), load_mesh),
+        Target("obj", "input.obj", _trimesh_bytes("obj"), load_mesh),
+        Target("wrl", "input.wrl", _wrl, read_wrl),
+        Target("bnt", "input.bnt", _bnt, read_bnt),
+        Target("lm3", "input.lm3", _lm3, read_lm3),
+        Target("bnd", "input.bnd", _bnd, read_bnd),
+        Target("manifest", "input.csv", _manifest, _read_manifest),
+        Target("recipe", "input.yaml", _recipe, load_recipe),
+        Target("upload-zip", "upload.zip", _upload(".zip"), _read_upload),
+        Target("upload-off", "upload.off", _upload(".off"), _read_upload),
+        Target("upload-glb", "upload.glb", _upload(".glb"), _read_upload),
+        Target("checkpoint", f"fuzzed-model/{META_FILE}", _checkpoint, _read_checkpoint),
     )
 }
 
@@ -145,8 +199,9 @@ class FuzzFailure(AssertionError):
 def run_one(target: Target, folder: Path, data: bytes) -> str:
     """``""`` if the input was read, else the affectkit error's message; raises
     :class:`FuzzFailure` for anything else."""
-    path = folder / f"input{target.suffix}"
+    path = folder / target.file
     path.write_bytes(data)
+    named = Path(target.file).parts[0]
     tracemalloc.start()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
@@ -155,7 +210,7 @@ def run_one(target: Target, folder: Path, data: bytes) -> str:
             message = ""
         except AffectkitError as exc:
             message = str(exc)
-            if path.name not in message:
+            if named not in message:
                 raise FuzzFailure(f"{target.name}: the error does not name the file: {exc}") from exc
         except Exception as exc:
             raise FuzzFailure(f"{target.name}: unhandled {type(exc).__name__}: {exc}") from exc
@@ -175,7 +230,7 @@ def seeded_folder(target: Target) -> tuple[Path, bytes]:
     seed is read once untraced, so that modules a reader imports lazily count for nothing."""
     folder = Path(tempfile.mkdtemp(prefix=f"affectkit-fuzz-{target.name}-"))
     seed = target.seed(folder)
-    path = folder / f"input{target.suffix}"
+    path = folder / target.file
     path.write_bytes(seed)
     target.read(path)
     return folder, seed

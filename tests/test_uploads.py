@@ -145,3 +145,45 @@ def test_copies_of_one_triangle_are_dropped_and_faces_are_capped():
     assert mesh.faces.tolist() == [[0, 1, 2], [1, 3, 2]]
     with pytest.raises(UploadError, match=r"dup.ply: the header declares 20,001 faces; the limit is 10 \(max_faces\)"):
         read_upload("dup.ply", data, UploadLimits(max_faces=10))
+
+
+def glb_of(mesh_bytes: bytes) -> bytes:
+    """``mesh_bytes`` (a PLY) converted to a binary glTF by trimesh."""
+    import trimesh
+
+    return trimesh.load(io.BytesIO(mesh_bytes), file_type="ply", process=False).export(file_type="glb")
+
+
+def test_a_glb_chunk_claiming_more_than_the_file_is_refused_before_allocating(face_ply):
+    """A 4-byte edit made trimesh allocate a gigabyte for a chunk the file does not hold
+    (found by ``make fuzz``); the chunks are checked against the file first."""
+    import struct
+    import tracemalloc
+
+    glb = bytearray(glb_of(face_ply))
+    assert read_upload("face.glb", bytes(glb), LIMITS).vertices.shape[1] == 3
+    json_length = struct.unpack_from("<I", glb, 12)[0]
+    struct.pack_into("<I", glb, 20 + json_length, 1_000_000_000)  # the binary chunk's length
+    tracemalloc.start()
+    try:
+        with pytest.raises(UploadError, match=r"face.glb: damaged GLB: the chunk at byte \d+ declares 1,000,000,000 bytes"):
+            read_upload("face.glb", bytes(glb), LIMITS)
+        assert tracemalloc.get_traced_memory()[1] < 64 * 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_gltf_naming_a_server_file_is_refused(face_ply, tmp_path):
+    """A glTF buffer whose ``uri`` is a path would make the reader open a file on the server."""
+    import json
+    import struct
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\0" * 4096)
+    glb = glb_of(face_ply)
+    json_length = struct.unpack_from("<I", glb, 12)[0]
+    document = json.loads(glb[20 : 20 + json_length])
+    document["buffers"][0]["uri"] = str(secret)
+    gltf = json.dumps(document).encode()
+    with pytest.raises(UploadError, match=r"face.gltf: its buffers refer to another file \('/.*secret.bin'\); upload a self-contained GLB"):
+        read_upload("face.gltf", gltf, LIMITS)
