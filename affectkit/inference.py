@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from affectkit.cameras import parse_views
+from affectkit.cameras import View, parse_views
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
 from affectkit.errors import AffectkitError, MeshError
 from affectkit.interfaces import RenderedViews
@@ -70,15 +70,57 @@ def load_input(path: str | Path) -> Mesh | MeshSequence:
 MIN_COVERAGE = 0.01
 
 
-def check_visible(rendered: RenderedViews, source: str) -> None:
-    """Refuse to predict from views that show (nearly) nothing: a mesh collapsed to a point,
-    one vertex far out (the face shrinks to a dot), a scale far from a face's. The model
-    would still answer, confidently and meaninglessly."""
+def depth_curvature(rendered: RenderedViews, view: int) -> torch.Tensor:
+    """``[B]``: whether view ``view`` sees a dome (> 0) or a bowl (< 0).
+
+    The covered pixels' depth is fitted with a quadratic in the image coordinates (both in
+    [-1, 1]); the sum of its ``x²`` and ``y²`` coefficients is half its Laplacian. A face
+    seen from the front is a dome: nose and cheeks nearer than the edge (+1.0 to +2.2 on
+    unseen facekit and procedural faces, ``benchmarks/input_checks.py``); a face shell
+    seen from behind is a bowl. It needs no face detector and no assumption about the
+    mesh's triangle winding, which scanners do not agree on.
+    """
+    size = rendered.depth.shape[-1]
+    steps = (torch.arange(size, dtype=torch.float32, device=rendered.depth.device) + 0.5) / size * 2 - 1
+    ys, xs = torch.meshgrid(-steps, steps, indexing="ij")
+    curvatures = []
+    for depth, mask in zip(rendered.depth[:, view, 0].float(), rendered.mask[:, view, 0] > 0.5, strict=True):
+        x, y, d = xs[mask], ys[mask], depth[mask]
+        if len(d) < 6:
+            curvatures.append(torch.zeros((), device=d.device))
+            continue
+        basis = torch.stack([torch.ones_like(x), x, y, x * x, y * y, x * y], dim=1)
+        fit = torch.linalg.lstsq(basis.cpu(), d.cpu()[:, None]).solution[:, 0]
+        curvatures.append(fit[3] + fit[4])
+    return torch.stack(curvatures)
+
+
+def frontal_view(views: Sequence[View]) -> int:
+    """The index of the view that looks most nearly along the face's nose."""
+    return min(range(len(views)), key=lambda v: abs(views[v].yaw) + abs(views[v].pitch))
+
+
+def check_visible(rendered: RenderedViews, views: Sequence[View], source: str) -> None:
+    """Refuse to predict from views that show (nearly) nothing, or the back of a face. The
+    model would still answer, confidently and meaninglessly.
+
+    Blank: a mesh collapsed to a point, one vertex far out (the face shrinks to a dot), a
+    scale far from a face's. Turned away: the most frontal view sees a bowl where a face
+    is a dome (:func:`depth_curvature`)."""
     coverage = float(rendered.mask.flatten(2).mean(-1).max())
     if coverage < MIN_COVERAGE:
         raise MeshError(
             f"{source}: renders blank (the surface covers {coverage:.2%} of the best view, less than {MIN_COVERAGE:.0%}); "
             "is it collapsed to a point, scaled far from a face's size, or one vertex far from the rest? No prediction made"
+        )
+    frontal = frontal_view(views)
+    away = int((depth_curvature(rendered, frontal) < 0).sum())
+    if away:
+        which = "" if len(rendered.depth) == 1 else f" in {away} of {len(rendered.depth)} frames"
+        raise MeshError(
+            f"{source}: faces away from the cameras{which}: the {views[frontal].name or 'most frontal'} view sees a hollow "
+            "surface, as the back of a face shell is. affectkit's cameras look along -z at a face whose nose points to +z: "
+            "turn the mesh to face +z. No prediction made"
         )
 
 
@@ -157,7 +199,7 @@ class Predictor:
         t0 = time.perf_counter()
         frames = frames_of(item, self.inputs.frames, self.inputs.frame_sampler)
         rendered = self.cache.render(frames)
-        check_visible(rendered, item.source or "<in-memory mesh>")
+        check_visible(rendered, self.views, item.source or "<in-memory mesh>")
         views = rendered.stack(self.inputs.maps).unsqueeze(0)  # [1, T, V, C, H, W]
         t1 = time.perf_counter()
         joint, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings)

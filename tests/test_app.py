@@ -14,6 +14,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from affectkit_apps.settings import CONFIG_ENV, AppConfig, format_class_prompts, generated_face, parse_class_prompts
@@ -23,7 +24,7 @@ from affectkit.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.errors import AffectkitError
 from affectkit.factory import build_model
 from affectkit.inference import Predictor
-from affectkit.mesh import save_mesh
+from affectkit.mesh import Mesh, save_mesh
 from affectkit.recipe import load_recipe
 
 ROOT = Path(__file__).parent.parent
@@ -147,7 +148,16 @@ BAD_UPLOADS = {
     "corrupt mesh": ("face.ply", b"ply\nformat ascii 1.0\nelement vertex 3\nend_header\n1 2", "face.ply: "),
     "huge header": ("face.ply", b"ply\nformat binary_little_endian 1.0\nelement vertex 4000000000\nend_header\n", "declares 4,000,000,000 vertices"),
     "zip with ..": ("seq.zip", None, "zip entry '../evil.ply' has an absolute or '..' path"),
+    "blank render": ("dot.ply", "point", "dot.ply: renders blank"),
+    "turned away": ("back.ply", "turned", "back.ply: faces away from the cameras"),
 }
+
+
+def face_bytes(kind: str, folder: Path) -> bytes:
+    """A facekit face collapsed to a point, or turned 180° about the vertical axis."""
+    face = generated_face(None, "facekit", 1, "happiness", 4, False)
+    vertices = np.ones_like(face.vertices) if kind == "point" else face.vertices * [-1.0, 1.0, -1.0]
+    return save_mesh(Mesh(vertices, face.faces), folder / "face.ply").read_bytes()
 
 
 @pytest.mark.parametrize("name,data,message", BAD_UPLOADS.values(), ids=BAD_UPLOADS.keys())
@@ -157,6 +167,8 @@ def test_bad_uploads_show_a_clear_message_and_the_app_keeps_running(app, predict
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("../evil.ply", b"ply")
         data = buffer.getvalue()
+    elif isinstance(data, str):
+        data = face_bytes(data, tmp_path)
     at = app.run()
     at.sidebar.radio(key="source").set_value("Upload a 4D sequence (zip)" if name.endswith(".zip") else "Upload a mesh")
     at.run()

@@ -241,3 +241,30 @@ def test_meshes_that_render_blank_get_no_label(tmp_path, happy_scan):
     records = predictions(result.stdout)
     assert result.returncode == 1 and "4 of 5 inputs could not be predicted" in result.stderr
     assert [("renders blank" in r.get("error", ""), "label" in r) for r in records] == [(True, False)] * 4 + [(False, True)]
+
+
+def test_a_face_turned_away_from_the_cameras_gets_no_label(tmp_path, happy_scan):
+    """The back of a face shell renders like a face (both sides are shaded), so the model
+    would answer; the frontal view's depth shows a bowl instead of a dome, and no label is
+    given. A face turned 90° (a profile) is still predicted."""
+    import math
+
+    from affectkit.errors import MeshError
+    from affectkit.inference import Predictor
+    from affectkit.mesh import Mesh, save_mesh
+
+    face = load_mesh(happy_scan)
+
+    def turned(degrees: float) -> Mesh:
+        a = math.radians(degrees)
+        rotation = np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
+        return Mesh(face.vertices @ rotation.T, face.faces, colors=face.colors, source=f"turned-{degrees}.ply")
+
+    paths = [str(save_mesh(turned(degrees), tmp_path / f"turned-{degrees}.ply")) for degrees in (180, 90)]
+    result = subprocess.run(command("predict", *paths, "--json"), capture_output=True, text=True, cwd=ROOT)
+    records = predictions(result.stdout)
+    assert result.returncode == 1 and "1 of 2 inputs could not be predicted" in result.stderr
+    assert "turned-180.ply: faces away from the cameras: the front view sees a hollow surface" in records[0]["error"]
+    assert "label" not in records[0] and "label" in records[1]
+    with pytest.raises(MeshError, match="faces away from the cameras"):
+        Predictor.from_pretrained().predict(turned(180))
