@@ -8,11 +8,13 @@ import os
 import socket
 
 from affectkit.errors import AffectkitError
+from affectkit.ray_reaper import start_reaper
 from affectkit.recipe import Recipe
 
 
 def connect_ray(recipe: Recipe) -> None:
-    """Join ``scaling.address`` / ``RAY_ADDRESS``, or start a local Ray instance.
+    """Join ``scaling.address`` / ``RAY_ADDRESS``, or start a local Ray instance (stopped
+    with this process, however it ends: :mod:`affectkit.ray_reaper`).
 
     Without an address, Ray itself would join whichever cluster the last ``ray start`` on
     this machine recorded (``/tmp/ray/ray_current_cluster``), even one stopped or left by
@@ -41,6 +43,7 @@ def connect_ray(recipe: Recipe) -> None:
             log_to_driver=True,
             runtime_env={"worker_process_setup_hook": setup_local_worker, "env_vars": LOCAL_INSTANCE_ENV},
         )
+        start_reaper()  # the instance is ours: nothing of it outlives this process by more than seconds
 
 
 def refuse_unreachable(address: str, source: str) -> None:
