@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from affectkit.errors import CheckpointError
+from affectkit.errors import CheckpointError, PluginError
 from affectkit.factory import build_model
 from affectkit.inference_config import InferenceConfig
 from affectkit.model import AffectVLM
@@ -272,7 +272,10 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", t
     meta, document = read_meta(directory, trust_unverified)
     features = _stored_text_features(directory, document)
     text_dim = None if features is None else features.shape[1]
-    model = build_model(meta.inference.architecture, meta.num_views, meta.in_channels, len(meta.labels), text_dim=text_dim, weights_follow=True)
+    try:
+        model = build_model(meta.inference.architecture, meta.num_views, meta.in_channels, len(meta.labels), text_dim=text_dim, weights_follow=True)
+    except PluginError as exc:  # an edited component name or option, or a plugin not installed here
+        raise CheckpointError(f"{directory / META_FILE}: the model it describes cannot be built: {exc}") from None
     load_weights(model, directory, document)
     if features is not None:
         model.remember_text_features(document["text_features"], features)

@@ -150,10 +150,11 @@ def read_standard_mesh(path: Path) -> Mesh:
             # an OBJ's material groups are parts of one scan (merged); a glTF scene's meshes may be anything
             scene = Path(path).suffix.lower() in (".glb", ".gltf")
             loaded = trimesh.load(str(path), process=False, force=None if scene else "mesh")
+            # a scene's meshes are copied out with their materials: PIL decodes textures then
+            meshes = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh)] if isinstance(loaded, trimesh.Scene) and loaded.geometry else []
         except Exception as exc:  # trimesh raises many types for bad files
             raise MeshError(f"{path}: cannot read mesh: {str(exc)[:300]}") from None
         if isinstance(loaded, trimesh.Scene):  # one face mesh, never a silent merge
-            meshes = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh)] if loaded.geometry else []
             if len(meshes) > 1:
                 raise MeshError(f"{path}: the scene holds {len(meshes)} meshes; affectkit reads one face: export the face alone, or merge them first")
             loaded = meshes[0] if meshes else None
@@ -169,7 +170,10 @@ def read_standard_mesh(path: Path) -> Mesh:
             if image is not None and image.width * image.height > MAX_TEXTURE_PIXELS:  # read from the header, before decoding
                 raise MeshError(f"{path}: a {image.width}x{image.height} texture; affectkit reads textures of at most {MAX_TEXTURE_PIXELS:,} pixels")
             if image is not None:
-                uv, texture = np.asarray(visual.uv), np.array(image.convert("RGB"))  # writable for torch
+                try:
+                    uv, texture = np.asarray(visual.uv), np.array(image.convert("RGB"))  # writable for torch
+                except Exception as exc:  # PIL decodes lazily, here: OSError, SyntaxError, ValueError, ...
+                    raise MeshError(f"{path}: its texture image cannot be decoded ({str(exc)[:200]})") from None
     return Mesh(
         vertices=np.asarray(loaded.vertices),
         faces=np.asarray(loaded.faces),

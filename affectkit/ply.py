@@ -74,9 +74,10 @@ def _layout(header: list[str]) -> tuple[str, int, list[tuple[str, str]], int, tu
     if fmt is None or [e[0] for e in elements] != ["vertex", "face"]:
         return None
     (_, vertex_count, vertex_props), (_, face_count, face_props) = elements
-    scalar = all(len(p) == 2 and p[0] in TYPES for p in vertex_props)
-    names = [p[-1] for p in vertex_props]
-    if not scalar or not {"x", "y", "z"} <= set(names) or len(set(names)) != len(names):
+    if not all(len(p) == 2 and p[0] in TYPES for p in vertex_props):
+        return None  # lists, unknown types, a property line cut short: trimesh's reader decides
+    names = [p[1] for p in vertex_props]
+    if not {"x", "y", "z"} <= set(names) or len(set(names)) != len(names):
         return None
     if any(TYPES[kind] != "u1" for kind, name in (tuple(p) for p in vertex_props) if name in ("red", "green", "blue")):
         return None  # colours as floats or wider integers: trimesh scales them

@@ -158,3 +158,11 @@ def test_nan_weights_are_refused_with_the_tensor_named(tmp_path):
     (copy / "checkpoint.json").write_text(json.dumps(document))
     with pytest.raises(CheckpointError, match="NaN or infinite weights in logit_scale"):
         load_checkpoint(copy)
+
+
+def test_a_checkpoint_naming_an_unknown_component_is_refused_naming_the_file(tmp_path):
+    """An edited encoder name or option (or a plugin not installed here): the error names
+    the checkpoint's file, not just the component (found by ``make fuzz``)."""
+    copy = copy_with(tmp_path, lambda d: d["recipe"]["model"]["image_encoder"]["options"].update(model="resnet10x"))
+    with pytest.raises(CheckpointError, match=r"checkpoint.json: .*unknown timm model 'resnet10x'"):
+        load_checkpoint(copy)

@@ -142,3 +142,13 @@ def test_a_gltf_scene_of_several_meshes_is_refused_and_textures_are_capped(tmp_p
     monkeypatch.setattr(mesh_module, "MAX_TEXTURE_PIXELS", 100)
     with pytest.raises(MeshError, match="a 64x64 texture; affectkit reads textures of at most 100 pixels"):
         load_mesh(tmp_path / "textured.glb")
+
+
+def test_a_ply_property_line_cut_short_is_a_mesh_error(tmp_path):
+    """``property`` with no type or name made the fast PLY reader index an empty list
+    (found by ``make fuzz``); such layouts go to trimesh, which refuses them."""
+    path = tmp_path / "cut.ply"
+    path.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty \nelement face 1\n"
+                     b"property list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")  # fmt: skip
+    with pytest.raises(MeshError, match="cut.ply"):
+        load_mesh(path)
