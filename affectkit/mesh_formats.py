@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from affectkit.errors import MeshError
 from affectkit.mesh import Mesh, read_standard_mesh
 from affectkit.ply import read_simple_ply
@@ -25,8 +27,21 @@ def mesh_format(suffix: str) -> MeshFormat:
 
 
 def load_mesh(path: str | Path) -> Mesh:
-    """Read a mesh file; polygons are triangulated, bad files raise :class:`MeshError`."""
-    path = Path(path)
+    """Read a mesh file; polygons are triangulated, repeated triangles dropped, bad files
+    raise :class:`MeshError`."""
+    return without_repeated_faces(_read(Path(path)))
+
+
+def without_repeated_faces(mesh: Mesh) -> Mesh:
+    """``mesh`` with each triangle once: copies add render cost and nothing else (a 260 KB
+    PLY of 20,000 copies of one face took 20 to 40 s to render)."""
+    _, first = np.unique(mesh.faces, axis=0, return_index=True)
+    if len(first) < len(mesh.faces):
+        mesh.faces = mesh.faces[np.sort(first)]
+    return mesh
+
+
+def _read(path: Path) -> Mesh:
     suffix = path.suffix.lower()
     if suffix in STANDARD_MESH_SUFFIXES:
         reader = read_standard_mesh

@@ -17,7 +17,6 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from affectkit.errors import AffectkitError, MeshError, shorten
@@ -81,9 +80,6 @@ def _read_mesh(name: str, data: bytes, limits: UploadLimits, folder: Path) -> Me
         raise UploadError(str(exc).replace(str(path), name)) from None
     if len(mesh.vertices) > limits.max_vertices:
         raise UploadError(f"{name}: {len(mesh.vertices):,} vertices; the limit is {limits.max_vertices:,} (max_vertices)")
-    _, first = np.unique(mesh.faces, axis=0, return_index=True)
-    if len(first) < len(mesh.faces):  # copies of one triangle add render cost and nothing else
-        mesh.faces = mesh.faces[np.sort(first)]
     if len(mesh.faces) > limits.max_faces:
         raise UploadError(f"{name}: {len(mesh.faces):,} faces; the limit is {limits.max_faces:,} (max_faces)")
     mesh.source = name
