@@ -166,3 +166,19 @@ def test_a_checkpoint_naming_an_unknown_component_is_refused_naming_the_file(tmp
     copy = copy_with(tmp_path, lambda d: d["recipe"]["model"]["image_encoder"]["options"].update(model="resnet10x"))
     with pytest.raises(CheckpointError, match=r"checkpoint.json: .*unknown timm model 'resnet10x'"):
         load_checkpoint(copy)
+
+
+def test_no_path_inside_a_checkpoint_decides_where_affectkit_writes(tmp_path):
+    """A ``checkpoint.json`` whose recipe names a render cache and an output folder: eval
+    reads only the inference config, so nothing is written where the file says."""
+    from affectkit.evaluation import evaluate_checkpoint
+    from affectkit.pipeline import parse_dataset_spec
+
+    steered = tmp_path / "written-by-the-checkpoint"
+
+    def steer(document):
+        document["recipe"]["render"]["cache_dir"] = str(steered / "cache")
+        document["recipe"]["output"]["dir"] = str(steered / "runs")
+
+    evaluate_checkpoint(copy_with(tmp_path, steer), parse_dataset_spec("facekit:subjects=1,intensities=[4],include_neutral=false,seed=11"))
+    assert not steered.exists()
