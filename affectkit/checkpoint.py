@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from affectkit.errors import CheckpointError, PluginError
+from affectkit.errors import CheckpointError, PluginError, one_line
 from affectkit.factory import build_model
 from affectkit.inference_config import InferenceConfig
 from affectkit.model import AffectVLM
@@ -208,8 +208,10 @@ def read_meta(directory: Path, trust_unverified: bool = False) -> tuple[Checkpoi
             history=list(document.get("history", [])),
             provenance=dict(document.get("provenance") or {}),
         )
+    except ValidationError as exc:
+        raise CheckpointError(f"{meta_path}: damaged checkpoint metadata: {one_line(exc)}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{meta_path}: damaged checkpoint metadata ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{meta_path}: damaged checkpoint metadata ({type(exc).__name__}: {str(exc)[:300]})") from None
     digests = document.get("sha256")
     if not isinstance(digests, dict) or MODEL_FILE not in digests:
         if not trust_unverified:

@@ -8,7 +8,10 @@ or plugin and says what is allowed. The CLI prints them without a traceback.
 from __future__ import annotations
 
 import reprlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class AffectkitError(Exception):
@@ -42,3 +45,14 @@ def shorten(value: Any, limit: int = 200) -> str:
     short.maxstring, short.maxother, short.maxlong, short.maxlist, short.maxdict, short.maxlevel = limit, limit, limit, 10, 10, 3
     text = short.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line(exc: ValidationError, top: str = "<top level>") -> str:
+    """A pydantic error as ``where: what (got value)``, one per problem on one line, each
+    value shortened: pydantic's own message spans lines and echoes inputs whole."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or top
+        got = "" if err["type"] == "missing" or not err["loc"] else f" (got {shorten(err['input'])})"  # not the whole document
+        problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}{got}")
+    return "; ".join(problems)

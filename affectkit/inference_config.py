@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from affectkit.environment import installed_versions
-from affectkit.recipe import ComponentRef, ModelConfig, Recipe, Section
+from affectkit.recipe import ComponentRef, ModelConfig, Recipe, Section, ViewList
 
 #: Bump when a saved inference config changes meaning (not when keys are added).
 CONFIG_VERSION = 1
@@ -29,7 +29,7 @@ class InputConfig(Section):
     """How a scan or sequence becomes the model's input: rendered views, stacked maps, frames."""
 
     renderer: ComponentRef = ComponentRef(name="torch")
-    views: list[str | float] = Field(default_factory=lambda: ["front", "left", "right"])
+    views: ViewList = Field(default_factory=lambda: ["front", "left", "right"])
     size: int = Field(224, ge=16, le=1024)
     maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(default_factory=lambda: ["rgb"])
     frames: int = 1

@@ -142,9 +142,10 @@ def read_standard_mesh(path: Path) -> Mesh:
     if Path(path).suffix.lower() in (".glb", ".gltf"):
         read_gltf_document(Path(path))
     # trimesh scales colours before clipping them to 0..255, so a huge colour overflows on
-    # the way to 255: no warning for that. Coordinates beyond float32 are named by Mesh.
+    # the way to 255, and a damaged GLB's NaNs are cast to indices: no warning for either,
+    # the Mesh built below names coordinates beyond float32 and indices out of range.
     # PIL's decompression-bomb warning becomes the error it is meant to be.
-    with np.errstate(over="ignore"), warnings.catch_warnings():
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
         try:
             # an OBJ's material groups are parts of one scan (merged); a glTF scene's meshes may be anything

@@ -98,12 +98,28 @@ def expand_cache_dir(path: Path | None) -> Path | None:
 MAX_VIEWS = 32
 
 
+def known_views(views: list[str | float]) -> list[str | float]:
+    """Views :func:`affectkit.cameras.parse_views` accepts, checked when a recipe or a
+    checkpoint's config is read rather than when rendering starts."""
+    from affectkit.cameras import parse_views
+
+    try:
+        parse_views(views)
+    except AffectkitError as exc:
+        raise ValueError(str(exc)) from None
+    return views
+
+
+#: view names, yaws or ``yaw:pitch[:roll]`` specs, at least one and at most MAX_VIEWS
+ViewList = Annotated[list[str | float], Field(min_length=1, max_length=MAX_VIEWS), AfterValidator(known_views)]
+
+
 class RenderConfig(Section):
     """How each scan becomes images: renderer, views, size and maps."""
 
     renderer: ComponentRef = Field(ComponentRef(name="torch"), description="`torch` (CPU and CUDA), `kaolin` (CUDA, where Kaolin imports) or `auto`")
-    views: list[str | float] = Field(
-        default_factory=lambda: ["front", "left", "right"], min_length=1, max_length=MAX_VIEWS, description="view names (front, left, right, up, down), yaws in degrees, or yaw:pitch[:roll]"
+    views: ViewList = Field(
+        default_factory=lambda: ["front", "left", "right"], description="view names (front, left, right, up, down), yaws in degrees, or yaw:pitch[:roll]"
     )
     size: int = Field(224, ge=16, le=1024, description="image width and height in pixels")
     maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(
@@ -115,17 +131,6 @@ class RenderConfig(Section):
         description=f"where rendered views are kept between runs; {CACHE_ENV} is that environment variable, else the user cache folder "
         "(~/.cache/affectkit on Linux); null renders every time",
     )
-
-    @field_validator("views")
-    @classmethod
-    def _known_views(cls, views: list[str | float]) -> list[str | float]:
-        from affectkit.cameras import parse_views
-
-        try:
-            parse_views(views)
-        except AffectkitError as exc:
-            raise ValueError(str(exc)) from None
-        return views
 
 
 class PromptsConfig(Section):

@@ -22,7 +22,7 @@ import pluggy
 from pydantic import ValidationError
 
 from affectkit import hookspecs
-from affectkit.errors import PluginError, shorten
+from affectkit.errors import PluginError, one_line
 from affectkit.interfaces import (
     Dataset,
     ImageEncoder,
@@ -216,11 +216,7 @@ class Registry:
             return info.cls.Options.model_validate(dict(options or {}))
         except ValidationError as exc:
             fields = ", ".join(info.cls.Options.model_fields) or "none"
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '<options>'}: {err['msg'].removeprefix('Value error, ')}"
-                + (f" (got {shorten(err['input'])})" if err["type"] != "missing" else "")
-                for err in exc.errors()
-            )
+            problems = one_line(exc, top="<options>")
             prefix = f"{where}: " if where else ""
             raise PluginError(f"{prefix}invalid options for {kind} {name!r}: {problems}; allowed fields: {fields}") from None
 

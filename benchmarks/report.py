@@ -202,6 +202,24 @@ def default_model_table(r: dict[str, Any]) -> str:
     return table(["evaluated on", "scans", "accuracy", "macro-F1"], rows) + "\n\nChance is 16.7%."
 
 
+def input_checks_table(r: dict[str, Any]) -> str:
+    rows = [
+        [name, x["scans"], f"**{x['refused']}**", f"{x['frontal_view_curvature']['min']:+.2f} to {x['frontal_view_curvature']['max']:+.2f}"]
+        for name, x in r["results"].items()
+    ]
+    return table(["scans of people never trained on", "scans", "refused", "frontal view's depth curvature"], rows) + f"\n\nExpected: {r['expected']}."
+
+
+def probe_table(r: dict[str, Any]) -> str:
+    def message(text: str) -> str:
+        text = text.removeprefix("error: ").replace("|", "\\|").replace("`", "'")
+        return f"`{text[:110]}{'...' if len(text) > 110 else ''}`"
+
+    rows = [[name, x["exit"], "yes" if x["traceback"] else "no", x["labels"], message(x["message"])] for name, x in r["results"].items()]
+    summary = f"\n\n{r['cases']} cases: **{r['passed']} passed**, {r['tracebacks']} tracebacks, {r['labels_given']} labels given."
+    return table(["case", "exit", "traceback", "labels", "the message (start)"], rows) + summary
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "startup": startup_table,
     "default_model": default_model_table,
@@ -214,6 +232,8 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "scaling": scaling_table,
     "run_all": run_all_table,
     "fuzz": fuzz_table,
+    "input_checks": input_checks_table,
+    "probe": probe_table,
     "transfer": transfer_table,
     "ablations": ablations_table,
 }
