@@ -95,6 +95,12 @@ def cases(folder: Path) -> dict[str, list[str]]:
     (folder / "empty").mkdir()
     not_a_folder = write_bytes(folder, "notes.txt", b"a file, not a folder")
     predict = ["predict", "--json"]
+    good = write_mesh(folder, "good.ply", v, f)
+
+    def with_model(name: str, edit: Callable[[Path, dict], None]) -> list[str]:
+        """Predict a good scan with a tampered copy of the shipped model."""
+        return [*predict, "--model", tampered_model(folder, name, edit), good]
+
     return {
         "mesh: every vertex at one point": [*predict, write_mesh(folder, "point.ply", np.ones_like(v), f)],
         "mesh: one vertex at 1e30": [*predict, write_mesh(folder, "outlier.ply", outlier, f)],
@@ -107,12 +113,13 @@ def cases(folder: Path) -> dict[str, list[str]]:
         "mesh: glTF scene of two meshes": [*predict, write_bytes(folder, "scene.glb", two_meshes)],
         "mesh: a folder of no frames": [*predict, str(folder / "empty")],
         "mesh: no such file": [*predict, str(folder / "missing.ply")],
-        "model: digests deleted": [*predict, "--model", tampered_model(folder, "nodigest", lambda c, d: d.pop("sha256")), write_mesh(folder, "ok1.ply", v, f)],
-        "model: NaN weights": [*predict, "--model", tampered_model(folder, "nan", nan_weights), write_mesh(folder, "ok2.ply", v, f)],
-        "model: labels and prompts disagree": [*predict, "--model", tampered_model(folder, "labels", lambda c, d: d["inference"]["labels"].append("contempt")), write_mesh(folder, "ok3.ply", v, f)],
-        "model: embed_dim 10^8": [*predict, "--model", tampered_model(folder, "dim", lambda c, d: d["inference"]["architecture"].update(embed_dim=10**8)), write_mesh(folder, "ok4.ply", v, f)],
-        "model: weights truncated": [*predict, "--model", tampered_model(folder, "cut", lambda c, d: (c / "model.safetensors").write_bytes((c / "model.safetensors").read_bytes()[:1000])), write_mesh(folder, "ok5.ply", v, f)],
-        "model: unknown encoder name": [*predict, "--model", tampered_model(folder, "enc", lambda c, d: d["inference"]["architecture"]["image_encoder"]["options"].update(model="resnet10x")), write_mesh(folder, "ok6.ply", v, f)],
+        "model: digests deleted": with_model("nodigest", lambda c, d: d.pop("sha256")),
+        "model: NaN weights": with_model("nan", nan_weights),
+        "model: labels and prompts disagree": with_model("labels", lambda c, d: d["inference"]["labels"].append("contempt")),
+        "model: embed_dim 10^8": with_model("dim", lambda c, d: d["inference"]["architecture"].update(embed_dim=10**8)),
+        "model: weights truncated": with_model("cut", lambda c, d: (c / "model.safetensors").write_bytes((c / "model.safetensors").read_bytes()[:1000])),
+        "model: unknown encoder name": with_model("enc", lambda c, d: d["inference"]["architecture"]["image_encoder"]["options"].update(model="resnet10x")),
+        "model: unknown view": with_model("view", lambda c, d: d["inference"]["input"].update(views=["front", "sideways", "right"])),
         "recipe: YAML alias bomb": ["recipe", "validate", write_bytes(folder, "bomb.yaml", alias_bomb().encode())],
         "recipe: 5,000 nested brackets": ["recipe", "validate", write_bytes(folder, "deep.yaml", deep.encode())],
         "recipe: a folder": ["recipe", "validate", str(folder)],
