@@ -32,6 +32,7 @@ from affectkit.factory import build_model
 from affectkit.inference_config import InferenceConfig
 from affectkit.model import AffectVLM
 from affectkit.recipe import Recipe
+from affectkit.registry import registry
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
@@ -275,9 +276,11 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", t
     features = _stored_text_features(directory, document)
     text_dim = None if features is None else features.shape[1]
     try:
+        renderer = meta.inference.input.renderer  # checked here rather than when the first scan renders
+        registry().options("renderer", renderer.name, renderer.options)
         model = build_model(meta.inference.architecture, meta.num_views, meta.in_channels, len(meta.labels), text_dim=text_dim, weights_follow=True)
     except PluginError as exc:  # an edited component name or option, or a plugin not installed here
-        raise CheckpointError(f"{directory / META_FILE}: the model it describes cannot be built: {exc}") from None
+        raise CheckpointError(f"{directory / META_FILE}: the model it describes cannot be set up: {exc}") from None
     load_weights(model, directory, document)
     if features is not None:
         model.remember_text_features(document["text_features"], features)

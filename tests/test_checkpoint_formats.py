@@ -161,12 +161,19 @@ def test_nan_weights_are_refused_with_the_tensor_named(tmp_path):
         load_checkpoint(copy)
 
 
-def test_a_checkpoint_naming_an_unknown_component_is_refused_naming_the_file(tmp_path):
-    """An edited encoder name or option (or a plugin not installed here): the error names
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["recipe"]["model"]["image_encoder"]["options"].update(model="resnet10x"), "unknown timm model 'resnet10x'"),
+        (lambda d: d["recipe"]["render"].update(renderer={"name": "tkrch"}), "unknown renderer 'tkrch'; registered: auto, torch"),
+    ],
+)
+def test_a_checkpoint_naming_an_unknown_component_is_refused_naming_the_file(tmp_path, edit, message):
+    """An edited component name or option (or a plugin not installed here): the error names
     the checkpoint's file, not just the component (found by ``make fuzz``)."""
-    copy = copy_with(tmp_path, lambda d: d["recipe"]["model"]["image_encoder"]["options"].update(model="resnet10x"))
-    with pytest.raises(CheckpointError, match=r"checkpoint.json: .*unknown timm model 'resnet10x'"):
-        load_checkpoint(copy)
+    with pytest.raises(CheckpointError, match=r"checkpoint.json: the model it describes cannot be set up: ") as caught:
+        load_checkpoint(copy_with(tmp_path, edit))
+    assert message in str(caught.value)
 
 
 def test_no_path_inside_a_checkpoint_decides_where_affectkit_writes(tmp_path):
