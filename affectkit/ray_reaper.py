@@ -47,7 +47,7 @@ def is_ray_process(process: psutil.Process) -> bool:
         command = process.cmdline()
     except (psutil.Error, OSError):
         return False
-    return bool(command) and (command[0].startswith("ray::") or any(f"{os.sep}ray{os.sep}" in part for part in command[:2]))
+    return bool(command) and (command[0].startswith("ray::") or any(f"{os.sep}ray{os.sep}" in part for part in command))
 
 
 def ray_descendants(pid: int) -> dict[tuple[int, float], psutil.Process]:
