@@ -58,7 +58,7 @@ benchmarks: install-test
 	$(PIP) -e ".[dev,app,bench]"
 	$(BIN)/python benchmarks/run_all.py
 
-# 10,000 fuzzed inputs for each reader of user files (about 15 minutes): benchmarks/results/fuzz.json
+# 10,000 fuzzed inputs for each reader of user files (about 10 minutes): benchmarks/results/fuzz.json
 # and the table in docs/reliability.md.
 fuzz: install-test
 	$(BIN)/python benchmarks/fuzz.py --inputs 10000 > benchmarks/results/fuzz.json.part

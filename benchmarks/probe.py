@@ -145,7 +145,7 @@ def main() -> None:
                 "exit": done.returncode,
                 "traceback": "Traceback" in done.stderr + done.stdout,
                 "labels": sum("label" in record for record in records),
-                "message": next((r["error"] for r in records if "error" in r), errors[0] if errors else "")[:300].replace(tmp, "$TMP"),
+                "message": next((r["error"] for r in records if "error" in r), errors[0] if errors else "")[:300].replace(tmp, "$TMP").replace(str(ROOT), "$REPO"),
             }
             result["passed"] = result["exit"] in (1, 2) and not result["traceback"] and not result["labels"] and bool(result["message"])
             results[name] = result
