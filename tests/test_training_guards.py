@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_runs import ROOT, command, plugin_distribution, run_ok
+from cli_runs import ROOT, command, plugin_distribution
 from safetensors.torch import load_file
 
 from affectkit.checkpoint import MODEL_FILE, read_meta
@@ -66,13 +66,23 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 TIMINGS = {"epoch_seconds", "train_samples_per_s", "peak_rss_mb"}
 
 
-def metrics_of(out: Path, seed: int) -> list[dict]:
-    run_ok("run", "recipes/quick.yaml", "--set", *SMALL, "train.epochs=2", f"seed={seed}", f"output.dir={out}", "render.cache_dir=null")
+def metrics_of(out: Path) -> list[dict]:
     (metrics,) = out.glob("quick/2*/metrics.jsonl")
     return [{k: v for k, v in json.loads(line).items() if k not in TIMINGS} for line in metrics.read_text().splitlines()]
 
 
 @pytest.mark.slow
 def test_the_same_seed_gives_identical_metrics_on_cpu(tmp_path):
-    first, second = metrics_of(tmp_path / "a", 3), metrics_of(tmp_path / "b", 3)
+    """Two runs at once (each its own Ray instance, sharing the CPUs): the same results."""
+    runs = [
+        subprocess.Popen(
+            command("run", "recipes/quick.yaml", "--set", *SMALL, "train.epochs=2", "seed=3", f"output.dir={tmp_path / name}", "render.cache_dir=null"),
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for name in ("a", "b")
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=900)
+        assert run.returncode == 0, err[-3000:]
+    first, second = metrics_of(tmp_path / "a"), metrics_of(tmp_path / "b")
     assert first == second and len(first) == 2 and first[-1]["train_loss"] > 0
