@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,20 @@ def crop(vertices: np.ndarray, triangles: np.ndarray, frame: CropFrame, extent: 
     return triangles[inside & (centres[:, 2] >= back)]
 
 
+def unique_rows(rows: np.ndarray, return_inverse: bool = False, return_counts: bool = False) -> Any:
+    """``np.unique(rows, axis=0, ...)`` for rows of small non-negative integers, the same
+    result (rows in lexicographic order) several times faster: each row becomes one int64
+    key that sorts as the row does, instead of a lexicographic sort of structured rows."""
+    span = rows.max(axis=0) + 1 if len(rows) else None
+    if span is None or float(np.prod(span.astype(np.float64))) >= 2**62:
+        return np.unique(rows, axis=0, return_inverse=return_inverse, return_counts=return_counts)
+    key = np.zeros(len(rows), dtype=np.int64)
+    for column in range(rows.shape[1]):
+        key = key * span[column] + rows[:, column]
+    _, first, *rest = np.unique(key, return_index=True, return_inverse=return_inverse, return_counts=return_counts)
+    return (rows[first], *rest) if rest else rows[first]
+
+
 def compact(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop the vertices no triangle uses."""
     used = np.unique(triangles)
@@ -114,7 +129,7 @@ def mean_edge(vertices: np.ndarray, triangles: np.ndarray) -> float:
 def subdivide(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split every triangle into four at its edge midpoints (the surface stays where it is)."""
     edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
-    unique, inverse = np.unique(edges, axis=0, return_inverse=True)
+    unique, inverse = unique_rows(edges, return_inverse=True)
     mid = len(vertices) + inverse.reshape(3, -1).T  # [F, 3]: midpoints of edges 01, 12, 20
     a, b, c = triangles.T
     ab, bc, ca = mid.T
@@ -125,14 +140,14 @@ def subdivide(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, 
 def cluster(vertices: np.ndarray, triangles: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
     """Vertex clustering on a grid of ``cell`` mm: the cheap decimation of scanner software."""
     keys = np.floor(vertices / cell).astype(np.int64)
-    _, label, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    _, label, counts = unique_rows(keys - keys.min(axis=0), return_inverse=True, return_counts=True)
     label = label.reshape(-1)
     merged = np.zeros((len(counts), 3))
     np.add.at(merged, label, vertices)
     merged /= counts[:, None]
     faces = label[triangles]
     keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 2] != faces[:, 0])
-    faces = np.unique(faces[keep], axis=0)
+    faces = unique_rows(faces[keep])
     return compact(merged, faces)
 
 
