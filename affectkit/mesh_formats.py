@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from affectkit.errors import MeshError
-from affectkit.mesh import Mesh, read_standard_mesh
+from affectkit.mesh import Mesh, read_standard_mesh, unique_rows
 from affectkit.ply import read_simple_ply
 from affectkit.registry import STANDARD_MESH_SUFFIXES, MeshFormat, registry
 
@@ -35,7 +35,7 @@ def load_mesh(path: str | Path) -> Mesh:
 def without_repeated_faces(mesh: Mesh) -> Mesh:
     """``mesh`` with each triangle once: copies add render cost and nothing else (a 260 KB
     PLY of 20,000 copies of one face took 20 to 40 s to render)."""
-    _, first = np.unique(mesh.faces, axis=0, return_index=True)
+    _, first = unique_rows(mesh.faces, return_index=True)
     if len(first) < len(mesh.faces):
         mesh.faces = mesh.faces[np.sort(first)]
     return mesh

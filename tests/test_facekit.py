@@ -336,16 +336,3 @@ def test_attribute_prompts_of_facekit_samples_describe_only_the_intensity():
             assert "  " not in prompt and prompt == prompt.strip()
             assert not {"woman", "man", "female", "male", "young", "older"} & set(prompt.split())
 
-
-def test_unique_rows_is_numpys_unique_over_rows():
-    """The fast path the scanner simulation uses gives np.unique(axis=0)'s rows, inverse
-    and counts exactly, so generated scans do not change with it."""
-    from affectkit_plugins.facekit.scan import unique_rows
-
-    rng = np.random.default_rng(0)
-    for rows in (rng.integers(0, 50, size=(2000, 3)), rng.integers(0, 3, size=(500, 2)), np.zeros((0, 3), dtype=np.int64)):
-        expected = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
-        got = unique_rows(rows, return_inverse=True, return_counts=True)
-        for a, b in zip(got, expected, strict=True):
-            assert np.array_equal(a, b.reshape(a.shape))
-        assert np.array_equal(unique_rows(rows), np.unique(rows, axis=0))

@@ -159,3 +159,18 @@ def test_copies_of_one_triangle_are_read_once(tmp_path):
     vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=float)
     path = save_mesh(Mesh(vertices, np.array([[0, 1, 2]] * 20000 + [[1, 3, 2]])), tmp_path / "copies.ply")
     assert load_mesh(path).faces.tolist() == [[0, 1, 2], [1, 3, 2]]
+
+
+def test_unique_rows_is_numpys_unique_over_rows():
+    """The fast path for triangles, edges and grid cells gives np.unique(axis=0)'s rows,
+    first indices, inverse and counts exactly (generated scans and deduplicated faces do
+    not change with it)."""
+    from affectkit.mesh import unique_rows
+
+    rng = np.random.default_rng(0)
+    for rows in (rng.integers(0, 50, size=(2000, 3)), rng.integers(0, 3, size=(500, 2)), np.zeros((0, 3), dtype=np.int64)):
+        expected = np.unique(rows, axis=0, return_index=True, return_inverse=True, return_counts=True)
+        got = unique_rows(rows, return_index=True, return_inverse=True, return_counts=True)
+        for a, b in zip(got, expected, strict=True):
+            assert np.array_equal(a, b.reshape(a.shape))
+        assert np.array_equal(unique_rows(rows), np.unique(rows, axis=0))

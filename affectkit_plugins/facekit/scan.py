@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from affectkit.mesh import unique_rows
 
 
 @dataclass(frozen=True)
@@ -97,20 +98,6 @@ def crop(vertices: np.ndarray, triangles: np.ndarray, frame: CropFrame, extent: 
     centres = vertices[triangles].mean(axis=1)
     inside = (np.abs(centres[:, 0] / half_width) ** roundness + np.abs((centres[:, 1] - centre_y) / half_height) ** roundness) <= 1.0
     return triangles[inside & (centres[:, 2] >= back)]
-
-
-def unique_rows(rows: np.ndarray, return_inverse: bool = False, return_counts: bool = False) -> Any:
-    """``np.unique(rows, axis=0, ...)`` for rows of small non-negative integers, the same
-    result (rows in lexicographic order) several times faster: each row becomes one int64
-    key that sorts as the row does, instead of a lexicographic sort of structured rows."""
-    span = rows.max(axis=0) + 1 if len(rows) else None
-    if span is None or float(np.prod(span.astype(np.float64))) >= 2**62:
-        return np.unique(rows, axis=0, return_inverse=return_inverse, return_counts=return_counts)
-    key = np.zeros(len(rows), dtype=np.int64)
-    for column in range(rows.shape[1]):
-        key = key * span[column] + rows[:, column]
-    _, first, *rest = np.unique(key, return_index=True, return_inverse=return_inverse, return_counts=return_counts)
-    return (rows[first], *rest) if rest else rows[first]
 
 
 def compact(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
