@@ -128,18 +128,24 @@ def read_gltf_document(path: Path) -> dict[str, Any]:
     chunk claims (a gigabyte from a 3 KB file) before it reads it, and reads chunks up to
     the end of the file, past the length the header declares.
     """
-    data = path.read_bytes()
-    if path.suffix.lower() == ".glb":
-        if len(data) < 20 or data[:4] != b"glTF":
-            raise MeshError(f"{path}: not a binary glTF file (it must start with 'glTF' and a 12-byte header)")
-        offset, chunks = 12, []
-        while offset + 8 <= len(data):
-            length = struct.unpack_from("<I", data, offset)[0]
-            if offset + 8 + length > len(data):
-                raise MeshError(f"{path}: damaged GLB: the chunk at byte {offset} declares {length:,} bytes, {len(data) - offset - 8:,} remain")
-            chunks.append(data[offset + 8 : offset + 8 + length])
-            offset += 8 + length
-        data = chunks[0] if chunks else b""
+    if path.suffix.lower() != ".glb":
+        data = path.read_bytes()
+    else:  # chunk headers only: the binary chunks (meshes, textures) are not read here
+        size = path.stat().st_size
+        with open(path, "rb") as file:
+            if size < 20 or file.read(4) != b"glTF":
+                raise MeshError(f"{path}: not a binary glTF file (it must start with 'glTF' and a 12-byte header)")
+            offset, data = 12, None
+            while offset + 8 <= size:
+                file.seek(offset)
+                length = struct.unpack("<I", file.read(4))[0]
+                if offset + 8 + length > size:
+                    raise MeshError(f"{path}: damaged GLB: the chunk at byte {offset} declares {length:,} bytes, {size - offset - 8:,} remain")
+                if data is None:  # the first chunk is the JSON document
+                    file.seek(offset + 8)
+                    data = file.read(length)
+                offset += 8 + length
+            data = data or b""
     try:
         document = json.loads(data)
     except (ValueError, RecursionError) as exc:
