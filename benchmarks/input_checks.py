@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 
-import numpy as np
+import torch
 
+from affectkit.cameras import View
 from affectkit.errors import MeshError
 from affectkit.inference import Predictor, check_visible, depth_curvature, frontal_view
 from affectkit.mesh import Mesh
@@ -27,9 +27,9 @@ from affectkit.registry import create
 
 
 def turned(mesh: Mesh, degrees: float) -> Mesh:
-    """``mesh`` turned about the vertical (y) axis."""
-    a = math.radians(degrees)
-    rotation = np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
+    """``mesh`` turned ``degrees`` about the vertical (y) axis: what a camera at yaw
+    ``-degrees`` sees (:meth:`affectkit.cameras.View.rotation`)."""
+    rotation = View("turned", -degrees).rotation(torch.float64).numpy()
     return Mesh(mesh.vertices @ rotation.T, mesh.faces, colors=mesh.colors)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import platform
 import struct
 import subprocess
@@ -24,12 +23,17 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from input_checks import turned
 
 from affectkit.hub import DEFAULT_MODEL
 from affectkit.mesh import Mesh, save_mesh
 from affectkit.registry import create
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fuzz_targets import alias_bomb  # noqa: E402  (the hostile recipe the tests use)
+
 QUICK = str(ROOT / "recipes" / "quick.yaml")
 
 
@@ -72,20 +76,10 @@ def nan_weights(copy: Path, document: dict) -> None:
     document["sha256"]["model.safetensors"] = hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()
 
 
-def alias_bomb() -> str:
-    text, previous = 'name: x\na: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n', "a"
-    for name in "bcdefghi":
-        text += f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]\n"
-        previous = name
-    return text
-
-
 def cases(folder: Path) -> dict[str, list[str]]:
     """Case name -> the CLI arguments."""
     scan = face()
     v, f = scan.vertices, scan.faces
-    a = math.pi
-    turned = v @ np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]]).T
     outlier = v.copy()
     outlier[0] = 1e30
     big_chunk = bytearray(glb(scan))
@@ -106,7 +100,7 @@ def cases(folder: Path) -> dict[str, list[str]]:
         "mesh: one vertex at 1e30": [*predict, write_mesh(folder, "outlier.ply", outlier, f)],
         "mesh: scaled by 1e-30": [*predict, write_mesh(folder, "tiny.ply", v * 1e-30, f)],
         "mesh: scaled by 1e30": [*predict, write_mesh(folder, "huge.ply", v * 1e30, f)],
-        "mesh: turned away from the cameras": [*predict, write_mesh(folder, "turned.ply", turned, f)],
+        "mesh: turned away from the cameras": [*predict, write_mesh(folder, "turned.ply", turned(scan, 180).vertices, f)],
         "mesh: random bytes": [*predict, write_bytes(folder, "noise.ply", np.random.default_rng(0).bytes(4096))],
         "mesh: OFF header with a non-ASCII digit": [*predict, write_bytes(folder, "bad.off", "OFF\n3\u00b2 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n".encode())],
         "mesh: GLB chunk claiming 2 GB": [*predict, write_bytes(folder, "chunk.glb", bytes(big_chunk))],

@@ -157,6 +157,15 @@ TARGETS: dict[str, Target] = {
     )
 }
 
+def alias_bomb() -> str:
+    """Under 1 KB of YAML whose aliases expand to about 10^9 values."""
+    text, previous = 'name: x\na: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n', "a"
+    for key in "bcdefghi":
+        text += f"{key}: &{key} [{', '.join([f'*{previous}'] * 9)}]\n"
+        previous = key
+    return text + "train: {epochs: *i}\n"
+
+
 EXTREME_NUMBERS = [b"0", b"-1", b"-0", b"1e308", b"-1e308", b"nan", b"inf", b"4294967295", b"4294967296", b"99999999999999999999", b"2147483648", b"0x10", b"1.5"]
 
 

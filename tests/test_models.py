@@ -247,17 +247,15 @@ def test_a_face_turned_away_from_the_cameras_gets_no_label(tmp_path, happy_scan)
     """The back of a face shell renders like a face (both sides are shaded), so the model
     would answer; the frontal view's depth shows a bowl instead of a dome, and no label is
     given. A face turned 90° (a profile) is still predicted."""
-    import math
-
+    from affectkit.cameras import View
     from affectkit.errors import MeshError
     from affectkit.inference import Predictor
     from affectkit.mesh import Mesh, save_mesh
 
     face = load_mesh(happy_scan)
 
-    def turned(degrees: float) -> Mesh:
-        a = math.radians(degrees)
-        rotation = np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
+    def turned(degrees: float) -> Mesh:  # as a camera at yaw -degrees sees it
+        rotation = View("turned", -degrees).rotation(torch.float64).numpy()
         return Mesh(face.vertices @ rotation.T, face.faces, colors=face.colors, source=f"turned-{degrees}.ply")
 
     paths = [str(save_mesh(turned(degrees), tmp_path / f"turned-{degrees}.ply")) for degrees in (180, 90)]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fuzz_targets import alias_bomb
 
 from affectkit.errors import RecipeError
 from affectkit.recipe import dump_recipe, load_recipe, parse_recipe
@@ -147,15 +148,6 @@ def test_paths_in_a_recipe_file_are_relative_to_its_folder_and_overrides_to_the_
     assert recipe.data.subjects.file == folder / "people.txt"
     overridden = load_recipe("project/recipes/mine.yaml", ["data.dataset.options.root=elsewhere"])
     assert overridden.data.dataset.options["root"] == "elsewhere"  # the plugin resolves it against the working folder
-
-
-def alias_bomb() -> str:
-    """Under 1 KB of YAML whose aliases expand to about 10^9 values."""
-    text, previous = 'name: x\na: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n', "a"
-    for key in "bcdefghi":
-        text += f"{key}: &{key} [{', '.join([f'*{previous}'] * 9)}]\n"
-        previous = key
-    return text + "train: {epochs: *i}\n"
 
 
 @pytest.mark.parametrize(
