@@ -87,7 +87,7 @@ def depth_curvature(rendered: RenderedViews, view: int) -> torch.Tensor:
     for depth, mask in zip(rendered.depth[:, view, 0].float(), rendered.mask[:, view, 0] > 0.5, strict=True):
         x, y, d = xs[mask], ys[mask], depth[mask]
         if len(d) < 6:
-            curvatures.append(torch.zeros((), device=d.device))
+            curvatures.append(torch.zeros(()))  # on the CPU, as the fits are
             continue
         basis = torch.stack([torch.ones_like(x), x, y, x * x, y * y, x * y], dim=1)
         fit = torch.linalg.lstsq(basis.cpu(), d.cpu()[:, None]).solution[:, 0]
