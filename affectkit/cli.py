@@ -59,6 +59,22 @@ def trust_option(function: Any) -> Any:
     return click.option("--trust-unverified", is_flag=True, help="Load a model whose checkpoint.json holds no digest of its weights.")(function)
 
 
+def units_option(function: Any) -> Any:
+    """``--units``: a scan's length unit, where its size would mislead."""
+    return click.option(
+        "--units",
+        type=click.Choice(["auto", "mm", "cm", "inch", "m"]),
+        default="auto",
+        show_default=True,
+        help="The scans' length unit; auto: found from each face's size.",
+    )(function)
+
+
+def frame_record(frame: Any) -> dict[str, Any]:
+    """The JSON of a :class:`affectkit.face_frame.FaceFrame` that people read: what was found."""
+    return {key: getattr(frame, key) for key in ("units", "up", "facing", "yaw", "pitch", "roll", "method", "fit_mm")}
+
+
 def device_option(function: Any) -> Any:
     """``--device``, checked when the command line is parsed (before any model loads)."""
     return click.option(
@@ -282,7 +298,8 @@ def cv(
 @device_option
 @trust_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report, leak warnings and notes as one JSON object.")
-def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, device: str, trust_unverified: bool, as_json: bool) -> None:
+@units_option
+def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, device: str, trust_unverified: bool, as_json: bool, units: str) -> None:
     """Accuracy, macro-F1, UAR, per-class report and confusion matrix of a model (a model or
     run folder, or a hub id).
 
@@ -296,7 +313,7 @@ def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, devic
     from affectkit.pipeline import parse_dataset_spec
 
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
-    result = evaluate_checkpoint(resolve_model(checkpoint), spec, device=device, trust_unverified=trust_unverified)
+    result = evaluate_checkpoint(resolve_model(checkpoint), spec, device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units)
     report = result.report
     if as_json:
         click.echo(json.dumps({"report": asdict(report), "warnings": result.warnings, "notes": result.notes}, indent=1))
@@ -319,10 +336,12 @@ def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, devic
 @trust_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (with an error key for an input that failed).")
 @click.option("--frames", is_flag=True, help="For sequences, also predict every frame (a timeline).")
+@units_option
 def predict(
-    inputs: tuple[Path, ...], model: str | None, revision: str | None, device: str, trust_unverified: bool, as_json: bool, frames: bool
+    inputs: tuple[Path, ...], model: str | None, revision: str | None, device: str, trust_unverified: bool, as_json: bool, frames: bool, units: str
 ) -> None:
-    """Class probabilities for meshes or sequence folders, with the per-view weights.
+    """Class probabilities for meshes or sequence folders, with the per-view weights and
+    how each scan was placed: its units, up axis and head pose, found from its geometry.
 
     INPUTS are mesh files or folders of frames. A model folder given first (the older
     form `affectkit predict MODEL INPUT...`) is taken as --model. An input that cannot be
@@ -339,15 +358,18 @@ def predict(
     failed = 0
     for path in inputs:
         try:
-            p = predictor.predict_file(path)
+            chosen = None if units == "auto" else units
+            p = predictor.predict_file(path, units=chosen)
             sequence = load_input(path) if frames and Path(path).is_dir() else None  # read again only for a timeline
-            timeline = predictor.predict_frames(sequence) if isinstance(sequence, MeshSequence) else []
+            timeline = predictor.predict_frames(sequence, units=chosen) if isinstance(sequence, MeshSequence) else []
         except AffectkitError as exc:
             failed += 1
             click.echo(json.dumps({"input": str(path), "error": str(exc)}) if as_json else f"error: {exc}", err=not as_json)
             continue
         if as_json:
             record = {"input": str(path), "label": p.label, "probabilities": p.probabilities, "view_weights": p.view_weights, "timings": p.timings}
+            record["frame"] = None if p.frame is None else frame_record(p.frame)
+            record["warnings"] = p.warnings
             if timeline:
                 record["frames"] = timeline
             click.echo(json.dumps(record))
@@ -356,6 +378,10 @@ def predict(
         for label, prob in sorted(p.probabilities.items(), key=lambda t: -t[1]):
             click.echo(f"  {label:<12} {prob:6.3f} {'#' * round(prob * 30)}")
         click.echo("  view weights: " + ", ".join(f"{k} {v:.3f}" for k, v in p.view_weights.items()))
+        if p.frame is not None:
+            click.echo(f"  face frame: {p.frame.describe()}")
+        for warning in p.warnings:
+            click.secho(f"warning: {path}: {warning}", err=True, fg="yellow")
         for i, frame in enumerate(timeline):
             top = max(frame, key=frame.get)
             click.echo(f"  frame {i:>3}: {top:<12} {frame[top]:.3f}")

@@ -24,7 +24,7 @@ from affectkit.metrics import (
 )
 from affectkit.model import AffectVLM
 from affectkit.model_inputs import ViewSet, same_scans
-from affectkit.recipe import ComponentRef
+from affectkit.recipe import ComponentRef, Units
 
 
 @dataclass
@@ -133,10 +133,13 @@ class CheckpointEvaluation:
     notes: list[str]
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None, device: str = "cpu", trust_unverified: bool = False) -> CheckpointEvaluation:
+def evaluate_checkpoint(
+    checkpoint: str | Path, data: ComponentRef | None = None, device: str = "cpu", trust_unverified: bool = False, units: Units | None = None
+) -> CheckpointEvaluation:
     """Score a checkpoint on ``data`` (a dataset reference), or by default on the subjects it
     never trained on (its run's held-out subjects, or its cross-validation fold's test
-    subjects), with the leak check of :func:`leak_warnings`."""
+    subjects), with the leak check of :func:`leak_warnings`; ``units``: the data's length
+    unit, where its size would mislead."""
     from affectkit.checkpoint import load_checkpoint
     from affectkit.errors import AffectkitError
     from affectkit.factory import build_dataset, build_render_cache
@@ -168,7 +171,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: ComponentRef | None = None
         notes.append(f"left out the scans labelled {', '.join(unknown)}: the checkpoint's classes are {', '.join(meta.labels)}")
     if not samples:
         raise AffectkitError(f"{data.name}: no sample to score")
-    views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels)
+    views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels, units=units)
     warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
     return CheckpointEvaluation(evaluate(model, views, meta.labels, meta.class_prompts, describe(checkpoint, data)), warnings, notes)
 

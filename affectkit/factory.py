@@ -32,7 +32,7 @@ def build_render_cache(inputs: InputConfig, cache_dir: str | Path | None = None,
     ref = inputs.renderer
     renderer = registry().create("renderer", ref.name, ref.options)
     root = Path(cache_dir) if cache_dir is not None else None
-    return RenderCache(renderer, renderer_id(renderer, ref.name), parse_views(inputs.views), inputs.size, root, device=device)
+    return RenderCache(renderer, renderer_id(renderer, ref.name), parse_views(inputs.views), inputs.size, root, device=device, frame=inputs.frame)
 
 
 def build_prompt_bank(prompts: PromptsConfig) -> PromptBank:

@@ -17,12 +17,13 @@ import torch
 from affectkit.cameras import View, parse_views
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
 from affectkit.errors import AffectkitError, MeshError
+from affectkit.face_frame import FaceFrame
 from affectkit.interfaces import RenderedViews
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import load_mesh, mesh_suffixes
 from affectkit.model import AffectVLM
 from affectkit.model_inputs import frames_of
-from affectkit.recipe import ComponentRef
+from affectkit.recipe import ComponentRef, Units
 from affectkit.render_cache import RenderCache
 
 
@@ -35,6 +36,11 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     #: the rendered views of the (middle sampled) frame, every map: what the model saw
     views: RenderedViews | None = None
+    #: how the (middle sampled) frame was placed: units, up axis, head pose (None for a
+    #: model that takes scans as they come)
+    frame: FaceFrame | None = None
+    #: what the face frame found doubtful, in any sampled frame (poor fit, head turned far)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -194,11 +200,13 @@ class Predictor:
         return {label: list(prompts) for label, prompts in zip(self.classes.labels, self.classes.prompts, strict=True)}
 
     @torch.no_grad()
-    def predict(self, item: Mesh | MeshSequence, classes: ClassPrompts | None = None) -> Prediction:
+    def predict(self, item: Mesh | MeshSequence, classes: ClassPrompts | None = None, units: Units | None = None) -> Prediction:
+        """The class probabilities of a scan or sequence; ``units`` overrides the units the
+        model's face frame finds from the face's size."""
         classes = classes or self.classes
         t0 = time.perf_counter()
         frames = frames_of(item, self.inputs.frames, self.inputs.frame_sampler)
-        rendered = self.cache.render(frames)
+        rendered = self.cache.render(frames, units)
         check_visible(rendered, self.views, item.source or "<in-memory mesh>")
         views = rendered.stack(self.inputs.maps).unsqueeze(0)  # [1, T, V, C, H, W]
         t1 = time.perf_counter()
@@ -212,6 +220,7 @@ class Predictor:
         ]
         t3 = time.perf_counter()
         middle = len(frames) // 2
+        placed = rendered.frames or [None] * len(frames)
         return Prediction(
             label=classes.labels[int(probabilities.argmax())],
             probabilities=dict(zip(classes.labels, probabilities.tolist(), strict=True)),
@@ -219,25 +228,29 @@ class Predictor:
             best_prompts=sorted(scores, key=lambda t: -t[1])[:5],
             timings={"render": t1 - t0, "encode": t2 - t1, "classify": t3 - t2},
             views=RenderedViews(**{name: getattr(rendered, name)[middle : middle + 1] for name in RenderedViews.MAPS}),
+            frame=placed[middle],
+            warnings=sorted({warning for frame in placed if frame is not None for warning in frame.warnings}),
         )
 
     @torch.no_grad()
-    def predict_frames(self, sequence: MeshSequence, batch_size: int = 16, classes: ClassPrompts | None = None) -> list[dict[str, float]]:
+    def predict_frames(
+        self, sequence: MeshSequence, batch_size: int = 16, classes: ClassPrompts | None = None, units: Units | None = None
+    ) -> list[dict[str, float]]:
         """Class probabilities of every frame on its own: a timeline of the expression."""
         classes = classes or self.classes
         timeline: list[dict[str, float]] = []
         for start in range(0, len(sequence), batch_size):
-            rendered = self.cache.render(sequence.frames[start : start + batch_size])
+            rendered = self.cache.render(sequence.frames[start : start + batch_size], units)
             views = rendered.stack(self.inputs.maps).unsqueeze(1)  # [F, 1, V, C, H, W]
             _, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings)
             for row in logits.softmax(-1).cpu().tolist():
                 timeline.append(dict(zip(classes.labels, row, strict=True)))
         return timeline
 
-    def predict_file(self, path: str | Path, classes: ClassPrompts | None = None) -> Prediction:
+    def predict_file(self, path: str | Path, classes: ClassPrompts | None = None, units: Units | None = None) -> Prediction:
         t0 = time.perf_counter()
         item = load_input(path)
         read = time.perf_counter() - t0
-        prediction = self.predict(item, classes)
+        prediction = self.predict(item, classes, units)
         prediction.timings = {"read": read, **prediction.timings}
         return prediction

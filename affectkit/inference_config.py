@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from affectkit.environment import installed_versions
-from affectkit.recipe import ComponentRef, ModelConfig, Recipe, Section, ViewList
+from affectkit.recipe import ComponentRef, FrameConfig, ModelConfig, Recipe, Section, ViewList
 
 #: Bump when a saved inference config changes meaning (not when keys are added).
 CONFIG_VERSION = 1
@@ -34,11 +34,13 @@ class InputConfig(Section):
     maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(default_factory=lambda: ["rgb"])
     frames: int = 1
     frame_sampler: Literal["uniform", "apex"] = "apex"
+    #: models saved before the canonical frame existed saw scans as they came
+    frame: FrameConfig = FrameConfig(align=False)
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> InputConfig:
         r, d = recipe.render, recipe.data
-        return cls(renderer=r.renderer, views=r.views, size=r.size, maps=r.maps, frames=d.frames, frame_sampler=d.frame_sampler)
+        return cls(renderer=r.renderer, views=r.views, size=r.size, maps=r.maps, frames=d.frames, frame_sampler=d.frame_sampler, frame=r.frame)
 
 
 class InferenceConfig(Section):
@@ -93,7 +95,7 @@ class InferenceConfig(Section):
             data = {
                 "architecture": recipe.get("model", {}),
                 "input": {
-                    **{k: render[k] for k in ("renderer", "views", "size", "maps") if k in render},
+                    **{k: render[k] for k in ("renderer", "views", "size", "maps", "frame") if k in render},
                     **{k: data_section[k] for k in ("frames", "frame_sampler") if k in data_section},
                 },
                 **{k: document[k] for k in ("labels", "class_prompts", "num_views", "in_channels")},

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from affectkit.cameras import View
+from affectkit.face_frame import FaceFrame
 from affectkit.mesh import Mesh, MeshSequence
 
 
@@ -45,13 +46,15 @@ class RenderedViews:
     ``rgb`` is Lambertian-shaded colour in [0, 1]; ``depth`` is the distance along the
     view axis from the near plane, in units of the normalised face (0 on background);
     ``normal`` holds camera-space unit normals (x right, y up, z toward the camera);
-    ``mask`` is 1 where a surface is visible.
+    ``mask`` is 1 where a surface is visible. ``frames`` says, per mesh, how it was placed in
+    the canonical face frame, where a render cache placed it (:mod:`affectkit.face_frame`).
     """
 
     rgb: Tensor
     depth: Tensor
     normal: Tensor
     mask: Tensor
+    frames: list[FaceFrame | None] | None = None
 
     MAPS: ClassVar[dict[str, int]] = {"rgb": 3, "depth": 1, "normal": 3, "mask": 1}
 

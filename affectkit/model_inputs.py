@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from affectkit.errors import AffectkitError, DatasetError
 from affectkit.interfaces import Dataset, RenderedViews, Sample
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.render_cache import RenderCache
+from affectkit.recipe import Units
+from affectkit.render_cache import NO_SPREAD, RenderCache
 
 FrameSampler = Literal["uniform", "apex"]
 
@@ -94,10 +95,13 @@ def prepare_views(
     batch_size: int = 16,
     progress: bool = True,
     labels: Sequence[str] | None = None,
+    units: Units | None = None,
+    spread: tuple[float, float, float] = NO_SPREAD,
 ) -> ViewSet:
-    """Render (or read from the cache) every sample's views; bad files raise, or are
-    skipped and listed in ``ViewSet.skipped`` when ``skip_bad_files``. Label indices
-    follow ``labels`` (a model's classes) or else the dataset's own order."""
+    """Render (or read from the cache) every sample's views; bad files (a scan the face
+    frame refuses too) raise, or are skipped and listed in ``ViewSet.skipped`` when
+    ``skip_bad_files``. Label indices follow ``labels`` (a model's classes) or else the
+    dataset's own order; ``units`` and ``spread`` go to :meth:`RenderCache.render`."""
     label_index = {name: i for i, name in enumerate(labels or dataset.labels)}
     kept: list[Sample] = []
     signatures: list[list[float]] = []
@@ -105,26 +109,22 @@ def prepare_views(
     skipped: list[str] = []
     bar = tqdm(total=len(samples), desc="rendering views", unit="scan", disable=not progress, leave=False)
     for start in range(0, len(samples), batch_size):
-        batch: list[Sample] = []
-        meshes: list[Mesh] = []
+        loaded: list[tuple[Sample, list[Mesh]]] = []
         for sample in samples[start : start + batch_size]:
             try:
-                chosen = frames_of(dataset.load(sample), frames, frame_sampler)
+                loaded.append((sample, frames_of(dataset.load(sample), frames, frame_sampler)))
             except AffectkitError as exc:
                 if not skip_bad_files:
                     raise
                 skipped.append(f"{sample.key}: {exc}")
-                continue
-            meshes.extend(chosen)
-            signatures.append(scan_signature(chosen))
-            batch.append(sample)
         bar.update(len(samples[start : start + batch_size]))
-        if not batch:
+        loaded, rendered = render_batch(cache, loaded, skipped if skip_bad_files else None, units, spread)
+        if rendered is None:
             continue
-        rendered: RenderedViews = cache.render(meshes)
         stacked = rendered.stack(maps)  # [B*T, V, C, H, W]
-        chunks.append(stacked.reshape(len(batch), frames, *stacked.shape[1:]).to(torch.float16))
-        kept.extend(batch)
+        chunks.append(stacked.reshape(len(loaded), frames, *stacked.shape[1:]).to(torch.float16))
+        kept.extend(sample for sample, _ in loaded)
+        signatures.extend(scan_signature(chosen) for _, chosen in loaded)
     bar.close()
     if not kept:
         raise DatasetError("no sample could be loaded" + (f"; skipped: {skipped[:3]}" if skipped else ""))
@@ -133,3 +133,33 @@ def prepare_views(
         raise DatasetError(f"samples carry labels {unknown} outside the classes: {list(label_index)}")
     labels = torch.tensor([label_index[s.label] for s in kept], dtype=torch.long)
     return ViewSet(kept, labels, torch.cat(chunks), skipped, signatures)
+
+
+def render_batch(
+    cache: RenderCache,
+    loaded: list[tuple[Sample, list[Mesh]]],
+    skipped: list[str] | None,
+    units: Units | None,
+    spread: tuple[float, float, float],
+) -> tuple[list[tuple[Sample, list[Mesh]]], RenderedViews | None]:
+    """The samples' meshes rendered together. A mesh the render refuses (the face frame
+    refuses sizes no face has) raises, or, with a ``skipped`` list, the samples are rendered
+    one by one and those that fail are listed there and left out."""
+    if not loaded:
+        return [], None
+    try:
+        return loaded, cache.render([mesh for _, chosen in loaded for mesh in chosen], units, spread)
+    except AffectkitError:
+        if skipped is None:
+            raise
+    kept, parts = [], []
+    for sample, chosen in loaded:
+        try:
+            parts.append(cache.render(chosen, units, spread))
+        except AffectkitError as exc:
+            skipped.append(f"{sample.key}: {exc}")
+            continue
+        kept.append((sample, chosen))
+    if not parts:
+        return [], None
+    return kept, RenderedViews(**{name: torch.cat([getattr(p, name) for p in parts]) for name in RenderedViews.MAPS})

@@ -14,8 +14,8 @@ from affectkit.factory import build_prompt_bank, build_render_cache
 from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
 from affectkit.model_inputs import ViewSet, prepare_views
-from affectkit.recipe import ComponentRef, Recipe
-from affectkit.render_cache import RenderCache
+from affectkit.recipe import ComponentRef, Recipe, Units
+from affectkit.render_cache import NO_SPREAD, RenderCache
 
 
 @dataclass
@@ -102,9 +102,12 @@ def render_samples(
     cache: RenderCache,
     labels: Sequence[str] | None = None,
     skip_bad_files: bool = False,
+    units: Units | None = None,
+    spread: tuple[float, float, float] = NO_SPREAD,
 ) -> ViewSet:
     """The model's input for ``samples``: their views rendered (through ``cache``) and
-    stacked as ``inputs`` says; label indices follow ``labels`` (a model's classes)."""
+    stacked as ``inputs`` says; label indices follow ``labels`` (a model's classes);
+    ``units`` (the dataset's) and ``spread`` (training's) as :meth:`RenderCache.render` takes them."""
     return prepare_views(
         dataset,
         samples,
@@ -114,6 +117,8 @@ def render_samples(
         frame_sampler=inputs.frame_sampler,
         skip_bad_files=skip_bad_files,
         labels=labels,
+        units=units,
+        spread=spread,
     )
 
 
@@ -151,9 +156,9 @@ def training_data(
     inputs = InputConfig.from_recipe(recipe)
     cache = build_render_cache(inputs, recipe.render.cache_dir)
     bank = build_prompt_bank(recipe.prompts)
-    skip = recipe.data.skip_bad_files
-    train_views = render_samples(inputs, dataset, train, cache, skip_bad_files=skip)
-    val_views = render_samples(inputs, dataset, val, cache, skip_bad_files=skip) if val else None
+    skip, units = recipe.data.skip_bad_files, recipe.data.units
+    train_views = render_samples(inputs, dataset, train, cache, skip_bad_files=skip, units=units, spread=recipe.data.pose_spread)
+    val_views = render_samples(inputs, dataset, val, cache, skip_bad_files=skip, units=units) if val else None
     labels = list(dataset.labels)
     test = sorted({s.subject for s in val}) if test_subjects is None else list(test_subjects)
     return TrainingData(

@@ -66,6 +66,12 @@ class SubjectSelection(Section):
     )
 
 
+#: a scan's length unit, or ``auto``: found from the face's size (:mod:`affectkit.face_frame`)
+Units = Literal["auto", "mm", "cm", "inch", "m"]
+#: yaw, pitch and roll in degrees
+Angles = tuple[Annotated[float, Field(ge=0.0, le=45.0)], Annotated[float, Field(ge=0.0, le=45.0)], Annotated[float, Field(ge=0.0, le=45.0)]]
+
+
 class DataConfig(Section):
     """Which scans to learn from, and how they are split and sampled."""
 
@@ -75,6 +81,12 @@ class DataConfig(Section):
     frames: int = Field(1, ge=1, description="frames sampled from each 4D sequence")
     frame_sampler: Literal["uniform", "apex"] = Field("apex", description="4D frames: around the middle frame, where posed sequences (onset, apex, offset) peak; or evenly spread")
     skip_bad_files: bool = Field(False, description="leave unreadable files out (listed in the run's report) instead of stopping")
+    units: Units | None = Field(None, description="this dataset's length unit, where its size would mislead (default: render.frame.units)")
+    pose_spread: Angles = Field(
+        (0.0, 0.0, 0.0),
+        description="training scans only: yaw, pitch and roll (degrees, one standard deviation) of a turn each scan is given once it is "
+        "upright, so the model learns what the aligner leaves over (docs/concepts.md)",
+    )
 
 
 CACHE_ENV = "$AFFECTKIT_CACHE_DIR"
@@ -113,6 +125,13 @@ def known_views(views: list[str | float]) -> list[str | float]:
 ViewList = Annotated[list[str | float], Field(min_length=1, max_length=MAX_VIEWS), AfterValidator(known_views)]
 
 
+class FrameConfig(Section):
+    """How each scan is brought into the canonical face frame before it is rendered."""
+
+    align: bool = Field(True, description="find each scan's up axis, facing and head pose and turn it upright; false: take scans as +y up, facing +z, upright")
+    units: Units = Field("auto", description="the scans' length unit: found from each face's size, or this one")
+
+
 class RenderConfig(Section):
     """How each scan becomes images: renderer, views, size and maps."""
 
@@ -130,6 +149,7 @@ class RenderConfig(Section):
         description=f"where rendered views are kept between runs; {CACHE_ENV} is that environment variable, else the user cache folder "
         "(~/.cache/affectkit on Linux); null renders every time",
     )
+    frame: FrameConfig = Field(FrameConfig(), description="the canonical face frame: units, up axis and head pose found from each scan")
 
 
 class PromptsConfig(Section):

@@ -11,6 +11,10 @@ encoding, so a run computes exactly the same images whether the cache is cold, w
 disabled. Writers put a file beside its final name and ``os.replace`` it into place, so
 several processes may fill one cache at once and a reader never sees a partial file.
 
+Before a mesh is rendered it is brought into the canonical face frame
+(:mod:`affectkit.face_frame`) as ``frame`` says; what was found (units, pose) is stored
+with its images and returned with them (``RenderedViews.frames``), so a hit costs no fit.
+
 Every file carries, in its metadata, a digest of its tensors and of the mesh it shows; a
 file whose tensors no longer match (altered, damaged, or another mesh's) is a miss: it is
 rendered again, rewritten and counted in ``rejected`` (a warning names the first), so a
@@ -25,6 +29,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -33,8 +38,13 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from affectkit.cameras import PLACEMENT, View
+from affectkit.face_frame import FaceFrame, find_frame, turned
 from affectkit.interfaces import RenderedViews, Renderer
 from affectkit.mesh import Mesh
+from affectkit.recipe import FrameConfig, Units
+
+#: no turn: every scan as upright as the aligner makes it
+NO_SPREAD = (0.0, 0.0, 0.0)
 
 #: Bump when the stored layout changes: old entries then stop matching.
 FORMAT_VERSION = 2
@@ -53,7 +63,9 @@ class RenderCache:
     ``renderer_id`` names the renderer and its options (see :func:`renderer_id`); it is
     part of the key, so two renderers or two option sets never share entries. ``root``
     ``None`` disables the disk: every mesh is rendered (and still encoded the same way).
-    ``hits`` and ``misses`` count meshes served from disk and meshes rendered.
+    ``frame`` brings each mesh into the canonical face frame first (``None``: meshes are
+    rendered as they come). ``hits`` and ``misses`` count meshes served from disk and meshes
+    rendered.
     """
 
     def __init__(
@@ -64,12 +76,14 @@ class RenderCache:
         size: int,
         root: str | Path | None,
         device: torch.device | str = "cpu",
+        frame: FrameConfig | None = None,
     ) -> None:
         self.renderer = renderer
         self.renderer_id = renderer_id
         self.views = tuple(views)
         self.size = int(size)
         self.device = torch.device(device)
+        self.frame = frame
         self.hits = 0
         self.misses = 0
         #: entries found on disk but refused (digest mismatch, damaged, not a file)
@@ -80,6 +94,7 @@ class RenderCache:
             # Names do not change the pixels; angles and their order do.
             "views": [[view.yaw, view.pitch, view.roll] for view in self.views],
             "size": self.size,
+            "frame": None if frame is None else frame.model_dump(mode="json"),
         }
         text = json.dumps(settings, sort_keys=True)
         self.key = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
@@ -90,35 +105,64 @@ class RenderCache:
             if not described.exists():
                 _write_atomic(described, lambda path: path.write_text(json.dumps(settings, indent=2) + "\n"))
 
-    def path(self, mesh: Mesh) -> Path | None:
+    def path(self, mesh: Mesh, units: Units | None = None, spread: tuple[float, float, float] = NO_SPREAD) -> Path | None:
         """Where ``mesh``'s images are (or would be) stored; ``None`` without a disk."""
-        return self._path(mesh.content_hash())
+        return self._path(self._digest(mesh, units, spread))
 
-    def render(self, meshes: Sequence[Mesh]) -> RenderedViews:
+    def _digest(self, mesh: Mesh, units: Units | None, spread: tuple[float, float, float]) -> str:
+        """The mesh's content hash, with the per-call placement settings where they are set."""
+        digest = mesh.content_hash()
+        if units is None and tuple(spread) == NO_SPREAD:
+            return digest
+        return hashlib.blake2b(f"{digest}:{units}:{list(spread)}".encode(), digest_size=16).hexdigest()
+
+    def place(self, mesh: Mesh, units: Units | None = None, spread: tuple[float, float, float] = NO_SPREAD, seed: str = "") -> tuple[Mesh, FaceFrame | None]:
+        """``mesh`` in the canonical frame (turned by ``spread``, seeded by ``seed``), and
+        the frame found; the mesh as it is without ``frame``."""
+        if self.frame is None:
+            return mesh, None
+        found = find_frame(mesh, units or self.frame.units, self.frame.align)
+        placed = found.apply(mesh)
+        return (turned(placed, spread, seed) if tuple(spread) != NO_SPREAD else placed), found
+
+    def _place_all(self, todo: list[tuple[Mesh, str]], units: Units | None, spread: tuple[float, float, float]) -> list[tuple[Mesh, FaceFrame | None]]:
+        """:meth:`place` for each (mesh, digest), on every core: the fit spends its time in
+        numpy and scipy, which let other threads run."""
+        if self.frame is None or len(todo) < 2:
+            return [self.place(mesh, units, spread, digest) for mesh, digest in todo]
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
+            return list(pool.map(lambda item: self.place(item[0], units, spread, item[1]), todo))
+
+    def render(self, meshes: Sequence[Mesh], units: Units | None = None, spread: tuple[float, float, float] = NO_SPREAD) -> RenderedViews:
         """Images of ``meshes`` ``[B, V, C, H, W]`` on ``device``: hits read from disk,
-        misses rendered together in one batch and stored.
+        misses placed in the canonical frame (``units`` overriding the frame's; turned by
+        ``spread``, see :meth:`place`), rendered together in one batch and stored. The
+        frames found come back in ``RenderedViews.frames``.
 
         A mesh repeated within ``meshes`` is rendered once and counted as a hit after that.
         """
-        digests = [mesh.content_hash() for mesh in meshes]
-        entries = [self._load(self._path(digest), digest) for digest in digests]
+        digests = [self._digest(mesh, units, spread) for mesh in meshes]
+        loaded = [self._load(self._path(digest), digest) for digest in digests]
+        entries = [None if found is None else found[0] for found in loaded]
+        frames = [None if found is None else found[1] for found in loaded]
 
-        missing: dict[str, list[int]] = {}  # content hash -> positions holding that mesh
+        missing: dict[str, list[int]] = {}  # digest -> positions holding that mesh
         for index, entry in enumerate(entries):
             if entry is None:
                 missing.setdefault(digests[index], []).append(index)
         if missing:
-            todo = [positions[0] for positions in missing.values()]
-            rendered = self.renderer.render([meshes[i] for i in todo], self.views, self.size, self.device)
-            for row, (digest, positions) in enumerate(missing.items()):
+            placed = self._place_all([(meshes[positions[0]], digest) for digest, positions in missing.items()], units, spread)
+            rendered = self.renderer.render([mesh for mesh, _ in placed], self.views, self.size, self.device)
+            for row, ((digest, positions), (_, frame)) in enumerate(zip(missing.items(), placed, strict=True)):
                 entry = _encode(rendered, row)
                 path = self._path(digest)
                 if path is not None and not path.is_dir():  # a folder in an entry's place: render, keep nothing
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    metadata = {"digest": _digest(entry, digest)}
+                    described = {"frame": frame.to_json()} if frame else {}
+                    metadata = {"digest": _digest(entry, digest + described.get("frame", "")), **described}
                     _write_atomic(path, lambda tmp, entry=entry, metadata=metadata: save_file(entry, str(tmp), metadata=metadata))
                 for i in positions:
-                    entries[i] = entry
+                    entries[i], frames[i] = entry, frame
         self.misses += len(missing)
         self.hits += len(meshes) - len(missing)
 
@@ -129,28 +173,34 @@ class RenderCache:
             else torch.zeros(0, shape[0], channels, *shape[1:], dtype=_STORED[name], device=self.device)
             for name, channels in RenderedViews.MAPS.items()
         }
-        return _decode(stacked)
+        views = _decode(stacked)
+        views.frames = None if self.frame is None else frames
+        return views
 
     def _path(self, digest: str) -> Path | None:
         return None if self.folder is None else self.folder / digest[:2] / f"{digest}.safetensors"
 
-    def _load(self, path: Path | None, digest: str) -> dict[str, Tensor] | None:
+    def _load(self, path: Path | None, digest: str) -> tuple[dict[str, Tensor], FaceFrame | None] | None:
         if path is None or not path.exists():
             return None
         try:
             with safe_open(str(path), framework="pt") as handle:
-                recorded = (handle.metadata() or {}).get("digest")
+                metadata = handle.metadata() or {}
                 entry = {name: handle.get_tensor(name) for name in handle.keys()}
-        except Exception:  # truncated, foreign, a folder: render again and overwrite it
+            recorded = metadata.get("digest")
+            frame = FaceFrame.from_json(metadata["frame"]) if "frame" in metadata else None
+        except Exception:  # truncated, foreign, a folder, a damaged frame: render again and overwrite it
             return self._reject(path, "unreadable")
+        if self.frame is not None and frame is None:
+            return self._reject(path, "without its face frame")
         expected = (len(self.views), self.size, self.size)
         for name, channels in RenderedViews.MAPS.items():
             t = entry.get(name)
             if t is None or t.dtype != _STORED[name] or t.shape != (expected[0], channels, *expected[1:]):
                 return self._reject(path, "of another layout")
-        if recorded != _digest(entry, digest):
+        if recorded != _digest(entry, digest + metadata.get("frame", "")):
             return self._reject(path, "altered (its tensors do not match their digest)")
-        return entry
+        return entry, frame
 
     def _reject(self, path: Path, why: str) -> None:
         if not self.rejected:
@@ -164,7 +214,7 @@ _STORED = {"rgb": torch.uint8, "depth": torch.float16, "normal": torch.uint8, "m
 
 
 def _digest(entry: dict[str, Tensor], mesh_digest: str) -> str:
-    """A digest binding an entry's tensors to the mesh they show."""
+    """A digest binding an entry's tensors to the mesh they show (and the frame found)."""
     hasher = hashlib.blake2b(mesh_digest.encode(), digest_size=16)
     for name in sorted(entry):
         hasher.update(name.encode())
