@@ -24,7 +24,8 @@ from affectkit.metrics import (
 )
 from affectkit.model import AffectVLM
 from affectkit.model_inputs import ViewSet, same_scans
-from affectkit.recipe import ComponentRef, Units
+from affectkit.face_frame import Units
+from affectkit.recipe import ComponentRef
 
 
 @dataclass

@@ -36,15 +36,19 @@ import math
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from affectkit.errors import MeshError
 from affectkit.mesh import Mesh
-from affectkit.recipe import Units
 
+#: Bump when :func:`find_frame` changes its answers, so that render caches do not serve old placements.
+FRAME_VERSION = 1
 #: millimetres per unit
 UNITS: dict[str, float] = {"mm": 1.0, "cm": 10.0, "inch": 25.4, "m": 1000.0}
+#: a scan's length unit, or ``auto``: found from the face's size
+Units = Literal["auto", "mm", "cm", "inch", "m"]
 REFERENCE_FILE = Path(__file__).with_name("reference_face.npz")
 #: the range (mm) of a face's size as :func:`face_size` measures it, from a tight face crop
 #: to a whole head with neck; a size that fits no unit is refused
@@ -63,8 +67,10 @@ SIZES = (0.8, 1.25)
 REACH_MM = 40.0
 #: fits refined on the rigid points at the end, the best of which wins
 FINALISTS = 3
-#: a nose margin (:meth:`_Fit.nose_margin`) beyond this (mm) says which way is up
+#: a nose margin (:meth:`_Fit.nose_margin`) beyond this (mm) says which way is up, between
+#: fits whose residuals are within this factor of each other
 NOSE_MM = 2.0
+COMPARABLE_FITS = 1.5
 #: how much more a rigid point counts than any other point of the face in the final fit
 RIGID_WEIGHT = 2.0
 #: the cell (mm) of the grid the coarse fitting steps look matches up in
@@ -175,6 +181,14 @@ def candidate_units(vertices: np.ndarray, source: str) -> list[str]:
             "is it a face? Set its units explicitly (--units, or the dataset's units) if they are right. No prediction made"
         )
     return fitting
+
+
+def given_units(vertices: np.ndarray, units: str, source: str) -> str:
+    """``units``, if the scan is a face's size in them; refused otherwise."""
+    size, (low, high) = face_size(vertices) * UNITS[units], FACE_SIZE_MM
+    if not low <= size <= high:
+        raise MeshError(f"{source}: in {units} it would be {size:.3g} mm across, and a face spans {low:.0f}-{high:.0f} mm: are its units {units}? No prediction made")
+    return units
 
 
 def axis_rotations() -> list[np.ndarray]:
@@ -420,17 +434,21 @@ def search(fit: _Fit, starts: np.ndarray) -> tuple[float, np.ndarray, float, np.
         np.concatenate([scales[finalists]] * 2),
         importance=importance,
     )
-    # of a fit and its flip: where the nose points down in one and up in the other, the
-    # first; else the better fit (a fit that found no face never wins)
+    # of a fit and its flip: where both fit about as well and the nose points down in one and
+    # up in the other, the first; else the better fit
     pairs = len(finalists)
     margins = fit.nose_margin(rotations, scales, translations)
     down, up = margins > NOSE_MM, margins < -NOSE_MM
-    told = np.isfinite(scores[:pairs]) & np.isfinite(scores[pairs:]) & ((down[:pairs] & up[pairs:]) | (up[:pairs] & down[pairs:]))
+    with np.errstate(invalid="ignore"):
+        comparable = np.maximum(scores[:pairs], scores[pairs:]) < COMPARABLE_FITS * np.minimum(scores[:pairs], scores[pairs:])
+    told = comparable & ((down[:pairs] & up[pairs:]) | (up[:pairs] & down[pairs:]))
     flip_wins = np.where(told, down[pairs:], scores[pairs:] < scores[:pairs])
     winners = np.where(flip_wins, np.arange(pairs) + pairs, np.arange(pairs))
     chosen = int(winners[np.argmin(scores[winners])])
     polished = fit.run(rotations[chosen : chosen + 1], translations[chosen : chosen + 1], 4, final, scales[chosen : chosen + 1], exact=True, importance=importance)
     residual, rotation, scale, translation = (x[0] for x in polished)
+    if not np.isfinite(residual):  # the exact matches lost the face the grid's found: keep the grid's fit
+        residual, rotation, scale, translation = scores[chosen], rotations[chosen], scales[chosen], translations[chosen]
     rotation, translation = fit.symmetric(rotation, float(scale), translation)
     return float(residual), rotation, float(scale), translation, int(top[finalists[chosen % pairs] // len(AROUND)])
 
@@ -447,7 +465,7 @@ def find_frame(mesh: Mesh, units: Units = "auto", align: bool = True) -> FaceFra
     if len(vertices) > SCAN_POINTS:
         chosen = np.sort(np.random.default_rng(0).choice(len(vertices), SCAN_POINTS, replace=False))
         vertices, normals = vertices[chosen], normals[chosen]
-    tried = [units] if units != "auto" else candidate_units(vertices, source)
+    tried = [given_units(vertices, units, source)] if units != "auto" else candidate_units(vertices, source)
     if not align:
         return FaceFrame(tried[0], "+y", "+z", 0.0, 0.0, 0.0, "given", 0.0, 1.0, tuple(map(tuple, np.eye(3))), (0.0, 0.0, 0.0))
 

@@ -17,13 +17,13 @@ import torch
 from affectkit.cameras import View, parse_views
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
 from affectkit.errors import AffectkitError, MeshError
-from affectkit.face_frame import FaceFrame
+from affectkit.face_frame import FaceFrame, Units
 from affectkit.interfaces import RenderedViews
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import load_mesh, mesh_suffixes
 from affectkit.model import AffectVLM
 from affectkit.model_inputs import frames_of
-from affectkit.recipe import ComponentRef, Units
+from affectkit.recipe import ComponentRef
 from affectkit.render_cache import RenderCache
 
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from affectkit.cameras import View
-from affectkit.face_frame import FaceFrame
 from affectkit.mesh import Mesh, MeshSequence
+
+if TYPE_CHECKING:
+    from affectkit.face_frame import FaceFrame
 
 
 class Options(BaseModel):

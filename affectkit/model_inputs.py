@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from affectkit.errors import AffectkitError, DatasetError
 from affectkit.interfaces import Dataset, RenderedViews, Sample
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.recipe import Units
+from affectkit.face_frame import Units
 from affectkit.render_cache import NO_SPREAD, RenderCache
 
 FrameSampler = Literal["uniform", "apex"]

@@ -14,7 +14,8 @@ from affectkit.factory import build_prompt_bank, build_render_cache
 from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
 from affectkit.model_inputs import ViewSet, prepare_views
-from affectkit.recipe import ComponentRef, Recipe, Units
+from affectkit.face_frame import Units
+from affectkit.recipe import ComponentRef, Recipe
 from affectkit.render_cache import NO_SPREAD, RenderCache
 
 

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from affectkit.errors import AffectkitError, RecipeError, shorten
+from affectkit.face_frame import Units
 
 
 class Section(BaseModel):
@@ -66,8 +67,6 @@ class SubjectSelection(Section):
     )
 
 
-#: a scan's length unit, or ``auto``: found from the face's size (:mod:`affectkit.face_frame`)
-Units = Literal["auto", "mm", "cm", "inch", "m"]
 #: yaw, pitch and roll in degrees
 Angles = tuple[Annotated[float, Field(ge=0.0, le=45.0)], Annotated[float, Field(ge=0.0, le=45.0)], Annotated[float, Field(ge=0.0, le=45.0)]]
 

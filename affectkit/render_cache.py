@@ -38,10 +38,10 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from affectkit.cameras import PLACEMENT, View
-from affectkit.face_frame import FaceFrame, find_frame, turned
+from affectkit.face_frame import FRAME_VERSION, FaceFrame, Units, find_frame, turned
 from affectkit.interfaces import RenderedViews, Renderer
 from affectkit.mesh import Mesh
-from affectkit.recipe import FrameConfig, Units
+from affectkit.recipe import FrameConfig
 
 #: no turn: every scan as upright as the aligner makes it
 NO_SPREAD = (0.0, 0.0, 0.0)
@@ -94,7 +94,7 @@ class RenderCache:
             # Names do not change the pixels; angles and their order do.
             "views": [[view.yaw, view.pitch, view.roll] for view in self.views],
             "size": self.size,
-            "frame": None if frame is None else frame.model_dump(mode="json"),
+            "frame": None if frame is None else {**frame.model_dump(mode="json"), "version": FRAME_VERSION},
         }
         text = json.dumps(settings, sort_keys=True)
         self.key = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

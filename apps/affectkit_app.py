@@ -28,6 +28,7 @@ from affectkit.view_pngs import display_map
 
 GENERATED, MESH_UPLOAD, SEQUENCE_UPLOAD = "Generated face", "Upload a mesh", "Upload a 4D sequence (zip)"
 EXPRESSIONS = (*LABELS, NEUTRAL)
+UNITS = ("auto", "mm", "cm", "inch", "m")
 MAX_3D_FACES = 150_000  # plotly in the browser stays interactive below this
 
 
@@ -78,9 +79,11 @@ def main() -> None:
             st.info("Upload a file in the sidebar to see its prediction.")
             return
         read = time.perf_counter() - started
-        prediction = predictor.predict(item, classes)
+        chosen = st.session_state.get("units", "auto") if st.session_state.get("source") != GENERATED else "auto"  # generated faces are in mm
+        units = None if chosen == "auto" else chosen
+        prediction = predictor.predict(item, classes, units)
         prediction.timings = {"read": read, **prediction.timings}
-        timeline = predictor.predict_frames(item, classes=classes) if isinstance(item, MeshSequence) else []
+        timeline = predictor.predict_frames(item, classes=classes, units=units) if isinstance(item, MeshSequence) else []
     except AffectkitError as exc:
         st.error(str(exc))
         return
@@ -155,6 +158,9 @@ def choose_input(predictor: Predictor, config: AppConfig) -> Mesh | MeshSequence
         st.sidebar.caption(f"Formats: {', '.join(mesh_suffixes())}")
     else:
         upload = st.sidebar.file_uploader(f"Zip of frame files, read in name order ({limits}, {config.max_frames} frames)", type=["zip"], key="zip_upload")
+    st.sidebar.selectbox(
+        "Units", UNITS, key="units", help="The scan's length unit. auto: found from the face's size (a face is about 20 cm across)"
+    )
     if upload is None:
         return None
     return read_upload(upload.name, upload.getvalue(), config)
@@ -166,6 +172,10 @@ def show_prediction(prediction: Prediction, item: Mesh | MeshSequence, timeline:
     frames = f", {len(item)} frames" if isinstance(item, MeshSequence) else ""
     timings = " · ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in prediction.timings.items())
     st.caption(f"Input: {item.source}{frames} · {timings}")
+    if prediction.frame is not None:
+        st.caption(f"Face frame (units, up axis and head pose found from the scan, then turned upright): {prediction.frame.describe()}")
+    for warning in prediction.warnings:
+        st.warning(warning)
 
     left, right = st.columns([3, 2])
     with left:

@@ -210,6 +210,25 @@ def input_checks_table(r: dict[str, Any]) -> str:
     return table(["scans of people never trained on", "scans", "refused", "frontal view's depth curvature"], rows) + f"\n\nExpected: {r['expected']}."
 
 
+def pose_table(r: dict[str, Any]) -> str:
+    models = list(r["accuracy"])
+    sets = list(r["accuracy"][models[0]])
+    variants = [name for name in r["accuracy"][models[0]][sets[0]] if name != "scans"]
+    header = ["scan", *[f"{model}: {set_name.split(' ')[0]}" for set_name in sets for model in models]]
+    rows = [[variant, *[f"{r['accuracy'][model][set_name][variant]:.1%}" for set_name in sets for model in models]] for variant in variants]
+    scans = ", ".join(f"{set_name}: {r['accuracy'][models[0]][set_name]['scans']} scans" for set_name in sets)
+    accuracy = table(header, rows) + f"\n\nModels: {', '.join(f'{m} = {r['models'][m]}' for m in models)}. {scans}."
+    aligner_rows = [
+        [name, which, x["scans"], f"{x['median_deg']:.1f}°", f"{x['p95_deg']:.1f}°", x["over_20_deg"], row["units_right"], f"{1000 * row['seconds_per_scan']:.0f} ms"]
+        for name, row in r["aligner"].items()
+        for which, x in row.items()
+        if isinstance(x, dict) and "scans" in x
+    ]
+    aligner = table(["scans", "landmarks", "scans", "median error", "95th percentile", "over 20°", "units right", "time per scan"], aligner_rows)
+    absolute = [f"{name}: median {row['absolute_upright']['median_deg']:.1f}°, 95th percentile {row['absolute_upright']['p95_deg']:.1f}°" for name, row in r["aligner"].items() if "absolute_upright" in row]
+    return accuracy + "\n\n" + aligner + ("\n\nTurn put on an upright face of a new person (generated without pose jitter): " + "; ".join(absolute) + "." if absolute else "")
+
+
 def probe_table(r: dict[str, Any]) -> str:
     def message(text: str) -> str:
         text = text.removeprefix("error: ").replace("|", "\\|").replace("`", "'")
@@ -233,6 +252,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "run_all": run_all_table,
     "fuzz": fuzz_table,
     "input_checks": input_checks_table,
+    "pose": pose_table,
     "probe": probe_table,
     "transfer": transfer_table,
     "ablations": ablations_table,

@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "scaling": ["--layouts", "1x1,2x1,1x2", "--epochs", "3"],
     # on the procedural faces, where every loss reaches the target: speed of learning, not quality
     "convergence": ["--set", "render.size=32", "train.epochs=12", "data.dataset={name: synthetic, options: {subjects: 24}}"],
+    "pose": [],
     "ablations": [],
     "transfer": ["--seeds", "0,1"],
 }

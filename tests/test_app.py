@@ -122,6 +122,27 @@ def test_uploaded_mesh_and_zip_are_predicted(app, predictor, tmp_path, monkeypat
     assert list((tmp_path / "tmp").iterdir()) == []  # uploads leave no files behind
 
 
+def test_an_uploaded_scan_shows_the_face_frame_found_and_takes_its_units(app, predictor, tmp_path, monkeypatch):
+    """A scan in centimetres exported Z-up is placed upright, and the page says how; the
+    units chosen in the sidebar override the size test."""
+    face = generated_face(predictor.trained_on, "facekit", 30, "happiness", 4, False)
+    z_up = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    ply = save_mesh(Mesh(face.vertices @ z_up.T / 10.0, face.faces), tmp_path / "cm-z-up.ply")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    at = app.run()
+    at.sidebar.radio(key="source").set_value("Upload a mesh")
+    at.run()
+    at.sidebar.get("file_uploader")[0].set_value(("cm-z-up.ply", ply.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception and not at.error
+    (frame,) = [c.value for c in at.caption if c.value.startswith("Face frame")]
+    assert "cm, +z up, facing -y" in frame
+    assert predicted(at) == predictor.predict_file(ply).label
+    at.sidebar.selectbox(key="units").set_value("m")  # a face 2 mm across in metres: no face's size
+    at.run()
+    assert not at.exception and any("in m it would be" in e.value for e in at.error)
+
+
 def test_editing_prompts_changes_the_classes_without_retraining(app):
     at = app.run()
     editor = at.sidebar.text_area(key="class_prompts")

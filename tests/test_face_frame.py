@@ -170,5 +170,6 @@ def test_predict_reports_the_frame_and_takes_units_from_the_command_line(tmp_pat
     assert record["frame"]["units"] == "cm" and record["frame"]["up"] == "+z" and abs(record["frame"]["yaw"] - 20) < 5
     text = run_ok("predict", str(turned))
     assert "face frame: cm, +z up, facing -y, yaw +" in text
-    forced = subprocess.run(command("predict", str(turned), "--units", "mm", "--json"), capture_output=True, text=True, cwd=ROOT)
-    assert forced.returncode == 1 and "its size" not in forced.stdout  # a cm face read as mm is too small to render as a face
+    assert json.loads(run_ok("predict", str(turned), "--units", "cm", "--json"))["frame"]["units"] == "cm"
+    forced = subprocess.run(command("predict", str(turned), "--units", "mm"), capture_output=True, text=True, cwd=ROOT)
+    assert forced.returncode == 1 and "turned-cm.ply: in mm it would be" in forced.stderr and "Traceback" not in forced.stderr
