@@ -73,6 +73,8 @@ NOSE_MM = 2.0
 COMPARABLE_FITS = 1.5
 #: how much more a rigid point counts than any other point of the face in the final fit
 RIGID_WEIGHT = 2.0
+#: how far (mm) from a scan's median point any of its face can be
+HEAD_REACH_MM = 300.0
 #: the cell (mm) of the grid the coarse fitting steps look matches up in
 GRID_MM = 5.0
 #: scan points the fit looks at, at most (a random but fixed subset)
@@ -162,8 +164,11 @@ def moved(mesh: Mesh, matrix: np.ndarray, shift: np.ndarray) -> Mesh:
 
 def face_size(vertices: np.ndarray) -> float:
     """The geometric mean of the scan's extents (1st to 99th percentile) along its two
-    longest principal axes: about 160-250 mm for a face, cropped or a whole head."""
-    centred = vertices - vertices.mean(axis=0)
+    longest principal axes, stray far vertices left out: about 160-250 mm for a face,
+    cropped or a whole head."""
+    centred = vertices - np.median(vertices, axis=0)
+    reach = np.linalg.norm(centred, axis=1)
+    centred = centred[reach <= 4.0 * np.median(reach)]  # a stray vertex far out is no part of the face
     _, _, axes = np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)
     spans = [float(np.subtract(*np.percentile(centred @ axis, [99, 1]))) for axis in axes[:2]]
     return math.sqrt(spans[0] * spans[1])
@@ -268,6 +273,8 @@ class _Fit:
         from scipy import ndimage
         from scipy.spatial import cKDTree
 
+        near = np.linalg.norm(scan - np.median(scan, axis=0), axis=1) < HEAD_REACH_MM  # no face point is farther out
+        scan, normals = scan[near], normals[near]
         self.scan = scan
         self.normals = normals
         self.tree = cKDTree(scan)
@@ -374,8 +381,8 @@ class _Fit:
         Pitch leaves a mirror image unchanged, so it stays the reference fit's."""
         local = (self.scan - translation) @ rotation / scale  # the scan in reference coordinates
         near = np.linalg.norm(local - self.reference.nose_tip, axis=1) < 90.0
-        mirrored = local[near][:: max(1, int(near.sum()) // 800)] * np.array([-1.0, 1.0, 1.0])
-        _, turned, _, _ = self.run(rotation[None], translation[None], 8, mirrored, np.array([scale]), exact=True)
+        mirrored = local[near][:: max(1, int(near.sum()) // 500)] * np.array([-1.0, 1.0, 1.0])
+        _, turned, _, _ = self.run(rotation[None], translation[None], 5, mirrored, np.array([scale]), exact=True)
         twice = rotation.T @ turned[0]  # in reference coordinates
         angle = math.acos(np.clip((np.trace(twice) - 1) / 2, -1.0, 1.0))
         if angle < 1e-9:
@@ -411,7 +418,7 @@ def search(fit: _Fit, starts: np.ndarray) -> tuple[float, np.ndarray, float, np.
     the reference to ``fit``'s scan from ``starts`` (rotations ``[S, 3, 3]``)."""
     reference = fit.reference
     sparse, middle = reference.face[:: max(1, len(reference.face) // 100)], reference.face[:: max(1, len(reference.face) // 250)]
-    final = np.concatenate([reference.face[:: max(1, len(reference.face) // 800)], reference.points])
+    final = np.concatenate([reference.face[:: max(1, len(reference.face) // 500)], reference.points])
     importance = np.repeat([1.0, RIGID_WEIGHT], [len(final) - len(reference.points), len(reference.points)])
 
     residuals, rotations, scales, translations = fit.run(starts, fit.nose_start(starts), 6, sparse)
@@ -445,7 +452,7 @@ def search(fit: _Fit, starts: np.ndarray) -> tuple[float, np.ndarray, float, np.
     flip_wins = np.where(told, down[pairs:], scores[pairs:] < scores[:pairs])
     winners = np.where(flip_wins, np.arange(pairs) + pairs, np.arange(pairs))
     chosen = int(winners[np.argmin(scores[winners])])
-    polished = fit.run(rotations[chosen : chosen + 1], translations[chosen : chosen + 1], 4, final, scales[chosen : chosen + 1], exact=True, importance=importance)
+    polished = fit.run(rotations[chosen : chosen + 1], translations[chosen : chosen + 1], 3, final, scales[chosen : chosen + 1], exact=True, importance=importance)
     residual, rotation, scale, translation = (x[0] for x in polished)
     if not np.isfinite(residual):  # the exact matches lost the face the grid's found: keep the grid's fit
         residual, rotation, scale, translation = scores[chosen], rotations[chosen], scales[chosen], translations[chosen]

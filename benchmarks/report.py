@@ -217,7 +217,8 @@ def pose_table(r: dict[str, Any]) -> str:
     header = ["scan", *[f"{model}: {set_name.split(' ')[0]}" for set_name in sets for model in models]]
     rows = [[variant, *[f"{r['accuracy'][model][set_name][variant]:.1%}" for set_name in sets for model in models]] for variant in variants]
     scans = ", ".join(f"{set_name}: {r['accuracy'][models[0]][set_name]['scans']} scans" for set_name in sets)
-    accuracy = table(header, rows) + f"\n\nModels: {', '.join(f'{m} = {r['models'][m]}' for m in models)}. {scans}."
+    named = ", ".join(f"{model} = {r['models'][model]}" for model in models)
+    accuracy = table(header, rows) + f"\n\nModels: {named}. {scans}."
     aligner_rows = [
         [name, which, x["scans"], f"{x['median_deg']:.1f}°", f"{x['p95_deg']:.1f}°", x["over_20_deg"], row["units_right"], f"{1000 * row['seconds_per_scan']:.0f} ms"]
         for name, row in r["aligner"].items()

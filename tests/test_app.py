@@ -169,15 +169,15 @@ BAD_UPLOADS = {
     "corrupt mesh": ("face.ply", b"ply\nformat ascii 1.0\nelement vertex 3\nend_header\n1 2", "face.ply: "),
     "huge header": ("face.ply", b"ply\nformat binary_little_endian 1.0\nelement vertex 4000000000\nend_header\n", "declares 4,000,000,000 vertices"),
     "zip with ..": ("seq.zip", None, "zip entry '../evil.ply' has an absolute or '..' path"),
-    "blank render": ("dot.ply", "point", "dot.ply: renders blank"),
-    "turned away": ("back.ply", "turned", "back.ply: faces away from the cameras"),
+    "collapsed to a point": ("dot.ply", "point", "dot.ply: its size fits no unit a face is measured in"),
+    "a face 10 m across": ("giant.ply", "giant", "giant.ply: its size fits no unit a face is measured in"),
 }
 
 
 def face_bytes(kind: str, folder: Path) -> bytes:
-    """A facekit face collapsed to a point, or turned 180° about the vertical axis."""
+    """A facekit face collapsed to a point, or scaled to a size no face has in any unit."""
     face = generated_face(None, "facekit", 1, "happiness", 4, False)
-    vertices = np.ones_like(face.vertices) if kind == "point" else face.vertices * [-1.0, 1.0, -1.0]
+    vertices = np.ones_like(face.vertices) if kind == "point" else face.vertices * 50.0
     return save_mesh(Mesh(vertices, face.faces), folder / "face.ply").read_bytes()
 
 
