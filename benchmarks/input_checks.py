@@ -1,7 +1,9 @@
 """How often the predictor's input checks refuse good scans and pass bad ones, as JSON.
 
 :func:`affectkit.inference.check_visible` refuses a mesh that renders blank or that faces
-away from the cameras. Here it sees scans of people no model was trained on (facekit with
+away from the cameras. A model with the canonical face frame (the shipped one) turns every
+scan to face the cameras first, so the second check is what guards models that take scans
+as they come (``render.frame.align: false``); the scans here are rendered that way. Here it sees scans of people no model was trained on (facekit with
 scan realism, population seed 1000; procedural faces, seed 1000), each as it is, turned
 90° (a profile: must still pass) and turned 180° about the vertical axis (the back of the
 face: must be refused), rendered as the shipped model renders them. Reported per set: how
@@ -21,8 +23,10 @@ import torch
 
 from affectkit.cameras import View
 from affectkit.errors import MeshError
+from affectkit.factory import build_render_cache
 from affectkit.inference import Predictor, check_visible, depth_curvature, frontal_view
 from affectkit.mesh import Mesh
+from affectkit.recipe import FrameConfig
 from affectkit.registry import create
 
 
@@ -38,6 +42,7 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=20)
     args = parser.parse_args()
     predictor = Predictor.from_pretrained()
+    cache = build_render_cache(predictor.inputs.model_copy(update={"frame": FrameConfig(align=False)}))
     populations = {
         "facekit (scan realism)": create("dataset", "facekit", {"subjects": args.subjects, "seed": 1000, "intensities": [1, 4], "include_neutral": True}),
         "procedural": create("dataset", "synthetic", {"subjects": args.subjects, "seed": 1000, "intensities": [1, 4], "include_neutral": True}),
@@ -48,7 +53,7 @@ def main() -> None:
         for degrees in (0, 90, 180):
             refused, curvature = 0, []
             for sample in dataset.samples():
-                rendered = predictor.cache.render([turned(dataset.load(sample), degrees)])
+                rendered = cache.render([turned(dataset.load(sample), degrees)])
                 curvature.append(float(depth_curvature(rendered, frontal)))
                 try:
                     check_visible(rendered, predictor.views, sample.key)

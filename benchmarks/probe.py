@@ -1,6 +1,6 @@
 """A hostile user's session, replayed: every case is a CLI call as a user would type it, as JSON.
 
-Each case writes a bad input (a mesh that renders blank or faces away, a damaged or
+Each case writes a bad input (a mesh that renders blank or has no face's size, a damaged or
 oversized file, a hostile recipe or override, a tampered model folder) and runs
 ``affectkit``. A case passes when the command exits 1 or 2 with one ``error:`` line and no
 traceback, and gives no label (``--json`` output holds none). docs/reliability.md has the
@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
-from input_checks import turned
 
 from affectkit.hub import DEFAULT_MODEL
 from affectkit.mesh import Mesh, save_mesh
@@ -100,7 +99,8 @@ def cases(folder: Path) -> dict[str, list[str]]:
         "mesh: one vertex at 1e30": [*predict, write_mesh(folder, "outlier.ply", outlier, f)],
         "mesh: scaled by 1e-30": [*predict, write_mesh(folder, "tiny.ply", v * 1e-30, f)],
         "mesh: scaled by 1e30": [*predict, write_mesh(folder, "huge.ply", v * 1e30, f)],
-        "mesh: turned away from the cameras": [*predict, write_mesh(folder, "turned.ply", turned(scan, 180).vertices, f)],
+        "mesh: a face 50 times its size": [*predict, write_mesh(folder, "giant.ply", v * 50.0, f)],
+        "mesh: a mm face read as metres": [*predict, "--units", "m", good],
         "mesh: random bytes": [*predict, write_bytes(folder, "noise.ply", np.random.default_rng(0).bytes(4096))],
         "mesh: OFF header with a non-ASCII digit": [*predict, write_bytes(folder, "bad.off", "OFF\n3\u00b2 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n".encode())],
         "mesh: GLB chunk claiming 2 GB": [*predict, write_bytes(folder, "chunk.glb", bytes(big_chunk))],
