@@ -14,13 +14,16 @@ face** (the reference, ``reference_face.npz``, built by ``tools/build_reference_
    axes (a face is about as tall as it is wide, whatever the crop) must fit a face in one
    of mm, cm, inch or m. Units whose sizes overlap (a large cm face, a small inch one) are
    both tried in step 2; a size that fits no unit is refused.
-2. **Up axis, facing and head pose together**: the reference's *rigid* points (forehead,
-   temples, brow ridge and nose, which no expression moves) are fitted to the scan by
-   trimmed ICP, starting from each of the 24 axis-aligned orientations and, where the scan
-   has landmarks in a known layout, from their pose. The best starts are refined, around
-   them too; the fit with the least residual wins. Only rigid parts are fitted, so an open
-   mouth or raised brows are never "corrected away"; trimming (the worst 30% of matches are
-   ignored) makes holes, crops, hair and necks harmless.
+2. **Up axis, facing and head pose together**: the reference is fitted to the scan by
+   trimmed point-to-plane ICP, from each of the 24 axis-aligned orientations turned nine
+   ways and, where the scan has landmarks in the 68-point Multi-PIE layout, from their
+   pose. The best fits are refined beside their upside-down twins (the nose decides
+   between a fit and its twin where it clearly can: :meth:`_Fit.nose_margin`; else the
+   residual), on the whole face with its *rigid* points (forehead, temples, brow ridge and
+   nose, which no expression moves) weighted up; yaw and roll are then corrected by the
+   face's own mirror symmetry. Trimming (the worst 30% of matches never count) makes
+   holes, crops, hair, necks, an open mouth and raised brows harmless, and the scan is
+   only turned, moved and scaled by its unit, so an expression is never "corrected away".
 
 The result, a :class:`FaceFrame`, says what was found (units, which input axis is up and
 which the face looks along, yaw/pitch/roll of the head in degrees, the fit's residual) and
@@ -65,7 +68,7 @@ KEEP = 0.7
 SIZES = (0.8, 1.25)
 #: matches farther than this (mm) never count (and cut the search short)
 REACH_MM = 40.0
-#: fits refined on the rigid points at the end, the best of which wins
+#: fits refined at the end, each beside its upside-down twin
 FINALISTS = 3
 #: a nose margin (:meth:`_Fit.nose_margin`) beyond this (mm) says which way is up, between
 #: fits whose residuals are within this factor of each other
@@ -125,8 +128,10 @@ class FaceFrame:
         return moved(mesh, np.asarray(self.rotation) * UNITS[self.units], np.asarray(self.translation))
 
     def describe(self) -> str:
-        """One line for people: ``mm, +y up, facing +z, yaw 3°, pitch -12°, roll 1° (geometry fit 0.9 mm)``."""
-        fit = f", fit {self.fit_mm:.1f} mm" if self.method != "given" else ""
+        """One line for people: ``mm, +y up, facing +z, yaw +3°, pitch -12°, roll +1° (geometry, fit 0.9 mm)``."""
+        if self.method == "given":
+            return f"{self.units}, taken as +y up, facing +z and upright (this model does not align scans)"
+        fit = f", fit {self.fit_mm:.1f} mm"
         return (
             f"{self.units}, {self.up} up, facing {self.facing}, yaw {self.yaw:+.0f}°, pitch {self.pitch:+.0f}°, "
             f"roll {self.roll:+.0f}° ({self.method}{fit})"

@@ -72,7 +72,13 @@ def model_card(meta: CheckpointMeta, results: list[CardResult], name: str = "", 
         "",
         f"# {title}",
         "",
-        f"An affectkit model (AffectVLM, Behzad & Zhao, arXiv:2504.19739): 3D face scans and 4D sequences are rendered to "
+        f"An affectkit model (AffectVLM, Behzad & Zhao, arXiv:2504.19739): 3D face scans and 4D sequences are "
+        + (
+            "brought into the canonical face frame (units, up axis and head pose found from the geometry, then turned upright) and "
+            if inputs.frame.align
+            else "taken as they come (+y up, facing +z, upright; units found from the size) and "
+        )
+        + f"rendered to "
         f"{len(inputs.views)} views ({', '.join(map(str, inputs.views))}; {', '.join(inputs.maps)} maps at {inputs.size} px), "
         f"embedded by a shared `{arch.image_encoder.name}` image encoder ({_options(arch.image_encoder.options)}), fused with learned "
         f"view weights, and classified by similarity to the class prompts' `{arch.text_encoder.name}` text embeddings.",

@@ -14,7 +14,7 @@ Two parts, as JSON (``benchmarks/results/pose.json``) and a plot (``docs/pose.pn
   generators (facekit and synthetic, population seed 1000, no model trained on either),
   upright and turned one axis at a time, in each unit and Z-up::
 
-    .venv/bin/python benchmarks/pose.py --before /tmp/before-model
+    .venv/bin/python benchmarks/pose.py --before /tmp/before-model --before-name "..."
 """
 
 from __future__ import annotations
@@ -179,6 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="the model to measure (default: the shipped one)")
     parser.add_argument("--before", default=None, help="a model to compare with, e.g. one that takes scans as they come")
+    parser.add_argument("--before-name", default=None, help="what to call it in the table (default: its path)")
     parser.add_argument("--scans", type=int, default=60, help="scans per generator for the aligner's error")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pose.json"))
     parser.add_argument("--plot", type=Path, default=Path("docs/pose.png"))
@@ -187,7 +188,7 @@ def main() -> None:
     models = {"after": args.model, **({"before": args.before} if args.before else {})}
     for name, model in models.items():
         results["accuracy"][name] = accuracies(model)
-        results.setdefault("models", {})[name] = model or "the shipped model"
+        results.setdefault("models", {})[name] = (args.before_name if name == "before" else None) or model or "the shipped model"
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     plot(results, args.plot)
     print(json.dumps(results, indent=1))
