@@ -70,8 +70,8 @@ SIZES = (0.8, 1.25)
 REACH_MM = 40.0
 #: fits refined at the end, each beside its upside-down twin
 FINALISTS = 3
-#: a nose margin (:meth:`_Fit.nose_margin`) beyond this (mm) says which way is up, between
-#: fits whose residuals are within this factor of each other
+#: a nose margin (:meth:`_Fit.nose_margin`) beyond this (mm) says a fit is the right way up;
+#: such a fit wins if its residual is within this factor of the best
 NOSE_MM = 2.0
 COMPARABLE_FITS = 1.5
 #: how much more a rigid point counts than any other point of the face in the final fit
@@ -87,6 +87,8 @@ MULTI_PIE_RIGID = (27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45)
 #: head turns (yaw, pitch, roll) tried from each of the 24 axis-aligned orientations, and
 #: around the best fits: ICP reaches about 30 degrees from where it starts
 STARTS = tuple((yaw, pitch, 0) for yaw in (-35, 0, 35) for pitch in (-25, 0, 25))
+#: starts kept after the first brief fit from all of them
+LIKELY = 40
 AROUND = ((0, 0, 0), (20, 0, 0), (-20, 0, 0), (0, 15, 0), (0, -15, 0), (0, 0, 20), (0, 0, -20))
 
 
@@ -310,10 +312,11 @@ class _Fit:
     def nose_start(self, rotations: np.ndarray) -> np.ndarray:
         """Translations ``[S, 3]`` putting the reference, turned by each of ``rotations``,
         with its nose tip on the scan's front-most point along the way its nose then points."""
-        count = max(1, len(self.scan) // 500)
-        ahead = self.scan @ rotations[:, :, 2].T  # [N, S]
+        points = self.scan[:: max(1, len(self.scan) // 1500)]
+        count = max(1, len(points) // 500)
+        ahead = points @ rotations[:, :, 2].T  # [N, S]
         front = np.argpartition(-ahead, count - 1, axis=0)[:count]  # [count, S]
-        tips = np.median(self.scan[front], axis=0)  # [S, 3]
+        tips = np.median(points[front], axis=0)  # [S, 3]
         return tips - rotations @ self.reference.nose_tip
 
     def run(
@@ -422,11 +425,14 @@ def search(fit: _Fit, starts: np.ndarray) -> tuple[float, np.ndarray, float, np.
     """(residual, rotation, scale, translation, the start it came from) of the best fit of
     the reference to ``fit``'s scan from ``starts`` (rotations ``[S, 3, 3]``)."""
     reference = fit.reference
-    sparse, middle = reference.face[:: max(1, len(reference.face) // 100)], reference.face[:: max(1, len(reference.face) // 250)]
+    sparse, middle = reference.face[:: max(1, len(reference.face) // 100)], reference.face[:: max(1, len(reference.face) // 160)]
     final = np.concatenate([reference.face[:: max(1, len(reference.face) // 500)], reference.points])
     importance = np.repeat([1.0, RIGID_WEIGHT], [len(final) - len(reference.points), len(reference.points)])
 
-    residuals, rotations, scales, translations = fit.run(starts, fit.nose_start(starts), 6, sparse)
+    # every start briefly on few points, then the likeliest further
+    residuals, rotations, scales, translations = fit.run(starts, fit.nose_start(starts), 2, sparse[::2])
+    likely = np.argsort(residuals)[:LIKELY]
+    residuals, rotations, scales, translations = fit.run(rotations[likely], translations[likely], 5, sparse, scales[likely])
     top = np.argsort(residuals)[:8]
     # refine the best, and around them, turned about the nose (ICP reaches about 30 degrees)
     around = np.stack([rotations[i] @ head_rotation(*turn) for i in top for turn in AROUND])
@@ -446,23 +452,18 @@ def search(fit: _Fit, starts: np.ndarray) -> tuple[float, np.ndarray, float, np.
         np.concatenate([scales[finalists]] * 2),
         importance=importance,
     )
-    # of a fit and its flip: where both fit about as well and the nose points down in one and
-    # up in the other, the first; else the better fit
+    # the best fit whose nose clearly points down, where one fits about as well as the best
+    # of all; else the best fit
     pairs = len(finalists)
-    margins = fit.nose_margin(rotations, scales, translations)
-    down, up = margins > NOSE_MM, margins < -NOSE_MM
     with np.errstate(invalid="ignore"):
-        comparable = np.maximum(scores[:pairs], scores[pairs:]) < COMPARABLE_FITS * np.minimum(scores[:pairs], scores[pairs:])
-    told = comparable & ((down[:pairs] & up[pairs:]) | (up[:pairs] & down[pairs:]))
-    flip_wins = np.where(told, down[pairs:], scores[pairs:] < scores[:pairs])
-    winners = np.where(flip_wins, np.arange(pairs) + pairs, np.arange(pairs))
-    chosen = int(winners[np.argmin(scores[winners])])
+        nose_down = (fit.nose_margin(rotations, scales, translations) > NOSE_MM) & (scores < COMPARABLE_FITS * scores.min())
+    chosen = int(np.argmin(np.where(nose_down, scores, np.inf)) if nose_down.any() else np.argmin(scores))
     polished = fit.run(rotations[chosen : chosen + 1], translations[chosen : chosen + 1], 3, final, scales[chosen : chosen + 1], exact=True, importance=importance)
     residual, rotation, scale, translation = (x[0] for x in polished)
     if not np.isfinite(residual):  # the exact matches lost the face the grid's found: keep the grid's fit
         residual, rotation, scale, translation = scores[chosen], rotations[chosen], scales[chosen], translations[chosen]
     rotation, translation = fit.symmetric(rotation, float(scale), translation)
-    return float(residual), rotation, float(scale), translation, int(top[finalists[chosen % pairs] // len(AROUND)])
+    return float(residual), rotation, float(scale), translation, int(likely[top[finalists[chosen % pairs] // len(AROUND)]])
 
 
 def find_frame(mesh: Mesh, units: Units = "auto", align: bool = True) -> FaceFrame:
