@@ -47,7 +47,7 @@ from affectkit.errors import MeshError
 from affectkit.mesh import Mesh
 
 #: Bump when :func:`find_frame` changes its answers, so that render caches do not serve old placements.
-FRAME_VERSION = 1
+FRAME_VERSION = 2
 #: millimetres per unit
 UNITS: dict[str, float] = {"mm": 1.0, "cm": 10.0, "inch": 25.4, "m": 1000.0}
 #: a scan's length unit, or ``auto``: found from the face's size

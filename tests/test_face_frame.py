@@ -215,3 +215,25 @@ def test_predict_gives_the_same_label_to_a_scan_turned_rescaled_and_exported_z_u
     records = [json.loads(line) for line in run_ok("predict", *paths, "--json").splitlines()]
     assert len({r["label"] for r in records}) == 1, [(r["input"], r["label"]) for r in records]
     assert [r["frame"]["units"] for r in records] == ["mm", *(unit for _, unit in AS_IT_COMES.values())]
+
+
+def test_a_scan_the_frame_refuses_is_skipped_and_named_where_bad_files_are_skipped(tmp_path):
+    from affectkit.errors import AffectkitError
+    from affectkit.factory import build_render_cache
+    from affectkit.inference_config import InputConfig
+    from affectkit.model_inputs import prepare_views
+    from affectkit.recipe import FrameConfig
+    from affectkit_plugins.facekit import FaceKitDataset
+
+    class OneGiant(FaceKitDataset):
+        def load(self, sample):
+            mesh = super().load(sample)
+            return Mesh(mesh.vertices * 50.0, mesh.faces, source="giant.ply") if sample.key == self.samples()[1].key else mesh
+
+    dataset = OneGiant(OneGiant.Options(subjects=1, intensities=[4], seed=1000))
+    cache = build_render_cache(InputConfig(views=["front"], size=32, maps=["normal"], frame=FrameConfig()), tmp_path)
+    views = prepare_views(dataset, dataset.samples()[:3], cache, ["normal"], skip_bad_files=True, progress=False)
+    assert len(views) == 2 and len(views.signatures) == 2 and views.views.shape[0] == 2
+    assert len(views.skipped) == 1 and "giant.ply: its size fits no unit" in views.skipped[0]
+    with pytest.raises(AffectkitError, match="giant.ply: its size fits no unit"):
+        prepare_views(dataset, dataset.samples()[:3], cache, ["normal"], progress=False)
