@@ -16,8 +16,8 @@ face** (the reference, ``reference_face.npz``, built by ``tools/build_reference_
    both tried in step 2; a size that fits no unit is refused.
 2. **Up axis, facing and head pose together**: the reference is fitted to the scan by
    trimmed point-to-plane ICP, from each of the 24 axis-aligned orientations turned nine
-   ways and, where the scan has landmarks in the 68-point Multi-PIE layout, from their
-   pose. The best fits are refined beside their upside-down twins (the nose decides
+   ways and, where the scan has landmarks in a layout it knows (:func:`landmark_starts`),
+   from their pose. The best fits are refined beside their upside-down twins (the nose decides
    between a fit and its twin where it clearly can: :meth:`_Fit.nose_margin`; else the
    residual), on the whole face with its *rigid* points (forehead, temples, brow ridge and
    nose, which no expression moves) weighted up; yaw and roll are then corrected by the
@@ -402,16 +402,32 @@ class _Fit:
         return corrected, nose - scale * (corrected @ self.reference.nose_tip)
 
 
-def landmark_start(mesh: Mesh, millimetres: float) -> np.ndarray | None:
-    """The rotation that takes the reference's landmarks onto the scan's, for landmarks in
-    the 68-point Multi-PIE layout (facekit, iBUG, the ``folder`` reader's names); None
-    for other layouts."""
-    if mesh.landmarks is None or len(mesh.landmarks) != 68 or not np.isfinite(mesh.landmarks).all():
-        return None
-    rows = list(MULTI_PIE_RIGID)
-    source, target = reference_face().landmarks[rows], mesh.landmarks[rows].astype(np.float64) * millimetres
-    rotation, _, _ = kabsch(source[None], target[None], np.ones((1, len(rows))))
-    return rotation[0]
+def landmark_starts(mesh: Mesh, millimetres: float) -> np.ndarray:
+    """Rotations ``[L, 3, 3]`` that take the reference's landmarks onto the scan's, for
+    landmarks in a layout the aligner knows (none for others):
+
+    * the 68-point Multi-PIE layout (facekit, iBUG, the ``folder`` reader's names): eye
+      corners and nose;
+    * BU-3DFE's 83 points (``.bnd``), as its documentation numbers them: eyes 1-8 and 9-16,
+      nose 37-48 (*unconfirmed* on real files here): the centres of both eyes and of the
+      nose, once for each way round the eyes may be numbered.
+
+    They only add starts to the geometric fit, which keeps the better fit, so a layout read
+    the wrong way costs nothing but time."""
+    marks = mesh.landmarks
+    if marks is None or not np.isfinite(marks).all() or len(marks) not in (68, 83):
+        return np.zeros((0, 3, 3))
+    target_marks = marks.astype(np.float64) * millimetres
+    reference = reference_face().landmarks
+    if len(marks) == 68:
+        pairs = [(reference[list(MULTI_PIE_RIGID)], target_marks[list(MULTI_PIE_RIGID)])]
+    else:
+        right, left, nose = reference[36:42].mean(axis=0), reference[42:48].mean(axis=0), reference[27:36].mean(axis=0)
+        first, second, bridge = target_marks[0:8].mean(axis=0), target_marks[8:16].mean(axis=0), target_marks[36:48].mean(axis=0)
+        pairs = [(np.stack([left, right, nose]), np.stack(order)) for order in ((first, second, bridge), (second, first, bridge))]
+    sources, targets = np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
+    rotations, _, _ = kabsch(sources, targets, np.ones(sources.shape[:2]))
+    return rotations
 
 
 def turned_about(point: np.ndarray, rotations: np.ndarray, scales: np.ndarray, translations: np.ndarray, turns: np.ndarray) -> np.ndarray:
@@ -486,12 +502,12 @@ def find_frame(mesh: Mesh, units: Units = "auto", align: bool = True) -> FaceFra
     for unit in tried:
         fit = _Fit(vertices * UNITS[unit], normals)
         starts = np.stack([a.T @ head_rotation(*turn) for a in axis_rotations() for turn in STARTS])
-        from_landmarks = landmark_start(mesh, UNITS[unit])
-        if from_landmarks is not None:
-            starts = np.concatenate([starts, from_landmarks[None]])
+        from_landmarks = landmark_starts(mesh, UNITS[unit])
+        geometric = len(starts)
+        starts = np.concatenate([starts, from_landmarks])
         residual, rotation, scale, translation, start = search(fit, starts)
         if best is None or residual < best[0]:
-            best = (residual, rotation, scale, translation, unit, "landmarks" if start == len(starts) - 1 and from_landmarks is not None else "geometry", fit)
+            best = (residual, rotation, scale, translation, unit, "landmarks" if start >= geometric else "geometry", fit)
     residual, rotation, scale, translation, unit, method, fit = best  # type: ignore[misc]
     if not math.isfinite(residual):
         raise MeshError(f"{source}: no part of it fits a face, in any orientation: is it a face scan? No prediction made")

@@ -237,3 +237,22 @@ def test_a_scan_the_frame_refuses_is_skipped_and_named_where_bad_files_are_skipp
     assert len(views.skipped) == 1 and "giant.ply: its size fits no unit" in views.skipped[0]
     with pytest.raises(AffectkitError, match="giant.ply: its size fits no unit"):
         prepare_views(dataset, dataset.samples()[:3], cache, ["normal"], progress=False)
+
+
+def test_bu3dfe_83_point_landmarks_give_a_start_at_the_pose_the_scan_is_in():
+    """BU-3DFE's .bnd numbering (eyes 1-8 and 9-16, nose 37-48), made here from a facekit
+    face's Multi-PIE points; whichever eye is numbered first, one start is the pose."""
+    from affectkit.face_frame import landmark_starts
+
+    (face,) = held_out("facekit", 1)
+    multi_pie = face.landmarks
+    bnd = np.repeat(multi_pie[[8]], 83, axis=0)
+    bnd[0:8] = multi_pie[[36, 37, 38, 39, 40, 41, 36, 39]]  # one eye
+    bnd[8:16] = multi_pie[[42, 43, 44, 45, 46, 47, 42, 45]]  # the other
+    bnd[36:48] = multi_pie[[27, 28, 29, 30, 31, 32, 33, 34, 35, 30, 31, 35]]  # nose
+    turn = head_rotation(25, -15, 10)
+    scan = Mesh(face.vertices @ turn.T / 10.0, face.faces, landmarks=bnd @ turn.T / 10.0)
+    starts = landmark_starts(scan, UNITS["cm"])
+    upright = np.asarray(find_frame(face).rotation)
+    assert len(starts) == 2 and min(degrees_between(start.T, upright @ turn.T) for start in starts) < 10.0
+    assert degrees_between(np.asarray(find_frame(scan).rotation) @ turn, upright) < 8.0
