@@ -190,14 +190,17 @@ AS_IT_COMES = {
 }
 
 
-#: the most any class's probability may move between versions of one scan: on the procedural
-#: faces the aligner's pitch varies more (docs/benchmarks.md), and a scan near a class
-#: boundary (one is in this set: anger 0.55 upright, 0.98 turned) moves with it
-PROBABILITY_CHANGE = {"facekit": 0.05, "synthetic": 0.5}
+SYNTHETIC_GAP = pytest.mark.xfail(
+    strict=True,
+    reason="issue 28, open: on the procedural faces the aligner's pitch varies with the pose a scan comes in, "
+    "and a scan near a class boundary (synthetic S001_AN_4: anger 0.48, disgust 0.52 upright) changes label",
+)
 
 
-@pytest.mark.parametrize("name", ["facekit", "synthetic"])
+@pytest.mark.parametrize("name", ["facekit", pytest.param("synthetic", marks=SYNTHETIC_GAP)])
 def test_the_shipped_model_gives_a_scan_its_label_in_any_unit_up_axis_and_pose(name):
+    """Every version of a scan gets the label and (within 0.05) the probabilities of the
+    upright scan in mm."""
     from affectkit.inference import Predictor
 
     predictor = Predictor.from_pretrained()
@@ -206,7 +209,7 @@ def test_the_shipped_model_gives_a_scan_its_label_in_any_unit_up_axis_and_pose(n
         for variant, (rotation, unit) in AS_IT_COMES.items():
             seen = predictor.predict(as_scanned(face, rotation, unit))
             change = max(abs(seen.probabilities[k] - p) for k, p in upright.probabilities.items())
-            assert seen.label == upright.label and change < PROBABILITY_CHANGE[name], (face.source, variant, seen.probabilities, upright.probabilities)
+            assert seen.label == upright.label and change < 0.05, (face.source, variant, seen.probabilities, upright.probabilities)
 
 
 def test_predict_gives_the_same_label_to_a_scan_turned_rescaled_and_exported_z_up(tmp_path):
