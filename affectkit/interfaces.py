@@ -68,6 +68,12 @@ class RenderedViews:
     def channels(cls, maps: Sequence[str]) -> int:
         return sum(cls.MAPS[name] for name in maps)
 
+    @classmethod
+    def concat(cls, parts: Sequence[RenderedViews]) -> RenderedViews:
+        """The batches ``parts`` end to end (their frames too, where every part has them)."""
+        frames = None if any(p.frames is None for p in parts) else [frame for p in parts for frame in p.frames]  # type: ignore[union-attr]
+        return cls(**{name: torch.cat([getattr(p, name) for p in parts]) for name in cls.MAPS}, frames=frames)
+
 
 class Renderer(Component):
     """Turns meshes into images seen from several views."""

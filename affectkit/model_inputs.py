@@ -162,4 +162,4 @@ def render_batch(
         kept.append((sample, chosen))
     if not parts:
         return [], None
-    return kept, RenderedViews(**{name: torch.cat([getattr(p, name) for p in parts]) for name in RenderedViews.MAPS})
+    return kept, RenderedViews.concat(parts)

@@ -91,7 +91,7 @@ class TorchRenderer(Renderer):
         parts = [
             self._render_group(group, views, size * factor, device) for group in _groups(meshes, len(views))
         ]
-        rendered = _cat(parts) if len(parts) > 1 else parts[0]
+        rendered = RenderedViews.concat(parts) if len(parts) > 1 else parts[0]
         return _downsample(rendered, factor) if factor > 1 else rendered
 
     # -----------------------------------------------------------------------------------
@@ -464,9 +464,6 @@ class _ZBuffer:
 # Batches and supersampling
 # ---------------------------------------------------------------------------------------
 
-
-def _cat(parts: Sequence[RenderedViews]) -> RenderedViews:
-    return RenderedViews(**{name: torch.cat([getattr(p, name) for p in parts]) for name in RenderedViews.MAPS})
 
 
 def _downsample(rendered: RenderedViews, factor: int) -> RenderedViews:
