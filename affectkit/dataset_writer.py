@@ -2,7 +2,7 @@
 
 Layout ``affectkit`` under ``out_dir``::
 
-    manifest.csv                       path,label,subject,frame, then the samples' attributes
+    manifest.csv                       path,label,subject,frame,action_units, then the samples' attributes
     options.json                       the dataset and options that made it
     meshes/S001/S001_HA_4.ply          a static scan (vertex colours where the dataset has them)
     meshes/S001/S001_HA_4.lm.txt       its landmarks
@@ -10,7 +10,8 @@ Layout ``affectkit`` under ``out_dir``::
     meshes/S001/S001_HA/000.lm.txt
 
 ``path`` is relative to ``out_dir``; ``frame`` is empty for static scans and counts from 0
-in sequences (one row per frame). The attribute columns are the samples' own (the
+in sequences (one row per frame); ``action_units`` is each scan's or frame's AU label as
+JSON (:mod:`affectkit.action_units`). The attribute columns are the samples' own (the
 ``synthetic`` faces have ``sex,age_group,intensity``; ``facekit`` only ``intensity``). A
 ``.lm.txt`` file has one landmark per line, ``name x y z`` separated by single spaces, in
 the order of the dataset's ``landmark_names``; coordinates are in millimetres, in the
@@ -21,8 +22,10 @@ lay out their files, so the ``bu3dfe`` and ``bu4dfe`` dataset plugins read them:
 
     F0001/F0001_HA04WH_F3D.wrl         BU-3DFE: VRML with per-vertex colours
     F0001/F0001_HA04WH_F3D.bnd         its landmarks, "index x y z" (index: nearest vertex)
+    F0001/F0001_HA04WH_F3D.au.json     its AU label (JSON; BU-3DFE itself has none)
     F001/Happy/000.wrl                 BU-4DFE: frame 0 of a sequence (needs sequences)
     F001/Happy/000.bnd
+    F001/Happy/000.au.json
     affectkit_synthetic.json           the dataset and options that made it, and its placeholders
 
 Subject ``S001`` becomes ``F0001`` or ``M0001`` (``F001``/``M001`` in BU-4DFE) by its sex.
@@ -42,13 +45,14 @@ from typing import Literal
 
 import numpy as np
 
+from affectkit.action_units import to_json, write_side_file
 from affectkit.errors import DatasetError
 from affectkit.face_generator import FaceGenerator
 from affectkit.facs import CODES, NEUTRAL
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence, save_mesh
 
-BASE_COLUMNS = ("path", "label", "subject", "frame")
+BASE_COLUMNS = ("path", "label", "subject", "frame", "action_units")
 Layout = Literal["affectkit", "bu3dfe", "bu4dfe"]
 LAYOUTS: tuple[str, ...] = ("affectkit", "bu3dfe", "bu4dfe")
 #: the file beside a BU-layout copy that says which generator made it
@@ -94,7 +98,7 @@ def placeholder_attributes(root: Path) -> set[str]:
 
 
 def manifest_columns(dataset: FaceGenerator) -> tuple[str, ...]:
-    """``path,label,subject,frame`` and the attributes of the dataset's samples (``frames`` aside)."""
+    """``path,label,subject,frame,action_units`` and the attributes of the dataset's samples (``frames`` aside)."""
     keys: dict[str, None] = {}
     for sample in dataset.samples():
         keys.update(dict.fromkeys(k for k in sample.attributes if k != "frames"))
@@ -120,7 +124,10 @@ def write_dataset(dataset: FaceGenerator, name: str, out_dir: Path, layout: Layo
         if mesh.landmarks is not None and names:
             write_landmarks(mesh.landmarks, names, landmark_path(path))
         attributes = {k: sample.attributes.get(k, "") for k in columns[len(BASE_COLUMNS):]}
-        rows.append({"path": relative.as_posix(), "label": sample.label, "subject": sample.subject, "frame": frame, **attributes})
+        units = mesh.metadata.get("action_units")
+        rows.append(
+            {"path": relative.as_posix(), "label": sample.label, "subject": sample.subject, "frame": frame, "action_units": to_json(units) if units else "", **attributes}
+        )
 
     for sample in dataset.samples():
         loaded = dataset.load(sample)
@@ -167,6 +174,8 @@ def _write_scan(mesh: Mesh, path: Path, title: str) -> None:
         raise DatasetError(f"the mesh format {path.suffix!r} has no writer")
     mesh.metadata["title"] = title
     writer(mesh, path)
+    if mesh.metadata.get("action_units"):
+        write_side_file(mesh.metadata["action_units"], path)
 
 
 def _check_numbering(dataset: FaceGenerator, name: str, digits: int, layout: str) -> None:

@@ -15,8 +15,9 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
+from affectkit.action_units import coded
 from affectkit.errors import DatasetError
-from affectkit.facs import CODES, LABELS, NEUTRAL
+from affectkit.facs import CODES, GENERATED_AUS, LABELS, NEUTRAL, Activations, activations, timeline
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
 
@@ -36,6 +37,8 @@ class FaceGenerator(Dataset):
 
     #: how messages name this generator (its registered name)
     generator: ClassVar[str] = "generator"
+    #: probability that a subject leaves out one secondary AU of an emotion's prototype
+    missing_au_p: ClassVar[float] = 0.0
 
     class Options(Options):
         subjects: int = Field(20, ge=1, le=10000, description="number of subjects")
@@ -77,14 +80,28 @@ class FaceGenerator(Dataset):
             attributes = self.subject_attributes(index)
             for label in self.labels:
                 levels = [0] if label == NEUTRAL else intensities
-                if o.sequences:
+                if o.sequences:  # labelled with its apex, which every sequence reaches
                     key = f"{subject}_{CODES[label]}"
-                    out[key] = Sample(key, label, subject, {**attributes, "intensity": levels[-1], "frames": o.frames}, is_sequence=True)
+                    units = self.action_units(index, label, levels[-1])
+                    out[key] = Sample(key, label, subject, {**attributes, "intensity": levels[-1], "frames": o.frames}, is_sequence=True, action_units=units)
                     continue
                 for level in levels:
                     key = f"{subject}_{CODES[label]}_{level}"
-                    out[key] = Sample(key, label, subject, {**attributes, "intensity": level})
+                    out[key] = Sample(key, label, subject, {**attributes, "intensity": level}, action_units=self.action_units(index, label, level))
         return out
+
+    def activations(self, sample: Sample) -> Activations | list[Activations]:
+        """The AU activations ``sample`` is made of: one set for a scan, one per frame of a sequence."""
+        o, index = self.options, subject_index(sample.subject)
+        level = int(sample.attributes["intensity"])
+        if sample.is_sequence:
+            return timeline(o.seed, index, sample.label, o.frames, level, self.missing_au_p)
+        return activations(o.seed, index, sample.label, level, self.missing_au_p)
+
+    def action_units(self, index: int, label: str, level: int) -> dict[int, tuple[float, float]]:
+        """The AU label of subject ``index`` showing ``label`` at ``level``: every AU a
+        generator moves, coded (:func:`affectkit.action_units.coded`)."""
+        return coded(activations(self.options.seed, index, label, level, self.missing_au_p), GENERATED_AUS)
 
     def known(self, sample: Sample) -> Sample:
         """This generator's own record of ``sample`` (by key), or one clear error."""

@@ -68,6 +68,8 @@ SECONDARY: dict[str, tuple[int, ...]] = {
     "surprise": (2, 5),
     "neutral": (),
 }
+#: every AU a generator moves: the labels of generated scans code all of them
+GENERATED_AUS: tuple[int, ...] = tuple(sorted({au for table in (PROTOTYPES, OPTIONAL) for units in table.values() for au in units}))
 MAX_ACTIVATION = 1.3  # per side, after gain and asymmetry
 #: intensity level -> activation scale
 INTENSITY_SCALE: tuple[float, ...] = (0.0, 0.3, 0.55, 0.8, 1.0)

@@ -106,7 +106,10 @@ class Sample:
     """One labelled scan or sequence of a dataset, without its geometry.
 
     ``key`` is unique within the dataset and stable across runs; ``attributes`` holds
-    whatever metadata the dataset knows (sex, age_group, ethnicity, intensity, ...).
+    whatever metadata the dataset knows (sex, age_group, ethnicity, intensity, ...);
+    ``action_units`` the FACS action units coded for it, ``{AU: (right, left)}`` from 0
+    (absent) to 1, ``None`` where it has none (:mod:`affectkit.action_units`). The frames of
+    a sequence may carry their own in ``Mesh.metadata["action_units"]``, which then count.
     """
 
     key: str
@@ -114,6 +117,7 @@ class Sample:
     subject: str
     attributes: Mapping[str, Any] = field(default_factory=dict)
     is_sequence: bool = False
+    action_units: Mapping[int, tuple[float, float]] | None = None
 
 
 class Dataset(Component):

@@ -72,6 +72,15 @@ def parse_name(stem: str) -> dict[str, object] | None:
     return None
 
 
+def au_label(label: str) -> dict[int, tuple[float, float]]:
+    """The AU label of an action-unit scan: ``AU12L`` -> AU12 present on the left, ``AU22+AU25``
+    -> both present. Only the AUs it names are coded: a scan posing one AU may show others."""
+    out = {}
+    for code, suffix in re.findall(r"AU(\d+)([A-Z]*)", label):
+        out[int(code)] = (0.0 if suffix == "L" else 1.0, 0.0 if suffix == "R" else 1.0)
+    return out
+
+
 def _au_order(label: str) -> tuple:
     return tuple((int(n), suffix) for n, suffix in re.findall(r"AU(\d+)([A-Z]*)", label))
 
@@ -92,7 +101,7 @@ class BosphorusDataset(Dataset):
         subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. bs002); all when unset")
         include_neutral: bool = Field(False, description="add the neutral scans (N_N) as class 'neutral'")
         action_units: Literal["exclude", "label"] = Field(
-            "exclude", description="action-unit scans (LFAU/UFAU/CAU): skip them, or keep them labelled e.g. 'AU14'"
+            "exclude", description="action-unit scans (LFAU/UFAU/CAU): skip them, or keep them labelled e.g. 'AU14', with the AUs they pose as their AU label"
         )
         flip_v: bool = Field(False, description="flip the texture V coordinate (if textures appear upside down)")
 
@@ -117,7 +126,7 @@ class BosphorusDataset(Dataset):
     def load(self, sample: Sample) -> Mesh:
         known, path = self._index[1].find(sample)
         mesh = read_bnt(path, flip_v=self.options.flip_v)
-        mesh.metadata.update({**known.attributes, "label": known.label, "subject": known.subject})
+        mesh.metadata.update({**known.attributes, "label": known.label, "subject": known.subject, "action_units": known.action_units})
         landmarks = path.with_suffix(".lm3")
         if landmarks.is_file():
             names, points = read_lm3(landmarks)
@@ -162,7 +171,8 @@ class BosphorusDataset(Dataset):
             if info["kind"] not in keep or (o.subjects is not None and info["subject"] not in o.subjects):
                 continue
             attributes = {"kind": info["kind"], "take": info["take"], "code": info["code"]}
-            entries[key] = (Sample(key, str(info["label"]), str(info["subject"]), attributes), path)
+            units = au_label(str(info["label"])) if info["kind"] == "action_unit" else None
+            entries[key] = (Sample(key, str(info["label"]), str(info["subject"]), attributes, action_units=units), path)
         if not entries:
             raise DatasetError(
                 f"bosphorus: none of the {len(found)} scans under {str(o.root)!r} is selected "

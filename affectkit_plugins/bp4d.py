@@ -7,7 +7,18 @@ it searches ``root`` recursively and takes the subject (``F001``, ``M012``), the
 any part of the path, so ``F001_T1/F001_T1_0001.obj`` works as well.
 
 Expressions are spontaneous, so labels come per task (:data:`TASK_LABELS`, following
-the tasks of the BP4D paper); action-unit codes per frame come from optional CSV files.
+the tasks of the BP4D paper); action units per frame come from optional CSV files under
+``au_dir`` (*unconfirmed* layouts, as BP4D's AU coding is distributed):
+
+* occurrence, one file per sequence, ``F001_T1.csv``: a header row of ``frame`` (or the
+  first column) and AU columns (``AU12``, ``12``), one row per frame, 1 present, 0 absent,
+  9 not coded;
+* intensity (where present), one file per sequence and AU, ``F001_T1_AU12.csv``: rows of
+  ``frame,intensity`` without a header, 0-5 (FACS A-E as 1-5), 9 not coded. Where a frame
+  has both, the intensity (as 0..1) gives the AU's strength.
+
+Each frame's label is :mod:`affectkit.action_units`'s ``{AU: (strength, strength)}``: BP4D
+codes no side.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import ResolvedPath, SampleIndex, warn_skipped
+from affectkit.disk_datasets import ResolvedPath, SampleIndex, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
@@ -101,6 +112,46 @@ def read_au_csv(path: Path) -> dict[int, dict[str, int]]:
     return out
 
 
+_INTENSITY_FILE = re.compile(r"^(?P<sequence>[FM]\d{3}_T\d{1,2})_AU0*(?P<code>\d+)$", re.I)
+#: the value BP4D writes for a frame it did not code
+NOT_CODED = 9
+INTENSITY_MAX = 5
+
+
+def read_au_intensity(path: Path) -> dict[int, int]:
+    """Read a per-AU intensity CSV: ``{frame: intensity}`` (0-5; 9, not coded, kept)."""
+    try:
+        rows = list(csv.reader(path.open(newline="", encoding="utf-8-sig")))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read action-unit intensity CSV: {exc}") from None
+    out: dict[int, int] = {}
+    for line, row in enumerate(rows, start=1):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            if len(row) < 2:
+                raise ValueError
+            frame, value = int(float(row[0])), int(float(row[1]))
+            if not (0 <= value <= INTENSITY_MAX or value == NOT_CODED):
+                raise ValueError
+        except ValueError:
+            raise DatasetError(f"{path}: line {line}: expected 'frame,intensity' with an intensity 0-5 (9: not coded), got {row}") from None
+        out[frame] = value
+    return out
+
+
+def frame_label(occurrence: dict[str, int] | None, intensities: dict[int, int]) -> dict[int, tuple[float, float]] | None:
+    """One frame's AU label from its occurrence codes and intensities (``None``: not coded)."""
+    label: dict[int, tuple[float, float]] = {}
+    for name, value in (occurrence or {}).items():
+        if value in (0, 1):
+            label[int(name[2:])] = (float(value), float(value))
+    for code, value in intensities.items():
+        if value != NOT_CODED:
+            label[code] = (value / INTENSITY_MAX,) * 2
+    return label or None
+
+
 class BP4DDataset(Dataset):
     """BP4D-Spontaneous 4D sequences (per-frame meshes), labelled by task; optional per-frame AU codes.
 
@@ -122,7 +173,9 @@ class BP4DDataset(Dataset):
         suffix: str = Field(".obj", description="mesh file suffix of the frames (any format load_mesh reads)")
         max_frames: int | None = Field(None, ge=1, description="load at most this many evenly spaced frames per sequence")
         fps: float = Field(25.0, gt=0, description="frame rate of the recordings")
-        au_dir: ResolvedPath | None = Field(None, description="folder of per-sequence AU CSV files (F001_T1.csv), searched recursively")
+        au_dir: ResolvedPath | None = Field(
+            None, description="folder of AU CSV files, searched recursively: occurrence per sequence (F001_T1.csv), intensity per sequence and AU (F001_T1_AU12.csv)"
+        )
 
         @field_validator("subjects")
         @classmethod
@@ -164,23 +217,23 @@ class BP4DDataset(Dataset):
     def load(self, sample: Sample) -> MeshSequence:
         known, frames = self._index.find(sample)
         chosen = select_frames(len(frames), self.options.max_frames)
-        codes = self._action_units(known)
+        codes, intensities = self._action_units(known)
         meshes: list[Mesh] = []
-        per_frame: list[dict[str, int] | None] = []
+        per_frame: list[dict[int, tuple[float, float]] | None] = []
         for index in chosen:
             number, path = frames[index]
             mesh = load_mesh(path)
-            frame_codes = None if codes is None else codes.get(number)
-            mesh.metadata.update({"frame": number, "action_units": frame_codes, "subject": known.subject, "label": known.label})
+            label = frame_label(codes.get(number), {au: values[number] for au, values in intensities.items() if number in values})
+            mesh.metadata.update({"frame": number, "action_units": label, "subject": known.subject, "label": known.label})
             meshes.append(mesh)
-            per_frame.append(frame_codes)
+            per_frame.append(label)
         step = (len(frames) - 1) / (len(chosen) - 1) if len(chosen) > 1 else 1.0
         metadata: dict[str, Any] = {
             **known.attributes,
             "label": known.label,
             "subject": known.subject,
             "frame_numbers": [frames[i][0] for i in chosen],
-            "action_units": None if codes is None else per_frame,
+            "action_units": per_frame if any(per_frame) else None,
         }
         return MeshSequence(frames=meshes, fps=self.options.fps / step, metadata=metadata, source=str(frames[0][1].parent))
 
@@ -251,19 +304,31 @@ class BP4DDataset(Dataset):
         return SampleIndex("bp4d", o.root, out)
 
     @cached_property
-    def _au_files(self) -> dict[str, Path]:
+    def _au_files(self) -> tuple[dict[str, Path], dict[str, dict[int, Path]]]:
+        """Occurrence files by sequence key, and intensity files by sequence key and AU."""
         au_dir = self.options.au_dir
         if au_dir is None:
-            return {}
+            return {}, {}
         if not au_dir.is_dir():
             raise DatasetError(f"bp4d: au_dir {str(au_dir)!r} is not a folder")
-        return {p.stem.upper(): p for p in sorted(au_dir.rglob("*")) if p.suffix.lower() == ".csv" and p.is_file()}
+        occurrence: dict[str, Path] = {}
+        intensity: dict[str, dict[int, Path]] = {}
+        for path in walk_files(au_dir):
+            if path.suffix.lower() != ".csv":
+                continue
+            match = _INTENSITY_FILE.match(path.stem)
+            if match:
+                intensity.setdefault(match["sequence"].upper(), {})[int(match["code"])] = path
+            else:
+                occurrence[path.stem.upper()] = path
+        return occurrence, intensity
 
-    def _action_units(self, sample: Sample) -> dict[int, dict[str, int]] | None:
-        if self.options.au_dir is None:
-            return None
-        path = self._au_files.get(sample.key.upper())
-        return None if path is None else read_au_csv(path)
+    def _action_units(self, sample: Sample) -> tuple[dict[int, dict[str, int]], dict[int, dict[int, int]]]:
+        """(occurrence codes per frame, intensity per AU and frame) of ``sample``; empty without files."""
+        occurrence, intensity = self._au_files
+        key = sample.key.upper()
+        codes = read_au_csv(occurrence[key]) if key in occurrence else {}
+        return codes, {au: read_au_intensity(path) for au, path in intensity.get(key, {}).items()}
 
 
 @hookimpl

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
+from affectkit.action_units import read_side_file
 from affectkit.dataset_writer import placeholder_attributes
 from affectkit.disk_datasets import ResolvedPath, SampleIndex, check_root, found_twice, shown, subject_ids, walk_files, warn_skipped
 from affectkit.errors import DatasetError
@@ -104,7 +105,7 @@ class BU3DFEDataset(Dataset):
     def load(self, sample: Sample) -> Mesh:
         known, (path, landmarks) = self._index.find(sample)
         mesh = read_wrl(path)
-        mesh.metadata.update({**known.attributes, "label": known.label, "subject": known.subject})
+        mesh.metadata.update({**known.attributes, "label": known.label, "subject": known.subject, "action_units": known.action_units})
         if landmarks is not None:
             mesh.landmarks = read_bnd(landmarks)
             mesh.metadata["landmark_file"] = str(landmarks)
@@ -158,7 +159,7 @@ class BU3DFEDataset(Dataset):
             attributes = {
                 name: info[name] for name in ("sex", "ethnicity", "intensity", "variant") if name not in placeholders
             }
-            sample = Sample(key, str(info["label"]), str(info["subject"]), attributes)
+            sample = Sample(key, str(info["label"]), str(info["subject"]), attributes, action_units=read_side_file(path))
             entries[key] = (sample, (path, bnd.get((path.parent, path.stem.upper()))))
         if not entries:
             raise DatasetError(

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
+from affectkit.action_units import read_side_file
 from affectkit.dataset_writer import placeholder_attributes
 from affectkit.disk_datasets import ResolvedPath, SampleIndex, check_root, found_twice, shown, subject_id, subject_ids, walk_files, warn_skipped
 from affectkit.errors import DatasetError
@@ -103,7 +104,7 @@ class BU4DFEDataset(Dataset):
 
     def _frame(self, path: Path, landmarks: Path | None, metadata: dict) -> Mesh:
         mesh = read_wrl(path)
-        mesh.metadata.update(metadata)
+        mesh.metadata.update({**metadata, "action_units": read_side_file(path)})
         if landmarks is not None:
             mesh.landmarks = read_bnd(landmarks)
             mesh.metadata["landmark_file"] = str(landmarks)

@@ -1,9 +1,11 @@
 """The ``folder`` dataset: any meshes or mesh sequences listed in a CSV manifest.
 
-Manifest columns: ``path,label,subject[,frame][,attributes...]``, one row per mesh file,
-``path`` relative to the manifest's folder (``/`` or ``\\`` separators; it may not leave
-that folder). Rows with a ``frame`` value are frames of a sequence: rows of the same
-folder, subject and label form one sequence, ordered by frame. Every other column is an
+Manifest columns: ``path,label,subject[,frame][,action_units][,attributes...]``, one row
+per mesh file, ``path`` relative to the manifest's folder (``/`` or ``\\`` separators; it may
+not leave that folder). Rows with a ``frame`` value are frames of a sequence: rows of the
+same folder, subject and label form one sequence, ordered by frame. ``action_units`` is a
+scan's (or frame's) AU label, in FACS notation (``1B+2B+12D``) or JSON (``{"12": [0.8,
+0.7]}``), empty where it has none (:mod:`affectkit.action_units`). Every other column is an
 attribute of the sample (integers and decimals are parsed, empty cells left out). This is
 the layout ``affectkit synth`` writes, so a generated dataset written to disk reads back
 as the same samples.
@@ -23,6 +25,8 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from affectkit import hookimpl
+from affectkit.action_units import parse as parse_action_units
+from affectkit.action_units import strongest
 from affectkit.disk_datasets import ResolvedPath, SampleIndex
 from affectkit.errors import DatasetError, MeshError
 from affectkit.interfaces import Dataset, Options, Sample
@@ -32,6 +36,8 @@ from affectkit.mesh_formats import load_mesh
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 NEUTRAL = "neutral"
 REQUIRED = ("path", "label", "subject")
+#: the optional column of AU labels
+ACTION_UNITS = "action_units"
 MANIFEST = "manifest.csv"
 
 _INT = re.compile(r"^[+-]?\d+$")
@@ -78,10 +84,11 @@ class _Row:
     subject: str
     frame: int | None
     attributes: dict[str, Any] = field(default_factory=dict)
+    action_units: dict[int, tuple[float, float]] | None = None
 
 
 class FolderDataset(Dataset):
-    """Meshes or sequences on disk listed in a CSV manifest (path,label,subject[,frame][,attributes...]).
+    """Meshes or sequences on disk listed in a CSV manifest (path,label,subject[,frame][,action_units][,attributes...]).
 
     Keys are paths without suffix for single meshes (``meshes/S001/S001_HA_4``) and the
     frames' folder for sequences (``meshes/S001/S001_HA``; with the subject and label
@@ -149,7 +156,7 @@ class FolderDataset(Dataset):
     def _mesh(self, row: _Row, metadata: dict[str, Any]) -> Mesh:
         path = self.root / row.path
         mesh = load_mesh(path)
-        mesh.metadata.update(metadata)
+        mesh.metadata.update({**metadata, "action_units": row.action_units})
         landmarks = landmark_file(path)
         if landmarks.is_file():
             names, points = read_landmark_file(landmarks)
@@ -177,7 +184,7 @@ class FolderDataset(Dataset):
                 groups.setdefault((folder, row.subject, row.label), []).append(row)
         out: dict[str, tuple[Sample, list[_Row]]] = {}
         for key, row in singles.items():
-            out[key] = (Sample(key, row.label, row.subject, dict(row.attributes)), [row])
+            out[key] = (Sample(key, row.label, row.subject, dict(row.attributes), action_units=row.action_units), [row])
         per_folder: dict[str, int] = {}
         for folder, _, _ in groups:
             per_folder[folder] = per_folder.get(folder, 0) + 1
@@ -197,7 +204,8 @@ class FolderDataset(Dataset):
             attributes = dict(frames[0].attributes)
             if "frames" not in columns:
                 attributes["frames"] = len(frames)
-            out[key] = (Sample(key, label, subject, attributes, is_sequence=True), frames)
+            units = strongest(row.action_units for row in frames)
+            out[key] = (Sample(key, label, subject, attributes, is_sequence=True, action_units=units), frames)
         return labels, SampleIndex("folder", self.manifest, out)
 
     def _labels(self, rows: list[_Row]) -> tuple[str, ...]:
@@ -276,9 +284,10 @@ class FolderDataset(Dataset):
             except ValueError:
                 raise DatasetError(f"{manifest}: line {line}: frame must be an integer, got {values['frame']!r}") from None
         attributes = {
-            name: parse_value(value) for name, value in values.items() if name not in (*REQUIRED, "frame") and value != ""
+            name: parse_value(value) for name, value in values.items() if name not in (*REQUIRED, "frame", ACTION_UNITS) and value != ""
         }
-        return _Row(line, normal, values["label"], values["subject"], frame, attributes)
+        units = parse_action_units(values.get(ACTION_UNITS), f"{manifest}: line {line}")
+        return _Row(line, normal, values["label"], values["subject"], frame, attributes, units)
 
 
 @hookimpl

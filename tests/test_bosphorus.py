@@ -15,7 +15,7 @@ from affectkit.mesh import Mesh
 from affectkit.mesh_formats import load_mesh
 from affectkit.registry import registry
 from affectkit_plugins.bnt import read_bnt, read_bnt_grid, read_lm3
-from affectkit_plugins.bosphorus import BosphorusDataset, parse_name
+from affectkit_plugins.bosphorus import au_label, BosphorusDataset, parse_name
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 
@@ -303,6 +303,16 @@ def test_neutral_and_action_units_on_request(tree):
     assert sorted((s.key, s.label) for s in samples) == [
         ("bs000_E_ANGER_0", "anger"), ("bs000_E_HAPPY_0", "happiness"), ("bs000_LFAU_12_0", "AU12"), ("bs000_N_N_0", "neutral"),
     ]
+    # an AU scan's AU label is the AU it poses; the emotion scans have none
+    assert {s.key: s.action_units for s in samples if s.action_units} == {"bs000_LFAU_12_0": {12: (1.0, 1.0)}}
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [("AU12L", {12: (0.0, 1.0)}), ("AU12R", {12: (1.0, 0.0)}), ("AU22+AU25", {22: (1.0, 1.0), 25: (1.0, 1.0)}), ("AU9", {9: (1.0, 1.0)})],
+)
+def test_action_unit_scans_label_the_units_they_pose(label, expected):
+    assert au_label(label) == expected
 
 
 def test_load_gives_mesh_with_landmarks_and_texture(tree):

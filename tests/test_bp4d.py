@@ -122,12 +122,35 @@ def test_action_units_from_csv(tmp_path):
     ds = dataset(root=root, au_dir=tmp_path / "AUCoding")
     by_key = {s.key: s for s in ds.samples()}
     seq = ds.load(by_key["F001_T1"])
-    assert seq.metadata["action_units"] == [
-        {"AU1": 0, "AU2": 1, "AU12": 1}, {"AU1": 0, "AU2": 0, "AU12": 9}, None, {"AU1": 1, "AU2": 1, "AU12": 0},
-    ]
-    assert seq.frames[3].metadata["action_units"] == {"AU1": 1, "AU2": 1, "AU12": 0}
-    assert ds.load(by_key["M002_T1"]).metadata["action_units"][2] == {"AU1": 1, "AU2": 0, "AU12": 1}
+    on, off = (1.0, 1.0), (0.0, 0.0)
+    # frame 1 does not code AU12 (9), frame 2 is not in the file at all
+    assert seq.metadata["action_units"] == [{1: off, 2: on, 12: on}, {1: off, 2: off}, None, {1: on, 2: on, 12: off}]
+    assert seq.frames[3].metadata["action_units"] == {1: on, 2: on, 12: off}
+    assert ds.load(by_key["M002_T1"]).metadata["action_units"][2] == {1: on, 2: off, 12: on}
     assert ds.load(by_key["F001_T2"]).metadata["action_units"] is None  # no CSV for this sequence
+
+
+def test_action_unit_intensity_files_give_strength(tmp_path):
+    """BP4D's intensity layout (F001_T1_AU12.csv, rows frame,intensity 0-5, 9 not coded)
+    beside the occurrence file: the intensity, as 0..1, is the AU's strength."""
+    root = bp4d_tree(tmp_path / "BP4D", tasks=("T1",), frames=4)
+    occurrence, intensity = tmp_path / "AU" / "AU_OCC", tmp_path / "AU" / "AU_INT" / "AU12"
+    occurrence.mkdir(parents=True)
+    intensity.mkdir(parents=True)
+    (occurrence / "F001_T1.csv").write_text("frame,AU6,AU12\n0,0,0\n1,1,1\n2,1,1\n3,0,0\n")
+    (intensity / "F001_T1_AU12.csv").write_text("0,0\n1,2\n2,5\n3,9\n")
+    seq = dataset(root=root, au_dir=tmp_path / "AU").load(next(s for s in dataset(root=root).samples() if s.key == "F001_T1"))
+    strengths = [{au: value[0] for au, value in frame.metadata["action_units"].items()} for frame in seq.frames]
+    assert strengths == [{6: 0.0, 12: 0.0}, {6: 1.0, 12: 0.4}, {6: 1.0, 12: 1.0}, {6: 0.0, 12: 0.0}]
+
+
+def test_bad_au_intensity_file_names_file_and_line(tmp_path):
+    root = bp4d_tree(tmp_path / "BP4D", tasks=("T1",), frames=2)
+    (tmp_path / "AU").mkdir()
+    (tmp_path / "AU" / "F001_T1_AU12.csv").write_text("0,1\n1,7\n")
+    ds = dataset(root=root, au_dir=tmp_path / "AU")
+    with pytest.raises(DatasetError, match=r"F001_T1_AU12.csv: line 2: expected 'frame,intensity' with an intensity 0-5"):
+        ds.load(ds.samples()[0])
 
 
 @pytest.mark.parametrize(

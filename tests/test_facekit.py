@@ -293,7 +293,7 @@ def test_synth_writes_facekit_manifest_with_landmark_names(tmp_path):
 
     run_ok("synth", "--dataset", "facekit", "--out", str(tmp_path), "--subjects", "1", "--intensities", "4", "--no-neutral")
     header = (tmp_path / "manifest.csv").read_text().splitlines()[0]
-    assert header == "path,label,subject,frame,intensity"
+    assert header == "path,label,subject,frame,action_units,intensity"
     landmarks = read_landmarks(next((tmp_path / "meshes/S001").glob("*.lm.txt")))
     assert list(landmarks) == list(LANDMARKS)
     folder = create("dataset", "folder", {"root": str(tmp_path)})

@@ -256,7 +256,7 @@ def test_noise_and_holes_take_effect():
 def read_manifest(path):
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        assert tuple(reader.fieldnames) == ("path", "label", "subject", "frame", "sex", "age_group", "skin_tone", "intensity")
+        assert tuple(reader.fieldnames) == ("path", "label", "subject", "frame", "action_units", "sex", "age_group", "skin_tone", "intensity")
         return list(reader)
 
 

@@ -8,8 +8,9 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field, field_validator
 
+from affectkit.action_units import coded
 from affectkit.face_generator import FaceGenerator, subject_index
-from affectkit.facs import Activations, activations, label_index, seeded_rng, timeline
+from affectkit.facs import GENERATED_AUS, Activations, label_index, seeded_rng
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit_plugins.facekit import model as face_model
@@ -48,6 +49,7 @@ class FaceKitDataset(FaceGenerator):
     """
 
     generator = "facekit"
+    missing_au_p = MISSING_AU_P
 
     class Options(FaceGenerator.Options):
         realism: bool = Field(True, description="simulate a scanner (the options below); false: the clean model mesh, whole head")
@@ -78,18 +80,17 @@ class FaceKitDataset(FaceGenerator):
 
     def load(self, sample: Sample) -> Mesh | MeshSequence:
         known = self.known(sample)
-        o = self.options
         index = subject_index(known.subject)
         level = int(known.attributes["intensity"])
         label = label_index(known.label)
         metadata = {**known.attributes, "label": known.label, "subject": known.subject}
         source = f"facekit:{known.key}"
+        acts = self.activations(known)
         if not known.is_sequence:
-            acts = activations(o.seed, index, known.label, level, MISSING_AU_P)
-            return self._scan(index, acts, (index, label, level), metadata, source)
+            return self._scan(index, acts, (index, label, level), {**metadata, "action_units": coded(acts, GENERATED_AUS)}, source)
         frames = [
-            self._scan(index, acts, (index, label, level), {**metadata, "frame": i}, f"{source}/{i:03d}")
-            for i, acts in enumerate(timeline(o.seed, index, known.label, o.frames, level, MISSING_AU_P))
+            self._scan(index, frame, (index, label, level), {**metadata, "frame": i, "action_units": coded(frame, GENERATED_AUS)}, f"{source}/{i:03d}")
+            for i, frame in enumerate(acts)
         ]
         return MeshSequence(frames=frames, fps=25.0, metadata=metadata, source=source)
 

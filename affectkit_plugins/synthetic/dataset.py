@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from affectkit.action_units import coded
 from affectkit.face_generator import FaceGenerator, subject_index
-from affectkit.facs import activations, label_index, timeline
+from affectkit.facs import GENERATED_AUS, label_index
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit_plugins.synthetic import expressions, head
@@ -51,12 +52,12 @@ class SyntheticDataset(FaceGenerator):
         metadata = {**known.attributes, "label": known.label, "subject": known.subject}
         source = f"synthetic:{known.key}"
         holes = self._holes(face, index, known.label)
+        acts = self.activations(known)
         if not known.is_sequence:
-            acts = activations(o.seed, index, known.label, level)
-            return self._mesh(face, acts, holes, metadata, source, (index, known.label, level, 0))
+            return self._mesh(face, acts, holes, {**metadata, "action_units": coded(acts, GENERATED_AUS)}, source, (index, known.label, level, 0))
         frames = [
-            self._mesh(face, acts, holes, {**metadata, "frame": i}, f"{source}/{i:03d}", (index, known.label, level, i + 1))
-            for i, acts in enumerate(timeline(o.seed, index, known.label, o.frames, level))
+            self._mesh(face, frame, holes, {**metadata, "frame": i, "action_units": coded(frame, GENERATED_AUS)}, f"{source}/{i:03d}", (index, known.label, level, i + 1))
+            for i, frame in enumerate(acts)
         ]
         return MeshSequence(frames=frames, fps=25.0, metadata=metadata, source=source)
 
