@@ -68,9 +68,11 @@ class CheckpointMeta:
         metrics: dict[str, Any],
         history: list[dict[str, Any]],
         provenance: dict[str, Any] | None = None,
+        action_units: list[int] | None = None,
+        au_prompts: list[list[str]] | None = None,
     ) -> CheckpointMeta:
         """The metadata of a model a recipe trained (its inference config derived from it)."""
-        inference = InferenceConfig.from_recipe(recipe, labels, class_prompts, num_views, in_channels)
+        inference = InferenceConfig.from_recipe(recipe, labels, class_prompts, num_views, in_channels, action_units, au_prompts)
         return cls(inference, recipe, epoch, metrics, history, provenance or {})
 
     @property
@@ -107,7 +109,8 @@ def model_state(model: AffectVLM, dtype: torch.dtype | None = None) -> dict[str,
 
 
 def _class_prompt_list(meta: CheckpointMeta) -> list[str]:
-    return list(dict.fromkeys(p for prompts in meta.class_prompts for p in prompts))
+    """Every prompt the model scores by: its class prompts and its AU prompts."""
+    return list(dict.fromkeys(p for prompts in (*meta.class_prompts, *meta.inference.au_prompts) for p in prompts))
 
 
 TrainingState = tuple[dict[str, Tensor], dict[str, Any]]
@@ -278,7 +281,10 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", t
     try:
         renderer = meta.inference.input.renderer  # checked here rather than when the first scan renders
         registry().options("renderer", renderer.name, renderer.options)
-        model = build_model(meta.inference.architecture, meta.num_views, meta.in_channels, len(meta.labels), text_dim=text_dim, weights_follow=True)
+        model = build_model(
+            meta.inference.architecture, meta.num_views, meta.in_channels, len(meta.labels), text_dim=text_dim, weights_follow=True,
+            action_units=len(meta.inference.action_units),
+        )
     except PluginError as exc:  # an edited component name or option, or a plugin not installed here
         raise CheckpointError(f"{directory / META_FILE}: the model it describes cannot be set up: {exc}") from None
     load_weights(model, directory, document)

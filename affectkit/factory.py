@@ -10,6 +10,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
+from affectkit.action_units import au_prompts
 from affectkit.cameras import parse_views
 from affectkit.errors import AffectkitError
 from affectkit.inference_config import InputConfig
@@ -83,13 +84,20 @@ def _weights_follow(ref: EncoderRef) -> EncoderRef:
 
 
 def build_model(
-    cfg: ModelConfig, num_views: int, in_channels: int, num_classes: int | None = None, text_dim: int | None = None, weights_follow: bool = False
+    cfg: ModelConfig,
+    num_views: int,
+    in_channels: int,
+    num_classes: int | None = None,
+    text_dim: int | None = None,
+    weights_follow: bool = False,
+    action_units: int = 0,
 ) -> AffectVLM:
     """The model a recipe's ``model`` section (or a checkpoint's architecture) describes,
     with its towers frozen as it says (``num_classes``: how many labels a learned
-    classifier scores). ``weights_follow``: a checkpoint's weights will be loaded, so no
-    encoder fetches pretrained ones; ``text_dim``: the text tower is frozen and its
-    features are at hand, so it is built only when a new prompt needs it."""
+    classifier scores; ``action_units``: how many AUs it learns, 0 for none).
+    ``weights_follow``: a checkpoint's weights will be loaded, so no encoder fetches
+    pretrained ones; ``text_dim``: the text tower is frozen and its features are at hand,
+    so it is built only when a new prompt needs it."""
     reg = registry()
     image_ref, text_ref = (_weights_follow(cfg.image_encoder), _weights_follow(cfg.text_encoder)) if weights_follow else (cfg.image_encoder, cfg.text_encoder)
     image = reg.create("image_encoder", image_ref.name, image_ref.options, in_channels=in_channels)
@@ -102,4 +110,10 @@ def build_model(
     if cfg.classifier == "learned" and num_classes is None:
         raise AffectkitError("model.classifier: learned needs the number of classes to build its head")
     learned = num_classes if cfg.classifier == "learned" else None
-    return AffectVLM(image, text, num_views, cfg.embed_dim, cfg.fusion, cfg.init_temperature, learned)
+    return AffectVLM(image, text, num_views, cfg.embed_dim, cfg.fusion, cfg.init_temperature, learned, action_units)
+
+
+def build_au_prompts(prompts: PromptsConfig, codes: Sequence[int]) -> list[list[str]]:
+    """The prompt ensemble of each action unit of ``codes``, as ``prompts.action_units`` words them."""
+    words = prompts.action_units
+    return au_prompts(codes, words.templates, words.descriptions)

@@ -54,6 +54,9 @@ class InferenceConfig(Section):
     num_views: int
     in_channels: int
     versions: dict[str, str] = Field(default_factory=dict)
+    #: the action units the model scores and their prompts (none for a model trained without AUs)
+    action_units: list[int] = Field(default_factory=list)
+    au_prompts: list[list[str]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> InferenceConfig:
@@ -63,6 +66,8 @@ class InferenceConfig(Section):
         problems = []
         if len(self.labels) != len(self.class_prompts) or not self.labels:
             problems.append(f"{len(self.labels)} labels but {len(self.class_prompts)} class prompt lists")
+        if len(self.action_units) != len(self.au_prompts) or not all(self.au_prompts):
+            problems.append(f"{len(self.action_units)} action units but {len(self.au_prompts)} AU prompt lists (or an empty one)")
         if self.num_views != len(self.input.views):
             problems.append(f"num_views {self.num_views} but {len(self.input.views)} input views")
         if self.in_channels != RenderedViews.channels(self.input.maps):
@@ -72,7 +77,16 @@ class InferenceConfig(Section):
         return self
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe, labels: list[str], class_prompts: list[list[str]], num_views: int, in_channels: int) -> InferenceConfig:
+    def from_recipe(
+        cls,
+        recipe: Recipe,
+        labels: list[str],
+        class_prompts: list[list[str]],
+        num_views: int,
+        in_channels: int,
+        action_units: list[int] | None = None,
+        au_prompts: list[list[str]] | None = None,
+    ) -> InferenceConfig:
         return cls(
             architecture=recipe.model,
             input=InputConfig.from_recipe(recipe),
@@ -81,6 +95,8 @@ class InferenceConfig(Section):
             num_views=num_views,
             in_channels=in_channels,
             versions=library_versions(),
+            action_units=action_units or [],
+            au_prompts=au_prompts or [],
         )
 
     @classmethod

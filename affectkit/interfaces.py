@@ -212,7 +212,9 @@ class LossInputs:
     ``[B, D]`` (each sample's own prompt); ``labels`` ``[B]``; ``logit_scale`` is the
     model's learned inverse temperature (already exponentiated); ``classes`` ``[K, D]``
     is what the model scores each label by (its class prompts' embeddings, or learned
-    class vectors), the same on every worker.
+    class vectors), the same on every worker. Where the model learns action units,
+    ``au_logits`` ``[B, A]`` are its logits of each AU being present and ``au_targets``
+    ``[B, A]`` each scan's AU strengths (0..1), NaN where its label does not code an AU.
     """
 
     view_embeddings: Tensor
@@ -221,10 +223,16 @@ class LossInputs:
     labels: Tensor
     logit_scale: Tensor
     classes: Tensor | None = None
+    au_logits: Tensor | None = None
+    au_targets: Tensor | None = None
 
 
 class Loss(Component, nn.Module):
-    """A training objective; may own learnable parameters (e.g. a margin)."""
+    """A training objective; may own learnable parameters (e.g. a margin). A loss that sets
+    ``uses_action_units`` makes the model learn AU scores: training then needs data with
+    AU labels and hands it ``LossInputs.au_logits`` and ``au_targets``."""
+
+    uses_action_units: ClassVar[bool] = False
 
     def __init__(self, options: Options) -> None:
         nn.Module.__init__(self)

@@ -8,6 +8,11 @@ cosine similarity to per-class text embeddings averaged over each class's prompt
 ensemble, so class prompts can change at inference without retraining; with
 ``classifier="learned"`` the class vectors are parameters instead (a cosine classifier
 head, the plain baseline), and the labels are fixed at training time.
+
+A model trained on action units (``action_units`` > 0) scores each AU the same way, by the
+joint embedding's similarity to the AU's prompt ensemble (or to a learned AU vector),
+through a learned scale and bias into a probability of the AU being present (a sigmoid:
+AUs are not exclusive), so AU prompts too can be reworded or added at inference.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +37,23 @@ def apply_freezing(module: nn.Module, ref: EncoderRef) -> None:
         param.requires_grad = not ref.freeze or any(fnmatch.fnmatch(name, p) for p in ref.trainable)
 
 
+class Outputs(NamedTuple):
+    """What one training forward pass gives: per-view embeddings ``[B, V, D]``, joint
+    ``[B, D]``, text ``[B, D]`` (or None), the logit scale, class embeddings ``[K, D]`` (or
+    None) and AU logits ``[B, A]`` (or None)."""
+
+    view_embeddings: Tensor
+    joint: Tensor
+    text: Tensor | None
+    scale: Tensor
+    classes: Tensor | None
+    au_logits: Tensor | None
+
+
+#: initial scale and bias of the AU scores: sigmoid(10 cos - 2), about 0.12 for an unrelated face
+AU_INIT = (math.log(10.0), -2.0)
+
+
 class AffectVLM(nn.Module):
     def __init__(
         self,
@@ -41,6 +64,7 @@ class AffectVLM(nn.Module):
         fusion: str = "weighted",
         init_temperature: float = 0.07,
         learned_classes: int | None = None,
+        action_units: int = 0,
     ) -> None:
         super().__init__()
         self.image_encoder = image_encoder
@@ -55,6 +79,8 @@ class AffectVLM(nn.Module):
         )
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
         self.class_vectors = None if learned_classes is None else nn.Parameter(torch.randn(learned_classes, embed_dim) * 0.02)
+        self.au_calibration = nn.Parameter(torch.tensor(AU_INIT)) if action_units else None
+        self.au_vectors = nn.Parameter(torch.randn(action_units, embed_dim) * 0.02) if action_units and learned_classes is not None else None
         self._text_features: dict[str, Tensor] = {}
 
     def train(self, mode: bool = True) -> AffectVLM:
@@ -67,16 +93,20 @@ class AffectVLM(nn.Module):
         return self
 
     def forward(
-        self, views: Tensor, texts: Sequence[str] | None = None, class_prompts: Sequence[Sequence[str]] | None = None
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None]:
-        """(per-view embeddings, joint embeddings, text embeddings or None, logit scale,
-        class embeddings or None): one call, so that DistributedDataParallel sees every
-        parameter that gets a gradient (a parameter used outside ``forward`` is marked
+        self,
+        views: Tensor,
+        texts: Sequence[str] | None = None,
+        class_prompts: Sequence[Sequence[str]] | None = None,
+        au_prompts: Sequence[Sequence[str]] | None = None,
+    ) -> Outputs:
+        """Everything a training step needs in one call, so that DistributedDataParallel sees
+        every parameter that gets a gradient (a parameter used outside ``forward`` is marked
         ready twice)."""
         view_embeddings, joint = self.encode_views(views)
         text = None if texts is None else self.encode_text(texts)
         classes = None if class_prompts is None else self.class_embeddings(class_prompts)
-        return view_embeddings, joint, text, self.scale(), classes
+        au_logits = None if au_prompts is None else self.au_logits(joint, self.au_embeddings(au_prompts))
+        return Outputs(view_embeddings, joint, text, self.scale(), classes, au_logits)
 
     # -- images ---------------------------------------------------------------------------
 
@@ -138,10 +168,39 @@ class AffectVLM(nn.Module):
                     f"score {len(class_prompts)} other classes (train with model.classifier: prompts for that)"
                 )
             return F.normalize(self.class_vectors, dim=-1)
-        flat = [p for prompts in class_prompts for p in prompts]
-        embedded = self.encode_text(flat)
-        sizes = [len(prompts) for prompts in class_prompts]
+        return self.ensembles(class_prompts)
+
+    def ensembles(self, prompt_lists: Sequence[Sequence[str]]) -> Tensor:
+        """``[K, D]``: each list's prompt embeddings averaged, then re-normalised."""
+        embedded = self.encode_text([p for prompts in prompt_lists for p in prompts])
+        sizes = [len(prompts) for prompts in prompt_lists]
         return F.normalize(torch.stack([chunk.mean(0) for chunk in embedded.split(sizes)]), dim=-1)
+
+    # -- action units ---------------------------------------------------------------------
+
+    @property
+    def knows_action_units(self) -> bool:
+        return self.au_calibration is not None
+
+    def au_embeddings(self, au_prompts: Sequence[Sequence[str]]) -> Tensor:
+        """``[A, D]``: each AU's prompt ensemble (or its learned vector, for a learned head)."""
+        if not self.knows_action_units:
+            raise AffectkitError("this model was not trained on action units (train it with an action_units loss term to score them)")
+        if self.au_vectors is not None:
+            if len(au_prompts) != len(self.au_vectors):
+                raise AffectkitError(
+                    f"this model has a learned head over its {len(self.au_vectors)} training action units; it cannot score "
+                    f"{len(au_prompts)} others (train with model.classifier: prompts for that)"
+                )
+            return F.normalize(self.au_vectors, dim=-1)
+        return self.ensembles(au_prompts)
+
+    def au_logits(self, joint: Tensor, au_embeddings: Tensor) -> Tensor:
+        """``[B, A]`` logits of each AU being present (a sigmoid makes them probabilities)."""
+        if self.au_calibration is None:
+            raise AffectkitError("this model was not trained on action units (train it with an action_units loss term to score them)")
+        log_scale, bias = self.au_calibration.unbind()
+        return log_scale.clamp(max=math.log(100.0)).exp() * joint @ au_embeddings.T + bias
 
     def scale(self) -> Tensor:
         return self.logit_scale.clamp(max=math.log(100.0)).exp()

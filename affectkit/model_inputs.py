@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from affectkit.action_units import ActionUnits, strongest, targets
 from affectkit.errors import AffectkitError, DatasetError
 from affectkit.interfaces import Dataset, RenderedViews, Sample
 from affectkit.mesh import Mesh, MeshSequence
@@ -69,19 +70,32 @@ def same_scans(signatures: Sequence[Sequence[float]], known: Sequence[Sequence[f
 @dataclass
 class ViewSet(torch.utils.data.Dataset):
     """``views[i]`` is ``[T, V, C, H, W]`` (float16 in memory) for ``samples[i]``;
-    ``signatures[i]`` is :func:`scan_signature` of its geometry."""
+    ``signatures[i]`` is :func:`scan_signature` of its geometry; ``action_units[i]`` the AU
+    label of what it shows (:func:`shown_action_units`)."""
 
     samples: list[Sample]
     labels: Tensor
     views: Tensor
     skipped: list[str] = field(default_factory=list)
     signatures: list[list[float]] = field(default_factory=list)
+    action_units: list[ActionUnits | None] = field(default_factory=list)
+
+    def au_targets(self, codes: Sequence[int]) -> Tensor:
+        """``[N, A]`` AU strengths for the AUs ``codes``, NaN where not coded."""
+        return targets(self.action_units or [None] * len(self.samples), codes)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int]:
         return self.views[index].float(), self.labels[index], index
+
+
+def shown_action_units(sample: Sample, meshes: Sequence[Mesh]) -> ActionUnits | None:
+    """The AU label of what a sample contributes: the strongest over its sampled frames
+    where they carry their own (a sequence's per-frame coding), else the sample's."""
+    frames = [mesh.metadata.get("action_units") for mesh in meshes]
+    return strongest(frames) if any(label is not None for label in frames) else sample.action_units
 
 
 def prepare_views(
@@ -105,6 +119,7 @@ def prepare_views(
     label_index = {name: i for i, name in enumerate(labels or dataset.labels)}
     kept: list[Sample] = []
     signatures: list[list[float]] = []
+    action_units: list[ActionUnits | None] = []
     chunks: list[Tensor] = []
     skipped: list[str] = []
     bar = tqdm(total=len(samples), desc="rendering views", unit="scan", disable=not progress, leave=False)
@@ -125,6 +140,7 @@ def prepare_views(
         chunks.append(stacked.reshape(len(loaded), frames, *stacked.shape[1:]).to(torch.float16))
         kept.extend(sample for sample, _ in loaded)
         signatures.extend(scan_signature(chosen) for _, chosen in loaded)
+        action_units.extend(shown_action_units(sample, chosen) for sample, chosen in loaded)
     bar.close()
     if not kept:
         raise DatasetError("no sample could be loaded" + (f"; skipped: {skipped[:3]}" if skipped else ""))
@@ -132,7 +148,7 @@ def prepare_views(
     if unknown:
         raise DatasetError(f"samples carry labels {unknown} outside the classes: {list(label_index)}")
     labels = torch.tensor([label_index[s.label] for s in kept], dtype=torch.long)
-    return ViewSet(kept, labels, torch.cat(chunks), skipped, signatures)
+    return ViewSet(kept, labels, torch.cat(chunks), skipped, signatures, action_units)
 
 
 def render_batch(

@@ -66,6 +66,8 @@ def gather(inputs: LossInputs) -> LossInputs:
         labels=torch.cat(labels),
         logit_scale=inputs.logit_scale,
         classes=inputs.classes,
+        au_logits=None if inputs.au_logits is None else GatherWithGrad.apply(inputs.au_logits),
+        au_targets=None if inputs.au_targets is None else GatherWithGrad.apply(inputs.au_targets),
     )
 
 
@@ -78,6 +80,11 @@ class Objective(nn.Module):
         self.terms = nn.ModuleList(reg.create("loss", t.name, t.options, where=f"loss.terms.{i}") for i, t in enumerate(terms))
         self.names = [t.name for t in terms]
         self.weights = [t.weight for t in terms]
+
+    @property
+    def uses_action_units(self) -> bool:
+        """Whether a term learns action units (:attr:`affectkit.interfaces.Loss.uses_action_units`)."""
+        return any(term.uses_action_units for term in self.terms)
 
     def diagnostics(self) -> dict[str, float]:
         """Each term's own scalars (e.g. a learned margin), as ``name.key``."""

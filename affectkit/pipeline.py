@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
+from affectkit.action_units import PRESENT, au_name, known_codes
 from affectkit.errors import AffectkitError
-from affectkit.factory import build_prompt_bank, build_render_cache
+from affectkit.factory import build_au_prompts, build_prompt_bank, build_render_cache
 from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
 from affectkit.model_inputs import ViewSet, prepare_views
@@ -32,6 +33,9 @@ class TrainingData:
     train_prompts: list[list[str]]
     class_prompts: list[list[str]]
     provenance: dict[str, Any]
+    #: the action units the model learns (none unless a loss term learns them) and their prompts
+    action_units: list[int] = field(default_factory=list)
+    au_prompts: list[list[str]] = field(default_factory=list)
     #: render-cache hits, misses and rejected (altered or damaged) entries while preparing
     render_cache: dict[str, int] = field(default_factory=dict)
 
@@ -162,6 +166,7 @@ def training_data(
     val_views = render_samples(inputs, dataset, val, cache, skip_bad_files=skip, units=units) if val else None
     labels = list(dataset.labels)
     test = sorted({s.subject for s in val}) if test_subjects is None else list(test_subjects)
+    codes = learned_action_units(recipe, train_views)
     return TrainingData(
         train=train_views,
         val=val_views,
@@ -170,4 +175,32 @@ def training_data(
         class_prompts=bank.class_prompts(labels),
         provenance=provenance(recipe.data.dataset, dataset, train_views, val, test),
         render_cache={"hits": cache.hits, "misses": cache.misses, "rejected": cache.rejected},
+        action_units=codes,
+        au_prompts=build_au_prompts(recipe.prompts, codes),
     )
+
+
+def learns_action_units(recipe: Recipe) -> bool:
+    """Whether a loss term of the recipe learns action units."""
+    from affectkit.registry import registry
+
+    return any(registry().get("loss", term.name).cls.uses_action_units for term in recipe.loss.terms)
+
+
+def learned_action_units(recipe: Recipe, train: ViewSet) -> list[int]:
+    """The AUs a model of ``recipe`` learns from ``train``: ``data.action_units``, or every
+    AU present in its AU labels; none where no loss term learns AUs. Refused where a term
+    would learn them and the training scans have no AU label to learn from."""
+    if not learns_action_units(recipe):
+        return []
+    codes = recipe.data.action_units or known_codes(train.action_units)
+    coded = train.au_targets(codes)
+    unlabelled = [au_name(code) for j, code in enumerate(codes) if not (coded[:, j] >= PRESENT).any()]
+    if not codes or unlabelled:
+        what = f"none of its training scans shows {', '.join(unlabelled)}" if unlabelled else "its training scans carry no AU labels"
+        raise AffectkitError(
+            f"loss.terms: a term learns action units, but {recipe.data.dataset.name}: {what}; train on data with AU labels "
+            "(the face generators, BP4D with au_dir, a folder manifest's action_units column), set data.action_units to AUs it has, "
+            "or drop the action_units term"
+        )
+    return codes

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -71,6 +72,22 @@ class SubjectSelection(Section):
 Angles = tuple[Annotated[float, Field(ge=0.0, le=45.0)], Annotated[float, Field(ge=0.0, le=45.0)], Annotated[float, Field(ge=0.0, le=45.0)]]
 
 
+def action_unit_codes(value: list[int | str] | None) -> list[int] | None:
+    """``[AU12, "AU6", 4]`` -> ``[4, 6, 12]``: action units by number or name, each once."""
+    if value is None:
+        return None
+    from affectkit.action_units import au_code
+
+    codes = [au_code(item) for item in value]
+    if len(set(codes)) != len(codes) or not codes:
+        raise ValueError(f"list each action unit once, at least one, got {value}")
+    return sorted(codes)
+
+
+#: action units by number (12) or name (AU12)
+ActionUnitList = Annotated[list[int | str] | None, AfterValidator(action_unit_codes)]
+
+
 class DataConfig(Section):
     """Which scans to learn from, and how they are split and sampled."""
 
@@ -81,6 +98,11 @@ class DataConfig(Section):
     frame_sampler: Literal["uniform", "apex"] = Field("apex", description="4D frames: around the middle frame, where posed sequences (onset, apex, offset) peak; or evenly spread")
     skip_bad_files: bool = Field(False, description="leave unreadable files out (listed in the run's report) instead of stopping")
     units: Units | None = Field(None, description="this dataset's length unit, where its size would mislead (default: render.frame.units)")
+    action_units: ActionUnitList = Field(
+        None,
+        description="the action units a model learns where a loss term learns AUs (`action_units`), by number or name (AU12); "
+        "default: every AU present in the training data's AU labels (docs/action_units.md)",
+    )
     pose_spread: Angles = Field(
         (0.0, 0.0, 0.0),
         description="training scans only: yaw, pitch and roll (degrees, one standard deviation) of a turn each scan is given once it is "
@@ -151,6 +173,27 @@ class RenderConfig(Section):
     frame: FrameConfig = Field(FrameConfig(), description="the canonical face frame: units, up axis and head pose found from each scan")
 
 
+class ActionUnitPromptsConfig(Section):
+    """How each action unit is put into words for the text tower."""
+
+    templates: list[str] = Field(
+        default_factory=lambda: ["a face with {}", "a 3D scan of a face with {}", "{}"],
+        min_length=1,
+        description="templates with one {} for an AU's description; an AU's prompts are every description in every template",
+    )
+    descriptions: dict[int, list[str]] = Field(
+        default_factory=dict, description="AU number -> descriptions, replacing the built-in ones (docs/action_units.md) for that AU"
+    )
+
+    @field_validator("templates")
+    @classmethod
+    def one_slot(cls, value: list[str]) -> list[str]:
+        bad = [t for t in value if t.count("{}") != 1 or "{" in t.replace("{}", "")]
+        if bad:
+            raise ValueError(f"each template needs exactly one {{}} for the AU's description, got {bad}")
+        return value
+
+
 class PromptsConfig(Section):
     """The text side: which prompt augmenters write each class's and each scan's prompts."""
 
@@ -159,6 +202,7 @@ class PromptsConfig(Section):
         min_length=1,
         description="prompt augmenters; a scan's training prompt is drawn from all their prompts",
     )
+    action_units: ActionUnitPromptsConfig = Field(ActionUnitPromptsConfig(), description="the prompts of action units, where a model learns them")
 
 
 class ModelConfig(Section):

@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from affectkit.action_units import PRESENT
 from affectkit.cameras import parse_views
 from affectkit.checkpoint import (
     CheckpointMeta,
@@ -62,6 +63,7 @@ COLUMNS = (
     ("val_loss", "val CE", "{:>8.4f}"),
     ("val_accuracy", "val acc", "{:>8.4f}"),
     ("val_macro_f1", "val F1", "{:>8.4f}"),
+    ("val_au_f1", "AU F1", "{:>7.4f}"),
     ("lr", "lr", "{:>9.2e}"),
     ("epoch_seconds", "sec", "{:>6.1f}"),
     ("train_samples_per_s", "samples/s", "{:>9.1f}"),
@@ -94,21 +96,36 @@ def _all_reduce(tensor: Tensor) -> Tensor:
 
 @torch.no_grad()
 def evaluate_views(
-    model: AffectVLM, loader: torch.utils.data.DataLoader, class_prompts: list[list[str]], device: torch.device
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(summed cross-entropy, sample count, confusion matrix), summed over all workers."""
+    model: AffectVLM,
+    loader: torch.utils.data.DataLoader,
+    class_prompts: list[list[str]],
+    device: torch.device,
+    au_prompts: list[list[str]] | None = None,
+    au_targets: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, float | None]:
+    """(summed cross-entropy, sample count, confusion matrix), summed over all workers, and
+    the mean AU F1 where the model learns AUs (``au_targets`` ``[N, A]`` of the loader's set)."""
     model.eval()
     classes = model.class_embeddings(class_prompts)
+    aus = model.au_embeddings(au_prompts) if au_prompts else None
     cm = torch.zeros(len(class_prompts), len(class_prompts), dtype=torch.long, device=device)
     loss_sum = torch.zeros((), device=device)
     count = torch.zeros((), device=device)
-    for views, labels, _ in loader:
+    counts = torch.zeros(3, len(au_prompts or []), device=device)  # true positives, false positives, false negatives
+    for views, labels, indices in loader:
         views, labels = views.to(device), labels.to(device)
-        _, logits = model.classify(views, classes)
+        joint, logits = model.classify(views, classes)
         loss_sum += F.cross_entropy(logits, labels, reduction="sum")
         count += len(labels)
         cm += confusion_matrix(logits.argmax(1), labels, len(class_prompts)).to(device)
-    return _all_reduce(loss_sum), _all_reduce(count), _all_reduce(cm)
+        if aus is not None and au_targets is not None:
+            target = au_targets[indices].to(device)
+            coded, truth, said = ~torch.isnan(target), target >= PRESENT, model.au_logits(joint, aus) > 0
+            counts += torch.stack([(coded & truth & said).sum(0), (coded & ~truth & said).sum(0), (coded & truth & ~said).sum(0)])
+    tp, fp, fn = _all_reduce(counts)
+    shown = (tp + fn) > 0
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1)
+    return _all_reduce(loss_sum), _all_reduce(count), _all_reduce(cm), (f1[shown].mean().item() if bool(shown.any()) else None)
 
 
 def _quiet_report_log() -> None:
@@ -133,7 +150,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     generator = torch.Generator().manual_seed(recipe.seed * 1000 + rank)
 
     num_views, in_channels = data.train.views.shape[2], data.train.views.shape[3]
-    model = build_model(recipe.model, num_views, in_channels, len(data.labels))
+    model = build_model(recipe.model, num_views, in_channels, len(data.labels), action_units=len(data.action_units))
+    # the AU strengths of every training and validation scan, by index (NaN: not coded)
+    train_aus = data.train.au_targets(data.action_units) if data.action_units else None
+    val_aus = data.val.au_targets(data.action_units) if data.action_units and data.val is not None else None
     objective = build_objective(recipe.loss).to(device)
     augmentations = build_augmentations(recipe.train.augmentations)
     params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
@@ -191,9 +211,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             for augment in augmentations:
                 views = _augment(augment, views, labels, generator)
             prompts = draw(data.train_prompts, indices.tolist(), rng)
+            # each AU in one of its prompts, drawn anew every step, as the scans' prompts are
+            au_prompts = [[rng.choice(candidates)] for candidates in data.au_prompts] if train_aus is not None else None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                view_embeddings, joint, text, scale, classes = model(views, prompts, data.class_prompts)
-                loss, parts = objective(LossInputs(view_embeddings.float(), joint.float(), text.float(), labels, scale, classes.float()))
+                out = model(views, prompts, data.class_prompts, au_prompts)
+                loss, parts = objective(
+                    LossInputs(
+                        out.view_embeddings.float(), out.joint.float(), out.text.float(), labels, out.scale, out.classes.float(),
+                        au_logits=None if out.au_logits is None else out.au_logits.float(),
+                        au_targets=None if train_aus is None else train_aus[indices].to(device),
+                    )
+                )
             if not torch.isfinite(loss):
                 raise AffectkitError(f"epoch {epoch + 1}: the loss became {loss.item()} (not finite); the last good checkpoint is kept")
             optimizer.zero_grad(set_to_none=True)
@@ -224,9 +252,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         }
         confusion = None
         if val_loader is not None:
-            val_loss, count, cm = evaluate_views(core, val_loader, data.class_prompts, device)
+            val_loss, count, cm, au_f1 = evaluate_views(core, val_loader, data.class_prompts, device, data.au_prompts, val_aus)
             confusion = cm.cpu().tolist()
             metrics.update(val_loss=(val_loss / count.clamp_min(1)).item(), val_accuracy=accuracy(cm.cpu()), val_macro_f1=macro_f1(cm.cpu()))
+            if au_f1 is not None:
+                metrics["val_au_f1"] = au_f1
         metrics.update(objective.diagnostics())
         history = [*history, metrics]
         row = epoch_row(metrics, header=epoch == start_epoch)
@@ -239,7 +269,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             report_checkpoint = None
             if rank == 0:
-                meta = CheckpointMeta.for_recipe(recipe, data.labels, data.class_prompts, num_views, in_channels, epoch, metrics, history, data.provenance)
+                meta = CheckpointMeta.for_recipe(
+                    recipe, data.labels, data.class_prompts, num_views, in_channels, epoch, metrics, history, data.provenance, data.action_units, data.au_prompts
+                )
                 path = save_checkpoint(Path(tmp) / "checkpoint", core, meta, training_state(optimizer, scheduler, objective))
                 report_checkpoint = ray.train.Checkpoint.from_directory(str(path))
             ray.train.report(metrics, checkpoint=report_checkpoint)

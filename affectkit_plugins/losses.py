@@ -1,4 +1,5 @@
-"""Built-in training losses: ``affectvlm``, ``clip``, ``siglip``, ``supcon`` and ``cross_entropy``.
+"""Built-in training losses: ``affectvlm``, ``clip``, ``siglip``, ``supcon``, ``cross_entropy``
+and ``action_units``.
 
 Every loss reads one :class:`~affectkit.interfaces.LossInputs` (L2-normalised embeddings,
 labels and the model's exponentiated ``logit_scale``) and returns a scalar.
@@ -12,6 +13,10 @@ the losses run unchanged on the whole batch.
 measured against. Only ``affectvlm``, ``supcon`` and ``cross_entropy`` know about labels by default: ``clip`` and ``siglip``
 treat every other sample of a batch as a negative, including samples of the same emotion
 (with 6 or 7 classes, most of a batch), which is what their parity with open_clip requires.
+
+``action_units`` is the multi-label AU term: each scan's AU logits (similarity to the AU
+prompts, :meth:`affectkit.model.AffectVLM.au_logits`) against its AU strengths with binary
+cross-entropy, AUs its label does not code left out.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ __all__ = [
     "SigLipLoss",
     "SupConLoss",
     "CrossEntropyLoss",
+    "ActionUnitLoss",
+    "action_unit_bce",
     "masked_mean",
     "soft_target_contrastive",
     "multiview_contrastive",
@@ -395,6 +402,37 @@ class CrossEntropyLoss(Loss):
         return F.cross_entropy(logits, inputs.labels, label_smoothing=self.options.label_smoothing)
 
 
+def action_unit_bce(logits: Tensor, targets: Tensor, balanced: bool = True) -> Tensor:
+    """Binary cross-entropy of AU ``logits`` ``[B, A]`` against soft ``targets`` ``[B, A]``
+    (strengths 0..1, NaN: not coded, left out). ``balanced``: within each AU, present and
+    absent weigh the same in total, so a rare AU is not learnt as always absent. 0, still
+    attached to the graph, where nothing is coded."""
+    coded = ~torch.isnan(targets)
+    target = targets.nan_to_num(0.0)
+    losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    weights = coded.to(logits.dtype)
+    if balanced:
+        counts = weights.sum(0).clamp(min=1.0)
+        present = ((target * weights).sum(0) / counts).clamp(0.05, 0.95)  # [A]: the share present
+        weights = weights * (target * 0.5 / present + (1 - target) * 0.5 / (1 - present))
+    return (losses * weights).sum() / weights.sum().clamp(min=1e-12) if coded.any() else logits.sum() * 0.0
+
+
+class ActionUnitLoss(Loss):
+    """Action units as a multi-label term: image-to-AU-prompt similarity with BCE (or a learned
+    AU head's scores, with ``model.classifier: learned``); unlabelled AUs are masked."""
+
+    uses_action_units = True
+
+    class Options(BaseOptions):
+        balanced: bool = Field(True, description="weigh present and absent equally within each AU (rare AUs are then learnt too)")
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        if inputs.au_logits is None or inputs.au_targets is None:
+            raise ValueError("the action_units loss needs AU logits and targets; the training loop gives them when the data has AU labels")
+        return action_unit_bce(inputs.au_logits, inputs.au_targets, self.options.balanced)
+
+
 @hookimpl
 def register_losses(register) -> None:
     register("affectvlm", AffectVLMLoss)
@@ -402,3 +440,4 @@ def register_losses(register) -> None:
     register("siglip", SigLipLoss)
     register("supcon", SupConLoss)
     register("cross_entropy", CrossEntropyLoss)
+    register("action_units", ActionUnitLoss)

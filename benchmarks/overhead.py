@@ -55,8 +55,8 @@ def bare_loop(recipe: Recipe, epochs: int) -> list[float]:
         for first in range(0, len(order) - batch + 1, batch):
             index = order[first : first + batch]
             prompts = [rng.choice(data.train_prompts[i]) for i in index.tolist()]
-            view_embeddings, joint, text, scale, classes = model(views[index].float(), prompts, data.class_prompts)
-            loss, _ = objective(LossInputs(view_embeddings, joint, text, labels[index], scale, classes))
+            out = model(views[index].float(), prompts, data.class_prompts)
+            loss, _ = objective(LossInputs(out.view_embeddings, out.joint, out.text, labels[index], out.scale, out.classes))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -41,7 +41,8 @@ def model(recipe):
 
 def test_forward_pools_time_and_fuses_views(model):
     views = torch.randn(2, 3, 3, 4, 32, 32)  # [B, T, V, C, H, W]
-    per_view, joint, text, scale, classes = model(views, ["a happy face", "an angry face"], [["a happy face"], ["an angry face"]])
+    per_view, joint, text, scale, classes, au_logits = model(views, ["a happy face", "an angry face"], [["a happy face"], ["an angry face"]])
+    assert au_logits is None  # no AU prompts asked for
     assert per_view.shape == (2, 3, 32) and joint.shape == (2, 32) and text.shape == (2, 32)
     for t in (per_view, joint, text):
         assert torch.allclose(t.norm(dim=-1), torch.ones(()), atol=1e-5)
