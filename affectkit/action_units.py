@@ -96,8 +96,13 @@ def au_code(name: str | int) -> int:
     return int(text)
 
 
-def au_title(code: int) -> str:
-    """``AU12 lip corner puller`` (just ``AU12`` for an AU not in :data:`AU_NAMES`)."""
+def au_title(name: str | int) -> str:
+    """``12`` or ``AU12`` -> ``AU12 lip corner puller``; an AU not in :data:`AU_NAMES`, or a
+    zero-shot query's own name, stays as it is."""
+    try:
+        code = au_code(name)
+    except ValueError:
+        return str(name)
     return f"{au_name(code)} {AU_NAMES[code]}" if code in AU_NAMES else au_name(code)
 
 

@@ -346,6 +346,7 @@ def predict(
     INPUTS are mesh files or folders of frames. A model folder given first (the older
     form `affectkit predict MODEL INPUT...`) is taken as --model. An input that cannot be
     read is reported and the others are still predicted; the exit status is then 1."""
+    from affectkit.action_units import au_title
     from affectkit.hub import is_model_folder
     from affectkit.inference import Predictor, load_input
     from affectkit.mesh import MeshSequence
@@ -368,6 +369,8 @@ def predict(
             continue
         if as_json:
             record = {"input": str(path), "label": p.label, "probabilities": p.probabilities, "view_weights": p.view_weights, "timings": p.timings}
+            if p.action_units:
+                record["action_units"] = p.action_units
             record["frame"] = None if p.frame is None else frame_record(p.frame)
             record["warnings"] = p.warnings
             if timeline:
@@ -377,6 +380,11 @@ def predict(
         click.echo(f"{path}: {p.label}")
         for label, prob in sorted(p.probabilities.items(), key=lambda t: -t[1]):
             click.echo(f"  {label:<12} {prob:6.3f} {'#' * round(prob * 30)}")
+        if p.action_units:
+            top = p.top_action_units()
+            shown = ", ".join(f"{au_title(name)} {score:.2f}" for name, score in top)
+            strongest = max(p.action_units.items(), key=lambda t: t[1])
+            click.echo(f"  action units: {shown}" if top else f"  action units: none likely present (strongest {strongest[0]} {strongest[1]:.2f})")
         click.echo("  view weights: " + ", ".join(f"{k} {v:.3f}" for k, v in p.view_weights.items()))
         if p.frame is not None:
             click.echo(f"  face frame: {p.frame.describe()}")

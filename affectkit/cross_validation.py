@@ -158,7 +158,7 @@ def train_fold(
         shutil.rmtree(Path(storage) / name, ignore_errors=True)  # the exported copy is kept
     model, meta = load_checkpoint(fold_dir / EXPORT_NAME)
     views = render_samples(meta.inference.input, dataset, test_samples, cache, labels=meta.labels, skip_bad_files=recipe.data.skip_bad_files, units=recipe.data.units)
-    report = evaluate(model, views, meta.labels, meta.class_prompts, describe(fold_dir / EXPORT_NAME, recipe.data.dataset))
+    report = evaluate(model, views, meta.labels, meta.class_prompts, describe(fold_dir / EXPORT_NAME, recipe.data.dataset), meta.inference.action_units, meta.inference.au_prompts)
     entry = {
         "test_subjects": sorted(test),
         "validation_subjects": sorted({s.subject for s in val}),

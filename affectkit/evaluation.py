@@ -1,11 +1,13 @@
 """Evaluation reports: accuracy, macro-F1, UAR, per-class scores, confusion matrix (counts
 and row-normalised), accuracy broken down by every sample attribute (sex, age group,
-intensity, ...), and every sample's prediction, so that reports of several folds can be
-pooled (:func:`pooled_report`) and compared sample by sample."""
+intensity, ...), per-AU F1 where the model scores action units and the data codes them,
+and every sample's prediction, so that reports of several folds can be pooled
+(:func:`pooled_report`) and compared sample by sample."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -14,6 +16,7 @@ from typing import Any
 
 import torch
 
+from affectkit.action_units import BP4D_AUS, au_code, au_name, f1_scores, mean_f1
 from affectkit.metrics import (
     accuracy,
     class_report,
@@ -44,6 +47,10 @@ class EvalReport:
     predictions: list[dict[str, Any]]
     #: what was scored: ``model`` (its folder) and ``data`` (the dataset and its options)
     about: dict[str, str] = field(default_factory=dict)
+    #: per-AU F1, precision and recall (``per_au``), their mean over the AUs the data shows
+    #: (``mean_f1``) and over BP4D's 12 (``bp4d_mean_f1``); empty where the model scores no AU
+    #: or the data codes none of its AUs
+    action_units: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -65,16 +72,22 @@ def groups_report(correct: Sequence[bool], attributes: Sequence[dict[str, Any]])
 
 
 @torch.no_grad()
-def predict_viewset(model: AffectVLM, views: ViewSet, class_prompts: list[list[str]], batch_size: int = 64) -> torch.Tensor:
-    """Class probabilities ``[N, K]`` for every sample of a view set."""
+def predict_viewset(
+    model: AffectVLM, views: ViewSet, class_prompts: list[list[str]], au_prompts: list[list[str]] | None = None, batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Class probabilities ``[N, K]`` for every sample of a view set, and the probabilities
+    ``[N, A]`` of the AUs of ``au_prompts`` (``None`` without them)."""
     model.eval()
     device = model.logit_scale.device
     classes = model.class_embeddings(class_prompts)
-    out = []
+    aus = model.au_embeddings(au_prompts) if au_prompts else None
+    out, au_out = [], []
     for start in range(0, len(views), batch_size):
-        _, logits = model.classify(views.views[start : start + batch_size].float().to(device), classes)
+        joint, logits = model.classify(views.views[start : start + batch_size].float().to(device), classes)
         out.append(logits.softmax(-1).cpu())
-    return torch.cat(out)
+        if aus is not None:
+            au_out.append(model.au_logits(joint, aus).sigmoid().cpu())
+    return torch.cat(out), (torch.cat(au_out) if au_out else None)
 
 
 def describe(model: str | Path, data: ComponentRef) -> dict[str, str]:
@@ -83,13 +96,42 @@ def describe(model: str | Path, data: ComponentRef) -> dict[str, str]:
     return {"model": str(model), "data": f"{data.name} ({options})" if options else data.name}
 
 
-def evaluate(model: AffectVLM, views: ViewSet, labels: list[str], class_prompts: list[list[str]], about: dict[str, str] | None = None) -> EvalReport:
-    predicted = predict_viewset(model, views, class_prompts).argmax(1).tolist()
+def evaluate(
+    model: AffectVLM,
+    views: ViewSet,
+    labels: list[str],
+    class_prompts: list[list[str]],
+    about: dict[str, str] | None = None,
+    action_units: Sequence[int] = (),
+    au_prompts: list[list[str]] | None = None,
+) -> EvalReport:
+    """The report of ``model`` on ``views``; with ``action_units`` (and their prompts) each
+    record also holds the AU probabilities and, where the data codes them, the AU strengths."""
+    probabilities, au_scores = predict_viewset(model, views, class_prompts, au_prompts if action_units else None)
+    predicted = probabilities.argmax(1).tolist()
     records = [
         {"key": s.key, "subject": s.subject, "label": labels[int(t)], "predicted": labels[p], "attributes": dict(s.attributes)}
         for s, t, p in zip(views.samples, views.labels.tolist(), predicted, strict=True)
     ]
+    if au_scores is not None:
+        truth = views.au_targets(action_units)
+        for record, scores, target in zip(records, au_scores.tolist(), truth.tolist(), strict=True):
+            record["action_units"] = {au_name(code): round(score, 4) for code, score in zip(action_units, scores, strict=True)}
+            record["action_units_true"] = {au_name(code): value for code, value in zip(action_units, target, strict=True) if not math.isnan(value)}
     return report_from_predictions(labels, records, list(views.skipped), about)
+
+
+def au_report(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per-AU F1 and their means over the records that hold AU scores and coded AUs."""
+    scored = [r for r in records if r.get("action_units")]
+    if not scored or not any(r.get("action_units_true") for r in scored):
+        return {}
+    names = list(scored[0]["action_units"])
+    codes = [au_code(name) for name in names]
+    scores = torch.tensor([[r["action_units"][n] for n in names] for r in scored])
+    truth = torch.tensor([[r.get("action_units_true", {}).get(n, float("nan")) for n in names] for r in scored])
+    rows = f1_scores(scores, truth, codes)
+    return {"per_au": rows, "mean_f1": mean_f1(rows), "bp4d_mean_f1": mean_f1(rows, BP4D_AUS), "scans": len(scored)}
 
 
 def report_from_predictions(
@@ -113,6 +155,7 @@ def report_from_predictions(
         skipped=list(skipped),
         predictions=list(records),
         about=dict(about or {}),
+        action_units=au_report(records),
     )
 
 
@@ -174,7 +217,9 @@ def evaluate_checkpoint(
         raise AffectkitError(f"{data.name}: no sample to score")
     views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels, units=units)
     warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
-    return CheckpointEvaluation(evaluate(model, views, meta.labels, meta.class_prompts, describe(checkpoint, data)), warnings, notes)
+    inference = meta.inference
+    report = evaluate(model, views, meta.labels, meta.class_prompts, describe(checkpoint, data), inference.action_units, inference.au_prompts)
+    return CheckpointEvaluation(report, warnings, notes)
 
 
 def leak_warnings(provenance: dict[str, Any], identity: dict[str, Any], views: ViewSet) -> list[str]:
@@ -209,6 +254,17 @@ def format_report(report: EvalReport) -> str:
     for label, counts, shares in zip(report.labels, report.confusion, report.confusion_normalised, strict=True):
         lines.append(f"{label:<{width}}" + "".join(f"{f'{c}/{s:.0%}':>10}" for c, s in zip(counts, shares, strict=True)))
     lines.append("")
+    aus = report.action_units
+    if aus:
+        mean, bp4d = aus["mean_f1"], aus["bp4d_mean_f1"]
+        lines.append(
+            f"action units ({aus['scans']} scans): mean F1 {'-' if mean is None else f'{mean:.3f}'}"
+            + ("" if bp4d is None else f"   over BP4D's 12 where shown {bp4d:.3f}")
+        )
+        lines.append(f"{'AU':<6}{'name':<22}{'f1':>7}{'precision':>10}{'recall':>8}{'present':>9}{'coded':>7}")
+        for row in aus["per_au"]:
+            lines.append(f"{row['au']:<6}{row['name'][:21]:<22}{row['f1']:>7.3f}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['support']:>9}{row['labelled']:>7}")
+        lines.append("")
     for key, info in report.by_attribute.items():
         groups = ", ".join(f"{v}: {g['accuracy']:.3f} (n={g['samples']})" for v, g in info["groups"].items())
         lines.append(f"by {key}: {groups}; largest gap {info['largest_gap']:.3f}")

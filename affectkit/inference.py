@@ -3,6 +3,7 @@
     predictor = Predictor.from_pretrained()  # the shipped model; or a folder, a run, a hub id
     prediction = predictor.predict(load_mesh("face.ply"))
     prediction.label, prediction.probabilities, prediction.view_weights
+    prediction.action_units  # {"AU12": 0.97, ...} for a model trained on action units
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from affectkit.action_units import au_name
 from affectkit.cameras import View, parse_views
 from affectkit.checkpoint import CheckpointMeta, load_checkpoint
 from affectkit.errors import AffectkitError, MeshError
@@ -41,6 +43,14 @@ class Prediction:
     frame: FaceFrame | None = None
     #: what the face frame found doubtful, in any sampled frame (poor fit, head turned far)
     warnings: list[str] = field(default_factory=list)
+    #: the probability of each action unit being present (``AU12``, or a zero-shot query's
+    #: name), for a model trained on AUs; empty for others
+    action_units: dict[str, float] = field(default_factory=dict)
+
+    def top_action_units(self, count: int = 5, threshold: float = 0.5) -> list[tuple[str, float]]:
+        """The likeliest AUs present: at most ``count``, each at least ``threshold``."""
+        ranked = sorted(self.action_units.items(), key=lambda t: -t[1])
+        return [(name, score) for name, score in ranked[:count] if score >= threshold]
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,15 @@ class ClassPrompts:
     prompts: tuple[tuple[str, ...], ...]
     prompt_embeddings: tuple[torch.Tensor, ...]
     class_embeddings: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ActionUnitPrompts:
+    """Action units (or zero-shot AU queries), their prompt ensembles and embeddings."""
+
+    names: tuple[str, ...]
+    prompts: tuple[tuple[str, ...], ...]
+    embeddings: torch.Tensor  # [A, D]
 
 
 def load_sequence(path: Path) -> MeshSequence:
@@ -142,6 +161,12 @@ class Predictor:
         self.views = parse_views(self.inputs.views)
         self.cache: RenderCache = build_render_cache(self.inputs, device=str(device))
         self.set_class_prompts(dict(zip(meta.labels, meta.class_prompts, strict=True)))
+        inference = meta.inference
+        self.action_units: ActionUnitPrompts | None = (
+            self.encode_action_units({au_name(code): prompts for code, prompts in zip(inference.action_units, inference.au_prompts, strict=True)})
+            if inference.action_units
+            else None
+        )
 
     @property
     def trained_on(self) -> ComponentRef | None:
@@ -185,6 +210,25 @@ class Predictor:
                 class_embeddings=self.model.class_embeddings([list(p) for p in prompts]),
             )
 
+    def encode_action_units(self, queries: Mapping[str, Sequence[str]]) -> ActionUnitPrompts:
+        """Embed action units by name and prompts: the model's own reworded, or new ones
+        (zero-shot: ``{"AU14": ["dimpled mouth corners"]}``, any name), for a model trained on AUs."""
+        if not self.model.knows_action_units:
+            raise AffectkitError("this model was not trained on action units, so it cannot score them (train it with an action_units loss term)")
+        empty = [name for name, prompts in queries.items() if not [p for p in prompts if p.strip()]]
+        if not queries or empty:
+            raise AffectkitError(f"action units: every AU needs at least one prompt (empty: {', '.join(empty) or 'no AUs given'})")
+        prompts = tuple(tuple(p for p in ps if p.strip()) for ps in queries.values())
+        with torch.no_grad():
+            return ActionUnitPrompts(tuple(queries), prompts, self.model.au_embeddings([list(p) for p in prompts]))
+
+    @property
+    def au_prompts(self) -> dict[str, list[str]]:
+        """The model's AUs and their prompts (empty for a model without AUs): extend or reword
+        them for zero-shot AU queries, e.g. ``encode_action_units({**predictor.au_prompts, "AU14": [...]})``."""
+        known = self.action_units
+        return {} if known is None else {name: list(prompts) for name, prompts in zip(known.names, known.prompts, strict=True)}
+
     def set_class_prompts(self, class_prompts: Mapping[str, Sequence[str]]) -> None:
         """Make these classes the default of every later prediction."""
         self.classes = self.encode_classes(class_prompts)
@@ -200,10 +244,14 @@ class Predictor:
         return {label: list(prompts) for label, prompts in zip(self.classes.labels, self.classes.prompts, strict=True)}
 
     @torch.no_grad()
-    def predict(self, item: Mesh | MeshSequence, classes: ClassPrompts | None = None, units: Units | None = None) -> Prediction:
-        """The class probabilities of a scan or sequence; ``units`` overrides the units the
-        model's face frame finds from the face's size."""
+    def predict(
+        self, item: Mesh | MeshSequence, classes: ClassPrompts | None = None, units: Units | None = None, action_units: ActionUnitPrompts | None = None
+    ) -> Prediction:
+        """The class (and AU) probabilities of a scan or sequence; ``units`` overrides the
+        units the model's face frame finds from the face's size; ``action_units``: AUs to
+        score other than the model's own (:meth:`encode_action_units`)."""
         classes = classes or self.classes
+        aus = action_units or self.action_units
         t0 = time.perf_counter()
         frames = frames_of(item, self.inputs.frames, self.inputs.frame_sampler)
         rendered = self.cache.render(frames, units)
@@ -218,6 +266,7 @@ class Predictor:
             for prompts, embeddings in zip(classes.prompts, classes.prompt_embeddings, strict=True)
             for prompt, score in zip(prompts, (embeddings @ joint[0]).tolist(), strict=True)
         ]
+        au_scores = {} if aus is None else dict(zip(aus.names, self.model.au_logits(joint, aus.embeddings)[0].sigmoid().tolist(), strict=True))
         t3 = time.perf_counter()
         middle = len(frames) // 2
         placed = rendered.frames or [None] * len(frames)
@@ -230,6 +279,7 @@ class Predictor:
             views=RenderedViews(**{name: getattr(rendered, name)[middle : middle + 1] for name in RenderedViews.MAPS}),
             frame=placed[middle],
             warnings=sorted({warning for frame in placed if frame is not None for warning in frame.warnings}),
+            action_units=au_scores,
         )
 
     @torch.no_grad()
@@ -247,10 +297,12 @@ class Predictor:
                 timeline.append(dict(zip(classes.labels, row, strict=True)))
         return timeline
 
-    def predict_file(self, path: str | Path, classes: ClassPrompts | None = None, units: Units | None = None) -> Prediction:
+    def predict_file(
+        self, path: str | Path, classes: ClassPrompts | None = None, units: Units | None = None, action_units: ActionUnitPrompts | None = None
+    ) -> Prediction:
         t0 = time.perf_counter()
         item = load_input(path)
         read = time.perf_counter() - t0
-        prediction = self.predict(item, classes, units)
+        prediction = self.predict(item, classes, units, action_units)
         prediction.timings = {"read": read, **prediction.timings}
         return prediction

@@ -141,7 +141,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
             handle.write(json.dumps(metrics) + "\n")
     plot_curves(history, run_dir / "curves.png", f"{recipe.name}, {run_dir.name}")
     model, meta = load_checkpoint(model_dir)
-    report = evaluate(model, data.val, meta.labels, meta.class_prompts, describe(model_dir, recipe.data.dataset))
+    report = evaluate(model, data.val, meta.labels, meta.class_prompts, describe(model_dir, recipe.data.dataset), meta.inference.action_units, meta.inference.au_prompts)
     report.skipped = data.train.skipped + data.val.skipped  # the run's report lists every file left out
     save_report(report, run_dir / "eval", f"{recipe.name}: held-out subjects")
     write_model_card(model_dir, [CardResult(f"held-out {recipe.data.dataset.name} subjects", recipe.data.dataset.name, report)])

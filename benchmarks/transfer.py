@@ -65,7 +65,8 @@ def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path) -> d
     scores = {}
     for name, test in tests.items():
         dataset = build_dataset(test)
-        report = evaluate(model, render_samples(meta.inference.input, dataset, dataset.samples(), cache, labels=meta.labels), meta.labels, meta.class_prompts)
+        views = render_samples(meta.inference.input, dataset, dataset.samples(), cache, labels=meta.labels)
+        report = evaluate(model, views, meta.labels, meta.class_prompts, None, meta.inference.action_units, meta.inference.au_prompts)
         scores[name] = {"accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4)}
     return scores
 
