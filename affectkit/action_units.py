@@ -173,6 +173,9 @@ def _from_mapping(data: Mapping[Any, Any], where: str) -> dict[int, tuple[float,
     for key, value in data.items():
         try:
             code = au_code(key)
+        except ValueError as exc:
+            raise DatasetError(f"{where}: {exc}") from None
+        try:
             sides = [value, value] if isinstance(value, int | float) else list(value)
             if len(sides) != 2:
                 raise ValueError(f"{value!r} is neither one activation nor [right, left]")

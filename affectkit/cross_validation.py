@@ -171,6 +171,8 @@ def train_fold(
         "wall_seconds": time.perf_counter() - started,
         "peak_rss_mb_worker": max((m["peak_rss_mb"] for m in history), default=0.0),
     }
+    if report.action_units.get("mean_f1") is not None:
+        entry["au_mean_f1"] = report.action_units["mean_f1"]
     if recipe.eval.cv_validation:
         entry["val_accuracy_by_epoch"] = [round(h["val_accuracy"], 4) for h in history]
     return entry, report
@@ -179,7 +181,8 @@ def train_fold(
 def cv_summary(results: list[dict[str, Any]], pooled: EvalReport, repeats: int) -> dict[str, Any]:
     """Mean and spread over folds and over repeats (each repeat's mean), and the pooled figures."""
     metrics: dict[str, Any] = {}
-    for key in ("accuracy", "macro_f1", "uar"):
+    scored_aus = all("au_mean_f1" in r for r in results)
+    for key in ("accuracy", "macro_f1", "uar", *(("au_mean_f1",) if scored_aus else ())):
         values = [r[key] for r in results]
         means = [statistics.mean(r[key] for r in results if r["repeat"] == i + 1) for i in range(repeats)]
         metrics[key] = {
@@ -187,7 +190,7 @@ def cv_summary(results: list[dict[str, Any]], pooled: EvalReport, repeats: int) 
             "std_over_folds": statistics.pstdev(values),
             "std_over_repeats": statistics.pstdev(means) if repeats > 1 else None,
             "repeat_means": means,
-            "pooled": getattr(pooled, key),
+            "pooled": pooled.action_units.get("mean_f1") if key == "au_mean_f1" else getattr(pooled, key),
         }
     return {
         "folds": results,
@@ -205,7 +208,9 @@ def format_cv(summary: dict[str, Any]) -> str:
     """The console lines of a finished cross-validation."""
     folds = len(summary["folds"])
     lines = [f"{folds} folds ({summary['repeats']} repeat(s)), subject-independent:"]
-    for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("uar", "UAR")):
+    for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("uar", "UAR"), ("au_mean_f1", "AU F1")):
+        if key not in summary["metrics"]:
+            continue
         m = summary["metrics"][key]
         over = f", ± {m['std_over_repeats']:.4f} over repeats" if m["std_over_repeats"] is not None else ""
         lines.append(f"  {name:<9} {m['mean']:.4f} ± {m['std_over_folds']:.4f} over folds{over}; pooled {m['pooled']:.4f}")

@@ -14,7 +14,10 @@ reader with its landmarks (240 scans, 48 a fold). Rows:
 * the shipped recipe with one thing changed: without prompt augmentation (one template,
   no synonyms or attributes), without mixed view augmentation, without viewmix, the front
   view only, another loss (``clip``, ``supcon``, ``cross_entropy`` against the class
-  prompts), other maps (depth, normal + depth, rgb), attention fusion.
+  prompts), other maps (depth, normal + depth, rgb), attention fusion;
+* action units: the shipped recipe with the ``action_units`` term beside its loss, and the
+  plain baseline (from ``affectkit-faces``) with a learned AU head; their rows add the mean
+  AU F1 over the AUs the test folds show (the set carries its AU labels in side files).
 
 Each row gives accuracy and macro-F1 as mean ± std over the folds, every fold's score and
 the mean test-fold accuracy after every epoch (convergence). Views are rendered once into
@@ -52,6 +55,8 @@ CHANCE = 1 / 6
 RANDOM_INIT = ["model.image_encoder.options.pretrained=false", "train.epochs=30"]
 PRETRAINED = ["model.image_encoder.options.pretrained=affectkit-faces", "train.epochs=12"]
 
+#: the shipped recipe's loss with the action-unit term beside it
+AU_TERMS = [{"name": "affectvlm", "weight": 1.0}, {"name": "action_units", "weight": 1.0}]
 #: row name -> (recipe, overrides of that recipe)
 ROWS: dict[str, tuple[str, list[str]]] = {
     "plain CNN + cross-entropy (random init)": ("recipes/baseline-cnn.yaml", RANDOM_INIT),
@@ -72,16 +77,30 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "maps normal + depth": ("recipes/affectvlm.yaml", ["render.maps=[normal, depth]"]),
     "maps rgb": ("recipes/affectvlm.yaml", ["render.maps=[rgb]"]),
     "fusion attention": ("recipes/affectvlm.yaml", ["model.fusion=attention"]),
+    "+ action units term": ("recipes/affectvlm.yaml", [f"loss.terms={json.dumps(AU_TERMS)}"]),
+    "plain CNN + cross-entropy + AU head (affectkit-faces)": (
+        "recipes/baseline-cnn.yaml",
+        [*PRETRAINED, f'loss.terms={json.dumps([{"name": "cross_entropy"}, {"name": "action_units"}])}'],
+    ),
 }
 
 
 def realistic_set(root: Path) -> Path:
     """The BU-3DFE-layout realistic set, written once (the writer is deterministic)."""
-    out = root / f"facekit-bu3dfe-{REALISTIC_SET['subjects']}-seed{REALISTIC_SET['seed']}"
+    out = root / f"facekit-bu3dfe-{REALISTIC_SET['subjects']}-seed{REALISTIC_SET['seed']}-au"  # -au: with AU side files
     if not (out / ".complete").exists():
         write_dataset(create("dataset", "facekit", REALISTIC_SET), "facekit", out, layout="bu3dfe")
         (out / ".complete").write_text("")
     return out
+
+
+def au_pooled(run_dir: Path) -> dict:
+    """Per-AU F1, precision and recall over every test fold pooled (rows that score AUs)."""
+    aus = json.loads((run_dir / "pooled" / "report.json").read_text()).get("action_units")
+    if not aus:
+        return {}
+    keep = ("au", "name", "f1", "precision", "recall", "support")
+    return {"au_pooled": {"mean_f1": aus["mean_f1"], "per_au": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items() if k in keep} for row in aus["per_au"]]}}
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -135,7 +154,9 @@ def main() -> None:
             "accuracy": mean_std([f["accuracy"] for f in cv["folds"]]),
             "macro_f1": mean_std([f["macro_f1"] for f in cv["folds"]]),
             "uar": mean_std([f["uar"] for f in cv["folds"]]),
+            **({"au_mean_f1": mean_std([f["au_mean_f1"] for f in cv["folds"]])} if all("au_mean_f1" in f for f in cv["folds"]) else {}),
             "folds": [round(f["accuracy"], 4) for f in cv["folds"]],
+            **au_pooled(Path(cv["run_dir"])),
             "accuracy_by_epoch": [round(a, 4) for a in epochs] if epochs else None,
             "wall_seconds": round(time.perf_counter() - started, 1),
         }

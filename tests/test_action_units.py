@@ -1,0 +1,258 @@
+"""Action units as labels: written by ``affectkit synth`` and read back by every reader that
+takes them, the AU term's gradient and masking, AU metrics on known inputs, AU prompts
+(zero-shot too) through a real checkpoint, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from affectkit.action_units import (
+    BP4D_AUS,
+    PRESENT,
+    au_prompts,
+    au_title,
+    f1_scores,
+    known_codes,
+    mean_f1,
+    parse,
+    targets,
+)
+from affectkit.checkpoint import CheckpointMeta, save_checkpoint
+from affectkit.errors import AffectkitError, DatasetError
+from affectkit.factory import build_dataset, build_model
+from affectkit.facs import GENERATED_AUS
+from affectkit.inference import Predictor
+from affectkit.recipe import ComponentRef, load_recipe
+from affectkit.registry import create
+from tests.cli_runs import ROOT, command, run_ok
+
+LABELS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
+
+
+def generated(bu_subject: str) -> str:
+    """A BU-layout copy's subject (``F0001``, ``M002``) -> the generator's (``S001``, ``S002``)."""
+    return f"S{int(bu_subject[1:]):03d}"
+
+
+def rounded(label):
+    return None if label is None else {code: tuple(round(v, 4) for v in value) for code, value in label.items()}
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("generator", ["facekit", "synthetic"])
+def test_synth_writes_au_labels_that_every_reader_reads_back(tmp_path, generator):
+    """Scans through the folder and bu3dfe readers, sequences (every frame) through folder
+    and bu4dfe: the AU labels read back are the generator's own, to the 4 decimals written."""
+    common = ["--dataset", generator, "--subjects", "1", "--no-neutral", "--seed", "5"]
+    run_ok("synth", "--out", str(tmp_path / "static"), "--intensities", "2,4", *common)
+    run_ok("synth", "--out", str(tmp_path / "bu3dfe"), "--intensities", "2,4", "--layout", "bu3dfe", *common)
+    run_ok("synth", "--out", str(tmp_path / "seq"), "--sequences", "--frames", "3", *common)
+    run_ok("synth", "--out", str(tmp_path / "bu4dfe"), "--frames", "3", "--layout", "bu4dfe", *common)
+    options = {"subjects": 1, "seed": 5}
+    scans = build_dataset(ComponentRef(name=generator, options={**options, "intensities": [2, 4]}))
+    expected = {(s.subject, s.label, s.attributes["intensity"]): rounded(s.action_units) for s in scans.samples()}
+    assert all(set(label) == set(GENERATED_AUS) for label in expected.values())  # every AU coded, most absent
+    folder = build_dataset(ComponentRef(name="folder", options={"root": str(tmp_path / "static")}))
+    assert {(s.subject, s.label, s.attributes["intensity"]): rounded(s.action_units) for s in folder.samples()} == expected
+    bu3dfe = build_dataset(ComponentRef(name="bu3dfe", options={"root": str(tmp_path / "bu3dfe"), "intensities": [2, 4]}))
+    assert {(generated(s.subject), s.label, s.attributes["intensity"]): rounded(s.action_units) for s in bu3dfe.samples()} == expected
+    assert rounded(bu3dfe.load(bu3dfe.samples()[0]).metadata["action_units"]) == rounded(bu3dfe.samples()[0].action_units)
+
+    sequences = build_dataset(ComponentRef(name=generator, options={**options, "sequences": True, "frames": 3}))
+    frames = {(s.subject, s.label): [rounded(f.metadata["action_units"]) for f in sequences.load(s).frames] for s in sequences.samples()}
+    assert any(max(max(v) for v in label.values()) > PRESENT for per_frame in frames.values() for label in per_frame)
+    folder4 = build_dataset(ComponentRef(name="folder", options={"root": str(tmp_path / "seq")}))
+    assert {(s.subject, s.label): [rounded(f.metadata["action_units"]) for f in folder4.load(s).frames] for s in folder4.samples()} == frames
+    bu4dfe = build_dataset(ComponentRef(name="bu4dfe", options={"root": str(tmp_path / "bu4dfe")}))
+    assert {(generated(s.subject), s.label): [rounded(f.metadata["action_units"]) for f in bu4dfe.load(s).frames] for s in bu4dfe.samples()} == frames
+    # a sequence's own label is its apex: the strongest of its frames
+    seq = folder4.samples()[0]
+    apex = {code: max(f[code][0] for f in frames[(seq.subject, seq.label)]) for code in GENERATED_AUS}
+    assert {code: value[0] for code, value in rounded(seq.action_units).items()} == pytest.approx(apex, abs=1e-4)
+
+
+def test_folder_manifest_takes_facs_notation_and_json(tmp_path):
+    from affectkit.mesh import Mesh, save_mesh
+
+    face = Mesh(torch.rand(30, 3).numpy() * 100, torch.randint(0, 30, (20, 3)).numpy())
+    for name in ("a", "b", "c"):
+        save_mesh(face, tmp_path / f"{name}.ply")
+    (tmp_path / "manifest.csv").write_text(
+        'path,label,subject,action_units\na.ply,happiness,S1,6C+12E+25A\nb.ply,sadness,S2,"{""1"": [0.5, 0.3], ""15"": 0.8}"\nc.ply,anger,S3,\n'
+    )
+    samples = {s.key: s for s in build_dataset(ComponentRef(name="folder", options={"root": str(tmp_path)})).samples()}
+    happy = samples["a"].action_units
+    assert happy[6] == (0.6, 0.6) and happy[12] == (1.0, 1.0) and happy[25] == (0.2, 0.2)
+    assert happy[4] == (0.0, 0.0)  # FACS lists every AU it sees: the others are absent
+    assert samples["b"].action_units == {1: (0.5, 0.3), 15: (0.8, 0.8)}  # JSON codes only what it lists
+    assert samples["c"].action_units is None  # an empty cell: not labelled
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("6C+smile", r"'smile' in action units .* is not FACS notation"),
+        ('"{""12"": [0.5]}"', r"action unit '12': \[0.5\] is neither one activation nor \[right, left\]"),
+        ('"{""AU200"": 1}"', r"'AU200' is not an action unit"),
+        ('"{""12"": 5}"', r"action unit '12': activation 5 is outside 0..2"),
+    ],
+)
+def test_bad_au_cell_names_the_manifest_line(tmp_path, cell, message):
+    from affectkit.mesh import Mesh, save_mesh
+
+    save_mesh(Mesh(torch.rand(30, 3).numpy() * 100, torch.randint(0, 30, (20, 3)).numpy()), tmp_path / "a.ply")
+    (tmp_path / "manifest.csv").write_text(f"path,label,subject,action_units\na.ply,happiness,S1,{cell}\n")
+    with pytest.raises(DatasetError, match=r"manifest.csv: line 2: " + message):
+        build_dataset(ComponentRef(name="folder", options={"root": str(tmp_path)})).samples()
+
+
+def test_facs_sides_and_defaults():
+    label = parse("R12D+L2+1", "here")
+    assert label[12] == (0.8, 0.0) and label[2] == (0.0, 0.6) and label[1] == (0.6, 0.6)
+    assert parse("", "here") is None and parse(None, "here") is None
+
+
+# -- targets, loss, metrics ---------------------------------------------------------------
+
+
+def test_targets_mask_what_a_label_does_not_code():
+    got = targets([{12: (0.8, 1.3), 6: (0.0, 0.0)}, None, {4: (0.5, 0.2)}], [4, 6, 12])
+    assert got[0, 1] == 0.0 and got[0, 2] == 1.0  # the stronger side, clipped to 1
+    assert math.isnan(got[0, 0]) and torch.isnan(got[1]).all() and got[2, 0] == 0.5
+    assert known_codes([{12: (0.8, 0.7), 6: (0.1, 0.1)}, None]) == [12]  # AU6 below PRESENT
+
+
+def test_au_term_gradient_and_masking():
+    loss = create("loss", "action_units", {})
+    logits = torch.randn(4, 3, requires_grad=True)
+    target = torch.tensor([[1.0, 0.0, float("nan")], [0.0, 1.0, 0.0], [float("nan")] * 3, [0.5, 0.0, 1.0]])
+    from affectkit.interfaces import LossInputs
+
+    def value(scores):
+        return loss(LossInputs(torch.zeros(4, 1, 2), torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(4), torch.tensor(1.0), au_logits=scores, au_targets=target))
+
+    total = value(logits)
+    total.backward()
+    assert torch.isfinite(total) and total > 0
+    coded = ~torch.isnan(target)
+    assert (logits.grad[~coded] == 0).all() and (logits.grad[coded] != 0).all()
+    # an uncoded entry's logit never changes the loss, however wrong it is
+    moved = logits.detach().clone()
+    moved[~coded] = 1e4
+    assert value(moved).item() == pytest.approx(total.item())
+    # scores that agree with the targets cost less than scores that contradict them
+    agree = torch.where(torch.nan_to_num(target) >= 0.5, 8.0, -8.0)
+    assert value(agree) < value(-agree)
+    # nothing coded: zero, and still a gradient path
+    nothing = torch.zeros(2, 3, requires_grad=True)
+    empty = loss(LossInputs(torch.zeros(2, 1, 2), torch.zeros(2, 2), torch.zeros(2, 2), torch.zeros(2), torch.tensor(1.0), au_logits=nothing, au_targets=torch.full((2, 3), float("nan"))))
+    empty.backward()
+    assert empty.item() == 0.0 and nothing.grad is not None
+
+
+def test_au_f1_on_known_inputs():
+    scores = torch.tensor([[0.9, 0.2], [0.8, 0.7], [0.1, 0.6], [0.3, 0.1], [0.9, 0.9]])
+    truth = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, float("nan")], [float("nan"), 0.0]])
+    rows = {row["au"]: row for row in f1_scores(scores, truth, [1, 12])}
+    # AU1 over the 4 coded scans: TP 1 (scan 0), FP 1 (scan 1), FN 1 (scan 2)
+    assert (rows["AU1"]["precision"], rows["AU1"]["recall"], rows["AU1"]["f1"]) == (0.5, 0.5, 0.5)
+    # AU12 over scans 0, 1, 2 and 4: TP 2, FP 1 (scan 4), FN 0
+    assert rows["AU12"]["f1"] == pytest.approx(0.8) and rows["AU12"]["labelled"] == 4
+    assert mean_f1(list(rows.values())) == pytest.approx(0.65)
+    assert mean_f1(list(rows.values()), only=[1]) == 0.5 and mean_f1(list(rows.values()), only=[26]) is None
+
+
+def test_au_prompts_say_each_unit_in_every_template():
+    prompts = au_prompts([12, 99], ["a face with {}"], {99: ["an unusual twitch"]})
+    assert prompts == [["a face with lip corners pulled up", "a face with a smiling mouth"], ["a face with an unusual twitch"]]
+    assert au_title("AU12") == "AU12 lip corner puller" and au_title("dimples") == "dimples" and len(BP4D_AUS) == 12
+
+
+# -- the model ----------------------------------------------------------------------------
+
+
+def au_checkpoint(folder: Path, classifier: str = "prompts") -> Path:
+    recipe = load_recipe(ROOT / "recipes/quick.yaml", ["render.size=32", "render.cache_dir=null", f"model.classifier={classifier}"])
+    codes = [1, 4, 12]
+    torch.manual_seed(0)
+    model = build_model(recipe.model, num_views=3, in_channels=3, num_classes=len(LABELS), action_units=len(codes))
+    prompts = au_prompts(codes)
+    meta = CheckpointMeta.for_recipe(recipe, LABELS, [[f"a {label} face"] for label in LABELS], 3, 3, 0, {}, [], None, codes, prompts)
+    return save_checkpoint(folder / "model", model, meta)
+
+
+@pytest.fixture(scope="module")
+def au_model(tmp_path_factory) -> Path:
+    return au_checkpoint(tmp_path_factory.mktemp("au"))
+
+
+@pytest.fixture(scope="module")
+def face(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("face")
+    run_ok("synth", "--out", str(out), "--subjects", "1", "--intensities", "4", "--no-neutral")
+    return out / "meshes" / "S001" / "S001_HA_4.ply"
+
+
+def test_predict_gives_every_au_score_in_json_and_the_likeliest_in_text(au_model, face):
+    import subprocess
+
+    record = json.loads(run_ok("predict", "--model", str(au_model), str(face), "--json").splitlines()[-1])
+    assert set(record["action_units"]) == {"AU1", "AU4", "AU12"} and all(0 <= v <= 1 for v in record["action_units"].values())
+    text = subprocess.run(command("predict", "--model", str(au_model), str(face)), capture_output=True, text=True, cwd=ROOT).stdout
+    assert "  action units: " in text
+    # the shipped model learnt no AUs: its output has none
+    assert "action_units" not in json.loads(run_ok("predict", str(face), "--json").splitlines()[-1])
+
+
+def test_zero_shot_au_queries(au_model, face):
+    predictor = Predictor.from_checkpoint(au_model)
+    assert set(predictor.au_prompts) == {"AU1", "AU4", "AU12"}
+    query = predictor.encode_action_units({**predictor.au_prompts, "dimples": ["a face with dimpled mouth corners"]})
+    prediction = predictor.predict_file(face, action_units=query)
+    assert list(prediction.action_units) == ["AU1", "AU4", "AU12", "dimples"]
+    own = predictor.predict_file(face).action_units
+    assert prediction.action_units["AU12"] == pytest.approx(own["AU12"])  # the same prompts, the same score
+    with pytest.raises(AffectkitError, match="every AU needs at least one prompt"):
+        predictor.encode_action_units({"AU1": [" "]})
+
+
+def test_a_learned_au_head_scores_only_its_own_units(tmp_path):
+    predictor = Predictor.from_checkpoint(au_checkpoint(tmp_path, classifier="learned"))
+    faces = build_dataset(ComponentRef(name="facekit", options={"subjects": 1}))
+    assert set(predictor.predict(faces.load(faces.samples()[0])).action_units) == {"AU1", "AU4", "AU12"}
+    with pytest.raises(AffectkitError, match="learned head over its 3 training action units"):
+        predictor.encode_action_units({"dimples": ["dimples"]})
+
+
+def test_a_model_without_aus_refuses_au_queries():
+    predictor = Predictor.from_pretrained()
+    assert predictor.au_prompts == {}
+    with pytest.raises(AffectkitError, match="not trained on action units"):
+        predictor.encode_action_units({"AU12": ["a smile"]})
+
+
+def test_an_au_term_without_au_labels_stops_the_run_before_training(tmp_path):
+    """A folder dataset without an action_units column: one clear error, no training."""
+    import subprocess
+
+    run_ok("synth", "--out", str(tmp_path / "data"), "--subjects", "4", "--intensities", "4", "--no-neutral")
+    manifest = tmp_path / "data" / "manifest.csv"
+    lines = [line.split(",") for line in manifest.read_text().splitlines()]
+    # drop the action_units column (a JSON cell with commas: keep path,label,subject,frame and the last, intensity)
+    manifest.write_text("\n".join(",".join([*cells[:4], cells[-1]]) for cells in lines) + "\n")
+    result = subprocess.run(
+        command(
+            "run", "quick", "--set", f'data.dataset={{"name": "folder", "options": {{"root": "{tmp_path / "data"}"}}}}',
+            "--set", 'loss.terms=["affectvlm", "action_units"]', "--set", f"output.dir={tmp_path / 'runs'}", "--set", "render.cache_dir=null",
+        ),
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "a term learns action units, but folder: its training scans carry no AU labels" in result.stderr
