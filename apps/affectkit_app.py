@@ -17,6 +17,7 @@ import streamlit as st
 from affectkit_apps.settings import AppConfig, default_train_recipe, find_checkpoint, format_class_prompts, generated_face, parse_class_prompts, train_recipe
 from affectkit_apps.uploads import read_upload
 
+from affectkit.action_units import au_title
 from affectkit.errors import AffectkitError
 from affectkit.facs import LABELS, NEUTRAL
 from affectkit.hub import DEFAULT_MODEL
@@ -190,6 +191,14 @@ def show_prediction(prediction: Prediction, item: Mesh | MeshSequence, timeline:
         bars = go.Figure(go.Bar(x=[p for _, p in ranked], y=[label for label, _ in ranked], orientation="h", marker_color="#4c78a8"))
         bars.update_layout(height=40 + 32 * len(ranked), margin=dict(l=0, r=0, t=10, b=0), xaxis=dict(range=[0, 1], tickformat=".0%"))
         st.plotly_chart(bars, width="stretch")
+        if prediction.action_units:
+            st.subheader("Action units")
+            st.caption("The probability of each FACS action unit being present: what the face does, beside what it is read as.")
+            units = sorted(prediction.action_units.items(), key=lambda t: t[1])
+            colours = ["#54a24b" if p >= 0.5 else "#bab0ac" for _, p in units]
+            chart = go.Figure(go.Bar(x=[p for _, p in units], y=[au_title(name) for name, _ in units], orientation="h", marker_color=colours))
+            chart.update_layout(height=40 + 24 * len(units), margin=dict(l=0, r=0, t=10, b=0), xaxis=dict(range=[0, 1], tickformat=".0%"))
+            st.plotly_chart(chart, width="stretch")
     with right:
         st.subheader("3D scan")
         st.plotly_chart(mesh_figure(item.frames[len(item.frames) // 2] if isinstance(item, MeshSequence) else item), width="stretch")

@@ -276,3 +276,19 @@ def test_the_app_trains_the_quick_recipe_when_there_is_no_model(monkeypatch, tmp
     assert "Trained quick: 2 of 2 epochs" in at.success[0].value
     assert (tmp_path / "runs" / "quick" / "model" / "checkpoint.json").is_file()
     assert predicted(at) in LABELS  # the page reran with the new model
+
+
+def test_a_model_that_knows_action_units_shows_them_beside_the_probabilities(monkeypatch, tmp_path):
+    from affectkit.action_units import au_prompts
+
+    recipe = load_recipe(ROOT / "recipes/quick.yaml", ["render.size=32", "render.cache_dir=null"])
+    torch.manual_seed(0)
+    codes = [1, 4, 12]
+    model = build_model(recipe.model, num_views=3, in_channels=3, action_units=len(codes))
+    meta = CheckpointMeta.for_recipe(recipe, LABELS, [[f"a {label} face"] for label in LABELS], 3, 3, 4, {}, [], None, codes, au_prompts(codes))
+    checkpoint = save_checkpoint(tmp_path / "model", model, meta)
+    monkeypatch.setenv(CONFIG_ENV, AppConfig(checkpoint=checkpoint, runs_dir=tmp_path / "runs").model_dump_json())
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception and not at.error
+    assert any(s.value == "Action units" for s in at.subheader)
+    assert len(at.get("plotly_chart")) == 4  # probabilities, action units, 3D scan, view weights
