@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import yaml
 
+from affectkit.action_units import au_title
 from affectkit.checkpoint import CheckpointMeta, read_meta
 from affectkit.evaluation import EvalReport
 from affectkit.recipe import dump_recipe
@@ -84,6 +85,12 @@ def model_card(meta: CheckpointMeta, results: list[CardResult], name: str = "", 
         f"view weights, and classified by similarity to the class prompts' `{arch.text_encoder.name}` text embeddings.",
         "",
         f"Classes: {', '.join(inference.labels)}.",
+        "",
+        (
+            f"Action units it scores (the probability of each being present, `Prediction.action_units`): {', '.join(au_title(code) for code in inference.action_units)}."
+            if inference.action_units
+            else "Action units: none (trained without an action-unit term)."
+        ),
         "",
         "## Training data",
         "",

@@ -1,7 +1,7 @@
 """Distributed contrastive learning: 2 processes with batch B give the loss and gradients
-of 1 process with batch 2B, for every registered loss and for a third-party loss that does
-nothing about distribution itself: the core objective gathers the batch (gloo on loopback,
-no Ray)."""
+of 1 process with batch 2B, for every registered loss (the action-unit term too, with AU
+scores and partly unlabelled AU targets) and for a third-party loss that does nothing about
+distribution itself: the core objective gathers the batch (gloo on loopback, no Ray)."""
 
 from __future__ import annotations
 
@@ -51,12 +51,14 @@ def objective_of(name: str) -> Objective:
 WORLD, B, V, D, IN = 2, 6, 3, 8, 5
 
 
-def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     views = torch.randn(WORLD * B, V, IN, generator=generator)
     prompts = torch.randn(WORLD * B, IN, generator=generator)
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0, 1, 3, 3, 2])
-    return views, prompts, labels
+    aus = torch.rand(WORLD * B, 3, generator=generator).round()  # 3 AUs, present or absent ...
+    aus[torch.rand(WORLD * B, 3, generator=generator) < 0.3] = float("nan")  # ... or not coded
+    return views, prompts, labels, aus
 
 
 def class_features() -> torch.Tensor:
@@ -64,7 +66,7 @@ def class_features() -> torch.Tensor:
     return torch.randn(4, IN, generator=torch.Generator().manual_seed(2))
 
 
-def step(name: str, views: torch.Tensor, prompts: torch.Tensor, labels: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
+def step(name: str, views: torch.Tensor, prompts: torch.Tensor, labels: torch.Tensor, aus: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
     """One loss evaluation of a tiny shared 'model' (two projections); returns the loss and
     the gradients of the model and of the loss's own parameters."""
     torch.manual_seed(1)
@@ -75,7 +77,8 @@ def step(name: str, views: torch.Tensor, prompts: torch.Tensor, labels: torch.Te
     joint = F.normalize(view_embeddings.mean(1), dim=-1)
     text = F.normalize(text_proj(prompts), dim=-1)
     classes = F.normalize(text_proj(class_features()), dim=-1)
-    loss, _ = loss_fn(LossInputs(view_embeddings, joint, text, labels, torch.tensor(10.0), classes))
+    au_logits = 10.0 * joint @ classes[:3].T - 2.0  # the model's AU scores: similarity to AU prompts
+    loss, _ = loss_fn(LossInputs(view_embeddings, joint, text, labels, torch.tensor(10.0), classes, au_logits, aus))
     loss.backward()
     model_grads = [p.grad for p in (*image_proj.parameters(), *text_proj.parameters())]
     if dist.is_initialized():  # what DistributedDataParallel does to the model's gradients
@@ -89,9 +92,9 @@ def worker(rank: int, name: str, port: int, results: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
-        views, prompts, labels = batch()
+        views, prompts, labels, aus = batch()
         local = slice(rank * B, (rank + 1) * B)
-        results[rank] = step(name, views[local], prompts[local], labels[local])
+        results[rank] = step(name, views[local], prompts[local], labels[local], aus[local])
     finally:
         dist.destroy_process_group()
 

@@ -31,13 +31,19 @@ def make_inputs(labels, seed: int = 0) -> LossInputs:
     g = torch.Generator().manual_seed(seed)
     labels = torch.as_tensor(labels)
     batch = len(labels)
+    joint = F.normalize(torch.randn(batch, D, generator=g), dim=-1).requires_grad_()
+    classes = F.normalize(torch.randn(K, D, generator=g), dim=-1).requires_grad_()
+    aus = torch.rand(batch, 3, generator=g).round()  # three AUs, present or absent, one not coded in the first scan
+    aus[0, 1] = float("nan")
     return LossInputs(
         view_embeddings=F.normalize(torch.randn(batch, V, D, generator=g), dim=-1).requires_grad_(),
-        joint=F.normalize(torch.randn(batch, D, generator=g), dim=-1).requires_grad_(),
+        joint=joint,
         text=F.normalize(torch.randn(batch, D, generator=g), dim=-1).requires_grad_(),
         labels=labels,
         logit_scale=torch.tensor(1 / 0.07).requires_grad_(),
-        classes=F.normalize(torch.randn(K, D, generator=g), dim=-1).requires_grad_(),
+        classes=classes,
+        au_logits=10.0 * joint @ classes[:3].T - 2.0,  # as the model scores AUs: similarity to their prompts
+        au_targets=aus,
     )
 
 

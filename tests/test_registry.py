@@ -80,7 +80,7 @@ def test_third_party_plugin_registers_through_the_same_hooks(registered):
 
 
 def test_unknown_name_lists_registered_names():
-    with pytest.raises(PluginError, match=r"unknown loss 'nope'; registered: affectvlm, clip, cross_entropy, siglip, supcon"):
+    with pytest.raises(PluginError, match=r"unknown loss 'nope'; registered: action_units, affectvlm, clip, cross_entropy, siglip, supcon"):
         registry().get("loss", "nope")
 
 
