@@ -167,7 +167,10 @@ def ablations_table(r: dict[str, Any]) -> str:
         return " / ".join(f"{epochs[i]:.0%}" for i in marks)
 
     rows = [
-        [row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), " / ".join(f"{a:.0%}" for a in row["folds"]), curve(row["accuracy_by_epoch"]), f"{row['wall_seconds'] / 60:.1f} min"]
+        [
+            row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), cell(row["au_mean_f1"]) if "au_mean_f1" in row else "–",
+            " / ".join(f"{a:.0%}" for a in row["folds"]), curve(row["accuracy_by_epoch"]), f"{row['wall_seconds'] / 60:.1f} min",
+        ]
         for row in r["rows"]
     ]
     d = r["data"]
@@ -175,9 +178,20 @@ def ablations_table(r: dict[str, Any]) -> str:
         f"Subject-independent {r['folds']}-fold CV on {d['subjects']} `{d['generator']}` people (population seed {d['seed']}, "
         f"intensities {d['intensities']}, scan realism on), written in the BU-3DFE layout and read by the `{d['reader']}` reader; "
         f"chance {r['chance']:.1%}. *Curve*: mean test-fold accuracy after the first epoch, a quarter, half and all of training "
-        "(rows measured before `cv` stopped scoring test subjects during training; – where not recorded)."
+        "(rows measured before `cv` stopped scoring test subjects during training; – where not recorded). *AU F1*: mean F1 over the "
+        "action units each test fold shows, for rows that learn AUs."
     )
-    return table(["row", "accuracy", "macro-F1", "folds", "curve", "time"], rows) + "\n\n" + note
+    scored = [row for row in r["rows"] if "au_pooled" in row]
+    per_au = ""
+    if scored:
+        units = [(unit["au"], unit["name"], unit["support"]) for unit in scored[0]["au_pooled"]["per_au"]]
+        f1 = {row["row"]: {unit["au"]: unit["f1"] for unit in row["au_pooled"]["per_au"]} for row in scored}
+        au_rows = [[f"{au} {name}", support, *[f"{f1[row['row']].get(au, 0):.2f}" for row in scored]] for au, name, support in units]
+        au_rows.append(["**mean**", "", *[f"**{row['au_pooled']['mean_f1']:.2f}**" for row in scored]])
+        per_au = "\n\nPer action unit, every test fold pooled (F1 at probability 0.5; *present*: scans showing it):\n\n" + table(
+            ["action unit", "present", *[row["row"] for row in scored]], au_rows
+        )
+    return table(["row", "accuracy", "macro-F1", "AU F1", "folds", "curve", "time"], rows) + "\n\n" + note + per_au
 
 
 def startup_table(r: dict[str, Any]) -> str:
