@@ -145,8 +145,12 @@ def _training_data(meta: CheckpointMeta) -> list[str]:
 def _results(results: list[CardResult]) -> list[str]:
     if not results:
         return ["No evaluation recorded.", ""]
-    lines = ["| evaluated on | scans | accuracy | macro-F1 | UAR |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {what} | {r.samples} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.uar:.3f} |" for what, _, r in results]
+    def au_f1(report: EvalReport) -> str:
+        mean = report.action_units.get("mean_f1")
+        return "–" if mean is None else f"{mean:.3f}"
+
+    lines = ["| evaluated on | scans | accuracy | macro-F1 | UAR | AU F1 |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {what} | {r.samples} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.uar:.3f} | {au_f1(r)} |" for what, _, r in results]
     what, _, headline = results[0]
     lines += ["", f"Per class, on {what}:", "", "| class | precision | recall | F1 | scans |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {row['label']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |" for row in headline.per_class]
@@ -155,6 +159,9 @@ def _results(results: list[CardResult]) -> list[str]:
         for key, info in headline.by_attribute.items():
             groups = ", ".join(f"{value}: {g['accuracy']:.3f} ({g['samples']})" for value, g in info["groups"].items())
             lines.append(f"| {key} | {groups} | {info['largest_gap']:.3f} |")
+    if headline.action_units:
+        lines += ["", f"Per action unit, on {what} (F1 at probability 0.5; scans showing it):", "", "| action unit | F1 | precision | recall | present |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {row['au']} {row['name']} | {row['f1']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} | {row['support']} |" for row in headline.action_units["per_au"]]
     return [*lines, ""]
 
 

@@ -212,8 +212,11 @@ def startup_table(r: dict[str, Any]) -> str:
 
 
 def default_model_table(r: dict[str, Any]) -> str:
-    rows = [[name, x["samples"], f"{x['accuracy']:.1%}", f"{x['macro_f1']:.1%}"] for name, x in r["results"].items()]
-    return table(["evaluated on", "scans", "accuracy", "macro-F1"], rows) + "\n\nChance is 16.7%."
+    rows = [
+        [name, x["samples"], f"{x['accuracy']:.1%}", f"{x['macro_f1']:.1%}", f"{x['au_mean_f1']:.2f}" if "au_mean_f1" in x else "–"]
+        for name, x in r["results"].items()
+    ]
+    return table(["evaluated on", "scans", "accuracy", "macro-F1", "AU F1"], rows) + "\n\nChance is 16.7%. *AU F1*: mean F1 over the action units the scans show."
 
 
 def input_checks_table(r: dict[str, Any]) -> str:

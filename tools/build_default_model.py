@@ -56,7 +56,9 @@ def main() -> None:
         results.append(CardResult(name, data.name, scored.report))
     write_model_card(args.out, results, name=args.out.name, about=ABOUT)
     summary = {
-        what: {k: v for k, v in asdict(report).items() if k in ("samples", "accuracy", "macro_f1", "uar", "per_class")} for what, _, report in results
+        what: {k: v for k, v in asdict(report).items() if k in ("samples", "accuracy", "macro_f1", "uar", "per_class")}
+        | ({"au_mean_f1": report.action_units["mean_f1"]} if report.action_units else {})
+        for what, _, report in results
     }
     args.results.write_text(json.dumps({"model": args.out.name, "source": str(args.model), "results": summary}, indent=1))
     for what, _, report in results:
