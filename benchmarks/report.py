@@ -145,7 +145,10 @@ def transfer_table(r: dict[str, Any]) -> str:
         n = row["accuracy"]["n"]
         return f"{n} seed{'s' if n != 1 else ''}"
 
-    rows = [[row["variant"], row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), seeds(row), f"{r['chance']:.1%}"] for row in r["rows"]]
+    rows = [
+        [row["variant"], row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), f"{row['au_mean_f1']['mean']:.2f}" if "au_mean_f1" in row else "–", seeds(row), f"{r['chance']:.1%}"]
+        for row in r["rows"]
+    ]
     data = r["train_data"]["options"]
     note = (
         f"Variants are rows of the ablation table{' with ' + ', '.join(f'`{o}`' for o in r['overrides']) if r['overrides'] else ''}; "
@@ -153,7 +156,7 @@ def transfer_table(r: dict[str, Any]) -> str:
         f"selection); test sets of {r['test_sets']['subjects']} subjects, intensities {r['test_sets']['intensities']}, "
         f"population seed {r['test_sets']['seed']}; {r['wall_seconds'] / 60:.0f} min."
     )
-    return table(["variant", "train -> test", "accuracy", "macro-F1", "over", "chance"], rows) + "\n\n" + note
+    return table(["variant", "train -> test", "accuracy", "macro-F1", "AU F1", "over", "chance"], rows) + "\n\n" + note
 
 
 def ablations_table(r: dict[str, Any]) -> str:

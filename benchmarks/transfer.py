@@ -25,7 +25,9 @@ chance is 1/6 beside every row::
     .venv/bin/python benchmarks/transfer.py [--variants NAME,NAME] [--seeds 0,1] [--set KEY=VALUE ...] > benchmarks/results/transfer.json
 
 ``--out FILE`` also writes the JSON there after every training run, so a stopped run keeps
-what it measured.
+what it measured; rows already in it for other variants or generators are kept, so a
+variant can be added to the table without training the others again. ``--keep DIR`` keeps
+the exported model of each run there (``DIR/<variant>/<generator>-seed<seed>``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -68,6 +71,8 @@ def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path) -> d
         views = render_samples(meta.inference.input, dataset, dataset.samples(), cache, labels=meta.labels)
         report = evaluate(model, views, meta.labels, meta.class_prompts, None, meta.inference.action_units, meta.inference.au_prompts)
         scores[name] = {"accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4)}
+        if report.action_units:
+            scores[name]["au_mean_f1"] = round(report.action_units["mean_f1"], 4)
     return scores
 
 
@@ -78,6 +83,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here after every row")
     parser.add_argument("--rows", default="facekit,synthetic", help="training generators of the transfer rows")
     parser.add_argument("--set", dest="sets", nargs="*", default=[], help="recipe overrides for every run")
+    parser.add_argument("--keep", type=Path, default=None, help="copy every run's exported model under this folder")
     args = parser.parse_args()
     started = time.perf_counter()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -85,9 +91,11 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     tests = {name: ComponentRef(name=name, options=TEST_SET) for name in ("facekit", "synthetic")}
-    rows: list[dict] = []
+    earlier = json.loads(args.out.read_text()) if args.out is not None and args.out.exists() else {}
+    training = {(v, g) for v in variants for g in args.rows.split(",")}
+    rows: list[dict] = [row for row in earlier.get("rows", []) if (row["variant"], row["trained_on"]) not in training]
     result = {
-        "variants": {v: {"recipe": VARIANTS[v][0], "overrides": VARIANTS[v][1]} for v in variants},
+        "variants": {**earlier.get("variants", {}), **{v: {"recipe": VARIANTS[v][0], "overrides": VARIANTS[v][1]} for v in variants}},
         "overrides": args.sets,
         "test_sets": TEST_SET,
         "chance": round(CHANCE, 4),
@@ -118,6 +126,8 @@ def main() -> None:
                     overrides = [*variant_sets, *common, f"seed={seed}", f"data.dataset={json.dumps({'name': trained_on, 'options': data})}"]
                     trained = run(load_recipe(Path(recipe_file), overrides), verbose=False)
                     scores = score(trained.checkpoint, tests, Path(tmp) / "cache")
+                    if args.keep is not None:
+                        shutil.copytree(trained.checkpoint, args.keep / variant.replace(" ", "_") / f"{trained_on}-seed{seed}", dirs_exist_ok=True)
                     runs.append({"seed": seed, "held_out_accuracy": round(trained.report.accuracy, 4), "test": scores})
                     print(f"{variant}, trained on {trained_on}, seed {seed}: {json.dumps(scores)}", flush=True, file=sys.stderr)
                     rows[:] = [row for row in rows if (row["variant"], row["trained_on"]) != (variant, trained_on)]
@@ -130,6 +140,11 @@ def main() -> None:
                                 "tested_on": name,
                                 "accuracy": mean_std([r["test"][name]["accuracy"] for r in runs]),
                                 "macro_f1": mean_std([r["test"][name]["macro_f1"] for r in runs]),
+                                **(
+                                    {"au_mean_f1": mean_std([r["test"][name]["au_mean_f1"] for r in runs])}
+                                    if all("au_mean_f1" in r["test"][name] for r in runs)
+                                    else {}
+                                ),
                                 "runs": runs,
                             }
                         )
