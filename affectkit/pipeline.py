@@ -3,6 +3,7 @@ cross-validation, evaluation and prediction share."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,18 +190,27 @@ def learns_action_units(recipe: Recipe) -> bool:
 
 def learned_action_units(recipe: Recipe, train: ViewSet) -> list[int]:
     """The AUs a model of ``recipe`` learns from ``train``: ``data.action_units``, or every
-    AU present in its AU labels; none where no loss term learns AUs. Refused where a term
-    would learn them and the training scans have no AU label to learn from."""
+    AU present in its AU labels; none where no loss term learns AUs. Data without AU labels
+    is fine: the model then learns none (the AU term adds nothing) and a warning says so;
+    AUs asked for by ``data.action_units`` that no training scan shows are refused."""
     if not learns_action_units(recipe):
         return []
-    codes = recipe.data.action_units or known_codes(train.action_units)
-    coded = train.au_targets(codes)
-    unlabelled = [au_name(code) for j, code in enumerate(codes) if not (coded[:, j] >= PRESENT).any()]
-    if not codes or unlabelled:
-        what = f"none of its training scans shows {', '.join(unlabelled)}" if unlabelled else "its training scans carry no AU labels"
+    dataset = recipe.data.dataset.name
+    if recipe.data.action_units is None:
+        codes = known_codes(train.action_units)
+        if not codes:
+            warnings.warn(
+                f"{dataset}: its training scans carry no action-unit labels, so the action_units loss term has nothing to learn and "
+                "the model will score no AUs (docs/action_units.md: where AU labels come from)",
+                stacklevel=2,
+            )
+        return codes
+    codes = recipe.data.action_units
+    shown = train.au_targets(codes) >= PRESENT
+    unseen = [au_name(code) for j, code in enumerate(codes) if not shown[:, j].any()]
+    if unseen:
         raise AffectkitError(
-            f"loss.terms: a term learns action units, but {recipe.data.dataset.name}: {what}; train on data with AU labels "
-            "(the face generators, BP4D with au_dir, a folder manifest's action_units column), set data.action_units to AUs it has, "
-            "or drop the action_units term"
+            f"data.action_units: no training scan of {dataset} shows {', '.join(unseen)} (by its AU labels), so the model cannot learn "
+            f"{'it' if len(unseen) == 1 else 'them'}; AUs it shows: {', '.join(au_name(c) for c in known_codes(train.action_units)) or 'none'}"
         )
     return codes
