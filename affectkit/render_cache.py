@@ -14,6 +14,9 @@ several processes may fill one cache at once and a reader never sees a partial f
 Before a mesh is rendered it is brought into the canonical face frame
 (:mod:`affectkit.face_frame`) as ``frame`` says; what was found (units, pose) is stored
 with its images and returned with them (``RenderedViews.frames``), so a hit costs no fit.
+The frames found are also kept on their own, in ``frames/`` beside the render folders and
+keyed by the mesh and the frame settings only, so rendering the same scans at another size
+or from other views fits none of them again.
 
 Every file carries, in its metadata, a digest of its tensors and of the mesh it shows; a
 file whose tensors no longer match (altered, damaged, or another mesh's) is a miss: it is
@@ -99,6 +102,8 @@ class RenderCache:
         text = json.dumps(settings, sort_keys=True)
         self.key = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
         self.folder = None if root is None else Path(root) / self.key
+        placing = json.dumps(settings["frame"], sort_keys=True)
+        self.frames_folder = None if root is None or frame is None else Path(root) / "frames" / hashlib.blake2b(placing.encode(), digest_size=8).hexdigest()
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             described = self.folder / "settings.json"
@@ -121,9 +126,30 @@ class RenderCache:
         the frame found; the mesh as it is without ``frame``."""
         if self.frame is None:
             return mesh, None
-        found = find_frame(mesh, units or self.frame.units, self.frame.align)
+        found = self.frame_of(mesh, units or self.frame.units)
         placed = found.apply(mesh)
         return (turned(placed, spread, seed) if tuple(spread) != NO_SPREAD else placed), found
+
+    def frame_of(self, mesh: Mesh, units: Units) -> FaceFrame:
+        """The canonical frame of ``mesh`` in ``units``: read from ``frames/`` where an earlier
+        fit left it (and it is intact), else fitted and kept there."""
+        assert self.frame is not None
+        digest = mesh.content_hash()
+        path = None if self.frames_folder is None else self.frames_folder / digest[:2] / f"{digest}-{units}.json"
+        if path is not None and path.is_file():
+            try:
+                record = json.loads(path.read_text())
+                if record["check"] == _frame_check(digest, units, record["frame"]):
+                    return FaceFrame.from_json(record["frame"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            self._reject(path, "damaged or altered (its frame does not match its check); fitted again")
+        found = find_frame(mesh, units, self.frame.align)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = found.to_json()
+            _write_atomic(path, lambda tmp: tmp.write_text(json.dumps({"frame": text, "check": _frame_check(digest, units, text)})))
+        return found
 
     def _place_all(self, todo: list[tuple[Mesh, str]], units: Units | None, spread: tuple[float, float, float]) -> list[tuple[Mesh, FaceFrame | None]]:
         """:meth:`place` for each (mesh, digest), on every core: the fit spends its time in
@@ -211,6 +237,11 @@ class RenderCache:
 
 #: How each map is stored on disk.
 _STORED = {"rgb": torch.uint8, "depth": torch.float16, "normal": torch.uint8, "mask": torch.uint8}
+
+
+def _frame_check(mesh_digest: str, units: str, frame: str) -> str:
+    """A digest binding a stored frame to the mesh and units it was found for."""
+    return hashlib.blake2b(f"{mesh_digest}:{units}:{frame}".encode(), digest_size=16).hexdigest()
 
 
 def _digest(entry: dict[str, Tensor], mesh_digest: str) -> str:

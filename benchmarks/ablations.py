@@ -159,6 +159,7 @@ def main() -> None:
             **au_pooled(Path(cv["run_dir"])),
             "accuracy_by_epoch": [round(a, 4) for a in epochs] if epochs else None,
             "wall_seconds": round(time.perf_counter() - started, 1),
+            "measured": time.strftime("%Y-%m-%d"),  # rows without this came before the canonical face frame
         }
         result["rows"] = [r for r in result["rows"] if r["row"] != name] + [row]
         print(f"{name}: {row['accuracy']['mean']:.4f} ± {row['accuracy']['std']:.4f} ({row['wall_seconds']:.0f} s)", file=sys.stderr, flush=True)

@@ -171,7 +171,7 @@ def ablations_table(r: dict[str, Any]) -> str:
 
     rows = [
         [
-            row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), cell(row["au_mean_f1"]) if "au_mean_f1" in row else "–",
+            row["row"] + ("" if "measured" in row else " *"), cell(row["accuracy"]), cell(row["macro_f1"]), cell(row["au_mean_f1"]) if "au_mean_f1" in row else "–",
             " / ".join(f"{a:.0%}" for a in row["folds"]), curve(row["accuracy_by_epoch"]), f"{row['wall_seconds'] / 60:.1f} min",
         ]
         for row in r["rows"]
@@ -182,7 +182,8 @@ def ablations_table(r: dict[str, Any]) -> str:
         f"intensities {d['intensities']}, scan realism on), written in the BU-3DFE layout and read by the `{d['reader']}` reader; "
         f"chance {r['chance']:.1%}. *Curve*: mean test-fold accuracy after the first epoch, a quarter, half and all of training "
         "(rows measured before `cv` stopped scoring test subjects during training; – where not recorded). *AU F1*: mean F1 over the "
-        "action units each test fold shows, for rows that learn AUs."
+        "action units each test fold shows, for rows that learn AUs. Rows marked * were measured before scans were brought into the "
+        "canonical face frame (docs/concepts.md); compare AU rows with the unmarked shipped row."
     )
     scored = [row for row in r["rows"] if "au_pooled" in row]
     per_au = ""

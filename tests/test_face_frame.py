@@ -259,3 +259,27 @@ def test_bu3dfe_83_point_landmarks_give_a_start_at_the_pose_the_scan_is_in():
     upright = np.asarray(find_frame(face).rotation)
     assert len(starts) == 2 and min(degrees_between(start.T, upright @ turn.T) for start in starts) < 10.0
     assert degrees_between(np.asarray(find_frame(scan).rotation) @ turn, upright) < 8.0
+
+
+def test_frames_found_once_serve_every_render_size_and_an_altered_one_is_fitted_again(tmp_path, monkeypatch):
+    """The same scan rendered at another size or from other views is not fitted again: its
+    frame is kept apart from the images; an edited frame file is not trusted."""
+    import affectkit.render_cache as render_cache
+    from affectkit.factory import build_render_cache
+    from affectkit.inference_config import InputConfig
+    from affectkit.recipe import FrameConfig
+
+    (face,) = held_out("facekit", 1)
+    scan = as_scanned(face, Z_UP, "cm")
+    fits = []
+    monkeypatch.setattr(render_cache, "find_frame", lambda *args: fits.append(args) or find_frame(*args))
+    small = build_render_cache(InputConfig(views=["front"], size=32, maps=["normal"], frame=FrameConfig()), tmp_path).render([scan])
+    large = build_render_cache(InputConfig(views=["front", "left"], size=48, maps=["normal"], frame=FrameConfig()), tmp_path).render([scan])
+    assert len(fits) == 1 and large.frames == small.frames and small.frames[0].units == "cm"
+    (stored,) = (tmp_path / "frames").rglob("*.json")
+    record = json.loads(stored.read_text())
+    stored.write_text(json.dumps({**record, "frame": record["frame"].replace('"units": "cm"', '"units": "mm"')}))
+    cache = build_render_cache(InputConfig(views=["front"], size=40, maps=["normal"], frame=FrameConfig()), tmp_path)
+    with pytest.warns(UserWarning, match="does not match its check"):
+        assert cache.render([scan]).frames[0].units == "cm"
+    assert len(fits) == 2 and cache.rejected == 1
