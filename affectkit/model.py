@@ -161,17 +161,19 @@ class AffectVLM(nn.Module):
     def class_embeddings(self, class_prompts: Sequence[Sequence[str]]) -> Tensor:
         """``[K, D]``: each class's prompt embeddings averaged, then re-normalised (or the
         learned class vectors, normalised, for a learned classifier)."""
-        if self.class_vectors is not None:
-            if len(class_prompts) != len(self.class_vectors):
-                raise AffectkitError(
-                    f"this model has a learned classifier over its {len(self.class_vectors)} training labels; it cannot "
-                    f"score {len(class_prompts)} other classes (train with model.classifier: prompts for that)"
-                )
-            return F.normalize(self.class_vectors, dim=-1)
-        return self.ensembles(class_prompts)
+        return self.ensembles(class_prompts, self.class_vectors, "labels")
 
-    def ensembles(self, prompt_lists: Sequence[Sequence[str]]) -> Tensor:
-        """``[K, D]``: each list's prompt embeddings averaged, then re-normalised."""
+    def ensembles(self, prompt_lists: Sequence[Sequence[str]], learned: Tensor | None = None, what: str = "") -> Tensor:
+        """``[K, D]``: each list's prompt embeddings averaged, then re-normalised; or, for a
+        learned head, its ``learned`` vectors normalised (it scores only the ``what`` it was
+        trained on, so their count must match)."""
+        if learned is not None:
+            if len(prompt_lists) != len(learned):
+                raise AffectkitError(
+                    f"this model has a learned classifier over its {len(learned)} training {what}; it cannot score "
+                    f"{len(prompt_lists)} others (train with model.classifier: prompts for that)"
+                )
+            return F.normalize(learned, dim=-1)
         embedded = self.encode_text([p for prompts in prompt_lists for p in prompts])
         sizes = [len(prompts) for prompts in prompt_lists]
         return F.normalize(torch.stack([chunk.mean(0) for chunk in embedded.split(sizes)]), dim=-1)
@@ -186,14 +188,7 @@ class AffectVLM(nn.Module):
         """``[A, D]``: each AU's prompt ensemble (or its learned vector, for a learned head)."""
         if not self.knows_action_units:
             raise AffectkitError("this model was not trained on action units (train it with an action_units loss term to score them)")
-        if self.au_vectors is not None:
-            if len(au_prompts) != len(self.au_vectors):
-                raise AffectkitError(
-                    f"this model has a learned head over its {len(self.au_vectors)} training action units; it cannot score "
-                    f"{len(au_prompts)} others (train with model.classifier: prompts for that)"
-                )
-            return F.normalize(self.au_vectors, dim=-1)
-        return self.ensembles(au_prompts)
+        return self.ensembles(au_prompts, self.au_vectors, "action units")
 
     def au_logits(self, joint: Tensor, au_embeddings: Tensor) -> Tensor:
         """``[B, A]`` logits of each AU being present (a sigmoid makes them probabilities)."""

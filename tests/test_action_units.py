@@ -230,7 +230,7 @@ def test_a_learned_au_head_scores_only_its_own_units(tmp_path):
     predictor = Predictor.from_checkpoint(au_checkpoint(tmp_path, classifier="learned"))
     faces = build_dataset(ComponentRef(name="facekit", options={"subjects": 1}))
     assert set(predictor.predict(faces.load(faces.samples()[0])).action_units) == {"AU1", "AU4", "AU12"}
-    with pytest.raises(AffectkitError, match="learned head over its 3 training action units"):
+    with pytest.raises(AffectkitError, match="learned classifier over its 3 training action units"):
         predictor.encode_action_units({"dimples": ["dimples"]})
 
 
