@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from affectkit.action_units import AU_TEMPLATES
 from affectkit.errors import AffectkitError, RecipeError, shorten
 from affectkit.face_frame import Units
 
@@ -177,7 +178,7 @@ class ActionUnitPromptsConfig(Section):
     """How each action unit is put into words for the text tower."""
 
     templates: list[str] = Field(
-        default_factory=lambda: ["a face with {}", "a 3D scan of a face with {}", "{}"],
+        default_factory=lambda: list(AU_TEMPLATES),
         min_length=1,
         description="templates with one {} for an AU's description; an AU's prompts are every description in every template",
     )
