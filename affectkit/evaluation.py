@@ -122,14 +122,17 @@ def evaluate(
 
 
 def au_report(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per-AU F1 and their means over the records that hold AU scores and coded AUs."""
+    """Per-AU F1 and their means over the records that hold AU scores and coded AUs. Records
+    of several models (pooled folds) may score different AUs: each AU is scored over the
+    records that have a score and a label for it."""
     scored = [r for r in records if r.get("action_units")]
     if not scored or not any(r.get("action_units_true") for r in scored):
         return {}
-    names = list(scored[0]["action_units"])
-    codes = [au_code(name) for name in names]
-    scores = torch.tensor([[r["action_units"][n] for n in names] for r in scored])
-    truth = torch.tensor([[r.get("action_units_true", {}).get(n, float("nan")) for n in names] for r in scored])
+    codes = sorted({au_code(name) for r in scored for name in r["action_units"]})
+    names = [au_name(code) for code in codes]
+    nan = float("nan")
+    scores = torch.tensor([[r["action_units"].get(n, 0.0) for n in names] for r in scored])
+    truth = torch.tensor([[r.get("action_units_true", {}).get(n, nan) if n in r["action_units"] else nan for n in names] for r in scored])
     rows = f1_scores(scores, truth, codes)
     return {"per_au": rows, "mean_f1": mean_f1(rows), "bp4d_mean_f1": mean_f1(rows, BP4D_AUS), "scans": len(scored)}
 

@@ -268,3 +268,19 @@ def test_the_au_term_without_au_scores_adds_nothing():
     value = create("loss", "action_units", {})(LossInputs(joint[:, None], joint, joint, torch.zeros(2), torch.tensor(1.0)))
     value.backward()
     assert value.item() == 0.0 and joint.grad is not None
+
+
+def test_pooled_folds_whose_models_score_different_aus_are_scored_au_by_au():
+    """One fold's model never saw AU6 in training: the pool scores AU6 over the other fold."""
+    from affectkit.evaluation import report_from_predictions
+
+    def record(scores, truth):
+        return {"key": "k", "subject": "S", "label": "happiness", "predicted": "happiness", "attributes": {}, "action_units": scores, "action_units_true": truth}
+
+    records = [
+        record({"AU6": 0.9, "AU12": 0.8}, {"AU6": 1.0, "AU12": 1.0}),
+        record({"AU12": 0.1}, {"AU6": 1.0, "AU12": 0.0}),  # this fold's model scores no AU6
+    ]
+    rows = {row["au"]: row for row in report_from_predictions(LABELS, records).action_units["per_au"]}
+    assert rows["AU6"]["labelled"] == 1 and rows["AU6"]["f1"] == 1.0
+    assert rows["AU12"]["labelled"] == 2 and rows["AU12"]["f1"] == 1.0
