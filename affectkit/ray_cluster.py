@@ -76,12 +76,23 @@ def quiet_local_instance_notices() -> None:
       leaves out, every check fails and warns.
     - The driver announces that Ray enabled token authentication, its default for a new
       instance (``RAY_AUTH_MODE=disabled`` still opts out).
+    - Ray Train's controller asks the autoscaling coordinator for the run's resources every
+      20 s with a 5 s timeout; on a busy machine the answer comes late and it warns with a
+      traceback that Ray itself calls safe to ignore. A local instance has no autoscaler.
+
+    A filter, not a level: the controller configures ``ray.train``'s loggers after this
+    hook ran, and ``logging.config.dictConfig`` resets the levels of child loggers.
     """
     for name in (
         "ray.train.v2._internal.execution.controller.placement_group_cleaner",
+        "ray.train.v2._internal.execution.scaling_policy.autoscaling_coordinator_client",
         "ray._private.authentication.authentication_token_setup",
     ):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).addFilter(errors_only)
+
+
+def errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def setup_local_worker() -> None:
