@@ -84,6 +84,13 @@ GRID_MM = 5.0
 SCAN_POINTS = 5000
 #: multi-PIE 68-point rows of the landmarks used for a landmark start: eye corners, nose
 MULTI_PIE_RIGID = (27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45)
+#: Bosphorus ``.lm3`` landmark names (lower case) -> Multi-PIE rows: the rigid ones
+NAMED_LANDMARKS = {
+    "outer left eye corner": 45, "inner left eye corner": 42, "inner right eye corner": 39,
+    "outer right eye corner": 36, "left nose peak": 35, "nose tip": 30, "right nose peak": 31, "subnasal point": 33,
+}  # fmt: skip
+#: a Multi-PIE row -> its mirror image's (for the rows above)
+MULTI_PIE_MIRROR = {45: 36, 36: 45, 42: 39, 39: 42, 35: 31, 31: 35}
 #: head turns (yaw, pitch, roll) tried from each of the 24 axis-aligned orientations, and
 #: around the best fits: ICP reaches about 30 degrees from where it starts
 STARTS = tuple((yaw, pitch, 0) for yaw in (-35, 0, 35) for pitch in (-25, 0, 25))
@@ -410,24 +417,45 @@ def landmark_starts(mesh: Mesh, millimetres: float) -> np.ndarray:
       corners and nose;
     * BU-3DFE's 83 points (``.bnd``), as its documentation numbers them: eyes 1-8 and 9-16,
       nose 37-48 (*unconfirmed* on real files here): the centres of both eyes and of the
-      nose, once for each way round the eyes may be numbered.
+      nose, once for each way round the eyes may be numbered;
+    * landmarks named as Bosphorus' ``.lm3`` files name them (``metadata["landmark_names"]``,
+      :data:`NAMED_LANDMARKS`; any count, in any order): eye corners and the nose, once as
+      named and once with left and right swapped (whose left a file means is *unconfirmed*).
 
     They only add starts to the geometric fit, which keeps the better fit, so a layout read
     the wrong way costs nothing but time."""
     marks = mesh.landmarks
-    if marks is None or not np.isfinite(marks).all() or len(marks) not in (68, 83):
+    if marks is None or not np.isfinite(marks).all():
         return np.zeros((0, 3, 3))
     target_marks = marks.astype(np.float64) * millimetres
     reference = reference_face().landmarks
-    if len(marks) == 68:
+    names = mesh.metadata.get("landmark_names")
+    if names is not None and len(names) == len(marks):
+        pairs = named_pairs([str(name) for name in names], reference, target_marks)
+    elif len(marks) not in (68, 83):
+        return np.zeros((0, 3, 3))
+    elif len(marks) == 68:
         pairs = [(reference[list(MULTI_PIE_RIGID)], target_marks[list(MULTI_PIE_RIGID)])]
     else:
         right, left, nose = reference[36:42].mean(axis=0), reference[42:48].mean(axis=0), reference[27:36].mean(axis=0)
         first, second, bridge = target_marks[0:8].mean(axis=0), target_marks[8:16].mean(axis=0), target_marks[36:48].mean(axis=0)
         pairs = [(np.stack([left, right, nose]), np.stack(order)) for order in ((first, second, bridge), (second, first, bridge))]
+    if not pairs:
+        return np.zeros((0, 3, 3))
     sources, targets = np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
     rotations, _, _ = kabsch(sources, targets, np.ones(sources.shape[:2]))
     return rotations
+
+
+def named_pairs(names: list[str], reference: np.ndarray, marks: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(reference points, scan points) of the named landmarks the aligner knows, as named
+    and mirrored; none where fewer than three are named."""
+    rows = {name.strip().lower(): i for i, name in enumerate(names)}
+    known = [(rows[name], row) for name, row in NAMED_LANDMARKS.items() if name in rows]
+    if len(known) < 3:
+        return []
+    mirrored = [(i, MULTI_PIE_MIRROR.get(row, row)) for i, row in known]
+    return [(reference[[row for _, row in chosen]], marks[[i for i, _ in chosen]]) for chosen in (known, mirrored)]
 
 
 def turned_about(point: np.ndarray, rotations: np.ndarray, scales: np.ndarray, translations: np.ndarray, turns: np.ndarray) -> np.ndarray:

@@ -261,6 +261,26 @@ def test_bu3dfe_83_point_landmarks_give_a_start_at_the_pose_the_scan_is_in():
     assert degrees_between(np.asarray(find_frame(scan).rotation) @ turn, upright) < 8.0
 
 
+def test_bosphorus_named_landmarks_give_a_start_at_the_pose_the_scan_is_in():
+    """Landmarks named as Bosphorus' .lm3 files name them, in a file's own order and with
+    names the aligner does not use among them; whichever side a file calls left, one start
+    is the pose. Fewer than three known names add no start."""
+    from affectkit.face_frame import landmark_starts
+
+    (face,) = held_out("facekit", 1)
+    rows = {"Outer left eye corner": 45, "Inner right eye corner": 39, "Nose tip": 30, "Chin middle": 8,
+            "Inner left eye corner": 42, "Outer right eye corner": 36, "Left mouth corner": 54}  # fmt: skip
+    marks = face.landmarks[list(rows.values())]
+    turn = head_rotation(-20, 15, -10)
+    upright = np.asarray(find_frame(face).rotation)
+    for names in (list(rows), [n.replace("left", "LEFT").replace("right", "left").replace("LEFT", "right") for n in rows]):
+        scan = Mesh(face.vertices @ turn.T, face.faces, landmarks=marks @ turn.T, metadata={"landmark_names": names})
+        starts = landmark_starts(scan, UNITS["mm"])
+        assert len(starts) == 2 and min(degrees_between(start.T, upright @ turn.T) for start in starts) < 10.0
+    few = Mesh(face.vertices, face.faces, landmarks=marks[:2], metadata={"landmark_names": list(rows)[:2]})
+    assert len(landmark_starts(few, UNITS["mm"])) == 0
+
+
 def test_frames_found_once_serve_every_render_size_and_an_altered_one_is_fitted_again(tmp_path, monkeypatch):
     """The same scan rendered at another size or from other views is not fitted again: its
     frame is kept apart from the images; an edited frame file is not trusted."""
