@@ -41,7 +41,7 @@ def connect_ray(recipe: Recipe) -> None:
             num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
             include_dashboard=False,
             log_to_driver=True,
-            runtime_env={"worker_process_setup_hook": setup_local_worker, "env_vars": LOCAL_INSTANCE_ENV},
+            runtime_env={"worker_process_setup_hook": setup_local_worker, "env_vars": local_instance_env()},
         )
         start_reaper()  # the instance is ours: nothing of it outlives this process by more than seconds
 
@@ -65,6 +65,14 @@ def refuse_unreachable(address: str, source: str) -> None:
 #: scale-down): nothing drains a local instance, and its actor logs an error line about its
 #: restart arguments on every run. RAY_TRAIN_ENABLE_PREEMPTION_WATCHER is Ray's switch for it.
 LOCAL_INSTANCE_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+#: how often (s) Ray Train's controller collects the workers' reports on a local instance
+#: (Ray's default 2 s cost a 1 s epoch almost 2 s more; a value set in the environment wins)
+LOCAL_HEALTH_CHECK = ("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+
+
+def local_instance_env() -> dict[str, str]:
+    name, default = LOCAL_HEALTH_CHECK
+    return {**LOCAL_INSTANCE_ENV, name: os.environ.get(name, default)}
 
 
 def quiet_local_instance_notices() -> None:

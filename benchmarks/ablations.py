@@ -45,8 +45,6 @@ from affectkit.dataset_writer import write_dataset
 from affectkit.recipe import load_recipe
 from affectkit.registry import create
 
-# Ray Train's controller collects reports every 2 s; it would dominate short epochs.
-os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 REALISTIC_SET = {"subjects": 20, "intensities": [3, 4], "seed": 1000}
 CHANCE = 1 / 6

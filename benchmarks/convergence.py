@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import tempfile
@@ -21,9 +20,6 @@ from pathlib import Path
 from affectkit.recipe import load_recipe
 from affectkit.runner import run
 
-# Ray Train's controller collects reports every 2 s; with epochs of about a second that
-# wait would dominate each run's wall time (it does not change any step count).
-os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 
 def steps_to(history: list[dict[str, float]], target: float) -> int | None:

@@ -19,8 +19,11 @@ new-face-model one; the random-init rows keep that meaning. Small-data quality (
 20 people) is benchmarks/ablations.py's.
 
 Test sets have 20 subjects, intensities 3 and 4, six emotions (240 scans), like BU-3DFE's
-protocol, and their own population seeds. Rows give mean ± std over training seeds;
-chance is 1/6 beside every row::
+protocol, and their own population seeds; ``--test-performances emfacs`` makes their people
+perform EMFACS variants (docs/datasets.md) instead of one prototype per emotion, as real
+people do. Rows give mean ± std over training seeds, per-class recall and the confusion
+pairs (a true class read as another in at least 10% of its scans, mean over seeds); chance
+is 1/6 beside every row::
 
     .venv/bin/python benchmarks/transfer.py [--variants NAME,NAME] [--seeds 0,1] [--set KEY=VALUE ...] > benchmarks/results/transfer.json
 
@@ -34,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import sys
@@ -52,8 +54,6 @@ from affectkit.pipeline import render_samples
 from affectkit.recipe import ComponentRef, load_recipe
 from affectkit.runner import run
 
-# Ray Train's controller collects reports every 2 s; it would dominate short epochs.
-os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 DEFAULT_VARIANTS = ("plain CNN + cross-entropy (random init)", "AffectVLM (random init)", "AffectVLM (shipped recipe)")
 TEST_SEED = 1000  # population seed of every test set: no face shared with training (seeds < 1000)
@@ -61,8 +61,12 @@ TEST_SET = {"subjects": 20, "intensities": [3, 4], "seed": TEST_SEED}
 CHANCE = 1 / 6
 
 
-def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path) -> dict[str, dict[str, float]]:
-    """Accuracy and macro-F1 of an exported model on every sample of each test set."""
+CONFUSED = 0.1  # a confusion pair: this share of a true class read as another
+
+
+def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path) -> dict[str, dict]:
+    """Accuracy, macro-F1, per-class recall and the row-normalised confusion matrix of an
+    exported model on every sample of each test set."""
     model, meta = load_checkpoint(model_dir)
     cache = build_render_cache(meta.inference.input, cache_dir)
     scores = {}
@@ -70,10 +74,26 @@ def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path) -> d
         dataset = build_dataset(test)
         views = render_samples(meta.inference.input, dataset, dataset.samples(), cache, labels=meta.labels)
         report = evaluate(model, views, meta.labels, meta.class_prompts, None, meta.inference.action_units, meta.inference.au_prompts)
-        scores[name] = {"accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4)}
+        scores[name] = {
+            "accuracy": round(report.accuracy, 4),
+            "macro_f1": round(report.macro_f1, 4),
+            "recall": {row["label"]: round(row["recall"], 4) for row in report.per_class},
+            "confusion": report.confusion_normalised,
+        }
         if report.action_units:
             scores[name]["au_mean_f1"] = round(report.action_units["mean_f1"], 4)
     return scores
+
+
+def confusion_pairs(labels: list[str], matrices: list[list[list[float]]]) -> list[dict]:
+    """``true -> predicted`` shares of at least :data:`CONFUSED`, mean over ``matrices``, largest first."""
+    pairs = []
+    for i, true in enumerate(labels):
+        for j, predicted in enumerate(labels):
+            share = sum(m[i][j] for m in matrices) / len(matrices)
+            if i != j and share >= CONFUSED:
+                pairs.append({"true": true, "predicted": predicted, "share": round(share, 4)})
+    return sorted(pairs, key=lambda p: -p["share"])
 
 
 def main() -> None:
@@ -84,20 +104,24 @@ def main() -> None:
     parser.add_argument("--rows", default="facekit,synthetic", help="training generators of the transfer rows")
     parser.add_argument("--set", dest="sets", nargs="*", default=[], help="recipe overrides for every run")
     parser.add_argument("--keep", type=Path, default=None, help="copy every run's exported model under this folder")
+    parser.add_argument("--test-performances", choices=["prototypes", "emfacs"], default="prototypes", help="how the test people perform")
     args = parser.parse_args()
     started = time.perf_counter()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    tests = {name: ComponentRef(name=name, options=TEST_SET) for name in ("facekit", "synthetic")}
+    test_set = {**TEST_SET, "performances": args.test_performances}
+    tests = {name: ComponentRef(name=name, options=test_set) for name in ("facekit", "synthetic")}
     earlier = json.loads(args.out.read_text()) if args.out is not None and args.out.exists() else {}
+    if earlier and {"performances": "prototypes", **earlier["test_sets"]} != test_set:
+        parser.error(f"{args.out} holds rows measured on other test sets ({earlier['test_sets']}); write these to another --out")
     training = {(v, g) for v in variants for g in args.rows.split(",")}
     rows: list[dict] = [row for row in earlier.get("rows", []) if (row["variant"], row["trained_on"]) not in training]
     result = {
         "variants": {**earlier.get("variants", {}), **{v: {"recipe": VARIANTS[v][0], "overrides": VARIANTS[v][1]} for v in variants}},
         "overrides": args.sets,
-        "test_sets": TEST_SET,
+        "test_sets": test_set,
         "chance": round(CHANCE, 4),
         "rows": rows,
         "machine": platform.machine(),
@@ -120,7 +144,7 @@ def main() -> None:
                 runs = []
                 for seed in (int(s) for s in args.seeds.split(",")):
                     shared = base.data.dataset.options if trained_on == "facekit" else {
-                        k: v for k, v in base.data.dataset.options.items() if k in ("subjects", "intensities", "include_neutral")
+                        k: v for k, v in base.data.dataset.options.items() if k in ("subjects", "intensities", "include_neutral", "performances")
                     }
                     data = {**shared, "seed": seed}
                     overrides = [*variant_sets, *common, f"seed={seed}", f"data.dataset={json.dumps({'name': trained_on, 'options': data})}"]
@@ -140,6 +164,8 @@ def main() -> None:
                                 "tested_on": name,
                                 "accuracy": mean_std([r["test"][name]["accuracy"] for r in runs]),
                                 "macro_f1": mean_std([r["test"][name]["macro_f1"] for r in runs]),
+                                "recall": {label: mean_std([r["test"][name]["recall"][label] for r in runs]) for label in runs[0]["test"][name]["recall"]},
+                                "confusion_pairs": confusion_pairs(list(runs[0]["test"][name]["recall"]), [r["test"][name]["confusion"] for r in runs]),
                                 **(
                                     {"au_mean_f1": mean_std([r["test"][name]["au_mean_f1"] for r in runs])}
                                     if all("au_mean_f1" in r["test"][name] for r in runs)

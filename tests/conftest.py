@@ -1,7 +1,11 @@
-"""Test-wide setup: no third-party plugin loads unless a test asks for it; one trained run
-of the quick recipe shared by the slow end-to-end tests; a tiny CLIP checkpoint on disk."""
+"""Test-wide setup: no third-party plugin loads unless a test asks for it; one render cache
+for the whole session (``$AFFECTKIT_CACHE_DIR``, a temp folder: the runs the tests start
+render the same faces, and the user's own cache is never touched); one trained run of the
+quick recipe shared by the slow end-to-end tests; a tiny CLIP checkpoint on disk."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +13,12 @@ import pytest
 os.environ.setdefault("AFFECTKIT_PLUGINS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="affectkit-test-cache-"))
+os.environ["AFFECTKIT_CACHE_DIR"] = str(SESSION_CACHE)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +28,7 @@ def quick_run(tmp_path_factory):
     from cli_runs import run_ok
 
     tmp = tmp_path_factory.mktemp("quick")
-    out = run_ok("run", "recipes/quick.yaml", "--set", f"output.dir={tmp / 'runs'}", f"render.cache_dir={tmp / 'cache'}")
+    out = run_ok("run", "recipes/quick.yaml", "--set", f"output.dir={tmp / 'runs'}")
     (run_dir,) = (tmp / "runs" / "quick").glob("2*")
     return tmp, run_dir, out
 

@@ -46,8 +46,7 @@ def test_quick_recipe_trains_with_the_plugin_selected_by_name(plugin_env, tmp_pa
     overrides = [
         "model.image_encoder={name: tinycnn, options: {width: 16}}",
         "prompts.augmenters=[templates, scan-prompts]",
-        "data.dataset.options.subjects=8", "render.size=32", "train.epochs=2",
-        f"output.dir={tmp_path / 'runs'}", f"render.cache_dir={tmp_path / 'cache'}",
+        "data.dataset.options.subjects=4", "render.size=32", "train.epochs=2", f"output.dir={tmp_path / 'runs'}",
     ]
     run_ok("run", str(ROOT / "recipes" / "quick.yaml"), "--set", *overrides, env=plugin_env)
     (run_dir,) = (tmp_path / "runs" / "quick").glob("2*")

@@ -130,8 +130,7 @@ def test_resume_does_not_pick_a_folder_left_by_a_failed_start(tmp_path):
     data = tmp_path / "faces"
     run_ok("synth", "--out", str(data), "--subjects", "2", "--intensities", "4", "--no-neutral")
     (next((data / "meshes").glob("*/*.ply"))).write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\n")  # damaged
-    args = ["recipes/quick.yaml", "--set", f"data.dataset={{name: folder, options: {{root: {data}}}}}", f"output.dir={tmp_path / 'runs'}",
-            f"render.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    args = ["recipes/quick.yaml", "--set", f"data.dataset={{name: folder, options: {{root: {data}}}}}", f"output.dir={tmp_path / 'runs'}"]  # fmt: skip
     failed = subprocess.run(command("run", *args), capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert failed.returncode == 1 and list((tmp_path / "runs" / "quick").glob("2*/recipe.yaml"))
     again = subprocess.run(command("run", *args, "--resume"), capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -143,7 +142,7 @@ def test_repeated_cv_on_a_bu3dfe_copy_writes_folds_reports_and_guards_its_fold_m
     root = Path(run_ok("synth", "--out", str(tmp_path / "BU-3DFE"), "--subjects", "6", "--intensities", "3,4", "--no-neutral",
                        "--layout", "bu3dfe", "--seed", "5").strip().splitlines()[-1])  # fmt: skip
     common = ["--set", f"data.dataset={{name: bu3dfe, options: {{root: {root}}}}}", "train.epochs=1", "render.size=32",
-              f"output.dir={tmp_path / 'runs'}", f"render.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+              f"output.dir={tmp_path / 'runs'}"]  # fmt: skip
     done = subprocess.run(command("cv", "recipes/quick.yaml", "--folds", "2", "--repeats", "2", *common, "data.subjects.count=4", "--json"),
                           capture_output=True, text=True, cwd=ROOT, timeout=900)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

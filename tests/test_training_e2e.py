@@ -105,7 +105,7 @@ def test_sequences_are_predicted_at_their_apex_on_both_generators(quick_run, tmp
 def test_resume_of_a_finished_run_says_so_and_changes_nothing(quick_run):
     tmp, run_dir, _ = quick_run
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    result = subprocess.run(command("run", "recipes/quick.yaml", "--resume", "--set", f"output.dir={tmp / 'runs'}", f"render.cache_dir={tmp / 'cache'}"),
+    result = subprocess.run(command("run", "recipes/quick.yaml", "--resume", "--set", f"output.dir={tmp / 'runs'}"),
                             capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
     assert result.returncode == 1 and f"{run_dir}, finished (12 epochs) and has nothing to resume" in result.stderr
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
@@ -153,7 +153,7 @@ def test_a_two_worker_run_is_live_in_tensorboard_logs_to_mlflow_and_prints_no_wa
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     args = ["run", "recipes/quick.yaml", "--set", "scaling.num_workers=2", "train.epochs=8", "render.size=32", "data.dataset.options.subjects=6",
-            "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null",
+            "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}",
             "logging.loggers=[tensorboard, mlflow]"]  # fmt: skip
     other = subprocess.Popen([command()[0], "-c", OTHER_RAY_INSTANCE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert other.stdout.readline().strip() == "up"
@@ -204,7 +204,7 @@ def test_a_stopped_run_resumes_from_its_newest_complete_checkpoint(tmp_path, sto
 
     from affectkit.ray_reaper import ray_descendants
 
-    args = ["recipes/quick.yaml", "--set", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null", "data.dataset.options.subjects=4",
+    args = ["recipes/quick.yaml", "--set", f"output.dir={tmp_path / 'runs'}", "data.dataset.options.subjects=4",
             "render.size=32", "train.epochs=5", "name=resumable"]  # fmt: skip
     process = subprocess.Popen(command("run", *args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     pattern = "resumable/*/ray/*/checkpoint_*/checkpoint.json"
@@ -253,7 +253,7 @@ def test_quick_recipe_trains_through_the_bu3dfe_reader_and_evaluates_across_data
     run_ok("synth", "--out", str(bu), "--subjects", "6", "--intensities", "3,4", "--no-neutral", "--layout", "bu3dfe")
     assert len(list(bu.glob("*/*_F3D.wrl"))) == 6 * 12
     run_ok(
-        "run", "recipes/quick.yaml", "--set", f"output.dir={tmp_path / 'runs'}", "render.cache_dir=null", "render.size=32", "train.epochs=2",
+        "run", "recipes/quick.yaml", "--set", f"output.dir={tmp_path / 'runs'}", "render.size=32", "train.epochs=2",
         f"data.dataset={{name: bu3dfe, options: {{root: {bu}}}}}", "name=quick-bu3dfe",
     )  # fmt: skip  (that the pipeline learns is the quick run's test; this one is the reader's path)
     (run_dir,) = (tmp_path / "runs" / "quick-bu3dfe").glob("2*")
@@ -275,7 +275,7 @@ def test_the_papers_clip_recipe_trains_offline_on_a_local_clip(tmp_path, tiny_cl
     """recipes/affectvlm-clip.yaml's whole path (CLIP towers, RGB views at 224 px, the
     multiview loss, both augmentations) with a tiny random CLIP folder in place of the hub
     name; offline, the hub name itself is one clear error, at once."""
-    args = ["recipes/affectvlm-clip.yaml", "--set", f"output.dir={tmp_path / 'runs'}", f"render.cache_dir={tmp_path / 'cache'}"]
+    args = ["recipes/affectvlm-clip.yaml", "--set", f"output.dir={tmp_path / 'runs'}"]
     small = ["data.dataset.options.subjects=4", "train.epochs=1"]
     towers = [f"model.image_encoder.options.model={tiny_clip}", f"model.text_encoder.options.model={tiny_clip}"]
     out = run_ok("run", *args, *small, *towers)
