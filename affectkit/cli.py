@@ -212,6 +212,8 @@ def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Pat
 @click.option("--intensities", default="1,2,3,4", show_default=True)
 @click.option("--neutral/--no-neutral", default=True, show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--performances", default="prototypes", show_default=True,
+              help="prototypes (one per emotion) or emfacs (each subject its own EMFACS-7 prototype or major variant; docs/datasets.md).")
 @click.option(
     "--layout",
     type=click.Choice(["affectkit", "bu3dfe", "bu4dfe"]),
@@ -222,7 +224,7 @@ def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Pat
 )
 def synth(
     out: Path, name: str, subjects: int, sequences: bool, frames: int, vertices: int | None, intensities: str, neutral: bool, seed: int,
-    layout: str,
+    performances: str, layout: str,
 ) -> None:
     """Write a generated 3D/4D expression dataset (meshes + manifest.csv, or the BU-3DFE/BU-4DFE layout)."""
     from affectkit.dataset_writer import write_dataset
@@ -245,6 +247,7 @@ def synth(
         "intensities": [int(level) for level in levels],
         "include_neutral": neutral,
         "seed": seed,
+        "performances": performances,
         **({"vertices": vertices} if vertices is not None else {}),
     }
     click.echo(write_dataset(create("dataset", name, options), name, out, layout=layout))

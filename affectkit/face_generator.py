@@ -17,7 +17,7 @@ from pydantic import Field
 
 from affectkit.action_units import coded
 from affectkit.errors import DatasetError
-from affectkit.facs import CODES, GENERATED_AUS, LABELS, NEUTRAL, Activations, activations, timeline
+from affectkit.facs import CODES, GENERATED_AUS, LABELS, NEUTRAL, Activations, Performances, activations, timeline
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
 
@@ -49,6 +49,11 @@ class FaceGenerator(Dataset):
         include_neutral: bool = Field(False, description="add one neutral scan (or sequence) per subject")
         sequences: bool = Field(False, description="4D: one sequence per subject and expression")
         frames: int = Field(25, ge=2, le=1000, description="frames per sequence")
+        performances: Performances = Field(
+            "prototypes",
+            description="how subjects perform the emotions: one prototype each, or each subject its own "
+            "EMFACS-7 prototype or major variant (docs/datasets.md)",
+        )
 
     options: Options
 
@@ -95,13 +100,14 @@ class FaceGenerator(Dataset):
         o, index = self.options, subject_index(sample.subject)
         level = int(sample.attributes["intensity"])
         if sample.is_sequence:
-            return timeline(o.seed, index, sample.label, o.frames, level, self.missing_au_p)
-        return activations(o.seed, index, sample.label, level, self.missing_au_p)
+            return timeline(o.seed, index, sample.label, o.frames, level, self.missing_au_p, o.performances)
+        return activations(o.seed, index, sample.label, level, self.missing_au_p, o.performances)
 
     def action_units(self, index: int, label: str, level: int) -> dict[int, tuple[float, float]]:
         """The AU label of subject ``index`` showing ``label`` at ``level``: every AU a
         generator moves, coded (:func:`affectkit.action_units.coded`)."""
-        return coded(activations(self.options.seed, index, label, level, self.missing_au_p), GENERATED_AUS)
+        o = self.options
+        return coded(activations(o.seed, index, label, level, self.missing_au_p, o.performances), GENERATED_AUS)
 
     def known(self, sample: Sample) -> Sample:
         """This generator's own record of ``sample`` (by key), or one clear error."""

@@ -17,8 +17,22 @@ surprise   AU1 + AU2 + AU5 + AU26
 A subject performs an expression in its own way (:func:`performance`): every AU gets a
 gain (log-normal, about +-20%) and a left/right asymmetry, some subjects add a common
 optional AU (lips parting in happiness, chin raising in sadness, ...) and, where a
-generator asks for it, leave out one of the prototype's secondary AUs. Intensities 1..4
-scale the activations like BU-3DFE's four levels; neutral is intensity 0. A 4D sequence
+generator asks for it, leave out one of the prototype's secondary AUs.
+
+With ``performances="emfacs"`` a subject instead draws, for each emotion, one of the
+EMFACS-7 prototypes and major variants (:data:`EMFACS_VARIANTS`; the FACS Investigator's
+Guide's table, as reprinted by Matsumoto, Keltner, Shiota, O'Sullivan & Frank, "Facial
+expressions of emotion", Handbook of Emotions, 3rd ed., 2008, Table 13.1), so that no
+single cue decides an emotion: happiness as 6+12, 12, 6+12+25 or 6+12+26; fear with and
+without 20 or 4, the mouth parted or dropped; anger with 10 or 17, any one of 4, 5, 7, 10
+sometimes left out; sadness as 1+4+15, 6+15 or 1+4+15+17, lips sometimes parted; surprise
+without 5 or without the brows; disgust as 9 or 10 with 15, 16, 17, 25 or 26. Variants that
+need an AU no generator moves (AU11, 22, 24, 27; head and eye positions) are left out:
+1+4+11+15, 1+4+11 and 11+17 (sadness), 4+5+7+10+22+23+25/26 and those with 24 (anger), the
+27s of surprise and fear (their 26s stay); so is fear's 1+2+5Z, which with these gains is
+surprise's 1+2+5 at another strength.
+
+Intensities 1..4 scale the activations like BU-3DFE's four levels; neutral is intensity 0. A 4D sequence
 (:func:`timeline`) runs neutral -> onset -> apex -> offset -> neutral, each AU with a small
 onset delay of its own. Activations are ``{AU: (right, left)}``, about 0..1.3 per side.
 """
@@ -27,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
@@ -68,13 +83,47 @@ SECONDARY: dict[str, tuple[int, ...]] = {
     "surprise": (2, 5),
     "neutral": (),
 }
+#: label -> {AU: weight at intensity 4} of every AU its EMFACS variants use (5B: surprise's
+#: upper lids rise only slightly)
+EMFACS_WEIGHTS: dict[str, dict[int, float]] = {
+    "anger": {4: 1.0, 5: 0.7, 7: 1.0, 10: 0.6, 17: 0.6, 23: 1.0, 25: 0.5, 26: 0.5},
+    "disgust": {9: 1.0, 10: 1.0, 15: 0.8, 16: 0.9, 17: 0.6, 25: 0.5, 26: 0.5},
+    "fear": {1: 1.0, 2: 0.5, 4: 0.8, 5: 1.0, 20: 1.0, 25: 0.6, 26: 0.5},
+    "happiness": {6: 1.0, 12: 1.0, 25: 0.5, 26: 0.4},
+    "sadness": {1: 1.0, 4: 0.5, 6: 0.6, 15: 1.0, 17: 0.6, 25: 0.4, 26: 0.4},
+    "surprise": {1: 1.0, 2: 1.0, 5: 0.5, 26: 1.0},
+    "neutral": {},
+}
+#: label -> (AUs, how often drawn): EMFACS-7's prototypes (2) and major variants (1), as far
+#: as the generators can move them (module docstring); anger's are all prototypes
+EMFACS_VARIANTS: dict[str, tuple[tuple[tuple[int, ...], float], ...]] = {
+    "anger": (((4, 5, 7, 10, 23, 25), 1.0), ((4, 5, 7, 10, 23, 26), 1.0), ((4, 5, 7, 23, 25), 1.0),
+              ((4, 5, 7, 23, 26), 1.0), ((4, 5, 7, 17, 23), 1.0), ((4, 5, 7, 23), 1.0)),
+    "disgust": (((9,), 1.0), ((9, 15, 16), 1.0), ((9, 16, 26), 1.0), ((9, 17), 1.0),
+                ((10,), 1.0), ((10, 16, 25), 1.0), ((10, 16, 26), 1.0), ((10, 17), 1.0)),
+    "fear": (((1, 2, 4, 5, 20, 25), 2.0), ((1, 2, 4, 5, 20, 26), 2.0), ((1, 2, 4, 5, 25), 2.0), ((1, 2, 4, 5, 26), 2.0),
+             ((1, 2, 4, 5), 1.0), ((5, 20, 25), 1.0), ((5, 20, 26), 1.0), ((5, 20), 1.0)),
+    "happiness": (((6, 12), 2.0), ((12,), 2.0), ((6, 12, 25), 1.0), ((6, 12, 26), 1.0)),
+    "sadness": (((1, 4, 15), 2.0), ((6, 15), 2.0), ((1, 4, 15, 17), 1.0)),
+    "surprise": (((1, 2, 5, 26), 2.0), ((1, 2, 5), 1.0), ((1, 2, 26), 1.0), ((5, 26), 1.0)),
+    "neutral": (((), 1.0),),
+}  # fmt: skip
+#: label -> AUs that may join any of its variants, each with probability OPTIONAL_P, the
+#: first that does (EMFACS: "25 or 26 may occur with all prototypes or major variants" of sadness)
+EMFACS_OPTIONAL: dict[str, tuple[int, ...]] = {"sadness": (25, 26)}
+#: label -> AUs of which a subject may leave one out (EMFACS: anger "without any one of")
+EMFACS_DROPPABLE: dict[str, tuple[int, ...]] = {"anger": (4, 5, 7, 10)}
+#: how subjects perform the emotions (:func:`performance`)
+Performances = Literal["prototypes", "emfacs"]
 #: every AU a generator moves: the labels of generated scans code all of them
-GENERATED_AUS: tuple[int, ...] = tuple(sorted({au for table in (PROTOTYPES, OPTIONAL) for units in table.values() for au in units}))
+GENERATED_AUS: tuple[int, ...] = tuple(
+    sorted({au for table in (PROTOTYPES, OPTIONAL, EMFACS_WEIGHTS) for units in table.values() for au in units})
+)
 MAX_ACTIVATION = 1.3  # per side, after gain and asymmetry
 #: intensity level -> activation scale
 INTENSITY_SCALE: tuple[float, ...] = (0.0, 0.3, 0.55, 0.8, 1.0)
 
-TAG_PERFORMANCE, TAG_SAMPLE, TAG_TIMING, TAG_MISSING = 23, 29, 31, 37
+TAG_PERFORMANCE, TAG_SAMPLE, TAG_TIMING, TAG_MISSING, TAG_VARIANT = 23, 29, 31, 37, 41
 
 Activations = dict[int, tuple[float, float]]
 
@@ -103,18 +152,25 @@ class Performance:
 
 
 @lru_cache(maxsize=4096)
-def performance(seed: int, subject: int, label: str, missing_p: float = 0.0) -> Performance:
-    """Subject ``subject``'s way of showing ``label``; with ``missing_p`` > 0 the subject
-    leaves out one secondary AU of the prototype with that probability."""
+def performance(seed: int, subject: int, label: str, missing_p: float = 0.0, performances: Performances = "prototypes") -> Performance:
+    """Subject ``subject``'s way of showing ``label``: the prototype, or with
+    ``performances="emfacs"`` one EMFACS variant drawn for this subject. With ``missing_p``
+    > 0 the subject leaves out, with that probability, one secondary AU of the prototype
+    (or one of the variant's droppable AUs)."""
     rng = seeded_rng(seed, TAG_PERFORMANCE, subject, label_index(label))
     gains: Activations = {}
-    units = dict(PROTOTYPES[label])
-    for au, weight in OPTIONAL[label].items():
-        if rng.random() < OPTIONAL_P:
-            units[au] = weight * rng.uniform(0.4, 1.0)
-    if missing_p > 0 and SECONDARY[label]:
-        skip = seeded_rng(seed, TAG_MISSING, subject, label_index(label))
-        if skip.random() < missing_p:
+    skip = seeded_rng(seed, TAG_MISSING, subject, label_index(label))
+    if performances == "emfacs":
+        units = emfacs_units(seed, subject, label)
+        droppable = [au for au in EMFACS_DROPPABLE.get(label, ()) if au in units]
+        if missing_p > 0 and len(units) > 2 and droppable and skip.random() < missing_p:
+            units.pop(droppable[skip.integers(len(droppable))])
+    else:
+        units = dict(PROTOTYPES[label])
+        for au, weight in OPTIONAL[label].items():
+            if rng.random() < OPTIONAL_P:
+                units[au] = weight * rng.uniform(0.4, 1.0)
+        if missing_p > 0 and SECONDARY[label] and skip.random() < missing_p:
             units.pop(SECONDARY[label][skip.integers(len(SECONDARY[label]))])
     for au, weight in sorted(units.items()):
         gain = weight * float(np.clip(np.exp(0.2 * rng.standard_normal()), 0.65, 1.45))
@@ -123,12 +179,27 @@ def performance(seed: int, subject: int, label: str, missing_p: float = 0.0) -> 
     return Performance(label, gains)
 
 
-def activations(seed: int, subject: int, label: str, intensity: int, missing_p: float = 0.0) -> Activations:
+def emfacs_units(seed: int, subject: int, label: str) -> dict[int, float]:
+    """{AU: weight} of the EMFACS variant subject ``subject`` draws for ``label``, with the
+    optional AU it adds, if any."""
+    rng = seeded_rng(seed, TAG_VARIANT, subject, label_index(label))
+    variants = EMFACS_VARIANTS[label]
+    odds = np.array([often for _, often in variants])
+    chosen, _ = variants[int(rng.choice(len(variants), p=odds / odds.sum()))]
+    units = {au: EMFACS_WEIGHTS[label][au] for au in chosen}
+    for au in EMFACS_OPTIONAL.get(label, ()):
+        if rng.random() < OPTIONAL_P:
+            units[au] = EMFACS_WEIGHTS[label][au] * rng.uniform(0.4, 1.0)
+            break
+    return units
+
+
+def activations(seed: int, subject: int, label: str, intensity: int, missing_p: float = 0.0, performances: Performances = "prototypes") -> Activations:
     """AU activations of one static scan: the subject's performance at ``intensity``,
     with a little trial-to-trial variation."""
     if label == NEUTRAL or intensity == 0:
         return {}
-    perf = performance(seed, subject, label, missing_p)
+    perf = performance(seed, subject, label, missing_p, performances)
     rng = seeded_rng(seed, TAG_SAMPLE, subject, label_index(label), intensity)
     scale = INTENSITY_SCALE[intensity]
     out = {}
@@ -138,13 +209,15 @@ def activations(seed: int, subject: int, label: str, intensity: int, missing_p: 
     return out
 
 
-def timeline(seed: int, subject: int, label: str, frames: int, intensity: int = 4, missing_p: float = 0.0) -> list[Activations]:
+def timeline(
+    seed: int, subject: int, label: str, frames: int, intensity: int = 4, missing_p: float = 0.0, performances: Performances = "prototypes"
+) -> list[Activations]:
     """Per-frame AU activations of a 4D sequence: neutral, onset, apex, offset, neutral.
 
     The first and last frames are exactly neutral; the apex holds the activations of
     :func:`activations` at ``intensity``.
     """
-    apex = activations(seed, subject, label, intensity, missing_p)
+    apex = activations(seed, subject, label, intensity, missing_p, performances)
     rng = seeded_rng(seed, TAG_TIMING, subject, label_index(label))
     t = np.linspace(0.0, 1.0, frames)
     onset_start = rng.uniform(0.08, 0.14)

@@ -53,20 +53,32 @@ def _sha256(path: Path) -> str:
 
 
 def load_shipped(name: str, model: str) -> tuple[dict[str, Tensor], WeightsCard]:
-    """The float32 state dict of shipped weights ``name`` for timm model ``model``."""
-    card_path = WEIGHTS_DIR / f"{name}.json"
-    if name not in shipped_names():
-        shipped = ", ".join(shipped_names()) or "none"
-        raise PluginError(f"image encoder option pretrained: {name!r} names no shipped weights (shipped: {shipped}; or true/false)")
+    """The float32 state dict of weights ``name`` for timm model ``model``: shipped weights
+    by name, or a ``.safetensors`` file of :func:`export` (its card beside it) by path, as a
+    pretraining of your own or one that leaves a face model out (benchmarks/transfer.py)."""
+    if name.endswith(".safetensors"):
+        path = Path(name).expanduser()
+        card_path = path.with_suffix(".json")
+        if not path.is_file() or not card_path.is_file():
+            raise PluginError(f"image encoder option pretrained: {path} needs the weights file and its card {card_path.name} beside it")
+    else:
+        card_path = WEIGHTS_DIR / f"{name}.json"
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+        if name not in shipped_names():
+            shipped = ", ".join(shipped_names()) or "none"
+            raise PluginError(
+                f"image encoder option pretrained: {name!r} names no shipped weights (shipped: {shipped}; "
+                "or true/false, or the path of a .safetensors file written by tools/export_pretrained.py)"
+            )
     card = WeightsCard(**json.loads(card_path.read_text()))
     if card.model != model:
         raise PluginError(
             f"image encoder option pretrained: {name!r} holds weights for timm model {card.model!r}, not {model!r}; "
             f"set model: {card.model}"
         )
-    path = WEIGHTS_DIR / f"{name}.safetensors"
     if not path.is_file() or _sha256(path) != card.sha256:
-        raise PluginError(f"pretrained weights {path} are missing or damaged (SHA-256 differs from {card_path}); reinstall affectkit")
+        again = "export them again (tools/export_pretrained.py)" if name.endswith(".safetensors") else "reinstall affectkit"
+        raise PluginError(f"pretrained weights {path} are missing or damaged (SHA-256 differs from {card_path}); {again}")
     return {key: value.float() if value.is_floating_point() else value for key, value in load_file(path).items()}, card
 
 
@@ -80,3 +92,28 @@ def export(state: dict[str, Tensor], card: WeightsCard, directory: Path = WEIGHT
     card = WeightsCard(**{**asdict(card), "sha256": _sha256(path)})
     (directory / f"{card.name}.json").write_text(json.dumps(asdict(card), indent=1) + "\n")
     return path
+
+
+def export_run(model_dir: Path, name: str, recipe: str, directory: Path = WEIGHTS_DIR) -> Path:
+    """Export the timm image encoder of a finished pretraining run's model folder as weights
+    ``name`` (:func:`export`), its card filled from the run; returns the weights path."""
+    from affectkit.checkpoint import load_checkpoint
+    from affectkit_plugins.image_encoders import DEFAULT_TIMM
+
+    model, meta = load_checkpoint(model_dir)
+    encoder = meta.inference.architecture.image_encoder
+    if encoder.name != "timm":
+        raise PluginError(f"{model_dir}: shipped weights are for the timm image encoder, not {encoder.name!r}")
+    card = WeightsCard(
+        name=name,
+        model=encoder.options.get("model", DEFAULT_TIMM),
+        in_channels=meta.in_channels,
+        maps=list(meta.recipe.render.maps),
+        size=meta.recipe.render.size,
+        recipe=recipe,
+        seed=meta.recipe.seed,
+        sha256="",
+        notes=f"{len(meta.history)} epochs; held-out accuracy of the pretraining run {meta.metrics['val_accuracy']:.4f}",
+    )
+    return export(model.image_encoder.model.state_dict(), card, directory)
+

@@ -63,7 +63,7 @@ class TimmImageEncoder(ImageEncoder):
         model: str = Field(DEFAULT_TIMM, description="a timm model name (timm.list_models()), 'hf-hub:...' or 'local-dir:...'")
         pretrained: bool | str = Field(
             False,
-            description="true: timm's pretrained weights (downloaded once from the Hugging Face hub); or the name of weights shipped with affectkit, e.g. affectkit-faces (pretrained on face geometry, offline)",
+            description="true: timm's pretrained weights (downloaded once from the Hugging Face hub); or the name of weights shipped with affectkit, e.g. affectkit-faces (pretrained on face geometry, offline), or the path of a .safetensors file written by tools/export_pretrained.py",
         )
         drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the pooled features while training")
         normalize: bool = Field(True, description="standardise inputs with the weights' mean/std")

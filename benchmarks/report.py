@@ -137,6 +137,11 @@ def run_all_table(r: dict[str, Any]) -> str:
     return table(["benchmark", "wall time"], [*rows, ["**all**", f"**{r['total_seconds'] / 60:.1f} min**"]])
 
 
+def confused(pairs: list[dict[str, Any]], most: int = 3) -> str:
+    """The ``most`` largest confusion pairs, e.g. ``fear as happiness 55%``."""
+    return ", ".join(f"{p['true']} as {p['predicted']} {p['share']:.0%}" for p in pairs[:most]) or "–"
+
+
 def transfer_table(r: dict[str, Any]) -> str:
     def cell(x: dict[str, float]) -> str:
         return f"{x['mean']:.1%} ± {x['std']:.1%}" if x["n"] > 1 else f"{x['mean']:.1%}"
@@ -145,18 +150,24 @@ def transfer_table(r: dict[str, Any]) -> str:
         n = row["accuracy"]["n"]
         return f"{n} seed{'s' if n != 1 else ''}"
 
+    labels = list(r["rows"][0]["recall"]) if r["rows"] else []
     rows = [
-        [row["variant"], row["row"], cell(row["accuracy"]), cell(row["macro_f1"]), f"{row['au_mean_f1']['mean']:.2f}" if "au_mean_f1" in row else "–", seeds(row), f"{r['chance']:.1%}"]
+        [
+            row["variant"], row["row"], ", ".join(row["pretrained_on"]) or "–", cell(row["accuracy"]),
+            *(f"{row['recall'][label]['mean']:.0%}" for label in labels), confused(row["confusion_pairs"]), seeds(row),
+        ]
         for row in r["rows"]
     ]
     data = r["train_data"]["options"]
     note = (
-        f"Variants are rows of the ablation table{' with ' + ', '.join(f'`{o}`' for o in r['overrides']) if r['overrides'] else ''}; "
-        f"trained on {data.get('subjects')} subjects (intensities {data.get('intensities')}, a held-out fifth for model "
-        f"selection); test sets of {r['test_sets']['subjects']} subjects, intensities {r['test_sets']['intensities']}, "
-        f"population seed {r['test_sets']['seed']}; {r['wall_seconds'] / 60:.0f} min."
+        f"Variants are rows of the ablation table or of `transfer.py`{' with ' + ', '.join(f'`{o}`' for o in r['overrides']) if r['overrides'] else ''}; "
+        f"trained on {data.get('subjects')} people (intensities {data.get('intensities')}, a held-out fifth for model "
+        f"selection); test sets of {r['test_sets']['subjects']} people, intensities {r['test_sets']['intensities']}, "
+        f"population seed {r['test_sets']['seed']}, performing prototypes or (`emfacs`) EMFACS variants; "
+        f"recall is the mean over seeds; chance {r['chance']:.1%}; {r['wall_seconds'] / 60:.0f} min."
     )
-    return table(["variant", "train -> test", "accuracy", "macro-F1", "AU F1", "over", "chance"], rows) + "\n\n" + note
+    head = ["variant", "train -> test", "pretrained on", "accuracy", *(f"{label[:4]}." for label in labels), "most confused", "over"]
+    return table(head, rows) + "\n\n" + note
 
 
 def ablations_table(r: dict[str, Any]) -> str:
@@ -261,6 +272,16 @@ def probe_table(r: dict[str, Any]) -> str:
     return table(["case", "exit", "traceback", "labels", "the message (start)"], rows) + summary
 
 
+def performances_table(r: dict[str, Any]) -> str:
+    labels = list(r["rows"][0]["recall"]) if r["rows"] else []
+    rows = [
+        [row["model"], row["test"], f"{row['accuracy']:.1%}", *(f"{row['recall'][label]:.0%}" for label in labels), confused(row["confusion_pairs"])]
+        for row in r["rows"]
+    ]
+    note = f"Test sets: {r['test_sets']['subjects']} people each, intensities {r['test_sets']['intensities']}, population seed {r['test_sets']['seed']}."
+    return table(["model", "test people perform", "accuracy", *(f"{label} recall" for label in labels), "most confused"], rows) + "\n\n" + note
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "startup": startup_table,
     "default_model": default_model_table,
@@ -278,6 +299,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "probe": probe_table,
     "transfer": transfer_table,
     "ablations": ablations_table,
+    "performances": performances_table,
 }
 
 

@@ -1,6 +1,6 @@
-"""Sim-to-real stand-in: train on one face generator, test on another, as JSON.
+"""Sim-to-real stand-in: train on one face model, test on another it never saw, as JSON.
 
-affectkit ships no real scans, so cross-generator transfer is how we estimate what a model
+affectkit ships no real scans, so cross-face-model transfer is how we estimate what a model
 does on a real one. Each row trains one variant (one Ray Train worker, views rendered once
 into a shared cache) on 120 people and scores the exported model:
 
@@ -8,22 +8,23 @@ into a shared cache) on 120 people and scores the exported model:
   ``synthetic`` population (procedural faces: another face model entirely);
 * ``synthetic -> facekit``: the reverse, trained on a ``synthetic`` population of the same
   size as the recipe's;
-* ``facekit -> facekit``: tested on ``facekit`` subjects of another population seed
-  (no face shared with training): the in-distribution reference.
+* ``facekit -> facekit``: tested on ``facekit`` people of another population seed (no face
+  shared with training): the in-distribution reference.
+
+**The test face model is left out of every stage.** A variant whose encoder starts from
+``affectkit-faces`` starts instead from weights pretrained as ``recipes/pretrain-faces.yaml``
+does, on the same number of people, but only of the training row's face model (the others
+left out of the mixture); they are made once and kept in ``--pretraining-dir``
+(``affectkit-faces-only-<model>.safetensors`` with its card), so later runs reuse them.
 
 The variants are rows of benchmarks/ablations.py (``--variants``, by name): by default the
-plain CNN baseline, AffectVLM from random init, and the shipped recipe. The shipped
-recipe's encoder (``affectkit-faces``) was pretrained on both generators (other people,
-population seed 2026), so for it ``facekit -> synthetic`` is a new-people test, not a
-new-face-model one; the random-init rows keep that meaning. Small-data quality (5-fold on
-20 people) is benchmarks/ablations.py's.
-
-Test sets have 20 subjects, intensities 3 and 4, six emotions (240 scans), like BU-3DFE's
-protocol, and their own population seeds; ``--test-performances emfacs`` makes their people
-perform EMFACS variants (docs/datasets.md) instead of one prototype per emotion, as real
-people do. Rows give mean ± std over training seeds, per-class recall and the confusion
-pairs (a true class read as another in at least 10% of its scans, mean over seeds); chance
-is 1/6 beside every row::
+plain CNN baseline, the shipped recipe and the shipped recipe trained on people who each
+perform their own EMFACS variants. Every model is scored on test people performing one
+prototype per emotion (``synthetic``) and performing EMFACS variants
+(``synthetic emfacs``, docs/datasets.md), as real people do. Test sets have 20 people,
+intensities 3 and 4, six emotions (240 scans), like BU-3DFE's protocol, population seed
+1000. Rows give mean ± std over training seeds, per-class recall and the confusion pairs (a
+true class read as another in at least 10% of its scans, mean over seeds); chance is 1/6::
 
     .venv/bin/python benchmarks/transfer.py [--variants NAME,NAME] [--seeds 0,1] [--set KEY=VALUE ...] > benchmarks/results/transfer.json
 
@@ -31,6 +32,7 @@ is 1/6 beside every row::
 what it measured; rows already in it for other variants or generators are kept, so a
 variant can be added to the table without training the others again. ``--keep DIR`` keeps
 the exported model of each run there (``DIR/<variant>/<generator>-seed<seed>``).
+Small-data quality (5-fold on 20 people) is benchmarks/ablations.py's.
 """
 
 from __future__ import annotations
@@ -44,8 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ablations import ROWS as VARIANTS
-from ablations import mean_std
+from ablations import ROWS, mean_std
 
 from affectkit.checkpoint import load_checkpoint
 from affectkit.evaluation import evaluate
@@ -53,9 +54,18 @@ from affectkit.factory import build_dataset, build_render_cache
 from affectkit.pipeline import render_samples
 from affectkit.recipe import ComponentRef, load_recipe
 from affectkit.runner import run
+from affectkit_plugins.face_pretraining import export_run
 
 
-DEFAULT_VARIANTS = ("plain CNN + cross-entropy (random init)", "AffectVLM (random init)", "AffectVLM (shipped recipe)")
+DEFAULT_VARIANTS = ("plain CNN + cross-entropy (random init)", "AffectVLM (shipped recipe)", "+ EMFACS variants in training")
+#: the ablation rows, and levers of the training data (which 5-fold on one fixed set cannot show)
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    **ROWS,
+    "+ EMFACS variants in training": ("recipes/affectvlm.yaml", ["data.dataset.options.performances=emfacs"]),
+}
+GENERATORS = ("facekit", "synthetic")
+PRETRAINING = Path("recipes/pretrain-faces.yaml")
+SHIPPED_PRETRAINING = "affectkit-faces"
 TEST_SEED = 1000  # population seed of every test set: no face shared with training (seeds < 1000)
 TEST_SET = {"subjects": 20, "intensities": [3, 4], "seed": TEST_SEED}
 CHANCE = 1 / 6
@@ -85,6 +95,23 @@ def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path) -> d
     return scores
 
 
+def pretrained_only_on(generator: str, folder: Path, work: Path) -> Path:
+    """The weights file of ``affectkit-faces`` pretrained as shipped but on ``generator``'s
+    people only, as many as the shipped mixture has in all: made once, then reused."""
+    path = folder / f"{SHIPPED_PRETRAINING}-only-{generator}.safetensors"
+    if path.is_file():
+        return path
+    parts = load_recipe(PRETRAINING).data.dataset.options["parts"]
+    people = sum(part["options"]["subjects"] for part in parts)
+    kept = next(part for part in parts if part["name"] == generator)
+    data = {"name": generator, "options": {**kept["options"], "subjects": people}}
+    print(f"pretraining {SHIPPED_PRETRAINING} on {people} {generator} people only", flush=True, file=sys.stderr)
+    overrides = [f"data.dataset={json.dumps(data)}", f"output.dir={work}/pretraining", f"render.cache_dir={work}/cache"]
+    trained = run(load_recipe(PRETRAINING, overrides), verbose=False)
+    recipe = f"{PRETRAINING} --set data.dataset={json.dumps(data)}"
+    return export_run(trained.checkpoint, path.stem, recipe, folder)
+
+
 def confusion_pairs(labels: list[str], matrices: list[list[list[float]]]) -> list[dict]:
     """``true -> predicted`` shares of at least :data:`CONFUSED`, mean over ``matrices``, largest first."""
     pairs = []
@@ -96,32 +123,56 @@ def confusion_pairs(labels: list[str], matrices: list[list[list[float]]]) -> lis
     return sorted(pairs, key=lambda p: -p["share"])
 
 
+def transfer_row(variant: str, trained_on: str, tested_on: str, pretrained_on: list[str], runs: list[dict]) -> dict:
+    """One row of the table: ``variant`` trained on ``trained_on``, scored on ``tested_on``,
+    mean ± std over ``runs`` (one per training seed)."""
+    tests = [r["test"][tested_on] for r in runs]
+    labels = list(tests[0]["recall"])
+    return {
+        "row": f"{trained_on} -> {tested_on}",
+        "variant": variant,
+        "trained_on": trained_on,
+        "tested_on": tested_on,
+        "pretrained_on": pretrained_on,
+        "accuracy": mean_std([t["accuracy"] for t in tests]),
+        "macro_f1": mean_std([t["macro_f1"] for t in tests]),
+        "recall": {label: mean_std([t["recall"][label] for t in tests]) for label in labels},
+        "confusion_pairs": confusion_pairs(labels, [t["confusion"] for t in tests]),
+        **({"au_mean_f1": mean_std([t["au_mean_f1"] for t in tests])} if all("au_mean_f1" in t for t in tests) else {}),
+        "runs": runs,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="rows of benchmarks/ablations.py to train")
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="variants to train: rows of benchmarks/ablations.py, or VARIANTS here")
     parser.add_argument("--seeds", default="0,1", help="training seeds (population and model) of every row")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here after every row")
     parser.add_argument("--rows", default="facekit,synthetic", help="training generators of the transfer rows")
     parser.add_argument("--set", dest="sets", nargs="*", default=[], help="recipe overrides for every run")
     parser.add_argument("--keep", type=Path, default=None, help="copy every run's exported model under this folder")
-    parser.add_argument("--test-performances", choices=["prototypes", "emfacs"], default="prototypes", help="how the test people perform")
+    parser.add_argument("--pretraining-dir", type=Path, default=Path("runs/transfer-pretraining"), help="where pretrainings that leave a face model out are kept")
     args = parser.parse_args()
     started = time.perf_counter()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    test_set = {**TEST_SET, "performances": args.test_performances}
-    tests = {name: ComponentRef(name=name, options=test_set) for name in ("facekit", "synthetic")}
+    tests = {
+        name + ("" if performances == "prototypes" else f" {performances}"): ComponentRef(name=name, options={**TEST_SET, "performances": performances})
+        for name in GENERATORS
+        for performances in ("prototypes", "emfacs")
+    }
     earlier = json.loads(args.out.read_text()) if args.out is not None and args.out.exists() else {}
-    if earlier and {"performances": "prototypes", **earlier["test_sets"]} != test_set:
+    if earlier and earlier["test_sets"] != TEST_SET:
         parser.error(f"{args.out} holds rows measured on other test sets ({earlier['test_sets']}); write these to another --out")
     training = {(v, g) for v in variants for g in args.rows.split(",")}
     rows: list[dict] = [row for row in earlier.get("rows", []) if (row["variant"], row["trained_on"]) not in training]
     result = {
         "variants": {**earlier.get("variants", {}), **{v: {"recipe": VARIANTS[v][0], "overrides": VARIANTS[v][1]} for v in variants}},
         "overrides": args.sets,
-        "test_sets": test_set,
+        "test_sets": TEST_SET,
+        "test_performances": ["prototypes", "emfacs"],
         "chance": round(CHANCE, 4),
         "rows": rows,
         "machine": platform.machine(),
@@ -134,46 +185,33 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         common = [*args.sets, f"render.cache_dir={tmp}/cache", f"output.dir={tmp}/runs"]
-        for variant in variants:
-            recipe_file, variant_sets = VARIANTS[variant]
-            base = load_recipe(Path(recipe_file), [*variant_sets, *args.sets])
+        bases = {variant: load_recipe(Path(VARIANTS[variant][0]), [*VARIANTS[variant][1], *args.sets]) for variant in variants}
+        for variant, base in bases.items():
             if base.data.dataset.name != "facekit":
-                parser.error(f"{recipe_file}: the transfer benchmark trains on facekit data; its dataset is {base.data.dataset.name!r}")
-            result.setdefault("train_data", base.data.dataset.model_dump())
-            for trained_on in args.rows.split(","):
-                runs = []
-                for seed in (int(s) for s in args.seeds.split(",")):
+                parser.error(f"{VARIANTS[variant][0]}: the transfer benchmark trains on facekit data; its dataset is {base.data.dataset.name!r}")
+        result.setdefault("train_data", bases[variants[0]].data.dataset.model_dump())
+        runs: dict[tuple[str, str], list[dict]] = {}
+        # seeds outermost: a stopped run leaves every variant measured on the same seeds
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for variant, base in bases.items():
+                recipe_file, variant_sets = VARIANTS[variant]
+                shipped_start = base.model.image_encoder.options.get("pretrained") == SHIPPED_PRETRAINING
+                for trained_on in args.rows.split(","):
+                    start = [f"model.image_encoder.options.pretrained={pretrained_only_on(trained_on, args.pretraining_dir, Path(tmp))}"] if shipped_start else []
                     shared = base.data.dataset.options if trained_on == "facekit" else {
                         k: v for k, v in base.data.dataset.options.items() if k in ("subjects", "intensities", "include_neutral", "performances")
                     }
                     data = {**shared, "seed": seed}
-                    overrides = [*variant_sets, *common, f"seed={seed}", f"data.dataset={json.dumps({'name': trained_on, 'options': data})}"]
+                    overrides = [*variant_sets, *start, *common, f"seed={seed}", f"data.dataset={json.dumps({'name': trained_on, 'options': data})}"]
                     trained = run(load_recipe(Path(recipe_file), overrides), verbose=False)
                     scores = score(trained.checkpoint, tests, Path(tmp) / "cache")
                     if args.keep is not None:
                         shutil.copytree(trained.checkpoint, args.keep / variant.replace(" ", "_") / f"{trained_on}-seed{seed}", dirs_exist_ok=True)
-                    runs.append({"seed": seed, "held_out_accuracy": round(trained.report.accuracy, 4), "test": scores})
+                    done = runs.setdefault((variant, trained_on), [])
+                    done.append({"seed": seed, "held_out_accuracy": round(trained.report.accuracy, 4), "test": scores})
                     print(f"{variant}, trained on {trained_on}, seed {seed}: {json.dumps(scores)}", flush=True, file=sys.stderr)
                     rows[:] = [row for row in rows if (row["variant"], row["trained_on"]) != (variant, trained_on)]
-                    for name in tests:
-                        rows.append(
-                            {
-                                "row": f"{trained_on} -> {name}",
-                                "variant": variant,
-                                "trained_on": trained_on,
-                                "tested_on": name,
-                                "accuracy": mean_std([r["test"][name]["accuracy"] for r in runs]),
-                                "macro_f1": mean_std([r["test"][name]["macro_f1"] for r in runs]),
-                                "recall": {label: mean_std([r["test"][name]["recall"][label] for r in runs]) for label in runs[0]["test"][name]["recall"]},
-                                "confusion_pairs": confusion_pairs(list(runs[0]["test"][name]["recall"]), [r["test"][name]["confusion"] for r in runs]),
-                                **(
-                                    {"au_mean_f1": mean_std([r["test"][name]["au_mean_f1"] for r in runs])}
-                                    if all("au_mean_f1" in r["test"][name] for r in runs)
-                                    else {}
-                                ),
-                                "runs": runs,
-                            }
-                        )
+                    rows.extend(transfer_row(variant, trained_on, name, [trained_on] if shipped_start else [], done) for name in tests)
                     save()
     save()
     print(json.dumps(result, indent=2))

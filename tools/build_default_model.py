@@ -25,10 +25,13 @@ from affectkit.hub import DEFAULT_MODEL
 from affectkit.model_card import CardResult, write_model_card
 from affectkit.recipe import ComponentRef
 
+UNSEEN = {"subjects": 20, "intensities": [3, 4], "seed": 1000}
 TEST_SETS = {
-    "20 new facekit people (seed 1000)": ComponentRef(name="facekit", options={"subjects": 20, "intensities": [3, 4], "seed": 1000}),
-    "20 procedural faces, another generator (synthetic, seed 1000)": ComponentRef(
-        name="synthetic", options={"subjects": 20, "intensities": [3, 4], "seed": 1000}
+    "20 new facekit people (seed 1000)": ComponentRef(name="facekit", options=UNSEEN),
+    "20 new facekit people, each their own EMFACS variant (seed 1000)": ComponentRef(name="facekit", options={**UNSEEN, "performances": "emfacs"}),
+    "20 procedural faces, another generator (synthetic, seed 1000)": ComponentRef(name="synthetic", options=UNSEEN),
+    "20 procedural faces, each their own EMFACS variant (synthetic, seed 1000)": ComponentRef(
+        name="synthetic", options={**UNSEEN, "performances": "emfacs"}
     ),
 }
 
