@@ -29,8 +29,9 @@ true class read as another in at least 10% of its scans, mean over seeds); chanc
     .venv/bin/python benchmarks/transfer.py [--variants NAME,NAME] [--seeds 0,1] [--set KEY=VALUE ...] > benchmarks/results/transfer.json
 
 ``--out FILE`` also writes the JSON there after every training run, so a stopped run keeps
-what it measured; rows already in it for other variants or generators are kept, so a
-variant can be added to the table without training the others again. ``--keep DIR`` keeps
+what it measured, and a run with the same file goes on from there: the rows in it are
+kept and the (variant, generator, seed) runs they hold are not trained again, so a seed or
+a variant can be added to the table without training the others again. ``--keep DIR`` keeps
 the exported model of each run there (``DIR/<variant>/<generator>-seed<seed>``).
 Small-data quality (5-fold on 20 people) is benchmarks/ablations.py's.
 """
@@ -164,10 +165,14 @@ def main() -> None:
         for performances in ("prototypes", "emfacs")
     }
     earlier = json.loads(args.out.read_text()) if args.out is not None and args.out.exists() else {}
-    if earlier and earlier["test_sets"] != TEST_SET:
-        parser.error(f"{args.out} holds rows measured on other test sets ({earlier['test_sets']}); write these to another --out")
-    training = {(v, g) for v in variants for g in args.rows.split(",")}
-    rows: list[dict] = [row for row in earlier.get("rows", []) if (row["variant"], row["trained_on"]) not in training]
+    if earlier and (earlier["test_sets"], earlier["overrides"]) != (TEST_SET, args.sets):
+        parser.error(
+            f"{args.out} holds rows measured on other test sets or overrides ({earlier['test_sets']}, {earlier['overrides']}); "
+            "write these to another --out"
+        )
+    rows: list[dict] = list(earlier.get("rows", []))
+    # the training runs already measured, by (variant, generator): their seeds are skipped
+    runs: dict[tuple[str, str], list[dict]] = {(row["variant"], row["trained_on"]): row["runs"] for row in rows}
     result = {
         "variants": {**earlier.get("variants", {}), **{v: {"recipe": VARIANTS[v][0], "overrides": VARIANTS[v][1]} for v in variants}},
         "overrides": args.sets,
@@ -190,13 +195,14 @@ def main() -> None:
             if base.data.dataset.name != "facekit":
                 parser.error(f"{VARIANTS[variant][0]}: the transfer benchmark trains on facekit data; its dataset is {base.data.dataset.name!r}")
         result.setdefault("train_data", bases[variants[0]].data.dataset.model_dump())
-        runs: dict[tuple[str, str], list[dict]] = {}
         # seeds outermost: a stopped run leaves every variant measured on the same seeds
         for seed in (int(s) for s in args.seeds.split(",")):
             for variant, base in bases.items():
                 recipe_file, variant_sets = VARIANTS[variant]
                 shipped_start = base.model.image_encoder.options.get("pretrained") == SHIPPED_PRETRAINING
                 for trained_on in args.rows.split(","):
+                    if any(r["seed"] == seed for r in runs.get((variant, trained_on), [])):
+                        continue
                     start = [f"model.image_encoder.options.pretrained={pretrained_only_on(trained_on, args.pretraining_dir, Path(tmp))}"] if shipped_start else []
                     shared = base.data.dataset.options if trained_on == "facekit" else {
                         k: v for k, v in base.data.dataset.options.items() if k in ("subjects", "intensities", "include_neutral", "performances")
