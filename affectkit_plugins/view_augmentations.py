@@ -1,5 +1,6 @@
-"""Built-in view augmentations: ``mixed`` (independent geometric transforms per view) and
-``viewmix`` (swap a view with the same view of another sample of the same emotion).
+"""Built-in view augmentations: ``mixed`` (independent geometric transforms per view),
+``viewmix`` (swap a view with the same view of another sample of the same emotion) and
+``regionmask`` (hide the upper or the lower face in every view of a sample).
 
 Both take ``views`` ``[B, V, C, H, W]`` with any number of stacked channels (rgb, depth,
 normal, mask) and change geometry only, so every channel of an image moves alike. Random
@@ -22,10 +23,16 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from affectkit import hookimpl
+from affectkit.cameras import FACE_CENTRE_FROM_NOSE_TIP_MM, FACE_RADIUS_MM
 from affectkit.interfaces import Options as BaseOptions
 from affectkit.interfaces import ViewAugmentation
 
-__all__ = ["MixedViewAugmentation", "ViewMix", "affine_grid", "random_affine_matrices"]
+__all__ = ["MixedViewAugmentation", "RegionMask", "ViewMix", "affine_grid", "random_affine_matrices"]
+
+#: the image row of the nose tip as a fraction of the height from the top, in every view
+#: of a face placed in the canonical frame (affectkit.cameras): the line between the upper
+#: face (brows, eyes) and the lower face (cheeks, mouth, chin)
+NOSE_TIP_ROW = 0.5 + FACE_CENTRE_FROM_NOSE_TIP_MM[1] / FACE_RADIUS_MM / 2
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> Tensor:
@@ -167,7 +174,36 @@ class ViewMix(ViewAugmentation):
         return views.reshape(batch * n_views, *views.shape[2:]).index_select(0, flat).reshape(views.shape)
 
 
+class RegionMask(ViewAugmentation):
+    """Hide the upper or the lower face in every view of a sample (set to 0, the background).
+
+    With probability ``p`` a sample loses, in all its views alike, either everything above
+    the ``split`` row (brows and eyes) or everything below it (mouth and chin), each half
+    equally often. A model that keys on one strong cue (a stretched mouth read as
+    happiness) then has to learn what the other half shows too: expressions that real
+    people perform with other combinations of action units than our generators' prototypes
+    still carry cues in both halves. The split defaults to the nose tip's row, where the
+    canonical frame places it in every view.
+    """
+
+    class Options(BaseOptions):
+        p: float = Field(0.3, ge=0.0, le=1.0, description="probability of hiding a half of each sample")
+        split: float = Field(NOSE_TIP_ROW, gt=0.0, lt=1.0, description="the row between the halves, a fraction of the height from the top")
+
+    options: Options
+
+    def __call__(self, views: Tensor, labels: Tensor, generator: torch.Generator) -> Tensor:
+        batch, height = views.shape[0], views.shape[-2]
+        hide = torch.rand(batch, generator=generator, device=generator.device) < self.options.p
+        upper = torch.rand(batch, generator=generator, device=generator.device) < 0.5
+        above = torch.arange(height, device=generator.device) < round(self.options.split * height)  # [H]
+        hidden = hide[:, None] & torch.where(upper[:, None], above[None, :], ~above[None, :])  # [B, H]
+        keep = (~hidden).to(device=views.device, dtype=views.dtype)
+        return views * keep[:, None, None, :, None]
+
+
 @hookimpl
 def register_view_augmentations(register) -> None:
     register("mixed", MixedViewAugmentation)
     register("viewmix", ViewMix)
+    register("regionmask", RegionMask)

@@ -14,7 +14,8 @@ reader with its landmarks (240 scans, 48 a fold). Rows:
 * the shipped recipe with one thing changed: without prompt augmentation (one template,
   no synonyms or attributes), without mixed view augmentation, without viewmix, the front
   view only, another loss (``clip``, ``supcon``, ``cross_entropy`` against the class
-  prompts), other maps (depth, normal + depth, rgb), attention fusion;
+  prompts), other maps (depth, normal + depth, rgb), attention fusion, region masking
+  (``regionmask``: the upper or lower face hidden in a third of the samples);
 * action units: the shipped recipe with the ``action_units`` term beside its loss, and the
   plain baseline (from ``affectkit-faces``) with a learned AU head; their rows add the mean
   AU F1 over the AUs the test folds show (the set carries its AU labels in side files).
@@ -55,6 +56,8 @@ PRETRAINED = ["model.image_encoder.options.pretrained=affectkit-faces", "train.e
 
 #: the shipped recipe's loss with the action-unit term beside it
 AU_TERMS = [{"name": "affectvlm", "weight": 1.0}, {"name": "action_units", "weight": 1.0}]
+#: the shipped recipe's view augmentations, and the upper or lower face hidden
+REGION_MASKING = [{"name": "mixed"}, {"name": "viewmix"}, {"name": "regionmask"}]
 #: row name -> (recipe, overrides of that recipe)
 ROWS: dict[str, tuple[str, list[str]]] = {
     "plain CNN + cross-entropy (random init)": ("recipes/baseline-cnn.yaml", RANDOM_INIT),
@@ -75,6 +78,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "maps normal + depth": ("recipes/affectvlm.yaml", ["render.maps=[normal, depth]"]),
     "maps rgb": ("recipes/affectvlm.yaml", ["render.maps=[rgb]"]),
     "fusion attention": ("recipes/affectvlm.yaml", ["model.fusion=attention"]),
+    "+ region masking": ("recipes/affectvlm.yaml", [f"train.augmentations={json.dumps(REGION_MASKING)}"]),
     "+ action units term": ("recipes/affectvlm.yaml", [f"loss.terms={json.dumps(AU_TERMS)}"]),
     "plain CNN + cross-entropy + AU head (affectkit-faces)": (
         "recipes/baseline-cnn.yaml",

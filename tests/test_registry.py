@@ -17,7 +17,7 @@ from affectkit.registry import BUILTIN, KINDS, MESH_FORMAT_HOOK, Registry, plugi
 EXPECTED_BUILTINS = {
     "renderer": {"torch", "auto"},
     "dataset": {"synthetic", "bosphorus", "bp4d", "folder"},
-    "view_augmentation": {"mixed", "viewmix"},
+    "view_augmentation": {"mixed", "viewmix", "regionmask"},
     "prompt_augmenter": {"templates", "attributes", "file"},
     "image_encoder": {"timm", "clip"},
     "text_encoder": {"minilm", "hf", "clip"},

@@ -1,4 +1,4 @@
-"""View augmentations: a contract every registered one keeps, then ``mixed`` and ``viewmix``."""
+"""View augmentations: a contract every registered one keeps, then ``mixed``, ``viewmix`` and ``regionmask``."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def random_views(channels: int = 3, seed: int = 0, dtype=torch.float32) -> torch
 
 
 def test_builtin_augmentations_registered():
-    assert {"mixed", "viewmix"} <= set(AUGMENTATIONS)
+    assert {"mixed", "viewmix", "regionmask"} <= set(AUGMENTATIONS)
 
 
 @pytest.mark.parametrize("channels", [1, 3, 8])
@@ -184,3 +184,45 @@ def test_viewmix_draws_every_partner():
     for seed in range(30):
         seen |= set(augmentation.sources(labels, V, generator(seed))[0].tolist())
     assert seen == {1, 2, 3}
+
+
+# ---------------------------------------------------------------------------------------
+# regionmask
+# ---------------------------------------------------------------------------------------
+
+
+def test_regionmask_hides_one_half_of_every_view_of_a_sample():
+    halves = []
+    for seed in range(3):
+        views = random_views(seed=seed) + 0.1  # nothing is 0 before
+        out = create("view_augmentation", "regionmask", {"p": 1.0, "split": 0.5})(views, LABELS, generator(seed))
+        for sample in out:
+            top, bottom = sample[..., : S // 2, :], sample[..., S // 2 :, :]
+            assert (top == 0).all() != (bottom == 0).all(), "exactly one half hidden, in every view"
+            assert ((bottom if (top == 0).all() else top) > 0).all()
+            halves.append(bool((top == 0).all()))
+    assert set(halves) == {True, False}  # upper and lower, among 24 samples
+
+
+def test_regionmask_p_zero_is_identity_and_p_decides_how_many():
+    views = random_views()
+    assert torch.equal(create("view_augmentation", "regionmask", {"p": 0.0})(views, LABELS, generator()), views)
+    many = random_views(seed=1).repeat(8, 1, 1, 1, 1) + 0.1
+    out = create("view_augmentation", "regionmask", {"p": 0.3})(many, torch.zeros(64, dtype=torch.long), generator(2))
+    hidden = (out == 0).flatten(1).any(dim=1).float().mean()
+    assert 0.1 < hidden < 0.5
+
+
+def test_regionmask_splits_a_rendered_face_at_its_nose_tip():
+    """The default split is the row where the canonical frame puts the nose tip (the
+    nearest point of a frontal face) in every view."""
+    from affectkit.cameras import parse_views
+    from affectkit_plugins.view_augmentations import NOSE_TIP_ROW
+
+    dataset = create("dataset", "facekit", {"subjects": 2, "intensities": [4]})
+    mesh = dataset.load(next(iter(dataset.samples())))
+    size = 64
+    views = registry().create("renderer", "torch").render([mesh], parse_views("front"), size)
+    depth, mask = views.depth[0, 0, 0], views.mask[0, 0, 0].bool()  # depth: distance from the near plane
+    row = int(depth.masked_fill(~mask, float("inf")).argmin()) // size
+    assert abs(row / size - NOSE_TIP_ROW) < 0.06, (row, NOSE_TIP_ROW * size)
