@@ -17,7 +17,10 @@ from pydantic import Field
 
 from affectkit.action_units import coded
 from affectkit.errors import DatasetError
-from affectkit.facs import CODES, GENERATED_AUS, LABELS, NEUTRAL, Activations, Performances, activations, timeline
+from affectkit.facs import (
+    CODES, GENERATED_AUS, LABELS, MAX_ACTIVATION, NEUTRAL, TAG_STRENGTH, Activations, Performances, activations, label_index, seeded_rng,
+    timeline,
+)  # fmt: skip
 from affectkit.interfaces import Dataset, Options, Sample
 from affectkit.mesh import Mesh, MeshSequence
 
@@ -30,6 +33,13 @@ def subject_name(index: int) -> str:
 def subject_index(name: str) -> int:
     """``S001`` -> 0."""
     return int(name[1:]) - 1
+
+
+def scaled(acts: Activations, factor: float) -> Activations:
+    """``acts`` ``factor`` times as strong, within :data:`~affectkit.facs.MAX_ACTIVATION` per side."""
+    if factor == 1.0:
+        return acts
+    return {au: (min(MAX_ACTIVATION, right * factor), min(MAX_ACTIVATION, left * factor)) for au, (right, left) in acts.items()}
 
 
 class FaceGenerator(Dataset):
@@ -54,6 +64,10 @@ class FaceGenerator(Dataset):
             description="how subjects perform the emotions: one prototype each, or each subject its own "
             "EMFACS-7 prototype or major variant (docs/datasets.md)",
         )
+        strength_jitter: float = Field(
+            0.0, ge=0.0, le=0.9,
+            description="each scan (or sequence) shows its expression this fraction stronger or weaker, drawn per scan (0: as the intensity says)",
+        )  # fmt: skip
 
     options: Options
 
@@ -99,15 +113,25 @@ class FaceGenerator(Dataset):
         """The AU activations ``sample`` is made of: one set for a scan, one per frame of a sequence."""
         o, index = self.options, subject_index(sample.subject)
         level = int(sample.attributes["intensity"])
+        factor = self.strength(index, sample.label, level)
         if sample.is_sequence:
-            return timeline(o.seed, index, sample.label, o.frames, level, self.missing_au_p, o.performances)
-        return activations(o.seed, index, sample.label, level, self.missing_au_p, o.performances)
+            return [scaled(frame, factor) for frame in timeline(o.seed, index, sample.label, o.frames, level, self.missing_au_p, o.performances)]
+        return scaled(activations(o.seed, index, sample.label, level, self.missing_au_p, o.performances), factor)
+
+    def strength(self, index: int, label: str, level: int) -> float:
+        """How strongly subject ``index`` shows ``label`` at ``level`` in its scan (or
+        sequence): 1, or drawn within ``strength_jitter`` of it."""
+        jitter = self.options.strength_jitter
+        if jitter == 0 or label == NEUTRAL:
+            return 1.0
+        return 1.0 + jitter * (2.0 * seeded_rng(self.options.seed, TAG_STRENGTH, index, label_index(label), level).random() - 1.0)
 
     def action_units(self, index: int, label: str, level: int) -> dict[int, tuple[float, float]]:
         """The AU label of subject ``index`` showing ``label`` at ``level``: every AU a
         generator moves, coded (:func:`affectkit.action_units.coded`)."""
         o = self.options
-        return coded(activations(o.seed, index, label, level, self.missing_au_p, o.performances), GENERATED_AUS)
+        apex = activations(o.seed, index, label, level, self.missing_au_p, o.performances)
+        return coded(scaled(apex, self.strength(index, label, level)), GENERATED_AUS)
 
     def known(self, sample: Sample) -> Sample:
         """This generator's own record of ``sample`` (by key), or one clear error."""

@@ -123,7 +123,7 @@ MAX_ACTIVATION = 1.3  # per side, after gain and asymmetry
 #: intensity level -> activation scale
 INTENSITY_SCALE: tuple[float, ...] = (0.0, 0.3, 0.55, 0.8, 1.0)
 
-TAG_PERFORMANCE, TAG_SAMPLE, TAG_TIMING, TAG_MISSING, TAG_VARIANT = 23, 29, 31, 37, 41
+TAG_PERFORMANCE, TAG_SAMPLE, TAG_TIMING, TAG_MISSING, TAG_VARIANT, TAG_STRENGTH = 23, 29, 31, 37, 41, 43
 
 Activations = dict[int, tuple[float, float]]
 

@@ -63,6 +63,8 @@ DEFAULT_VARIANTS = ("plain CNN + cross-entropy (random init)", "AffectVLM (shipp
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     **ROWS,
     "+ EMFACS variants in training": ("recipes/affectvlm.yaml", ["data.dataset.options.performances=emfacs"]),
+    "+ identity warps in training": ("recipes/affectvlm.yaml", ["data.dataset.options.warp=6"]),
+    "+ strength jitter in training": ("recipes/affectvlm.yaml", ["data.dataset.options.strength_jitter=0.3"]),
 }
 GENERATORS = ("facekit", "synthetic")
 PRETRAINING = Path("recipes/pretrain-faces.yaml")

@@ -94,6 +94,29 @@ def test_identities_differ_with_the_pca_spread():
     assert 1.0 < moved.mean() < 15.0  # different people, same species
 
 
+def test_warp_reshapes_each_identity_smoothly_and_the_expressions_move_it_as_before():
+    """``warp``: each person's face reshaped beyond the PCA span by a smooth, symmetric
+    field of a few mm, the same field under every expression of that person."""
+    from affectkit_plugins.facekit.warp import smooth_warp
+
+    plain = {label: scan(label, "S002", **CLEAN) for label in ("neutral", "happiness")}
+    warped = {label: scan(label, "S002", **CLEAN, warp=6.0) for label in ("neutral", "happiness")}
+    moved = warped["neutral"].vertices - plain["neutral"].vertices
+    assert 0.3 < np.linalg.norm(moved, axis=1).mean() < 8.0
+    np.testing.assert_allclose(
+        warped["happiness"].vertices - warped["neutral"].vertices, plain["happiness"].vertices - plain["neutral"].vertices, atol=1e-4
+    )
+    other = scan("neutral", "S003", **CLEAN, warp=6.0).vertices - scan("neutral", "S003", **CLEAN).vertices
+    assert not np.allclose(moved, other)  # every person draws their own
+    assert np.array_equal(scan("happiness", "S002", warp=0.0).vertices, scan("happiness", "S002").vertices)  # 0: off, as before
+    points = np.random.default_rng(0).uniform(-100, 100, (500, 3))
+    field = smooth_warp(points, np.random.default_rng(1), 5.0)
+    mirrored = smooth_warp(points * [-1, 1, 1], np.random.default_rng(1), 5.0)
+    np.testing.assert_allclose(mirrored, field * [-1, 1, 1], atol=1e-12)  # the left half is the right half's mirror
+    step = smooth_warp(points + [1.0, 0.0, 0.0], np.random.default_rng(1), 5.0) - field
+    assert np.abs(step).max() < 1.0  # smooth: 1 mm further on, under 1 mm more
+
+
 def displacement(label: str, subject: str, rows) -> np.ndarray:
     """Mean landmark displacement (mm) of ``rows`` from neutral to ``label`` at intensity 4."""
     neutral, face = scan("neutral", subject, **CLEAN), scan(label, subject, **CLEAN)

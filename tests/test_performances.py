@@ -1,6 +1,7 @@
 """How generated subjects perform the emotions: one prototype each (the default), or each
-subject its own EMFACS-7 prototype or major variant (``performances: emfacs``), in both
-generators, through the datasets' AU labels, their meshes and ``affectkit synth``."""
+subject its own EMFACS-7 prototype or major variant (``performances: emfacs``), and how
+strongly (``strength_jitter``), in both generators, through the datasets' AU labels, their
+meshes and ``affectkit synth``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from cli_runs import ROOT, command, run_ok
 
 from affectkit.action_units import PRESENT, strength
-from affectkit.facs import EMFACS_DROPPABLE, EMFACS_OPTIONAL, EMFACS_VARIANTS, LABELS, PROTOTYPES
+from affectkit.facs import EMFACS_DROPPABLE, EMFACS_OPTIONAL, EMFACS_VARIANTS, LABELS, MAX_ACTIVATION, PROTOTYPES
 from affectkit.factory import build_dataset
 from affectkit.recipe import ComponentRef
 
@@ -78,3 +79,27 @@ def test_the_option_reaches_the_meshes_and_synth_writes_it(tmp_path):
     result = subprocess.run(command("synth", "--out", str(out), "--subjects", "1", "--performances", "emfacts"), capture_output=True, text=True, cwd=ROOT)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "performances" in result.stderr and "'emfacs'" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("generator", ["facekit", "synthetic"])
+def test_strength_jitter_makes_each_scan_stronger_or_weaker_than_its_intensity(generator):
+    """Every AU of a scan scaled by one factor within the jitter, drawn per scan; the meshes
+    follow; 0 is the default."""
+    base = {"subjects": 6, "intensities": [3], "seed": 2}
+    plain = build_dataset(ComponentRef(name=generator, options=base))
+    jittered = build_dataset(ComponentRef(name=generator, options={**base, "strength_jitter": 0.4}))
+    factors = []
+    for a, b in zip(plain.samples(), jittered.samples(), strict=True):
+        units = [(au, value[0]) for au, value in a.action_units.items() if value[0] > 0.05]
+        ratios = {au: round(b.action_units[au][0] / value, 3) for au, value in units}
+        factor = max(ratios.values())  # one factor for the whole scan, or the most an AU can show
+        assert all(r == factor or b.action_units[au][0] == pytest.approx(MAX_ACTIVATION) for au, r in ratios.items()), ratios
+        factors.append(factor)
+    assert all(0.6 - 1e-3 <= f <= 1.4 + 1e-3 for f in factors) and len(set(factors)) > len(factors) // 2
+    assert min(factors) < 0.9 and max(factors) > 1.1
+    sample = next(s for s in plain.samples() if s.label == "surprise")
+    assert plain.load(sample).vertices.shape != jittered.load(sample).vertices.shape or not (
+        plain.load(sample).vertices == jittered.load(sample).vertices
+    ).all()
+    default = build_dataset(ComponentRef(name=generator, options={**base, "strength_jitter": 0.0}))
+    assert [s.action_units for s in default.samples()] == [s.action_units for s in plain.samples()]

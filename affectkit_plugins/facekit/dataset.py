@@ -15,8 +15,9 @@ from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit_plugins.facekit import model as face_model
 from affectkit_plugins.facekit.scan import CropFrame, Scan, ScanRealism, simulate_scan
+from affectkit_plugins.facekit.warp import smooth_warp
 
-TAG_IDENTITY, TAG_SCAN, TAG_PARTS = 61, 67, 71
+TAG_IDENTITY, TAG_SCAN, TAG_PARTS, TAG_WARP = 61, 67, 71, 73
 #: probability that a subject leaves out one secondary AU of an emotion's prototype
 MISSING_AU_P = 0.25
 INTERIOR = ("mouth_socket", "teeth_upper", "teeth_lower")
@@ -31,6 +32,14 @@ def neutral_face(seed: int, index: int) -> np.ndarray:
     model = face_model.load_face_model()
     weights = seeded_rng(seed, TAG_IDENTITY, index).standard_normal(model.identity_count)
     return model.identity(weights)
+
+
+@lru_cache(maxsize=64)
+def identity_warp(seed: int, index: int, std_mm: float) -> np.ndarray:
+    """Subject ``index``'s warp beyond the PCA span (:mod:`.warp`), at its neutral face:
+    a strength drawn up to ``std_mm``."""
+    rng = seeded_rng(seed, TAG_WARP, index)
+    return smooth_warp(neutral_face(seed, index), rng, std_mm * rng.uniform())
 
 
 class FaceKitDataset(FaceGenerator):
@@ -64,6 +73,10 @@ class FaceKitDataset(FaceGenerator):
         scale: float = Field(0.08, ge=0.0, le=0.5, description="size jitter up to this fraction, along each axis on its own")
         eyes: float = Field(0.7, ge=0.0, le=1.0, description="probability that a scan has the eyeballs")
         mouth_interior: float = Field(0.5, ge=0.0, le=1.0, description="probability that a scan has the teeth and mouth socket")
+        warp: float = Field(
+            0.0, ge=0.0, le=20.0,
+            description="identities beyond the model's span: each person's face warped smoothly and symmetrically, std up to this many mm",
+        )  # fmt: skip
 
         @field_validator("resolution")
         @classmethod
@@ -100,6 +113,8 @@ class FaceKitDataset(FaceGenerator):
         o = self.options
         model = face_model.load_face_model()
         vertices = model.expression(neutral_face(o.seed, index), acts)
+        if o.warp > 0:
+            vertices = vertices + identity_warp(o.seed, index, o.warp).astype(vertices.dtype)
         landmarks = vertices[model.landmarks]
         if not o.realism:
             return Mesh(vertices=vertices, faces=model.triangles, landmarks=landmarks, metadata=metadata, source=source)
