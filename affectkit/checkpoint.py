@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from affectkit.cameras import parse_views
 from affectkit.errors import CheckpointError, PluginError, one_line
 from affectkit.factory import build_model
-from affectkit.inference_config import InferenceConfig
+from affectkit.inference_config import InferenceConfig, InputConfig
 from affectkit.model import AffectVLM
-from affectkit.recipe import Recipe
+from affectkit.recipe import Recipe, TestTime
 from affectkit.registry import registry
+from affectkit.test_time import MirroredViews
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
@@ -271,9 +273,13 @@ def load_weights(model: AffectVLM, directory: Path, document: dict[str, Any]) ->
         )
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", trust_unverified: bool = False) -> tuple[AffectVLM, CheckpointMeta]:
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu", trust_unverified: bool = False, test_time: list[TestTime] | None = None
+) -> tuple[AffectVLM, CheckpointMeta]:
     """Rebuild the model a checkpoint describes and load its weights. With stored class
-    prompt features the frozen text tower is only built if a new prompt needs it."""
+    prompt features the frozen text tower is only built if a new prompt needs it.
+    ``test_time`` replaces the test-time augmentations the model was saved with (``[]``:
+    none; :mod:`affectkit.test_time`), and the returned meta says so."""
     directory = Path(directory)
     meta, document = read_meta(directory, trust_unverified)
     features = _stored_text_features(directory, document)
@@ -290,6 +296,15 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", t
     load_weights(model, directory, document)
     if features is not None:
         model.remember_text_features(document["text_features"], features)
+    if test_time is not None:
+        try:
+            inputs = InputConfig.model_validate({**meta.inference.input.model_dump(), "test_time": test_time})
+            meta = replace(meta, inference=InferenceConfig.model_validate({**meta.inference.model_dump(), "input": inputs.model_dump()}))
+        except ValidationError as exc:
+            raise CheckpointError(f"{directory}: test-time augmentation {test_time}: {one_line(exc)}") from None
+    inputs = meta.inference.input
+    if "mirror" in inputs.test_time:
+        model.test_time = MirroredViews(parse_views(inputs.views), inputs.maps)
     return model.to(device).eval(), meta
 
 

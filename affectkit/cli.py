@@ -59,6 +59,18 @@ def trust_option(function: Any) -> Any:
     return click.option("--trust-unverified", is_flag=True, help="Load a model whose checkpoint.json holds no digest of its weights.")(function)
 
 
+#: ``--test-time`` -> the test-time augmentations to load a model with (None: its own)
+TEST_TIME = {"model": None, "mirror": ["mirror"], "none": []}
+
+
+def test_time_option(function: Any) -> Any:
+    """``--test-time``: score with the model's own test-time augmentation, mirror or none."""
+    return click.option(
+        "--test-time", "test_time", type=click.Choice(list(TEST_TIME)), default="model", show_default=True,
+        help="Test-time augmentation: the model's own, mirror (each scan also scored mirrored, probabilities averaged) or none.",
+    )(function)  # fmt: skip
+
+
 def units_option(function: Any) -> Any:
     """``--units``: a scan's length unit, where its size would mislead."""
     return click.option(
@@ -302,7 +314,10 @@ def cv(
 @trust_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report, leak warnings and notes as one JSON object.")
 @units_option
-def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, device: str, trust_unverified: bool, as_json: bool, units: str) -> None:
+@test_time_option
+def eval_command(
+    checkpoint: str, data_spec: str | None, out: Path | None, device: str, trust_unverified: bool, as_json: bool, units: str, test_time: str
+) -> None:
     """Accuracy, macro-F1, UAR, per-class report and confusion matrix of a model (a model or
     run folder, or a hub id).
 
@@ -316,7 +331,10 @@ def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, devic
     from affectkit.pipeline import parse_dataset_spec
 
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
-    result = evaluate_checkpoint(resolve_model(checkpoint), spec, device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units)
+    result = evaluate_checkpoint(
+        resolve_model(checkpoint), spec, device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units,
+        test_time=TEST_TIME[test_time],
+    )  # fmt: skip
     report = result.report
     if as_json:
         click.echo(json.dumps({"report": asdict(report), "warnings": result.warnings, "notes": result.notes}, indent=1))
@@ -340,8 +358,10 @@ def eval_command(checkpoint: str, data_spec: str | None, out: Path | None, devic
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (with an error key for an input that failed).")
 @click.option("--frames", is_flag=True, help="For sequences, also predict every frame (a timeline).")
 @units_option
+@test_time_option
 def predict(
-    inputs: tuple[Path, ...], model: str | None, revision: str | None, device: str, trust_unverified: bool, as_json: bool, frames: bool, units: str
+    inputs: tuple[Path, ...], model: str | None, revision: str | None, device: str, trust_unverified: bool, as_json: bool, frames: bool, units: str,
+    test_time: str,
 ) -> None:
     """Class probabilities for meshes or sequence folders, with the per-view weights and
     how each scan was placed: its units, up axis and head pose, found from its geometry.
@@ -358,7 +378,7 @@ def predict(
         model, inputs = str(inputs[0]), inputs[1:]
         if not inputs:
             raise click.UsageError("name at least one mesh file or folder of frames after the model")
-    predictor = Predictor.from_pretrained(model, revision, device=device, trust_unverified=trust_unverified)
+    predictor = Predictor.from_pretrained(model, revision, device=device, trust_unverified=trust_unverified, test_time=TEST_TIME[test_time])
     failed = 0
     for path in inputs:
         try:
@@ -372,6 +392,7 @@ def predict(
             continue
         if as_json:
             record = {"input": str(path), "label": p.label, "probabilities": p.probabilities, "view_weights": p.view_weights, "timings": p.timings}
+            record["test_time"] = predictor.meta.inference.input.test_time
             if p.action_units:
                 record["action_units"] = p.action_units
             record["frame"] = None if p.frame is None else frame_record(p.frame)

@@ -28,7 +28,7 @@ from affectkit.metrics import (
 from affectkit.model import AffectVLM
 from affectkit.model_inputs import ViewSet, same_scans
 from affectkit.face_frame import Units
-from affectkit.recipe import ComponentRef
+from affectkit.recipe import ComponentRef, TestTime
 
 
 @dataclass
@@ -181,19 +181,25 @@ class CheckpointEvaluation:
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, data: ComponentRef | None = None, device: str = "cpu", trust_unverified: bool = False, units: Units | None = None
+    checkpoint: str | Path,
+    data: ComponentRef | None = None,
+    device: str = "cpu",
+    trust_unverified: bool = False,
+    units: Units | None = None,
+    test_time: list[TestTime] | None = None,
 ) -> CheckpointEvaluation:
     """Score a checkpoint on ``data`` (a dataset reference), or by default on the subjects it
     never trained on (its run's held-out subjects, or its cross-validation fold's test
     subjects), with the leak check of :func:`leak_warnings`; ``units``: the data's length
-    unit, where its size would mislead."""
+    unit, where its size would mislead; ``test_time``: test-time augmentations instead of
+    the model's own."""
     from affectkit.checkpoint import load_checkpoint
     from affectkit.errors import AffectkitError
     from affectkit.factory import build_dataset, build_render_cache
     from affectkit.pipeline import dataset_identity, render_samples
     from affectkit.splits import subject_split
 
-    model, meta = load_checkpoint(checkpoint, device, trust_unverified)
+    model, meta = load_checkpoint(checkpoint, device, trust_unverified, test_time)
     provenance, notes = meta.provenance, []
     if data is not None:
         dataset = build_dataset(data)

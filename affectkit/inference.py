@@ -25,6 +25,7 @@ from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import load_mesh, mesh_suffixes
 from affectkit.model import AffectVLM
 from affectkit.model_inputs import frames_of
+from affectkit.recipe import TestTime
 from affectkit.recipe import ComponentRef
 from affectkit.render_cache import RenderCache
 
@@ -176,20 +177,28 @@ class Predictor:
         return self.meta.recipe.data.dataset if self.meta.recipe is not None else None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", trust_unverified: bool = False) -> Predictor:
-        model, meta = load_checkpoint(path, device, trust_unverified)
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", trust_unverified: bool = False, test_time: list[TestTime] | None = None
+    ) -> Predictor:
+        model, meta = load_checkpoint(path, device, trust_unverified, test_time)
         return cls(model, meta, device)
 
     @classmethod
     def from_pretrained(
-        cls, source: str | Path | None = None, revision: str | None = None, device: str | torch.device = "cpu", trust_unverified: bool = False
+        cls,
+        source: str | Path | None = None,
+        revision: str | None = None,
+        device: str | torch.device = "cpu",
+        trust_unverified: bool = False,
+        test_time: list[TestTime] | None = None,
     ) -> Predictor:
         """The model affectkit ships (``source=None``), a model or run folder, or a Hugging
         Face hub id (``owner/name``, at ``revision``; downloaded once, then cached).
-        ``trust_unverified``: load a model whose weights carry no digest."""
+        ``trust_unverified``: load a model whose weights carry no digest. ``test_time``:
+        test-time augmentations instead of the model's own (``["mirror"]``, or ``[]``)."""
         from affectkit.hub import resolve_model
 
-        return cls.from_checkpoint(resolve_model(source, revision), device, trust_unverified)
+        return cls.from_checkpoint(resolve_model(source, revision), device, trust_unverified, test_time)
 
     def encode_classes(self, class_prompts: Mapping[str, Sequence[str]]) -> ClassPrompts:
         """Embed a set of classes and prompts (new or reworded ones too: zero-shot)."""

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from affectkit.environment import installed_versions
-from affectkit.recipe import ComponentRef, FrameConfig, ModelConfig, Recipe, Section, ViewList
+from affectkit.recipe import ComponentRef, FrameConfig, ModelConfig, Recipe, Section, TestTime, ViewList
 
 #: Bump when a saved inference config changes meaning (not when keys are added).
 CONFIG_VERSION = 1
@@ -36,11 +36,16 @@ class InputConfig(Section):
     frame_sampler: Literal["uniform", "apex"] = "apex"
     #: models saved before the canonical frame existed saw scans as they came
     frame: FrameConfig = FrameConfig(align=False)
+    #: test-time augmentations (affectkit.test_time); models saved before them had none
+    test_time: list[TestTime] = Field(default_factory=list)
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> InputConfig:
         r, d = recipe.render, recipe.data
-        return cls(renderer=r.renderer, views=r.views, size=r.size, maps=r.maps, frames=d.frames, frame_sampler=d.frame_sampler, frame=r.frame)
+        return cls(
+            renderer=r.renderer, views=r.views, size=r.size, maps=r.maps, frames=d.frames, frame_sampler=d.frame_sampler, frame=r.frame,
+            test_time=r.test_time,
+        )  # fmt: skip
 
 
 class InferenceConfig(Section):
@@ -61,7 +66,9 @@ class InferenceConfig(Section):
     @model_validator(mode="after")
     def _consistent(self) -> InferenceConfig:
         """The parts must agree, or the model would load and then answer nonsense."""
+        from affectkit.cameras import parse_views
         from affectkit.interfaces import RenderedViews
+        from affectkit.test_time import mirror_partners
 
         problems = []
         if len(self.labels) != len(self.class_prompts) or not self.labels:
@@ -72,6 +79,8 @@ class InferenceConfig(Section):
             problems.append(f"num_views {self.num_views} but {len(self.input.views)} input views")
         if self.in_channels != RenderedViews.channels(self.input.maps):
             problems.append(f"in_channels {self.in_channels} but the maps {', '.join(self.input.maps)} make {RenderedViews.channels(self.input.maps)}")
+        if "mirror" in self.input.test_time and mirror_partners(parse_views(self.input.views)) is None:
+            problems.append(f"test_time mirror but the views {self.input.views} lack a mirror view")
         if problems:
             raise ValueError("the inference config contradicts itself: " + "; ".join(problems))
         return self

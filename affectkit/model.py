@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -82,6 +82,9 @@ class AffectVLM(nn.Module):
         self.au_calibration = nn.Parameter(torch.tensor(AU_INIT)) if action_units else None
         self.au_vectors = nn.Parameter(torch.randn(action_units, embed_dim) * 0.02) if action_units and learned_classes is not None else None
         self._text_features: dict[str, Tensor] = {}
+        #: views -> the views of the mirrored face, where the model scores with mirror
+        #: test-time augmentation (:mod:`affectkit.test_time`; set by load_checkpoint)
+        self.test_time: Callable[[Tensor], Tensor] | None = None
 
     def train(self, mode: bool = True) -> AffectVLM:
         """Frozen towers stay in eval mode: no dropout in cached text features, no drift
@@ -205,9 +208,15 @@ class AffectVLM(nn.Module):
 
     def classify(self, views: Tensor, class_embeddings: Tensor) -> tuple[Tensor, Tensor]:
         """``[B, T, V, C, H, W]`` views -> (joint ``[B, D]``, class logits ``[B, K]``): the one
-        scoring path of validation in training, of evaluation and of prediction."""
+        scoring path of validation in training, of evaluation and of prediction. With test-time
+        augmentation (not while training) the mirrored views are scored too: the logits are
+        then the log of the two probabilities' mean, the joint their embeddings' mean."""
         _, joint = self.encode_views(views)
-        return joint, self.logits(joint, class_embeddings)
+        if self.test_time is None or self.training:
+            return joint, self.logits(joint, class_embeddings)
+        _, mirrored = self.encode_views(self.test_time(views))
+        probabilities = (self.logits(joint, class_embeddings).softmax(-1) + self.logits(mirrored, class_embeddings).softmax(-1)) / 2
+        return F.normalize(joint + mirrored, dim=-1), probabilities.log()
 
 
 def _heads(width: int) -> int:

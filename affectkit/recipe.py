@@ -154,6 +154,10 @@ class FrameConfig(Section):
     units: Units = Field("auto", description="the scans' length unit: found from each face's size, or this one")
 
 
+#: test-time augmentations (affectkit.test_time)
+TestTime = Literal["mirror"]
+
+
 class RenderConfig(Section):
     """How each scan becomes images: renderer, views, size and maps."""
 
@@ -172,6 +176,20 @@ class RenderConfig(Section):
         "(~/.cache/affectkit on Linux); null renders every time",
     )
     frame: FrameConfig = Field(FrameConfig(), description="the canonical face frame: units, up axis and head pose found from each scan")
+    test_time: list[TestTime] = Field(
+        default_factory=list,
+        description="test-time augmentation wherever the model scores: mirror (each scan also scored mirrored, the probabilities averaged; "
+        "needs each view's mirror view, as front, left, right)",
+    )
+
+    @model_validator(mode="after")
+    def _mirrorable(self) -> RenderConfig:
+        from affectkit.cameras import parse_views
+        from affectkit.test_time import mirror_partners
+
+        if "mirror" in self.test_time and mirror_partners(parse_views(self.views)) is None:
+            raise ValueError(f"test_time: mirror needs each view's mirror view (yaw and roll negated) among the views; {self.views} lack one")
+        return self
 
 
 class ActionUnitPromptsConfig(Section):

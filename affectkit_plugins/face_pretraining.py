@@ -104,12 +104,14 @@ def export_run(model_dir: Path, name: str, recipe: str, directory: Path = WEIGHT
     encoder = meta.inference.architecture.image_encoder
     if encoder.name != "timm":
         raise PluginError(f"{model_dir}: shipped weights are for the timm image encoder, not {encoder.name!r}")
+    if meta.recipe is None:
+        raise PluginError(f"{model_dir}: its training recipe no longer validates, so the card could not say what made the weights")
     card = WeightsCard(
         name=name,
         model=encoder.options.get("model", DEFAULT_TIMM),
         in_channels=meta.in_channels,
-        maps=list(meta.recipe.render.maps),
-        size=meta.recipe.render.size,
+        maps=list(meta.inference.input.maps),
+        size=meta.inference.input.size,
         recipe=recipe,
         seed=meta.recipe.seed,
         sha256="",

@@ -5,9 +5,11 @@ intensities 3 and 4: 240 scans a set) twice: performing one prototype per emotio
 each performing their own EMFACS-7 prototype or major variant (``performances: emfacs``,
 docs/datasets.md), as real people do. A model that learnt one prototype per emotion and
 keys on its strongest cue loses on the second; per-class recall and the confusion pairs
-say where. Models are the shipped one (``shipped``) or exported model folders::
+say where. Models are the shipped one (``shipped``) or exported model folders, each scored
+with the test-time augmentations of ``--test-time`` (``model``: its own; ``mirror``;
+``none``)::
 
-    .venv/bin/python benchmarks/performances.py [--models shipped,NAME=runs/x/model ...] > benchmarks/results/performances.json
+    .venv/bin/python benchmarks/performances.py [--models shipped,NAME=runs/x/model ...] [--test-time model,mirror] > benchmarks/results/performances.json
 
 The facekit rows are the same face model as the shipped model's training data (new
 people, new performances); the synthetic rows are another face model, which the shipped
@@ -34,7 +36,12 @@ SHIPPED = Path(__file__).resolve().parent.parent / "affectkit" / "pretrained" / 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="shipped", help="comma-separated: shipped, or NAME=FOLDER of an exported model")
+    parser.add_argument("--test-time", default="model", help="comma-separated: model (its own), mirror, none")
     args = parser.parse_args()
+    choices = {"model": None, "mirror": ["mirror"], "none": []}
+    test_times = [t.strip() for t in args.test_time.split(",") if t.strip()]
+    if unknown := [t for t in test_times if t not in choices]:
+        parser.error(f"--test-time {unknown}: choose from {list(choices)}")
     started = time.perf_counter()
     models = {}
     for item in (m.strip() for m in args.models.split(",") if m.strip()):
@@ -47,12 +54,13 @@ def main() -> None:
     }
     rows = []
     with tempfile.TemporaryDirectory() as cache:
-        for name, folder in models.items():
-            for test, scores in score(folder, tests, Path(cache)).items():
+        for (name, folder), test_time in ((m, t) for m in models.items() for t in test_times):
+            for test, scores in score(folder, tests, Path(cache), choices[test_time]).items():
                 labels = list(scores["recall"])
                 rows.append(
                     {
                         "model": name,
+                        "test_time": test_time,
                         "test": test,
                         "accuracy": scores["accuracy"],
                         "macro_f1": scores["macro_f1"],
@@ -60,7 +68,7 @@ def main() -> None:
                         "confusion_pairs": confusion_pairs(labels, [scores["confusion"]]),
                     }
                 )
-                print(f"{name} on {test}: {scores['accuracy']:.4f}", file=sys.stderr, flush=True)
+                print(f"{name} ({test_time}) on {test}: {scores['accuracy']:.4f}", file=sys.stderr, flush=True)
     result = {
         "models": {name: folder.name for name, folder in models.items()},
         "test_sets": TEST_SET,

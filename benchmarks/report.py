@@ -275,11 +275,12 @@ def probe_table(r: dict[str, Any]) -> str:
 def performances_table(r: dict[str, Any]) -> str:
     labels = list(r["rows"][0]["recall"]) if r["rows"] else []
     rows = [
-        [row["model"], row["test"], f"{row['accuracy']:.1%}", *(f"{row['recall'][label]:.0%}" for label in labels), confused(row["confusion_pairs"])]
+        [row["model"], row["test_time"], row["test"], f"{row['accuracy']:.1%}", *(f"{row['recall'][label]:.0%}" for label in labels), confused(row["confusion_pairs"])]
         for row in r["rows"]
     ]
     note = f"Test sets: {r['test_sets']['subjects']} people each, intensities {r['test_sets']['intensities']}, population seed {r['test_sets']['seed']}."
-    return table(["model", "test people perform", "accuracy", *(f"{label} recall" for label in labels), "most confused"], rows) + "\n\n" + note
+    head = ["model", "test-time", "test people perform", "accuracy", *(f"{label} recall" for label in labels), "most confused"]
+    return table(head, rows) + "\n\n" + note
 
 
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {

@@ -77,10 +77,11 @@ CHANCE = 1 / 6
 CONFUSED = 0.1  # a confusion pair: this share of a true class read as another
 
 
-def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path) -> dict[str, dict]:
+def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path, test_time: list[str] | None = None) -> dict[str, dict]:
     """Accuracy, macro-F1, per-class recall and the row-normalised confusion matrix of an
-    exported model on every sample of each test set."""
-    model, meta = load_checkpoint(model_dir)
+    exported model on every sample of each test set (``test_time``: test-time augmentations
+    instead of the model's own)."""
+    model, meta = load_checkpoint(model_dir, test_time=test_time)
     cache = build_render_cache(meta.inference.input, cache_dir)
     scores = {}
     for name, test in tests.items():
