@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from affectkit.cameras import parse_views
+from affectkit.environment import installed_versions
 from affectkit.errors import CheckpointError, PluginError, one_line
 from affectkit.factory import build_model
 from affectkit.inference_config import InferenceConfig, InputConfig
@@ -292,7 +293,9 @@ def load_checkpoint(
             action_units=len(meta.inference.action_units),
         )
     except PluginError as exc:  # an edited component name or option, or a plugin not installed here
-        raise CheckpointError(f"{directory / META_FILE}: the model it describes cannot be set up: {exc}") from None
+        missing = [f"{name}=={version}" for name, version in meta.inference.plugins.items() if installed_versions([name])[name] is None]
+        hint = f"; it was made with plugins not installed here: pip install {' '.join(missing)}" if missing else ""
+        raise CheckpointError(f"{directory / META_FILE}: the model it describes cannot be set up: {exc}{hint}") from None
     load_weights(model, directory, document)
     if features is not None:
         model.remember_text_features(document["text_features"], features)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,12 @@ def main() -> None:
 
     Shell completion: eval "$(_AFFECTKIT_COMPLETE=bash_source affectkit)" in ~/.bashrc
     (zsh_source, fish_source for those shells)."""
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any) -> str:
+    """A warning as the command line prints it: one line, no source location."""
+    return f"warning: {message}\n"
 
 
 @main.command()
@@ -110,7 +117,7 @@ def main() -> None:
 def plugins(options_of: str | None, reference: bool, as_json: bool) -> None:
     """List every registered component by kind, with its origin and description."""
     from affectkit.recipe_reference import component_reference, option_rows
-    from affectkit.registry import KINDS, STANDARD_MESH_SUFFIXES, registry
+    from affectkit.registry import KINDS, STANDARD_MESH_SUFFIXES, failed_plugins, registry
 
     reg = registry()
     if reference:
@@ -145,6 +152,8 @@ def plugins(options_of: str | None, reference: bool, as_json: bool) -> None:
     click.echo(f"  {' '.join(STANDARD_MESH_SUFFIXES)} [built-in]  read by trimesh")
     for suffix, found in reg.mesh_formats().items():
         click.echo(f"  {suffix:<14} [{found.origin}]  {'read and written' if found.writer else 'read'}")
+    for failure in failed_plugins():
+        click.echo(f"skipped: {failure.describe()}")
     click.echo("options of a component: affectkit plugins --options NAME")
 
 

@@ -42,15 +42,16 @@ def environment() -> dict[str, Any]:
         "cuda_version": torch.version.cuda,
         "mps": torch.backends.mps.is_available(),
     }
-    from affectkit.registry import registry
+    from affectkit.registry import failed_plugins, registry
 
-    origins = sorted({info.origin for info in registry().all()})
+    origins = sorted({info.origin if info.version is None else f"{info.origin} {info.version}" for info in registry().all()})
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": versions,
         "devices": devices,
         "plugins": origins,
+        "plugins_skipped": [failure.describe() for failure in failed_plugins()],
         "environment": {name: os.environ[name] for name in ENV_VARS if name in os.environ},
     }
 
@@ -62,5 +63,6 @@ def environment_report() -> str:
     lines += [f"{name}: {version}" for name, version in info["packages"].items()]
     lines += [f"{name}: {value}" for name, value in info["devices"].items()]
     lines.append(f"plugins from: {', '.join(info['plugins'])}")
+    lines += [f"plugin skipped: {failure}" for failure in info["plugins_skipped"]]
     lines += [f"${name}={value}" for name, value in info["environment"].items()]
     return "\n".join(lines)

@@ -59,6 +59,9 @@ class InferenceConfig(Section):
     num_views: int
     in_channels: int
     versions: dict[str, str] = Field(default_factory=dict)
+    #: the third-party distributions (name: version) whose components the model runs through:
+    #: what loading it needs installed (none for a model of built-in components)
+    plugins: dict[str, str] = Field(default_factory=dict)
     #: the action units the model scores and their prompts (none for a model trained without AUs)
     action_units: list[int] = Field(default_factory=list)
     au_prompts: list[list[str]] = Field(default_factory=list)
@@ -104,6 +107,7 @@ class InferenceConfig(Section):
             num_views=num_views,
             in_channels=in_channels,
             versions=library_versions(),
+            plugins=component_packages(recipe.model, InputConfig.from_recipe(recipe)),
             action_units=action_units or [],
             au_prompts=au_prompts or [],
         )
@@ -149,6 +153,14 @@ def known_keys(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -
             unknown += inner
         kept[key] = value
     return kept, unknown
+
+
+def component_packages(architecture: ModelConfig, inputs: InputConfig) -> dict[str, str]:
+    """{distribution: version} of the plugins providing a model's encoders and renderer."""
+    from affectkit.registry import registry
+
+    used = [("image_encoder", architecture.image_encoder.name), ("text_encoder", architecture.text_encoder.name), ("renderer", inputs.renderer.name)]
+    return registry().packages(used)
 
 
 def library_versions() -> dict[str, str]:

@@ -2,8 +2,14 @@
 
 Built-in plugins (:data:`DEFAULT_PLUGINS`) and third-party packages (entry-point group
 ``affectkit``) register on the same plugin manager. ``AFFECTKIT_PLUGINS`` restricts which
-third-party entry points load: unset loads all, a comma-separated list loads those names
-only, an empty string loads none (what the test suite uses to stay hermetic).
+third-party plugins load: unset loads all, a comma-separated list loads those named (by
+entry-point name or by the distribution name one installs, e.g. ``affectkit-tinycnn``), an
+empty string loads none (what the test suite uses to stay hermetic).
+
+A third-party plugin that cannot be loaded (it fails to import, or implements a hook
+affectkit does not have) is skipped with a warning and recorded (:func:`failed_plugins`),
+so one broken package never takes every command down with it; asking for a component it
+would have provided names it.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-from collections.abc import Callable, Mapping
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -95,6 +103,8 @@ class ComponentInfo:
     name: str
     cls: type
     origin: str
+    #: the version of the distribution that provides it (``None`` for built-ins)
+    version: str | None = None
 
     @property
     def description(self) -> str:
@@ -102,29 +112,71 @@ class ComponentInfo:
         return doc.splitlines()[0] if doc else ""
 
 
+@dataclass(frozen=True)
+class PluginFailure:
+    """A third-party plugin that was skipped because it could not be loaded."""
+
+    entry_point: str
+    distribution: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.distribution} (entry point {self.entry_point!r}) {self.reason}"
+
+
+def distribution_key(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503: case and ``-_.`` runs do not matter)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 @lru_cache(maxsize=1)
-def plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager with built-in and allowed third-party plugins."""
+def _loaded() -> tuple[pluggy.PluginManager, tuple[PluginFailure, ...]]:
     pm = pluggy.PluginManager("affectkit")
     pm.add_hookspecs(hookspecs)
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
+    problem = unknown_hooks(pm)
+    if problem is not None:  # a built-in with a wrong hook is affectkit's own bug
+        raise PluginError(f"plugin {_origin(pm, problem[0])[0]!r} {problem[1]}")
     allowed = os.environ.get(ALLOW_LIST_VARIABLE)
-    allow = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+    allow = None if allowed is None else {distribution_key(n.strip()) for n in allowed.split(",") if n.strip()}
+    failures: list[PluginFailure] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if allow is not None and ep.name not in allow:
+        distribution = ep.dist.name if ep.dist is not None else ep.value
+        if allow is not None and not {distribution_key(ep.name), distribution_key(distribution)} & allow:
             continue
         try:  # pluggy loads it and records its distribution (list_plugin_distinfo)
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
-        except Exception as exc:
-            raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
-    check_hooks(pm)
-    return pm
+            problem = unknown_hooks(pm)
+            reason = None if problem is None else problem[1]
+        except Exception as exc:  # whatever a plugin's import raises, the others still load
+            reason = f"failed to import ({ep.value}): {exc}"
+        if reason is not None:
+            plugin = pm.get_plugin(ep.name)
+            if plugin is not None:
+                pm.unregister(plugin)
+            failures.append(PluginFailure(ep.name, distribution, reason))
+            warnings.warn(
+                f"plugin {failures[-1].describe()}: skipped, affectkit works without it "
+                f"(reinstall or fix it, or leave it out with {ALLOW_LIST_VARIABLE})",
+                stacklevel=3,
+            )
+    return pm, tuple(failures)
 
 
-def check_hooks(pm: pluggy.PluginManager) -> None:
-    """Refuse a plugin that implements a hook affectkit does not have (a misspelt
-    ``register_image_encoder`` would otherwise load and silently contribute nothing)."""
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager with built-in and allowed third-party plugins."""
+    return _loaded()[0]
+
+
+def failed_plugins() -> tuple[PluginFailure, ...]:
+    """The third-party plugins that were skipped because they could not be loaded."""
+    return _loaded()[1]
+
+
+def unknown_hooks(pm: pluggy.PluginManager) -> tuple[object, str] | None:
+    """(plugin, what is wrong) for a plugin that implements a hook affectkit does not have (a
+    misspelt ``register_image_encoder`` would otherwise load and silently contribute nothing)."""
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -132,18 +184,17 @@ def check_hooks(pm: pluggy.PluginManager) -> None:
         unknown = [name for name in dir(exc.plugin) if name.startswith("register_") and name not in hooks]
         close = difflib.get_close_matches(unknown[0], hooks, n=1) if unknown else []
         hint = f"; did you mean {close[0]}?" if close else ""
-        raise PluginError(
-            f"plugin {_origin(pm, exc.plugin)!r} implements {', '.join(unknown) or 'a hook'}, which is not an affectkit hook{hint} "
-            f"(hooks: {', '.join(hooks)})"
-        ) from None
+        return exc.plugin, f"implements {', '.join(unknown) or 'a hook'}, which is not an affectkit hook{hint} (hooks: {', '.join(hooks)})"
+    return None
 
 
-def _origin(pm: pluggy.PluginManager, plugin: object) -> str:
-    """``built-in``, the providing distribution's name, or the name a plugin was registered under."""
+def _origin(pm: pluggy.PluginManager, plugin: object) -> tuple[str, str | None]:
+    """(``built-in``, the providing distribution's name, or the name a plugin was registered
+    under; the distribution's version, ``None`` for the others)."""
     name = pm.get_name(plugin) or repr(plugin)
     if name in DEFAULT_PLUGINS:
-        return BUILTIN
-    return next((dist.project_name for loaded, dist in pm.list_plugin_distinfo() if loaded is plugin), name)
+        return BUILTIN, None
+    return next(((dist.project_name, dist.version) for loaded, dist in pm.list_plugin_distinfo() if loaded is plugin), (name, None))
 
 
 class Registry:
@@ -154,15 +205,15 @@ class Registry:
         self._components: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
         for kind, (hook_name, base) in KINDS.items():
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                origin = _origin(pm, impl.plugin)
+                origin, version = _origin(pm, impl.plugin)
 
-                def register(name: str, component: type, *, _kind=kind, _base=base, _origin=origin) -> None:
-                    self._add(_kind, _base, name, component, _origin)
+                def register(name: str, component: type, *, _kind=kind, _base=base, _origin=origin, _version=version) -> None:
+                    self._add(_kind, _base, name, component, _origin, _version)
 
                 impl.function(register=register)
         self._formats: dict[str, MeshFormat] = {}
         for impl in getattr(pm.hook, MESH_FORMAT_HOOK).get_hookimpls():
-            origin = _origin(pm, impl.plugin)
+            origin, _ = _origin(pm, impl.plugin)
 
             def register_format(suffix: str, reader: Callable, writer: Callable | None = None, *, _origin: str = origin) -> None:
                 self._add_format(MeshFormat(suffix, reader, writer, _origin))
@@ -184,7 +235,7 @@ class Registry:
         """The mesh formats plugins registered, by suffix (the standard ones are not here)."""
         return dict(sorted(self._formats.items()))
 
-    def _add(self, kind: str, base: type, name: str, component: type, origin: str) -> None:
+    def _add(self, kind: str, base: type, name: str, component: type, origin: str, version: str | None) -> None:
         if not (isinstance(component, type) and issubclass(component, base)):
             raise PluginError(f"{origin} registered {kind} {name!r} as {component!r}, which is not a {base.__name__} subclass")
         existing = self._components[kind].get(name)
@@ -194,7 +245,7 @@ class Registry:
                 f"({existing.cls.__module__}.{existing.cls.__qualname__}) and by {origin} "
                 f"({component.__module__}.{component.__qualname__})"
             )
-        self._components[kind][name] = ComponentInfo(kind, name, component, origin)
+        self._components[kind][name] = ComponentInfo(kind, name, component, origin, version)
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._kind(kind))
@@ -206,7 +257,8 @@ class Registry:
         components = self._kind(kind)
         if name not in components:
             allowed = ", ".join(sorted(components)) or "none"
-            raise PluginError(f"unknown {kind} {name!r}; registered: {allowed}")
+            skipped = "".join(f"; skipped, and may have provided it: {failure.describe()}" for failure in failed_plugins())
+            raise PluginError(f"unknown {kind} {name!r}; registered: {allowed}{skipped}")
         return components[name]
 
     def options(self, kind: str, name: str, options: Mapping[str, Any] | None = None, where: str = "") -> Any:
@@ -229,6 +281,13 @@ class Registry:
         if not (isinstance(out_dim, int) and out_dim > 0):
             raise PluginError(f"{info.origin} {kind} {name!r} set out_dim to {out_dim!r}; an encoder must set it to its embedding size (a positive int)")
         return component
+
+    def packages(self, components: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """{distribution: version} of the third-party plugins that provide ``components``
+        ((kind, name) pairs; built-in and unknown ones add nothing): what a model made with
+        them needs installed."""
+        found = (self._components.get(kind, {}).get(name) for kind, name in components)
+        return {info.origin: info.version for info in found if info is not None and info.version is not None}
 
     def _kind(self, kind: str) -> dict[str, ComponentInfo]:
         if kind not in self._components:

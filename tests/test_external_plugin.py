@@ -15,7 +15,7 @@ import sys
 
 import pytest
 import yaml
-from cli_runs import ROOT, run_ok
+from cli_runs import ROOT, command, run_ok
 
 from affectkit.checkpoint import read_meta
 
@@ -54,5 +54,12 @@ def test_quick_recipe_trains_with_the_plugin_selected_by_name(plugin_env, tmp_pa
     assert recipe["model"]["image_encoder"] == {"name": "tinycnn", "options": {"width": 16}, "freeze": False, "trainable": []}
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in history] == [0, 1] and all(m["train_loss"] > 0 for m in history)
-    meta, _ = read_meta(tmp_path / "runs" / "quick" / "model")
+    model = tmp_path / "runs" / "quick" / "model"
+    meta, _ = read_meta(model)
     assert any("a 3D scan of a" in prompt for prompts in meta.class_prompts for prompt in prompts)
+    assert meta.inference.plugins == {"affectkit-tinycnn": "0.1.0"}  # its encoder; the prompts are stored
+    # loaded where the package is not installed: the error says what to install
+    face = ROOT / "tests" / "fixtures" / "happy-face.ply"
+    without = subprocess.run(command("predict", str(face), "--model", str(model)), capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert without.returncode == 1 and "Traceback" not in without.stderr
+    assert "unknown image_encoder 'tinycnn'" in without.stderr and "pip install affectkit-tinycnn==0.1.0" in without.stderr, without.stderr

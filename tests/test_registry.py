@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 
 import pluggy
 import pytest
-from cli_runs import plugin_distribution
+from cli_runs import ROOT, plugin_distribution
 from pydantic import Field
 
 from affectkit import hookimpl, hookspecs
 from affectkit.errors import PluginError
+from affectkit.factory import build_dataset
 from affectkit.interfaces import Loss, Options
+from affectkit.mesh import save_mesh
+from affectkit.recipe import ComponentRef
 from affectkit.registry import BUILTIN, KINDS, MESH_FORMAT_HOOK, Registry, plugin_manager, registry
 
 EXPECTED_BUILTINS = {
@@ -177,25 +181,32 @@ def register_prompt_augmenters(register):
 """
 
 
-def test_entry_point_plugins_load_and_the_allow_list_restricts_them(tmp_path):
-    """A real distribution on sys.path with an ``affectkit`` entry point, in a subprocess."""
+def affectkit_in(folder, *args: str, allow: str | None = None):
+    """``python -m affectkit ARGS`` with the distributions in ``folder`` installed."""
     import os
     import subprocess
     import sys
 
+    env = {k: v for k, v in os.environ.items() if k != "AFFECTKIT_PLUGINS"}
+    env["PYTHONPATH"] = str(folder)
+    if allow is not None:
+        env["AFFECTKIT_PLUGINS"] = allow
+    return subprocess.run([sys.executable, "-m", "affectkit", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_entry_point_plugins_load_and_the_allow_list_restricts_them(tmp_path):
+    """A real distribution on sys.path with an ``affectkit`` entry point, in a subprocess;
+    the allow-list takes entry-point names and the distribution names people install."""
     plugin_distribution(tmp_path, "affectkit-shouting", "shouting_plugin", ENTRY_POINT_PLUGIN)
 
     def plugins(allow: str | None) -> str:
-        env = {k: v for k, v in os.environ.items() if k != "AFFECTKIT_PLUGINS"}
-        env["PYTHONPATH"] = str(tmp_path)
-        if allow is not None:
-            env["AFFECTKIT_PLUGINS"] = allow
-        result = subprocess.run([sys.executable, "-m", "affectkit", "plugins"], env=env, capture_output=True, text=True, timeout=120)
+        result = affectkit_in(tmp_path, "plugins", allow=allow)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
     assert "shouting       [affectkit-shouting]  Prompts in capitals." in plugins(None)
-    assert "shouting" in plugins("shouting")
+    for named in ("shouting", "affectkit-shouting", "Affectkit_Shouting", "someone-else, affectkit-shouting"):
+        assert "shouting" in plugins(named), named
     assert "shouting" not in plugins("")
     assert "shouting" not in plugins("someone-else")
 
@@ -214,17 +225,37 @@ def register_image_encoder(register):
     register("lost", Lost)
 """
 
+BROKEN_PLUGIN = """
+import affectkit_nonexistent_dependency
+"""
 
-def test_a_misspelt_hook_fails_loudly_naming_the_plugin_and_the_hook(tmp_path):
-    import os
-    import subprocess
-    import sys
 
+def test_a_plugin_that_cannot_load_is_skipped_named_and_the_rest_still_works(tmp_path):
+    """One package that fails to import and one with a misspelt hook: every command still
+    runs (the shipped model predicts), both are named once on stderr, in ``plugins`` and in
+    ``env``, and asking for what they would have provided names them."""
     plugin_distribution(tmp_path, "affectkit-lost", "lost_plugin", MISSPELT_PLUGIN)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "AFFECTKIT_PLUGINS": "lost"}
-    result = subprocess.run([sys.executable, "-m", "affectkit", "plugins"], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "plugin 'affectkit-lost' implements register_image_encoder, which is not an affectkit hook; did you mean register_image_encoders?" in result.stderr
+    plugin_distribution(tmp_path, "affectkit-broken", "broken_plugin", BROKEN_PLUGIN)
+    plugin_distribution(tmp_path, "affectkit-shouting", "shouting_plugin", ENTRY_POINT_PLUGIN)
+    listing = affectkit_in(tmp_path, "plugins")
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr, listing.stderr
+    assert "shouting       [affectkit-shouting]" in listing.stdout
+    broken = "affectkit-broken (entry point 'broken') failed to import (broken_plugin): No module named 'affectkit_nonexistent_dependency'"
+    lost = "affectkit-lost (entry point 'lost') implements register_image_encoder, which is not an affectkit hook; did you mean register_image_encoders?"
+    for reason in (broken, lost):
+        assert f"skipped: {reason}" in listing.stdout and listing.stderr.count(reason) == 1, (listing.stdout, listing.stderr)
+    assert "affectkit works without it" in listing.stderr
+    report = affectkit_in(tmp_path, "env")
+    assert report.returncode == 0 and f"plugin skipped: {broken}" in report.stdout and "affectkit-shouting 0.1" in report.stdout
+    asked = affectkit_in(tmp_path, "recipe", "validate", str(ROOT / "recipes" / "quick.yaml"), "--set", "model.image_encoder.name=lost")
+    assert asked.returncode == 1 and "Traceback" not in asked.stderr
+    assert "unknown image_encoder 'lost'" in asked.stderr and f"skipped, and may have provided it: {lost}" in asked.stderr
+    people = build_dataset(ComponentRef(name="facekit", options={"subjects": 1, "intensities": [4], "seed": 1000}))
+    happy = next(sample for sample in people.samples() if sample.label == "happiness")
+    face = save_mesh(people.load(happy), tmp_path / "face.ply")
+    predicted = affectkit_in(tmp_path, "predict", str(face), "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)["label"] == "happiness"
 
 
 def test_an_encoder_that_does_not_say_its_embedding_size_is_refused_when_built():
