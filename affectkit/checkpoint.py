@@ -293,7 +293,8 @@ def load_checkpoint(
             action_units=len(meta.inference.action_units),
         )
     except PluginError as exc:  # an edited component name or option, or a plugin not installed here
-        missing = [f"{name}=={version}" for name, version in meta.inference.plugins.items() if installed_versions([name])[name] is None]
+        installed = installed_versions(meta.inference.plugins)
+        missing = [f"{name}=={version}" for name, version in meta.inference.plugins.items() if installed[name] is None]
         hint = f"; it was made with plugins not installed here: pip install {' '.join(missing)}" if missing else ""
         raise CheckpointError(f"{directory / META_FILE}: the model it describes cannot be set up: {exc}{hint}") from None
     load_weights(model, directory, document)

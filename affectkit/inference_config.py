@@ -99,15 +99,16 @@ class InferenceConfig(Section):
         action_units: list[int] | None = None,
         au_prompts: list[list[str]] | None = None,
     ) -> InferenceConfig:
+        inputs = InputConfig.from_recipe(recipe)
         return cls(
             architecture=recipe.model,
-            input=InputConfig.from_recipe(recipe),
+            input=inputs,
             labels=labels,
             class_prompts=class_prompts,
             num_views=num_views,
             in_channels=in_channels,
             versions=library_versions(),
-            plugins=component_packages(recipe.model, InputConfig.from_recipe(recipe)),
+            plugins=component_packages(recipe.model, inputs),
             action_units=action_units or [],
             au_prompts=au_prompts or [],
         )

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pluggy
 import pytest
-from cli_runs import ROOT, plugin_distribution
+from cli_runs import ROOT, command, plugin_distribution
 from pydantic import Field
 
 from affectkit import hookimpl, hookspecs
@@ -185,13 +185,12 @@ def affectkit_in(folder, *args: str, allow: str | None = None):
     """``python -m affectkit ARGS`` with the distributions in ``folder`` installed."""
     import os
     import subprocess
-    import sys
 
     env = {k: v for k, v in os.environ.items() if k != "AFFECTKIT_PLUGINS"}
     env["PYTHONPATH"] = str(folder)
     if allow is not None:
         env["AFFECTKIT_PLUGINS"] = allow
-    return subprocess.run([sys.executable, "-m", "affectkit", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command(*args), env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_entry_point_plugins_load_and_the_allow_list_restricts_them(tmp_path):
