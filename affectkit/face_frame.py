@@ -24,6 +24,10 @@ face** (the reference, ``reference_face.npz``, built by ``tools/build_reference_
    face's own mirror symmetry. Trimming (the worst 30% of matches never count) makes
    holes, crops, hair, necks, an open mouth and raised brows harmless, and the scan is
    only turned, moved and scaled by its unit, so an expression is never "corrected away".
+   Between the two, the fit chosen and its twin are refined from a few pitches with the
+   reference at its own size and nearly every match counted (:data:`CONSENSUS`): that fit
+   has one clear minimum where the trimmed, resizable one has several on a face unlike the
+   reference, so a face ends in the same frame whatever pose it came in.
 
 The result, a :class:`FaceFrame`, says what was found (units, which input axis is up and
 which the face looks along, yaw/pitch/roll of the head in degrees, the fit's residual) and
@@ -47,7 +51,7 @@ from affectkit.errors import MeshError
 from affectkit.mesh import Mesh
 
 #: Bump when :func:`find_frame` changes its answers, so that render caches do not serve old placements.
-FRAME_VERSION = 2
+FRAME_VERSION = 3
 #: millimetres per unit
 UNITS: dict[str, float] = {"mm": 1.0, "cm": 10.0, "inch": 25.4, "m": 1000.0}
 #: a scan's length unit, or ``auto``: found from the face's size
@@ -97,6 +101,13 @@ STARTS = tuple((yaw, pitch, 0) for yaw in (-35, 0, 35) for pitch in (-25, 0, 25)
 #: starts kept after the first brief fit from all of them
 LIKELY = 40
 AROUND = ((0, 0, 0), (20, 0, 0), (-20, 0, 0), (0, 15, 0), (0, -15, 0), (0, 0, 20), (0, 0, -20))
+#: turns (yaw, pitch, roll) around the chosen fit from which it is refined with exact matches,
+#: the lowest residual winning: pitch, which the face's symmetry cannot fix, most finely
+#: pitches (degrees) the chosen fit and its upside-down twin are turned by before the last,
+#: exact fit; matches kept in that fit, and its ICP steps
+CONSENSUS = (-20.0, -10.0, 0.0, 10.0, 20.0)
+CONSENSUS_KEEP = 0.95
+CONSENSUS_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -335,13 +346,16 @@ class _Fit:
         scales: np.ndarray | None = None,
         exact: bool = False,
         importance: np.ndarray | None = None,
+        keep: float = KEEP,
+        resize: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(trimmed mean residuals ``[S]``, rotations, scales, translations) after ``steps``
         ICP steps from each start: the reference is ``scale * rotation @ p + translation``.
-        It may be scaled within :data:`SIZES` to fit, as people differ in size more than a
-        rigid fit forgives. Matches beyond :data:`REACH_MM` never count; ``exact``: see
-        :meth:`match`; ``importance`` ``[P]`` weighs the points (1 each by default)."""
-        kept = int(len(points) * KEEP)
+        It may be scaled within :data:`SIZES` to fit (unless not ``resize``), as people differ
+        in size more than a rigid fit forgives. The ``keep`` share of the matches, the best,
+        count; matches beyond :data:`REACH_MM` never do; ``exact``: see :meth:`match`;
+        ``importance`` ``[P]`` weighs the points (1 each by default)."""
+        kept = int(len(points) * keep)
         scales = np.ones(len(rotations)) if scales is None else scales.copy()
         rotations, translations = rotations.copy(), translations.copy()
         for step in range(steps + 1):
@@ -358,12 +372,13 @@ class _Fit:
                 return residuals, rotations, scales, translations
             # linearised: x -> x + w × x + t + s (x - translation); minimise ((x' - p) . n)^2
             normal, target = self.normals[nearest], self.scan[nearest]
-            columns = np.concatenate([np.cross(moved, normal), normal, ((moved - translations[:, None]) * normal).sum(-1, keepdims=True)], axis=-1)
+            growth = ((moved - translations[:, None]) * normal).sum(-1, keepdims=True) * resize
+            columns = np.concatenate([np.cross(moved, normal), normal, growth], axis=-1)
             error = ((target - moved) * normal).sum(-1)
             weighted = (columns * weights[..., None]).transpose(0, 2, 1)
             update = np.linalg.solve(weighted @ columns + 1e-3 * np.eye(7), weighted @ error[..., None])[..., 0]
             turn = rodrigues(update[:, :3])
-            grown = np.clip(scales * (1 + update[:, 6]), *SIZES)
+            grown = np.clip(scales * (1 + update[:, 6]), *SIZES) if resize else scales
             rotations = turn @ rotations
             translations = np.einsum("sij,sj->si", turn, translations) + update[:, 3:6]
             scales = grown
@@ -502,10 +517,24 @@ def search(fit: _Fit, starts: np.ndarray) -> tuple[float, np.ndarray, float, np.
     with np.errstate(invalid="ignore"):
         nose_down = (fit.nose_margin(rotations, scales, translations) > NOSE_MM) & (scores < COMPARABLE_FITS * scores.min())
     chosen = int(np.argmin(np.where(nose_down, scores, np.inf)) if nose_down.any() else np.argmin(scores))
-    polished = fit.run(rotations[chosen : chosen + 1], translations[chosen : chosen + 1], 3, final, scales[chosen : chosen + 1], exact=True, importance=importance)
-    residual, rotation, scale, translation = (x[0] for x in polished)
-    if not np.isfinite(residual):  # the exact matches lost the face the grid's found: keep the grid's fit
-        residual, rotation, scale, translation = scores[chosen], rotations[chosen], scales[chosen], translations[chosen]
+    # the chosen fit and its upside-down twin, each turned in pitch (CONSENSUS) and refined
+    # with exact matches, the reference at its own size and nearly every match counted: the
+    # lowest residual wins. That residual depends only on where the reference sits on the
+    # face, never on how the scan came in, and without a free size (which a face unlike the
+    # reference trades against pitch) or a choice of matches it has one clear minimum, so a
+    # scan ends in the same frame whatever its pose
+    twins = np.stack([rotations[chosen], rotations[chosen] @ head_rotation(0.0, 0.0, 180.0)])
+    pivots = turned_about(reference.face.mean(axis=0), rotations[[chosen]], scales[[chosen]], translations[[chosen]], twins)
+    turns = np.stack([twin @ head_rotation(0.0, pitch, 0.0) for twin in twins for pitch in CONSENSUS])
+    count = len(CONSENSUS)
+    ones = np.ones(len(turns))
+    starts = turned_about(reference.nose_tip, np.repeat(twins, count, axis=0), ones, np.repeat(pivots, count, axis=0), turns)
+    consensus, turns, _, starts = fit.run(turns, starts, CONSENSUS_STEPS, final, ones, exact=True, keep=CONSENSUS_KEEP, resize=False)
+    best = int(np.argmin(consensus))
+    rotation, scale, translation = turns[best], 1.0, starts[best]
+    residual = float(fit.run(turns[[best]], starts[[best]], 0, final, ones[:1], exact=True, importance=importance)[0][0])
+    if not np.isfinite(consensus[best]):  # the exact matches lost the face the grid's found: keep the grid's fit
+        residual, rotation, scale, translation = scores[chosen], rotations[chosen], float(scales[chosen]), translations[chosen]
     rotation, translation = fit.symmetric(rotation, float(scale), translation)
     return float(residual), rotation, float(scale), translation, int(likely[top[finalists[chosen % pairs] // len(AROUND)]])
 

@@ -190,14 +190,7 @@ AS_IT_COMES = {
 }
 
 
-SYNTHETIC_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="issue 28, open: on the procedural faces the aligner's pitch varies with the pose a scan comes in, "
-    "and a scan near a class boundary (synthetic S001_AN_4: anger 0.48, disgust 0.52 upright) changes label",
-)
-
-
-@pytest.mark.parametrize("name", ["facekit", pytest.param("synthetic", marks=SYNTHETIC_GAP)])
+@pytest.mark.parametrize("name", ["facekit", "synthetic"])
 def test_the_shipped_model_gives_a_scan_its_label_in_any_unit_up_axis_and_pose(name):
     """Every version of a scan gets the label and (within 0.05) the probabilities of the
     upright scan in mm."""
