@@ -101,8 +101,6 @@ STARTS = tuple((yaw, pitch, 0) for yaw in (-35, 0, 35) for pitch in (-25, 0, 25)
 #: starts kept after the first brief fit from all of them
 LIKELY = 40
 AROUND = ((0, 0, 0), (20, 0, 0), (-20, 0, 0), (0, 15, 0), (0, -15, 0), (0, 0, 20), (0, 0, -20))
-#: turns (yaw, pitch, roll) around the chosen fit from which it is refined with exact matches,
-#: the lowest residual winning: pitch, which the face's symmetry cannot fix, most finely
 #: pitches (degrees) the chosen fit and its upside-down twin are turned by before the last,
 #: exact fit; matches kept in that fit, and its ICP steps
 CONSENSUS = (-20.0, -10.0, 0.0, 10.0, 20.0)
@@ -523,12 +521,10 @@ def search(fit: _Fit, starts: np.ndarray) -> tuple[float, np.ndarray, float, np.
     # face, never on how the scan came in, and without a free size (which a face unlike the
     # reference trades against pitch) or a choice of matches it has one clear minimum, so a
     # scan ends in the same frame whatever its pose
-    twins = np.stack([rotations[chosen], rotations[chosen] @ head_rotation(0.0, 0.0, 180.0)])
-    pivots = turned_about(reference.face.mean(axis=0), rotations[[chosen]], scales[[chosen]], translations[[chosen]], twins)
-    turns = np.stack([twin @ head_rotation(0.0, pitch, 0.0) for twin in twins for pitch in CONSENSUS])
-    count = len(CONSENSUS)
+    turns = np.stack([rotations[chosen] @ head_rotation(0.0, 0.0, flip) @ head_rotation(0.0, pitch, 0.0) for flip in (0.0, 180.0) for pitch in CONSENSUS])
     ones = np.ones(len(turns))
-    starts = turned_about(reference.nose_tip, np.repeat(twins, count, axis=0), ones, np.repeat(pivots, count, axis=0), turns)
+    centre = reference.face.mean(axis=0)  # turned about the face's middle, where an upside-down fit has it too
+    starts = scales[chosen] * (rotations[chosen] @ centre) + translations[chosen] - turns @ centre
     consensus, turns, _, starts = fit.run(turns, starts, CONSENSUS_STEPS, final, ones, exact=True, keep=CONSENSUS_KEEP, resize=False)
     best = int(np.argmin(consensus))
     rotation, scale, translation = turns[best], 1.0, starts[best]

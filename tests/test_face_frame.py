@@ -205,8 +205,9 @@ def test_the_shipped_model_gives_a_scan_its_label_in_any_unit_up_axis_and_pose(n
             assert seen.label == upright.label and change < 0.05, (face.source, variant, seen.probabilities, upright.probabilities)
 
 
-def test_predict_gives_the_same_label_to_a_scan_turned_rescaled_and_exported_z_up(tmp_path):
-    (face,) = held_out("facekit", 1)
+@pytest.mark.parametrize("name", ["facekit", "synthetic"])
+def test_predict_gives_the_same_label_to_a_scan_turned_rescaled_and_exported_z_up(tmp_path, name):
+    (face,) = held_out(name, 1)
     paths = [str(save_mesh(as_scanned(face, rotation, unit), tmp_path / f"{i}.ply")) for i, (rotation, unit) in enumerate([(np.eye(3), "mm"), *AS_IT_COMES.values()])]
     records = [json.loads(line) for line in run_ok("predict", *paths, "--json").splitlines()]
     assert len({r["label"] for r in records}) == 1, [(r["input"], r["label"]) for r in records]
