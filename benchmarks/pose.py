@@ -190,7 +190,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pose.json"))
     parser.add_argument("--plot", type=Path, default=Path("docs/pose.png"))
     args = parser.parse_args()
-    kept = json.loads(args.out.read_text()) if args.keep_before else None
+    if args.keep_before and args.before:
+        parser.error("--keep-before keeps the before rows of --out; --before would measure them again: give one")
+    kept = json.loads(args.out.read_text()) if args.keep_before and args.out.is_file() else None
+    if args.keep_before and (kept is None or "before" not in kept.get("accuracy", {})):
+        parser.error(f"--keep-before: {args.out} has no before rows to keep; measure them with --before")
     results = {"machine": platform.machine(), "aligner": aligner_errors(args.scans), "accuracy": {}}
     models = {"after": args.model, **({"before": args.before} if args.before else {})}
     for name, model in models.items():
