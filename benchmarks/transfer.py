@@ -32,7 +32,8 @@ true class read as another in at least 10% of its scans, mean over seeds); chanc
 what it measured, and a run with the same file goes on from there: the rows in it are
 kept and the (variant, generator, seed) runs they hold are not trained again, so a seed or
 a variant can be added to the table without training the others again. ``--keep DIR`` keeps
-the exported model of each run there (``DIR/<variant>/<generator>-seed<seed>``).
+the exported model of each run there (``DIR/<variant>/<generator>-seed<seed>``);
+``--cache-dir DIR`` keeps the rendered views, so that a stopped run does not render again.
 Small-data quality (5-fold on 20 people) is benchmarks/ablations.py's.
 """
 
@@ -99,7 +100,7 @@ def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path, test
     return scores
 
 
-def pretrained_only_on(generator: str, folder: Path, work: Path) -> Path:
+def pretrained_only_on(generator: str, folder: Path, work: Path, cache: Path) -> Path:
     """The weights file of ``affectkit-faces`` pretrained as shipped but on ``generator``'s
     people only, as many as the shipped mixture has in all: made once, then reused."""
     path = folder / f"{SHIPPED_PRETRAINING}-only-{generator}.safetensors"
@@ -110,7 +111,7 @@ def pretrained_only_on(generator: str, folder: Path, work: Path) -> Path:
     kept = next(part for part in parts if part["name"] == generator)
     data = {"name": generator, "options": {**kept["options"], "subjects": people}}
     print(f"pretraining {SHIPPED_PRETRAINING} on {people} {generator} people only", flush=True, file=sys.stderr)
-    overrides = [f"data.dataset={json.dumps(data)}", f"output.dir={work}/pretraining", f"render.cache_dir={work}/cache"]
+    overrides = [f"data.dataset={json.dumps(data)}", f"output.dir={work}/pretraining", f"render.cache_dir={cache}"]
     trained = run(load_recipe(PRETRAINING, overrides), verbose=False)
     recipe = f"{PRETRAINING} --set data.dataset={json.dumps(data)}"
     return export_run(trained.checkpoint, path.stem, recipe, folder)
@@ -155,6 +156,7 @@ def main() -> None:
     parser.add_argument("--rows", default="facekit,synthetic", help="training generators of the transfer rows")
     parser.add_argument("--set", dest="sets", nargs="*", default=[], help="recipe overrides for every run")
     parser.add_argument("--keep", type=Path, default=None, help="copy every run's exported model under this folder")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="keep the rendered views here, for a stopped run to go on from (default: a temporary folder)")
     parser.add_argument("--pretraining-dir", type=Path, default=Path("runs/transfer-pretraining"), help="where pretrainings that leave a face model out are kept")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -192,7 +194,8 @@ def main() -> None:
             args.out.write_text(json.dumps(result, indent=2) + "\n")
 
     with tempfile.TemporaryDirectory() as tmp:
-        common = [*args.sets, f"render.cache_dir={tmp}/cache", f"output.dir={tmp}/runs"]
+        cache = args.cache_dir or Path(tmp) / "cache"
+        common = [*args.sets, f"render.cache_dir={cache}", f"output.dir={tmp}/runs"]
         bases = {variant: load_recipe(Path(VARIANTS[variant][0]), [*VARIANTS[variant][1], *args.sets]) for variant in variants}
         for variant, base in bases.items():
             if base.data.dataset.name != "facekit":
@@ -206,14 +209,14 @@ def main() -> None:
                 for trained_on in args.rows.split(","):
                     if any(r["seed"] == seed for r in runs.get((variant, trained_on), [])):
                         continue
-                    start = [f"model.image_encoder.options.pretrained={pretrained_only_on(trained_on, args.pretraining_dir, Path(tmp))}"] if shipped_start else []
+                    start = [f"model.image_encoder.options.pretrained={pretrained_only_on(trained_on, args.pretraining_dir, Path(tmp), cache)}"] if shipped_start else []
                     shared = base.data.dataset.options if trained_on == "facekit" else {
                         k: v for k, v in base.data.dataset.options.items() if k in ("subjects", "intensities", "include_neutral", "performances")
                     }
                     data = {**shared, "seed": seed}
                     overrides = [*variant_sets, *start, *common, f"seed={seed}", f"data.dataset={json.dumps({'name': trained_on, 'options': data})}"]
                     trained = run(load_recipe(Path(recipe_file), overrides), verbose=False)
-                    scores = score(trained.checkpoint, tests, Path(tmp) / "cache")
+                    scores = score(trained.checkpoint, tests, cache)
                     if args.keep is not None:
                         shutil.copytree(trained.checkpoint, args.keep / variant.replace(" ", "_") / f"{trained_on}-seed{seed}", dirs_exist_ok=True)
                     done = runs.setdefault((variant, trained_on), [])

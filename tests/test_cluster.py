@@ -84,6 +84,28 @@ def test_a_killed_worker_is_replaced_and_the_run_resumes_from_its_last_checkpoin
     assert epochs[-1]["val_accuracy"] == pytest.approx(report["accuracy"])
 
 
+def stop_cluster(temp_dir: str, port: int) -> None:
+    """Stop the Ray processes of one cluster (those naming its temp folder or its GCS port,
+    and theirs): ``ray stop`` would stop every Ray instance on the machine, the developer's
+    own jobs included."""
+    import psutil
+
+    from affectkit.ray_reaper import ray_descendants, stop
+
+    ours = {}
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
+        try:
+            args = process.cmdline()
+            if any(temp_dir in arg or arg.endswith(f":{port}") for arg in args):
+                ours[(process.pid, process.create_time())] = process
+                ours.update(ray_descendants(process.pid))
+        except psutil.Error:
+            continue
+    stop(ours)
+
+
 @pytest.fixture
 def head_node(tmp_path):
     """``ray start --head`` on loopback with a dashboard (the job server) and token
@@ -92,14 +114,15 @@ def head_node(tmp_path):
     token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     env = {**os.environ, **token, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
-    start = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--disable-usage-stats"]  # fmt: skip
-    started = subprocess.run(start, capture_output=True, text=True, env=env, timeout=180)
-    assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-    try:
-        yield f"http://127.0.0.1:{dashboard}", env
-    finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env, timeout=120)
+    with tempfile.TemporaryDirectory(prefix="ak", dir="/tmp") as temp_dir:  # Ray's socket paths must stay short
+        start = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp_dir}",
+                 "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--disable-usage-stats"]  # fmt: skip
+        started = subprocess.run(start, capture_output=True, text=True, env=env, timeout=180)
+        try:
+            assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+            yield f"http://127.0.0.1:{dashboard}", env
+        finally:
+            stop_cluster(temp_dir, port)
 
 
 def test_ray_job_submit_runs_a_recipe_on_the_cluster(head_node, tmp_path):
