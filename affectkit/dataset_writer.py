@@ -50,7 +50,8 @@ from affectkit.errors import DatasetError
 from affectkit.face_generator import FaceGenerator
 from affectkit.facs import CODES, NEUTRAL
 from affectkit.interfaces import Sample
-from affectkit.mesh import Mesh, MeshSequence, save_mesh
+from affectkit.mesh import Mesh, MeshSequence
+from affectkit.mesh_formats import save_mesh
 
 BASE_COLUMNS = ("path", "label", "subject", "frame", "action_units")
 Layout = Literal["affectkit", "bu3dfe", "bu4dfe"]
@@ -166,14 +167,9 @@ def bu3dfe_name(sample: Sample) -> str:
 
 
 def _write_scan(mesh: Mesh, path: Path, title: str) -> None:
-    """Write a scan in the format of ``path``'s suffix, through the plugin that registered it."""
-    from affectkit.mesh_formats import mesh_format
-
-    writer = mesh_format(path.suffix).writer
-    if writer is None:
-        raise DatasetError(f"the mesh format {path.suffix!r} has no writer")
+    """Write a scan in the format of ``path``'s suffix, with its title and AU side file."""
     mesh.metadata["title"] = title
-    writer(mesh, path)
+    save_mesh(mesh, path)
     if mesh.metadata.get("action_units"):
         write_side_file(mesh.metadata["action_units"], path)
 

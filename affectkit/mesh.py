@@ -206,12 +206,11 @@ def read_standard_mesh(path: Path) -> Mesh:
     )
 
 
-def save_mesh(mesh: Mesh, path: str | Path) -> Path:
-    """Write a mesh through trimesh (PLY keeps vertex colours and is compact)."""
+def write_standard_mesh(mesh: Mesh, path: Path) -> Path:
+    """Write an OBJ, PLY, OFF, STL or glTF/GLB file through trimesh (PLY keeps vertex
+    colours and is compact)."""
     import trimesh
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     colors = None if mesh.colors is None else np.clip(mesh.colors * 255.0, 0, 255).astype(np.uint8)
     trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=colors, process=False).export(str(path))
     return path

@@ -1,5 +1,5 @@
-"""Reading mesh files of every format: the standard ones through trimesh, and the formats
-plugins register (``register_mesh_formats``: BU-3DFE's VRML, Bosphorus' BNT, ...)."""
+"""Reading and writing mesh files of every format: the standard ones through trimesh, and the
+formats plugins register (``register_mesh_formats``: BU-3DFE's VRML, Bosphorus' BNT, ...)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from affectkit.errors import MeshError
-from affectkit.mesh import Mesh, read_standard_mesh, unique_rows
+from affectkit.mesh import Mesh, read_standard_mesh, unique_rows, write_standard_mesh
 from affectkit.ply import read_simple_ply
 from affectkit.registry import STANDARD_MESH_SUFFIXES, MeshFormat, registry
 
@@ -30,6 +30,27 @@ def load_mesh(path: str | Path) -> Mesh:
     """Read a mesh file; polygons are triangulated, repeated triangles dropped, bad files
     raise :class:`MeshError`."""
     return without_repeated_faces(_read(Path(path)))
+
+
+def save_mesh(mesh: Mesh, path: str | Path) -> Path:
+    """Write ``mesh`` in the format of ``path``'s suffix: a standard one through trimesh, a
+    plugin's through the writer it registered. A format nobody can write is a
+    :class:`MeshError` naming the writable suffixes."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in STANDARD_MESH_SUFFIXES:
+        write = write_standard_mesh
+    else:
+        formats = registry().mesh_formats()
+        found = formats.get(suffix)
+        if found is None or found.writer is None:
+            writable = [*STANDARD_MESH_SUFFIXES, *(s for s, f in formats.items() if f.writer is not None)]
+            why = "no plugin registered it" if found is None else f"read only: its plugin ({found.origin}) registered no writer"
+            raise MeshError(f"{path}: cannot write the mesh format {path.suffix!r} ({why}); writable: {', '.join(writable)}")
+        write = found.writer
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = write(mesh, path)
+    return Path(written) if written is not None else path
 
 
 def without_repeated_faces(mesh: Mesh) -> Mesh:

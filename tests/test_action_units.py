@@ -82,7 +82,8 @@ def test_synth_writes_au_labels_that_every_reader_reads_back(tmp_path, generator
 
 
 def test_folder_manifest_takes_facs_notation_and_json(tmp_path):
-    from affectkit.mesh import Mesh, save_mesh
+    from affectkit.mesh import Mesh
+    from affectkit.mesh_formats import save_mesh
 
     face = Mesh(torch.rand(30, 3).numpy() * 100, torch.randint(0, 30, (20, 3)).numpy())
     for name in ("a", "b", "c"):
@@ -108,7 +109,8 @@ def test_folder_manifest_takes_facs_notation_and_json(tmp_path):
     ],
 )
 def test_bad_au_cell_names_the_manifest_line(tmp_path, cell, message):
-    from affectkit.mesh import Mesh, save_mesh
+    from affectkit.mesh import Mesh
+    from affectkit.mesh_formats import save_mesh
 
     save_mesh(Mesh(torch.rand(30, 3).numpy() * 100, torch.randint(0, 30, (20, 3)).numpy()), tmp_path / "a.ply")
     (tmp_path / "manifest.csv").write_text(f"path,label,subject,action_units\na.ply,happiness,S1,{cell}\n")

@@ -24,7 +24,8 @@ from affectkit.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.errors import AffectkitError
 from affectkit.factory import build_model
 from affectkit.inference import Predictor
-from affectkit.mesh import Mesh, save_mesh
+from affectkit.mesh import Mesh
+from affectkit.mesh_formats import save_mesh
 from affectkit.recipe import load_recipe
 
 ROOT = Path(__file__).parent.parent

@@ -15,7 +15,8 @@ from cli_runs import ROOT, command, run_ok
 from affectkit.errors import MeshError
 from affectkit.face_frame import UNITS, find_frame, head_rotation
 from affectkit.factory import build_dataset
-from affectkit.mesh import Mesh, save_mesh
+from affectkit.mesh import Mesh
+from affectkit.mesh_formats import save_mesh
 from affectkit.recipe import ComponentRef
 
 #: a scan exported Z-up: its +y (up) becomes +z, its +z (facing) becomes -y

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from affectkit.errors import MeshError
-from affectkit.mesh import Mesh, save_mesh
-from affectkit.mesh_formats import load_mesh
+from affectkit.mesh import Mesh
+from affectkit.mesh_formats import load_mesh, save_mesh
 
 QUAD_OBJ = """v 0 0 0
 v 1 0 0
@@ -69,6 +69,19 @@ def test_out_of_range_index_and_unknown_format(tmp_path):
         load_mesh(tmp_path / "a.xyz")
     with pytest.raises(MeshError, match="no such file"):
         load_mesh(tmp_path / "missing.ply")
+
+
+def test_save_mesh_writes_a_plugins_format_through_its_writer_and_names_what_it_cannot_write(tmp_path):
+    face = Mesh(np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 1]]), [[0, 1, 2], [1, 3, 2]])
+    written = save_mesh(face, tmp_path / "deep" / "face.wrl")  # the vrml plugin's writer
+    assert written.read_text().startswith("#VRML")
+    again = load_mesh(written)
+    assert np.allclose(again.vertices, face.vertices, atol=1e-5) and len(again.faces) == 2
+    with pytest.raises(MeshError, match=r"face.bnt: cannot write the mesh format '.bnt' \(read only: its plugin \(built-in\) registered no writer\); writable: .*\.ply.*\.wrl"):
+        save_mesh(face, tmp_path / "face.bnt")
+    with pytest.raises(MeshError, match=r"face.xyz: cannot write the mesh format '.xyz' \(no plugin registered it\)"):
+        save_mesh(face, tmp_path / "face.xyz")
+    assert not (tmp_path / "face.bnt").exists() and not (tmp_path / "face.xyz").exists()
 
 
 def ply_variants(tmp_path, mesh: Mesh) -> dict[str, object]:

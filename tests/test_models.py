@@ -22,7 +22,7 @@ from affectkit.export import ViewClassifier
 from affectkit.factory import DeferredTextEncoder
 from affectkit.hub import DEFAULT_MODEL, resolve_model
 from affectkit.inference import Predictor
-from affectkit.mesh_formats import load_mesh
+from affectkit.mesh_formats import load_mesh, save_mesh
 from affectkit_plugins.synthetic import SyntheticDataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,7 +33,6 @@ HAPPY = FIXTURES / "happy-face.ply"
 def happy_scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A happy facekit scan of a person no shipped model trained on (seed 4242), as PLY."""
     from affectkit.factory import build_dataset
-    from affectkit.mesh import save_mesh
     from affectkit.recipe import ComponentRef
 
     dataset = build_dataset(ComponentRef(name="facekit", options={"subjects": 1, "intensities": [4], "seed": 4242}))
@@ -225,7 +224,7 @@ def test_the_documented_onnxruntime_deployment_runs_as_written(tmp_path, happy_s
 
 
 def test_meshes_of_no_face_size_or_that_render_blank_get_no_label(tmp_path, happy_scan):
-    from affectkit.mesh import Mesh, save_mesh
+    from affectkit.mesh import Mesh
 
     face = load_mesh(happy_scan)
     outlier = face.vertices.copy()
@@ -252,7 +251,7 @@ def test_a_face_turned_round_is_turned_back_and_a_model_without_the_frame_refuse
     refuses it: its frontal view sees a bowl where a face is a dome."""
     from affectkit.cameras import View
     from affectkit.errors import MeshError
-    from affectkit.mesh import Mesh, save_mesh
+    from affectkit.mesh import Mesh
 
     face = load_mesh(happy_scan)
 

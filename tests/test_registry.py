@@ -14,7 +14,7 @@ from affectkit import hookimpl, hookspecs
 from affectkit.errors import PluginError
 from affectkit.factory import build_dataset
 from affectkit.interfaces import Loss, Options
-from affectkit.mesh import save_mesh
+from affectkit.mesh_formats import save_mesh
 from affectkit.recipe import ComponentRef
 from affectkit.registry import BUILTIN, KINDS, MESH_FORMAT_HOOK, Registry, plugin_manager, registry
 

@@ -15,7 +15,8 @@ from cli_runs import ROOT, command, run_ok
 from affectkit.cameras import parse_views
 from affectkit.inference import Predictor
 from affectkit.inference_config import InputConfig
-from affectkit.mesh import Mesh, save_mesh
+from affectkit.mesh import Mesh
+from affectkit.mesh_formats import save_mesh
 from affectkit.recipe import load_recipe
 from affectkit.registry import create, registry
 from affectkit.test_time import MirroredViews, mirror_partners
