@@ -75,6 +75,11 @@ class FaceGenerator(Dataset):
     def labels(self) -> tuple[str, ...]:
         return LABELS + ((NEUTRAL,) if self.options.include_neutral else ())
 
+    def identity(self) -> dict[str, Any]:
+        """The population seed: subject ``S001`` is the same person however many subjects,
+        intensities or performances a run asks for."""
+        return {"seed": self.options.seed}
+
     @property
     def landmark_names(self) -> tuple[str, ...]:
         """Names of the rows of every mesh's ``landmarks``."""

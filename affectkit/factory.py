@@ -75,12 +75,12 @@ class DeferredTextEncoder(TextEncoder):
         return self._built[0](texts)
 
 
-def _weights_follow(ref: EncoderRef) -> EncoderRef:
-    """``ref`` with its ``pretrained`` option (the convention of encoders that can start
-    from downloaded weights) switched off: a checkpoint's weights replace them anyway."""
-    if "pretrained" not in ref.options:
-        return ref
-    return ref.model_copy(update={"options": {**ref.options, "pretrained": False}})
+def _weights_follow(kind: str, ref: EncoderRef) -> EncoderRef:
+    """``ref`` with the encoder's starting weights switched off
+    (:meth:`~affectkit.interfaces.Encoder.without_starting_weights`): a checkpoint's weights
+    replace them anyway."""
+    encoder = registry().get(kind, ref.name).cls
+    return ref.model_copy(update={"options": encoder.without_starting_weights(dict(ref.options))})
 
 
 def build_model(
@@ -99,7 +99,7 @@ def build_model(
     pretrained ones; ``text_dim``: the text tower is frozen and its features are at hand,
     so it is built only when a new prompt needs it."""
     reg = registry()
-    image_ref, text_ref = (_weights_follow(cfg.image_encoder), _weights_follow(cfg.text_encoder)) if weights_follow else (cfg.image_encoder, cfg.text_encoder)
+    image_ref, text_ref = (_weights_follow("image_encoder", cfg.image_encoder), _weights_follow("text_encoder", cfg.text_encoder)) if weights_follow else (cfg.image_encoder, cfg.text_encoder)
     image = reg.create("image_encoder", image_ref.name, image_ref.options, in_channels=in_channels)
     apply_freezing(image, cfg.image_encoder)
     if text_dim is not None:

@@ -123,8 +123,22 @@ class Sample:
 class Dataset(Component):
     """Lists samples and loads their geometry on demand, so datasets stream from disk."""
 
+    #: the option holding the dataset's place on disk, where it has one (a folder or a
+    #: file): ``--data NAME:/path`` on the command line sets it, and it is the default
+    #: :meth:`identity`. Declare it as a ``ResolvedPath`` (:mod:`affectkit.disk_datasets`)
+    #: so that it is recorded absolute.
+    path_option: ClassVar[str | None] = None
+
     def __init__(self, options: Options) -> None:
         self.options = options
+
+    def identity(self) -> dict[str, Any]:
+        """The options that say *which people* the dataset holds, as JSON values: two
+        datasets of the same name and identity call the same person by the same subject id,
+        whichever subjects or scans each kept. The leak guard of ``eval`` and ``cv`` compares
+        them. Default: the path option's value, or every option for a dataset without one."""
+        options = self.options.model_dump(mode="json")
+        return {self.path_option: options[self.path_option]} if self.path_option is not None else options
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -174,7 +188,18 @@ class PromptAugmenter(Component):
 # ---------------------------------------------------------------------------------------
 
 
-class ImageEncoder(Component, nn.Module):
+class Encoder(Component):
+    """What the core needs of an image or a text encoder beyond encoding."""
+
+    @classmethod
+    def without_starting_weights(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with any download or load of starting weights switched off. A model
+        loaded from a checkpoint is built this way: the checkpoint's weights replace the
+        starting ones, so they need not be at hand. Default: ``options`` as they are."""
+        return options
+
+
+class ImageEncoder(Encoder, nn.Module):
     """Embeds single rendered views; one instance is shared by all views."""
 
     out_dim: int
@@ -189,7 +214,7 @@ class ImageEncoder(Component, nn.Module):
         raise NotImplementedError
 
 
-class TextEncoder(Component, nn.Module):
+class TextEncoder(Encoder, nn.Module):
     """Embeds prompt strings."""
 
     out_dim: int

@@ -18,6 +18,7 @@ from affectkit.interfaces import Dataset, Sample
 from affectkit.model_inputs import ViewSet, prepare_views
 from affectkit.face_frame import Units
 from affectkit.recipe import ComponentRef, Recipe
+from affectkit.registry import registry
 from affectkit.render_cache import NO_SPREAD, RenderCache
 
 
@@ -41,11 +42,12 @@ class TrainingData:
     render_cache: dict[str, int] = field(default_factory=dict)
 
 
-SPEC_FORMS = "NAME, NAME:/path/to/root, NAME:key=value,key=[a, b] or NAME:{key: value, key: [a, b]}"
+SPEC_FORMS = "NAME, NAME:/path (a dataset with a path option), NAME:key=value,key=[a, b] or NAME:{key: value, key: [a, b]}"
 
 
 def parse_dataset_spec(spec: str) -> ComponentRef:
-    """A dataset on the command line: ``NAME``, ``NAME:/path/to/root`` (sets ``root``),
+    """A dataset on the command line: ``NAME``, ``NAME:/path`` (sets the dataset's
+    :attr:`~affectkit.interfaces.Dataset.path_option`),
     ``NAME:key=value,...`` (values in YAML; commas inside brackets belong to the value) or
     ``NAME:{key: value, ...}`` (a YAML mapping)."""
     name, _, argument = spec.partition(":")
@@ -63,7 +65,10 @@ def parse_dataset_spec(spec: str) -> ComponentRef:
             raise AffectkitError(f"dataset spec {spec!r}: not a YAML mapping; write {SPEC_FORMS}")
         return ComponentRef(name=name, options={str(k): v for k, v in options.items()})
     if "=" not in argument:
-        return ComponentRef(name=name, options={"root": argument})
+        path_option = registry().get("dataset", name).cls.path_option
+        if path_option is None:
+            raise AffectkitError(f"dataset spec {spec!r}: dataset {name!r} takes no path (it declares no path option); write {SPEC_FORMS}")
+        return ComponentRef(name=name, options={path_option: argument})
     options = {}
     for pair in _top_level_split(argument, spec):
         key, sep, value = pair.partition("=")
@@ -128,15 +133,10 @@ def render_samples(
     )
 
 
-#: The options that say which people a dataset holds (others only choose among them).
-IDENTITY_OPTIONS = ("root", "seed")
-
-
 def dataset_identity(ref: ComponentRef, dataset: Dataset) -> dict[str, Any]:
-    """The dataset's name, resolved root and generator seed (where it has them): subject ids
-    name the same people when these are equal, whichever subjects or intensities a run kept."""
-    options = dataset.options.model_dump(mode="json")
-    return {"name": ref.name, **{key: options[key] for key in IDENTITY_OPTIONS if key in options}}
+    """The dataset's name and :meth:`~affectkit.interfaces.Dataset.identity`: subject ids
+    name the same people when these are equal."""
+    return {"name": ref.name, **dataset.identity()}
 
 
 def provenance(ref: ComponentRef, dataset: Dataset, train: ViewSet, val: Sequence[Sample], test: Sequence[str]) -> dict[str, Any]:
@@ -183,8 +183,6 @@ def training_data(
 
 def learns_action_units(recipe: Recipe) -> bool:
     """Whether a loss term of the recipe learns action units."""
-    from affectkit.registry import registry
-
     return any(registry().get("loss", term.name).cls.uses_action_units for term in recipe.loss.terms)
 
 

@@ -277,6 +277,11 @@ class Registry:
         validated = self.options(kind, name, options, where)
         info = self.get(kind, name)
         component = info.cls(validated, **kwargs)
+        if not isinstance(getattr(component, "options", None), info.cls.Options):
+            raise PluginError(
+                f"{info.origin} {kind} {name!r} did not keep its options: its __init__ must call super().__init__ with its options "
+                f"(the base class stores them as self.options)"
+            )
         out_dim = getattr(component, "out_dim", None) if kind in ENCODER_KINDS else 1
         if not (isinstance(out_dim, int) and out_dim > 0):
             raise PluginError(f"{info.origin} {kind} {name!r} set out_dim to {out_dim!r}; an encoder must set it to its embedding size (a positive int)")

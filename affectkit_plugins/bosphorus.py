@@ -96,6 +96,8 @@ class BosphorusDataset(Dataset):
     ``kind``, ``take`` and ``code`` attributes only.
     """
 
+    path_option = "root"
+
     class Options(Options):
         root: ResolvedPath = Field(description="folder holding the Bosphorus scans (searched recursively)")
         subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. bs002); all when unset")

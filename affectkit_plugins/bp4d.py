@@ -165,6 +165,8 @@ class BP4DDataset(Dataset):
     ``frames`` (frames loaded), ``frames_total``.
     """
 
+    path_option = "root"
+
     class Options(Options):
         root: ResolvedPath = Field(description="folder holding the per-frame meshes (searched recursively)")
         subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. F001); all when unset")

@@ -71,6 +71,8 @@ class BU3DFEDataset(Dataset):
     *unconfirmed*); the ``_RAW`` variant has no landmark files of its own.
     """
 
+    path_option = "root"
+
     class Options(Options):
         root: ResolvedPath = Field(description="folder holding the BU-3DFE scans (searched recursively)")
         intensities: list[Annotated[int, Field(ge=1, le=4)]] = Field(

@@ -64,6 +64,8 @@ class BU4DFEDataset(Dataset):
     frame gives its landmarks.
     """
 
+    path_option = "root"
+
     class Options(Options):
         root: ResolvedPath = Field(description="folder holding the BU-4DFE subject folders (searched recursively)")
         subjects: list[str] | None = Field(None, description="subject ids to keep (e.g. F001, M042); all when unset")

@@ -98,6 +98,8 @@ class FolderDataset(Dataset):
     from a ``.lm.txt`` file beside a mesh when there is one (``metadata["landmark_names"]``).
     """
 
+    path_option = "root"
+
     class Options(Options):
         root: ResolvedPath | None = Field(None, description=f"folder holding {MANIFEST} (paths are relative to it)")
         manifest: ResolvedPath | None = Field(None, description="the manifest CSV itself, instead of root (paths relative to its folder)")

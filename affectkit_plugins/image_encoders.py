@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +78,10 @@ class TimmImageEncoder(ImageEncoder):
             if ":" not in name and not timm.is_model(name):
                 raise ValueError(f"unknown timm model {name!r}{_close_matches(name)}")
             return name
+
+    @classmethod
+    def without_starting_weights(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return {**options, "pretrained": False}
 
     def __init__(self, options: Options, in_channels: int) -> None:
         super().__init__(options, in_channels)

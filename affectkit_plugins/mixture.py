@@ -9,6 +9,8 @@ subject-independent split keeps every person on one side.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from affectkit import hookimpl
@@ -42,6 +44,10 @@ class MixtureDataset(Dataset):
     @property
     def labels(self) -> tuple[str, ...]:
         return self.parts[0].labels
+
+    def identity(self) -> dict[str, Any]:
+        """Each part's name and identity, in order (subject ids carry the part's index)."""
+        return {"parts": [{"name": ref.name, **part.identity()} for ref, part in zip(self.options.parts, self.parts, strict=True)]}
 
     def samples(self) -> list[Sample]:
         return [

@@ -4,6 +4,7 @@ without a contract test over every registered name."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 
 import pytest
@@ -100,3 +101,49 @@ def test_the_core_import_graph_has_no_cycle():
 
     cycles = [c for c in (cycle_from(n, []) for n in sorted(graph)) if c]
     assert not cycles, cycles[0]
+
+
+def _is_options(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "options") or (isinstance(node, ast.Name) and node.id == "options")
+
+
+def option_names_read(source: str) -> list[tuple[int, str]]:
+    """(line, option name) of every option the code reads by name: ``x.options["name"]``,
+    ``x.options.get("name")``, ``"name" in x.options`` and ``x.options.name``."""
+    tree = ast.parse(source)
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}  # options.update(...): a method, not an option
+    found = []
+    for node in ast.walk(tree):
+        key = None
+        if isinstance(node, ast.Subscript) and _is_options(node.value) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and _is_options(node.func.value):
+            key = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+        elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant) and _is_options(node.comparators[0]):
+            key = node.left.value
+        elif isinstance(node, ast.Attribute) and _is_options(node.value) and id(node) not in called and not node.attr.startswith("model_"):
+            key = node.attr
+        if isinstance(key, str):
+            found.append((node.lineno, key))
+    return found
+
+
+def test_the_core_reads_no_plugin_option_by_name():
+    """The core (affectkit/, apps/) learns what it needs of a component from the members of
+    its base class in affectkit/interfaces.py (a dataset's ``path_option`` and
+    ``identity()``, an encoder's ``without_starting_weights``), never from the name of an
+    option. The options a core base class declares itself (every face generator's controls,
+    ``FaceGenerator.Options``) are the core's own."""
+    from affectkit.face_generator import FaceGenerator
+
+    own = set(FaceGenerator.Options.model_fields)
+    read = [
+        f"{path.relative_to(ROOT)}:{line}: {key}"
+        for path in sorted([*ROOT.glob("affectkit/**/*.py"), *ROOT.glob("apps/**/*.py")])
+        for line, key in option_names_read(path.read_text())
+        if key not in own
+    ]
+    assert not read, "the core reads these plugin options by name:\n" + "\n".join(read)
+    # and the check sees each form
+    probe = 'a = x.options["root"]\nb = x.options.get("seed")\nc = "pretrained" in ref.options\nd = dataset.options.table\n'
+    assert [key for _, key in option_names_read(probe)] == ["root", "seed", "pretrained", "table"]

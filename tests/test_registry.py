@@ -274,3 +274,39 @@ def test_an_encoder_that_does_not_say_its_embedding_size_is_refused_when_built()
     pm.register(Plugin(), name="silent-package")
     with pytest.raises(PluginError, match=r"silent-package text_encoder 'silent' set out_dim to None; an encoder must set it"):
         Registry(pm).create("text_encoder", "silent")
+
+
+def test_a_model_loaded_from_a_checkpoint_is_built_without_the_encoders_starting_weights(tmp_path):
+    """The core knows an encoder's starting weights only through ``without_starting_weights``:
+    an encoder whose weights file is gone still builds for a checkpoint's weights."""
+    from affectkit.factory import build_model
+    from affectkit.interfaces import ImageEncoder
+    from affectkit.recipe import ModelConfig
+
+    class FileStarted(ImageEncoder):
+        """Starts from the weights file its option ``start`` names."""
+
+        class Options(Options):
+            start: str | None = None
+
+        @classmethod
+        def without_starting_weights(cls, options):
+            return {**options, "start": None}
+
+        def __init__(self, options, in_channels):
+            super().__init__(options, in_channels)
+            if options.start is not None:
+                raise PluginError(f"file-started: no weights file {options.start}")
+            self.out_dim = 4
+
+    class Plugin:
+        @hookimpl
+        def register_image_encoders(self, register):
+            register("file-started", FileStarted)
+
+    cfg = ModelConfig.model_validate({"image_encoder": {"name": "file-started", "options": {"start": str(tmp_path / "gone.safetensors")}}, "embed_dim": 8})
+    with plugin_registered(Plugin(), "affectkit-file-started"):
+        with pytest.raises(PluginError, match="no weights file"):
+            build_model(cfg, num_views=1, in_channels=3, text_dim=384)
+        model = build_model(cfg, num_views=1, in_channels=3, text_dim=384, weights_follow=True)
+    assert model.image_encoder.options.start is None and model.image_encoder.out_dim == 4

@@ -1,0 +1,115 @@
+"""What the core takes from a third-party dataset, and only that: its declared path option
+(``--data NAME:/path``), its identity (the leak guard), and the options it keeps. The
+dataset here is a newcomer's CSV table whose path option is not called ``root``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import types
+from pathlib import Path
+
+import pytest
+from cli_runs import ROOT, command, plugin_distribution, run_ok
+
+from affectkit.errors import AffectkitError, PluginError
+from affectkit.factory import build_dataset
+from affectkit.pipeline import dataset_identity, parse_dataset_spec
+from affectkit.registry import registry
+from test_registry import plugin_registered
+
+SHIPPED_MODEL = ROOT / "affectkit" / "pretrained" / "affectvlm-facekit"
+
+TABLE_PLUGIN = '''
+import csv
+
+from pydantic import Field
+
+from affectkit import hookimpl
+from affectkit.disk_datasets import ResolvedPath
+from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.mesh_formats import load_mesh
+
+
+class TableDataset(Dataset):
+    """Scans listed in a CSV file with path, label and subject columns (paths relative to it)."""
+
+    path_option = "table"
+    labels = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
+
+    class Options(Options):
+        table: ResolvedPath = Field(description="the CSV file")
+        subjects: list[str] | None = Field(None, description="keep only these subjects")
+
+    def rows(self):
+        with open(self.options.table, newline="") as file:
+            return [r for r in csv.DictReader(file) if r["label"] in self.labels and self.options.subjects in (None, [r["subject"]])]
+
+    def samples(self):
+        return [Sample(row["path"], row["label"], row["subject"]) for row in self.rows()]
+
+    def load(self, sample):
+        return load_mesh(self.options.table.parent / sample.key)
+
+
+class Forgetful(TableDataset):
+    """Forgets to hand its options to the base class."""
+
+    def __init__(self, options):
+        pass
+
+
+@hookimpl
+def register_datasets(register):
+    register("table", TableDataset)
+    register("forgetful-table", Forgetful)
+'''
+
+
+@pytest.fixture
+def table_plugin():
+    plugin = types.ModuleType("table_plugin")
+    exec(compile(TABLE_PLUGIN, "table_plugin.py", "exec", dont_inherit=True), plugin.__dict__)  # as its own module: no __future__ of ours
+    with plugin_registered(plugin, "affectkit-table"):
+        yield
+
+
+def test_the_path_on_the_command_line_goes_to_the_declared_path_option_and_is_the_identity(table_plugin, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scans.csv").write_text("path,label,subject\n")
+    ref = parse_dataset_spec("table:scans.csv")
+    assert ref.options == {"table": "scans.csv"}
+    identity = dataset_identity(ref, build_dataset(ref))
+    assert identity == {"name": "table", "table": str(tmp_path / "scans.csv")}  # absolute, wherever it is read again
+    # options that only choose among the people leave the identity alone; another file does not
+    fewer = parse_dataset_spec("table:{table: scans.csv, subjects: [S001]}")
+    assert dataset_identity(fewer, build_dataset(fewer)) == identity
+    (tmp_path / "other.csv").write_text("path,label,subject\n")
+    other = parse_dataset_spec("table:other.csv")
+    assert dataset_identity(other, build_dataset(other)) != identity
+    # a generator has no path option: the people are its seed's
+    with pytest.raises(AffectkitError, match=r"dataset 'facekit' takes no path \(it declares no path option\)"):
+        parse_dataset_spec("facekit:/data")
+    generated = parse_dataset_spec("facekit:subjects=2,seed=3")
+    assert dataset_identity(generated, build_dataset(generated)) == {"name": "facekit", "seed": 3}
+
+
+def test_a_component_that_does_not_keep_its_options_is_refused_when_built(table_plugin, tmp_path):
+    with pytest.raises(PluginError, match=r"affectkit-table dataset 'forgetful-table' did not keep its options: its __init__ must call super"):
+        registry().create("dataset", "forgetful-table", {"table": str(tmp_path / "scans.csv")})
+
+
+def test_eval_takes_the_plugins_path_relative_to_where_it_is_run(tmp_path):
+    """``affectkit eval MODEL --data table:RELATIVE.csv`` from another folder, the plugin
+    installed as its own distribution, the shipped model scoring."""
+    (tmp_path / "site").mkdir()
+    site = plugin_distribution(tmp_path / "site", "affectkit-table", "table_plugin", TABLE_PLUGIN)
+    manifest = Path(run_ok("synth", "--out", str(tmp_path / "data"), "--subjects", "2", "--intensities", "4", "--no-neutral", "--seed", "7").strip().splitlines()[-1])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "AFFECTKIT_PLUGINS": "affectkit-table"}
+    relative = f"table:../data/{manifest.name}"
+    done = subprocess.run(command("eval", str(SHIPPED_MODEL), "--data", relative), cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "samples 12 " in done.stdout + done.stderr
+    assert "WARNING" not in done.stdout + done.stderr  # other people than the run's: no leak warning
