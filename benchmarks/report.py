@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from affectkit.face_frame import FRAME_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "cluster.md", ROOT / "docs" / "reliability.md", ROOT / "docs" / "models.md")
@@ -150,10 +152,13 @@ def transfer_table(r: dict[str, Any]) -> str:
         n = row["accuracy"]["n"]
         return f"{n} seed{'s' if n != 1 else ''}"
 
+    def framed(row: dict[str, Any]) -> bool:
+        return all(run.get("frame_version") == FRAME_VERSION for run in row["runs"])
+
     labels = list(r["rows"][0]["recall"]) if r["rows"] else []
     rows = [
         [
-            row["variant"], row["row"], ", ".join(row["pretrained_on"]) or "–", cell(row["accuracy"]),
+            row["variant"] + ("" if framed(row) else " *"), row["row"], ", ".join(row["pretrained_on"]) or "–", cell(row["accuracy"]),
             *(f"{row['recall'][label]['mean']:.0%}" for label in labels), confused(row["confusion_pairs"]), seeds(row),
         ]
         for row in r["rows"]
@@ -166,6 +171,11 @@ def transfer_table(r: dict[str, Any]) -> str:
         f"population seed {r['test_sets']['seed']}, performing prototypes or (`emfacs`) EMFACS variants; "
         f"recall is the mean over seeds; chance {r['chance']:.1%}; {r['wall_seconds'] / 60:.0f} min."
     )
+    if not all(framed(row) for row in r["rows"]):
+        note += (
+            f" Rows marked * were measured with an earlier face frame (before `FRAME_VERSION` {FRAME_VERSION}, which put"
+            " the procedural faces up to 15° off upright); compare them with each other."
+        )
     head = ["variant", "train -> test", "pretrained on", "accuracy", *(f"{label[:4]}." for label in labels), "most confused", "over"]
     return table(head, rows) + "\n\n" + note
 

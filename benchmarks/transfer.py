@@ -52,6 +52,7 @@ from ablations import ROWS, mean_std
 
 from affectkit.checkpoint import load_checkpoint
 from affectkit.evaluation import evaluate
+from affectkit.face_frame import FRAME_VERSION
 from affectkit.factory import build_dataset, build_render_cache
 from affectkit.pipeline import render_samples
 from affectkit.recipe import ComponentRef, load_recipe
@@ -220,7 +221,7 @@ def main() -> None:
                     if args.keep is not None:
                         shutil.copytree(trained.checkpoint, args.keep / variant.replace(" ", "_") / f"{trained_on}-seed{seed}", dirs_exist_ok=True)
                     done = runs.setdefault((variant, trained_on), [])
-                    done.append({"seed": seed, "held_out_accuracy": round(trained.report.accuracy, 4), "test": scores})
+                    done.append({"seed": seed, "frame_version": FRAME_VERSION, "held_out_accuracy": round(trained.report.accuracy, 4), "test": scores})
                     print(f"{variant}, trained on {trained_on}, seed {seed}: {json.dumps(scores)}", flush=True, file=sys.stderr)
                     rows[:] = [row for row in rows if (row["variant"], row["trained_on"]) != (variant, trained_on)]
                     rows.extend(transfer_row(variant, trained_on, name, [trained_on] if shipped_start else [], done) for name in tests)
