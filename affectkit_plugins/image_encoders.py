@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,14 +68,6 @@ class TimmImageEncoder(ImageEncoder):
         )
         drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the pooled features while training")
         normalize: bool = Field(True, description="standardise inputs with the weights' mean/std")
-
-        @field_validator("pretrained")
-        @classmethod
-        def _absolute(cls, value: bool | str) -> bool | str:
-            """A weights file is found where the recipe is read: Ray's workers run elsewhere."""
-            if isinstance(value, str) and value.endswith(".safetensors"):
-                return str(Path(value).expanduser().resolve())
-            return value
 
         @field_validator("model")
         @classmethod

@@ -195,7 +195,7 @@ def main() -> None:
             args.out.write_text(json.dumps(result, indent=2) + "\n")
 
     with tempfile.TemporaryDirectory() as tmp:
-        cache = args.cache_dir or Path(tmp) / "cache"
+        cache = (args.cache_dir or Path(tmp) / "cache").resolve()
         common = [*args.sets, f"render.cache_dir={cache}", f"output.dir={tmp}/runs"]
         bases = {variant: load_recipe(Path(VARIANTS[variant][0]), [*VARIANTS[variant][1], *args.sets]) for variant in variants}
         for variant, base in bases.items():
@@ -210,7 +210,7 @@ def main() -> None:
                 for trained_on in args.rows.split(","):
                     if any(r["seed"] == seed for r in runs.get((variant, trained_on), [])):
                         continue
-                    start = [f"model.image_encoder.options.pretrained={pretrained_only_on(trained_on, args.pretraining_dir, Path(tmp), cache)}"] if shipped_start else []
+                    start = [f"model.image_encoder.options.pretrained={pretrained_only_on(trained_on, args.pretraining_dir.resolve(), Path(tmp), cache)}"] if shipped_start else []
                     shared = base.data.dataset.options if trained_on == "facekit" else {
                         k: v for k, v in base.data.dataset.options.items() if k in ("subjects", "intensities", "include_neutral", "performances")
                     }
