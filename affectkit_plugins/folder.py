@@ -127,6 +127,11 @@ class FolderDataset(Dataset):
 
     options: Options
 
+    def identity(self) -> dict[str, Any]:
+        """The folder, or the manifest file itself where one was given instead (two
+        manifests in one folder may list different people)."""
+        return {"root": str(self.options.root)} if self.options.root is not None else {"manifest": str(self.options.manifest)}
+
     @property
     def manifest(self) -> Path:
         o = self.options

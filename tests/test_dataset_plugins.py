@@ -113,3 +113,17 @@ def test_eval_takes_the_plugins_path_relative_to_where_it_is_run(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "samples 12 " in done.stdout + done.stderr
     assert "WARNING" not in done.stdout + done.stderr  # other people than the run's: no leak warning
+
+
+def test_a_folder_dataset_is_its_folder_or_its_own_manifest(tmp_path):
+    """Two manifests side by side may list different people: given by ``manifest``, each is
+    its own identity; given by ``root``, the folder is (as checkpoints have recorded it)."""
+    for name in ("a.csv", "b.csv", "manifest.csv"):
+        (tmp_path / name).write_text("path,label,subject\n")
+    identities = [
+        dataset_identity(ref, build_dataset(ref))
+        for ref in (parse_dataset_spec(f"folder:manifest={tmp_path / 'a.csv'}"), parse_dataset_spec(f"folder:manifest={tmp_path / 'b.csv'}"))
+    ]
+    assert identities[0] != identities[1] and identities[0] == {"name": "folder", "manifest": str(tmp_path / "a.csv")}
+    by_root = parse_dataset_spec(f"folder:{tmp_path}")
+    assert dataset_identity(by_root, build_dataset(by_root)) == {"name": "folder", "root": str(tmp_path)}
