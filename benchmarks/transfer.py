@@ -67,6 +67,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+ EMFACS variants in training": ("recipes/affectvlm.yaml", ["data.dataset.options.performances=emfacs"]),
     "+ identity warps in training": ("recipes/affectvlm.yaml", ["data.dataset.options.warp=6"]),
     "+ strength jitter in training": ("recipes/affectvlm.yaml", ["data.dataset.options.strength_jitter=0.3"]),
+    "+ mirror test-time augmentation": ("recipes/affectvlm.yaml", ["render.test_time=[mirror]"]),
+    "views at 96 px": ("recipes/affectvlm.yaml", ["render.size=96"]),
 }
 GENERATORS = ("facekit", "synthetic")
 PRETRAINING = Path("recipes/pretrain-faces.yaml")
