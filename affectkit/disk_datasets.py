@@ -10,23 +10,12 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Generic, TypeVar
-
-from pydantic import AfterValidator
+from typing import Generic, TypeVar
 
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Sample
 
 Files = TypeVar("Files")
-
-
-def _resolve(path: Path) -> Path:
-    """Resolved where the recipe is read, so workers with another working directory find it."""
-    return path.expanduser().resolve()
-
-
-#: A path option, made absolute (``~`` expanded) when the recipe is read.
-ResolvedPath = Annotated[Path, AfterValidator(_resolve)]
 
 
 def check_root(dataset: str, root: Path) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from affectkit.cameras import View
@@ -27,6 +28,17 @@ class Options(BaseModel):
     so are infinite and NaN numbers."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
+
+
+def _resolve(path: Path) -> Path:
+    return path.expanduser().resolve()
+
+
+#: The type of a component option that is a file or folder. A relative path in a recipe file
+#: is taken relative to the recipe's folder, one given on the command line relative to where
+#: the command runs, and the recipe records it absolute (``~`` expanded) when it is read, so
+#: that Ray workers, which run in other folders, find it.
+ResolvedPath = Annotated[Path, AfterValidator(_resolve)]
 
 
 class Component:
@@ -125,7 +137,7 @@ class Dataset(Component):
 
     #: the option holding the dataset's place on disk, where it has one (a folder or a
     #: file): ``--data NAME:/path`` on the command line sets it, and it is the default
-    #: :meth:`identity`. Declare it as a ``ResolvedPath`` (:mod:`affectkit.disk_datasets`)
+    #: :meth:`identity`. Declare it as a :data:`ResolvedPath`
     #: so that it is recorded absolute.
     path_option: ClassVar[str | None] = None
 

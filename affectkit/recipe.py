@@ -9,7 +9,7 @@ The fully resolved recipe (:func:`dump_recipe`) is saved beside every run's outp
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -409,7 +409,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 
 def check_components(recipe: Recipe, source: str = "<recipe>") -> None:
-    """Fail on unknown component names or bad component options, naming the key path."""
+    """Fail on unknown component names or bad component options, naming the key path; record
+    path options as validated (absolute, for a :data:`~affectkit.interfaces.ResolvedPath`)."""
     from affectkit.registry import registry
 
     reg = registry()
@@ -418,6 +419,8 @@ def check_components(recipe: Recipe, source: str = "<recipe>") -> None:
             reg.options(kind, ref.name, ref.options)
         except AffectkitError as exc:
             raise RecipeError(f"{source}: {path}: {exc}") from None
+    for ref, key, value in list(_path_options(recipe)):
+        ref.options[key] = str(value)  # absolute (ResolvedPath) from here on: workers in other folders find it
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -441,42 +444,42 @@ def recipe_path(name: str | Path) -> Path:
     raise RecipeError(f"{name}: no such recipe file, and no shipped recipe of that name; shipped: {', '.join(shipped)}")
 
 
-def _is_path_field(annotation: Any) -> bool:
-    """Whether an option's type is (or may be) a filesystem path."""
-    import typing
-
-    if annotation is Path or (isinstance(annotation, type) and issubclass(annotation, Path)):
-        return True
-    return any(_is_path_field(arg) for arg in typing.get_args(annotation))
-
-
 def anchor_paths(data: Any, folder: Path) -> Any:
-    """Recipe data whose relative paths (``data.subjects.file``, and the dataset's path
-    options such as ``root``) are taken relative to ``folder``, the recipe file's own: a
+    """Recipe data whose relative paths (``data.subjects.file``, and every component option
+    declared a :data:`~affectkit.interfaces.ResolvedPath`, such as a dataset's ``root`` or
+    an encoder's weights file) are taken relative to ``folder``, the recipe file's own: a
     recipe then means the same from any working folder. Overrides given on the command
     line are not anchored: they stay relative to where the command runs."""
-    section = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(section, dict):
-        return data
 
     def anchored(value: Any) -> Any:
         return os.path.normpath(folder / value) if isinstance(value, str) and value and not Path(value).expanduser().is_absolute() and not value.startswith("~") else value
 
-    subjects = section.get("subjects")
+    section = data.get("data") if isinstance(data, dict) else None
+    subjects = section.get("subjects") if isinstance(section, dict) else None
     if isinstance(subjects, dict) and "file" in subjects:
         subjects["file"] = anchored(subjects["file"])
-    dataset = section.get("dataset")
-    if isinstance(dataset, dict) and isinstance(dataset.get("options"), dict) and isinstance(dataset.get("name"), str):
-        from affectkit.registry import registry
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError:
+        return data  # parse_recipe reports the file's own errors
+    for ref, key, _ in _path_options(recipe):
+        ref.options[key] = anchored(ref.options[key])
+    return recipe.model_dump(mode="json")
 
+
+def _path_options(recipe: Recipe) -> Iterator[tuple[ComponentRef, str, Path]]:
+    """(component, option, its validated value) of every option the recipe gives that is a
+    path (unknown components and invalid options are left to :func:`check_components`)."""
+    from affectkit.registry import registry
+
+    for _, kind, ref in recipe.components():
         try:
-            fields = registry().get("dataset", dataset["name"]).cls.Options.model_fields
+            validated = registry().options(kind, ref.name, ref.options)
         except AffectkitError:
-            return data  # an unknown dataset: validation names it
-        for key, value in dataset["options"].items():
-            if key in fields and _is_path_field(fields[key].annotation):
-                dataset["options"][key] = anchored(value)
-    return data
+            continue
+        for key in ref.options:
+            if isinstance(value := getattr(validated, key, None), Path):
+                yield ref, key, value
 
 
 #: a recipe is a few kilobytes; these bound what a hostile or broken file can cost to read

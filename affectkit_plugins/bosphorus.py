@@ -11,9 +11,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import ResolvedPath, SampleIndex, found_twice, warn_skipped
+from affectkit.disk_datasets import SampleIndex, found_twice, warn_skipped
 from affectkit.errors import DatasetError
-from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh
 from affectkit_plugins.bnt import read_bnt, read_lm3
 

@@ -32,9 +32,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import ResolvedPath, SampleIndex, walk_files, warn_skipped
+from affectkit.disk_datasets import SampleIndex, walk_files, warn_skipped
 from affectkit.errors import DatasetError
-from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import load_mesh
 

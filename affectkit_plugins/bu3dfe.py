@@ -13,10 +13,10 @@ from pydantic import Field, field_validator
 from affectkit import hookimpl
 from affectkit.action_units import read_side_file
 from affectkit.dataset_writer import placeholder_attributes
-from affectkit.disk_datasets import ResolvedPath, SampleIndex, check_root, found_twice, shown, subject_ids, walk_files, warn_skipped
+from affectkit.disk_datasets import SampleIndex, check_root, found_twice, shown, subject_ids, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.facs import CODES, LABELS, NEUTRAL
-from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh
 from affectkit_plugins.vrml import read_bnd, read_wrl
 

@@ -20,13 +20,26 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import AfterValidator
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from affectkit.errors import PluginError
+from affectkit.interfaces import ResolvedPath
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def _safetensors(path: Path) -> Path:
+    if path.suffix != ".safetensors":
+        raise ValueError(f"{path.name} is not a .safetensors file")
+    return path
+
+
+#: an option naming a weights file of :func:`export` by its path (absolute once the recipe is read)
+WeightsFile = Annotated[ResolvedPath, AfterValidator(_safetensors)]
 
 
 @dataclass(frozen=True)
@@ -52,32 +65,31 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_shipped(name: str, model: str) -> tuple[dict[str, Tensor], WeightsCard]:
-    """The float32 state dict of weights ``name`` for timm model ``model``: shipped weights
-    by name, or a ``.safetensors`` file of :func:`export` (its card beside it) by path, as a
+def load_shipped(weights: str | Path, model: str) -> tuple[dict[str, Tensor], WeightsCard]:
+    """The float32 state dict of ``weights`` for timm model ``model``: shipped weights by
+    name, or a ``.safetensors`` file of :func:`export` (its card beside it) by path, as a
     pretraining of your own or one that leaves a face model out (benchmarks/transfer.py)."""
-    if name.endswith(".safetensors"):
-        path = Path(name).expanduser()
-        card_path = path.with_suffix(".json")
+    if isinstance(weights, Path):
+        path, card_path = weights, weights.with_suffix(".json")
         if not path.is_file() or not card_path.is_file():
             raise PluginError(f"image encoder option pretrained: {path} needs the weights file and its card {card_path.name} beside it")
     else:
-        card_path = WEIGHTS_DIR / f"{name}.json"
-        path = WEIGHTS_DIR / f"{name}.safetensors"
-        if name not in shipped_names():
+        card_path = WEIGHTS_DIR / f"{weights}.json"
+        path = WEIGHTS_DIR / f"{weights}.safetensors"
+        if weights not in shipped_names():
             shipped = ", ".join(shipped_names()) or "none"
             raise PluginError(
-                f"image encoder option pretrained: {name!r} names no shipped weights (shipped: {shipped}; "
+                f"image encoder option pretrained: {weights!r} names no shipped weights (shipped: {shipped}; "
                 "or true/false, or the path of a .safetensors file written by tools/export_pretrained.py)"
             )
     card = WeightsCard(**json.loads(card_path.read_text()))
     if card.model != model:
         raise PluginError(
-            f"image encoder option pretrained: {name!r} holds weights for timm model {card.model!r}, not {model!r}; "
+            f"image encoder option pretrained: {str(weights)!r} holds weights for timm model {card.model!r}, not {model!r}; "
             f"set model: {card.model}"
         )
     if not path.is_file() or _sha256(path) != card.sha256:
-        again = "export them again (tools/export_pretrained.py)" if name.endswith(".safetensors") else "reinstall affectkit"
+        again = "export them again (tools/export_pretrained.py)" if isinstance(weights, Path) else "reinstall affectkit"
         raise PluginError(f"pretrained weights {path} are missing or damaged (SHA-256 differs from {card_path}); {again}")
     return {key: value.float() if value.is_floating_point() else value for key, value in load_file(path).items()}, card
 

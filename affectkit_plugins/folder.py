@@ -27,9 +27,9 @@ from pydantic import Field, field_validator, model_validator
 from affectkit import hookimpl
 from affectkit.action_units import parse as parse_action_units
 from affectkit.action_units import strongest
-from affectkit.disk_datasets import ResolvedPath, SampleIndex
+from affectkit.disk_datasets import SampleIndex
 from affectkit.errors import DatasetError, MeshError
-from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import load_mesh
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +33,7 @@ from affectkit import hookimpl
 from affectkit.errors import PluginError
 from affectkit.hub import hub_out_of_reach, hub_unreachable
 from affectkit.interfaces import ImageEncoder, Options
-from affectkit_plugins.face_pretraining import load_shipped
+from affectkit_plugins.face_pretraining import WeightsFile, load_shipped
 from affectkit_plugins.text_encoders import DEFAULT_CLIP, load_clip_tower
 
 #: the default timm backbone: fast enough to train on two CPU cores at 96-128 px
@@ -62,8 +63,9 @@ class TimmImageEncoder(ImageEncoder):
 
     class Options(Options):
         model: str = Field(DEFAULT_TIMM, description="a timm model name (timm.list_models()), 'hf-hub:...' or 'local-dir:...'")
-        pretrained: bool | str = Field(
+        pretrained: bool | WeightsFile | str = Field(
             False,
+            union_mode="left_to_right",
             description="true: timm's pretrained weights (downloaded once from the Hugging Face hub); or the name of weights shipped with affectkit, e.g. affectkit-faces (pretrained on face geometry, offline), or the path of a .safetensors file written by tools/export_pretrained.py",
         )
         drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the pooled features while training")
@@ -106,7 +108,7 @@ class TimmImageEncoder(ImageEncoder):
                 raise unreachable from exc
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PluginError(f"cannot create timm model {name!r} (pretrained={options.pretrained}): {first}") from exc
-        if isinstance(options.pretrained, str):
+        if not isinstance(options.pretrained, bool):
             self._load_shipped(options.pretrained, in_channels)
         # models with a pre-logits head (MobileNetV3/V4, LCNet, GhostNet...) return more
         # features than ``num_features`` once the classifier is removed
@@ -117,12 +119,12 @@ class TimmImageEncoder(ImageEncoder):
         mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
         self.normalize = _Normalize(in_channels, mean, std) if options.normalize else nn.Identity()
 
-    def _load_shipped(self, name: str, in_channels: int) -> None:
+    def _load_shipped(self, weights: str | Path, in_channels: int) -> None:
         """Shipped weights (:mod:`affectkit_plugins.face_pretraining`), the first convolution
         adapted when the recipe's maps give other channels than they were trained on."""
         from timm.models import adapt_input_conv
 
-        state, card = load_shipped(name, self.options.model)
+        state, card = load_shipped(weights, self.options.model)
         if in_channels != card.in_channels:
             first = self.model.pretrained_cfg.get("first_conv", "conv1")
             first = first[0] if isinstance(first, (list, tuple)) else first

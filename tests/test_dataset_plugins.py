@@ -26,8 +26,7 @@ import csv
 from pydantic import Field
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import ResolvedPath
-from affectkit.interfaces import Dataset, Options, Sample
+from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh_formats import load_mesh
 
 

@@ -137,17 +137,27 @@ def test_the_render_cache_is_the_user_cache_folder_or_affectkit_cache_dir(monkey
 
 
 def test_paths_in_a_recipe_file_are_relative_to_its_folder_and_overrides_to_the_working_one(tmp_path, monkeypatch):
+    """Every component's path options, a dataset's root as an encoder's weights file, are
+    recorded absolute where the recipe is read: Ray workers run in other folders. Names
+    that are not paths (shipped weights) stay as they are."""
     folder = tmp_path / "project" / "recipes"
     folder.mkdir(parents=True)
     (folder / "mine.yaml").write_text(
         "name: mine\ndata:\n  dataset: {name: bu3dfe, options: {root: ../data/BU-3DFE}}\n  subjects: {file: people.txt}\n"
+        "model:\n  image_encoder: {name: timm, options: {pretrained: ../weights/mine.safetensors}}\n"
     )
     monkeypatch.chdir(tmp_path)
     recipe = load_recipe("project/recipes/mine.yaml")
     assert recipe.data.dataset.options["root"] == str(tmp_path / "project" / "data" / "BU-3DFE")
+    assert recipe.model.image_encoder.options["pretrained"] == str(tmp_path / "project" / "weights" / "mine.safetensors")
     assert recipe.data.subjects.file == folder / "people.txt"
-    overridden = load_recipe("project/recipes/mine.yaml", ["data.dataset.options.root=elsewhere"])
-    assert overridden.data.dataset.options["root"] == "elsewhere"  # the plugin resolves it against the working folder
+    overridden = load_recipe(
+        "project/recipes/mine.yaml", ["data.dataset.options.root=elsewhere", "model.image_encoder.options.pretrained=w/x.safetensors"]
+    )
+    assert overridden.data.dataset.options["root"] == str(tmp_path / "elsewhere")
+    assert overridden.model.image_encoder.options["pretrained"] == str(tmp_path / "w" / "x.safetensors")
+    named = load_recipe("project/recipes/mine.yaml", ["model.image_encoder.options.pretrained=affectkit-faces"])
+    assert named.model.image_encoder.options["pretrained"] == "affectkit-faces"
 
 
 @pytest.mark.parametrize(
