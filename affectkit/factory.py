@@ -110,7 +110,7 @@ def build_model(
     if cfg.classifier == "learned" and num_classes is None:
         raise AffectkitError("model.classifier: learned needs the number of classes to build its head")
     learned = num_classes if cfg.classifier == "learned" else None
-    return AffectVLM(image, text, num_views, cfg.embed_dim, cfg.fusion, cfg.init_temperature, learned, action_units)
+    return AffectVLM(image, text, num_views, cfg.embed_dim, cfg.fusion, cfg.init_temperature, learned, action_units, cfg.action_units == "readout")
 
 
 def build_au_prompts(prompts: PromptsConfig, codes: Sequence[int]) -> list[list[str]]:

@@ -12,7 +12,10 @@ head, the plain baseline), and the labels are fixed at training time.
 A model trained on action units (``action_units`` > 0) scores each AU the same way, by the
 joint embedding's similarity to the AU's prompt ensemble (or to a learned AU vector),
 through a learned scale and bias into a probability of the AU being present (a sigmoid:
-AUs are not exclusive), so AU prompts too can be reworded or added at inference.
+AUs are not exclusive), so AU prompts too can be reworded or added at inference. With an
+AU readout (``au_readout``) the joint embedding first passes through a small network of its
+own, and no AU gradient reaches the encoder, the projections or the prompts: the AU term
+then trains the readout alone, and the emotions are learnt exactly as without it.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class AffectVLM(nn.Module):
         init_temperature: float = 0.07,
         learned_classes: int | None = None,
         action_units: int = 0,
+        au_readout: bool = False,
     ) -> None:
         super().__init__()
         self.image_encoder = image_encoder
@@ -81,6 +85,9 @@ class AffectVLM(nn.Module):
         self.class_vectors = None if learned_classes is None else nn.Parameter(torch.randn(learned_classes, embed_dim) * 0.02)
         self.au_calibration = nn.Parameter(torch.tensor(AU_INIT)) if action_units else None
         self.au_vectors = nn.Parameter(torch.randn(action_units, embed_dim) * 0.02) if action_units and learned_classes is not None else None
+        self.au_readout = (
+            nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim)) if action_units and au_readout else None
+        )
         self._text_features: dict[str, Tensor] = {}
         #: views -> the views of the mirrored face, where the model scores with mirror
         #: test-time augmentation (:mod:`affectkit.test_time`; set by load_checkpoint)
@@ -191,12 +198,15 @@ class AffectVLM(nn.Module):
         """``[A, D]``: each AU's prompt ensemble (or its learned vector, for a learned head)."""
         if not self.knows_action_units:
             raise AffectkitError("this model was not trained on action units (train it with an action_units loss term to score them)")
-        return self.ensembles(au_prompts, self.au_vectors, "action units")
+        embeddings = self.ensembles(au_prompts, self.au_vectors, "action units")
+        return embeddings.detach() if self.au_readout is not None and self.au_vectors is None else embeddings
 
     def au_logits(self, joint: Tensor, au_embeddings: Tensor) -> Tensor:
         """``[B, A]`` logits of each AU being present (a sigmoid makes them probabilities)."""
         if self.au_calibration is None:
             raise AffectkitError("this model was not trained on action units (train it with an action_units loss term to score them)")
+        if self.au_readout is not None:
+            joint = F.normalize(self.au_readout(joint.detach()), dim=-1)
         log_scale, bias = self.au_calibration.unbind()
         return log_scale.clamp(max=math.log(100.0)).exp() * joint @ au_embeddings.T + bias
 

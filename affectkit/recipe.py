@@ -236,6 +236,10 @@ class ModelConfig(Section):
         "prompts",
         description="score classes by similarity to their encoded prompts (zero-shot, prompts can change), or to one learned vector per training label (a plain classifier head: the baseline)",
     )
+    action_units: Literal["joint", "readout"] = Field(
+        "joint",
+        description="with an action_units loss term: score AUs from the joint embedding the emotions use (the AU term then trains the shared encoder too), or through a readout of their own on it that the AU term alone trains (the emotions are learnt exactly as without the term)",
+    )
 
 
 class LossConfig(Section):

@@ -228,6 +228,32 @@ def test_zero_shot_au_queries(au_model, face):
         predictor.encode_action_units({"AU1": [" "]})
 
 
+def test_an_au_readout_is_trained_by_the_au_term_alone(tmp_path):
+    """With ``model.action_units: readout`` the AU term's gradient stops at the readout: the
+    encoder, the projections and the prompts learn from the emotions only; the readout
+    scores AUs through a checkpoint and takes zero-shot AU prompts."""
+    recipe = load_recipe(ROOT / "recipes/quick.yaml", ["model.action_units=readout"])
+    torch.manual_seed(0)
+    model = build_model(recipe.model, num_views=3, in_channels=3, num_classes=len(LABELS), action_units=2)
+    out = model(torch.randn(2, 1, 3, 3, 32, 32), class_prompts=[[f"a {label} face"] for label in LABELS], au_prompts=au_prompts([4, 12]))
+    out.au_logits.sum().backward(retain_graph=True)
+    trained = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert trained and all(name.startswith(("au_readout.", "au_calibration")) for name in trained), trained
+    model.zero_grad(set_to_none=True)
+    (out.joint @ out.classes.T).sum().backward()  # an emotion term
+    assert all(p.grad is None for p in model.au_readout.parameters())
+    assert model.image_encoder.model.conv1[0].weight.grad is not None  # the emotions train the encoder
+    codes = [1, 4, 12]
+    model = build_model(recipe.model, num_views=3, in_channels=3, num_classes=len(LABELS), action_units=len(codes))
+    meta = CheckpointMeta.for_recipe(recipe, LABELS, [[f"a {label} face"] for label in LABELS], 3, 3, 0, {}, [], None, codes, au_prompts(codes))
+    predictor = Predictor.from_checkpoint(save_checkpoint(tmp_path / "model", model, meta))
+    faces = build_dataset(ComponentRef(name="facekit", options={"subjects": 1}))
+    scan = faces.load(faces.samples()[0])
+    query = predictor.encode_action_units({**predictor.au_prompts, "dimples": ["a face with dimpled mouth corners"]})
+    scores = predictor.predict(scan, action_units=query).action_units
+    assert list(scores) == ["AU1", "AU4", "AU12", "dimples"] and scores["AU12"] == pytest.approx(predictor.predict(scan).action_units["AU12"])
+
+
 def test_a_learned_au_head_scores_only_its_own_units(tmp_path):
     predictor = Predictor.from_checkpoint(au_checkpoint(tmp_path, classifier="learned"))
     faces = build_dataset(ComponentRef(name="facekit", options={"subjects": 1}))
