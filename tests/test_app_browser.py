@@ -2,9 +2,9 @@
 
 Needs Debian's ``chromium`` (``make test`` installs it where it can); skipped with the reason
 elsewhere, unless ``AFFECTKIT_REQUIRE_BROWSER=1`` (CI) turns the skip into a failure.
-``AFFECTKIT_APP_SCREENSHOT=docs/app.png`` keeps the screenshot (``make docs-screenshot``), then
-of the shipped model (the README's picture); otherwise the app serves the quick recipe's
-model, trained here, which scores action units too.
+The app serves the shipped model, as it does for every user, action units included;
+``AFFECTKIT_APP_SCREENSHOT=docs/app.png`` keeps the screenshot (``make docs-screenshot``),
+the README's picture.
 """
 
 from __future__ import annotations
@@ -43,21 +43,11 @@ SCREENSHOT = os.environ.get("AFFECTKIT_APP_SCREENSHOT")
 
 
 @pytest.fixture
-def model(request) -> list[str]:
-    """The model options of ``affectkit app`` and ``predict``: the shipped model for the README's
-    screenshot, else the trained quick checkpoint."""
-    if SCREENSHOT:
-        return []
-    _, run_dir, _ = request.getfixturevalue("quick_run")
-    return ["--checkpoint", str(run_dir / "model")]
-
-
-@pytest.fixture
-def served_app(model, tmp_path):
-    """``affectkit app`` on a loopback port, serving ``model``."""
+def served_app(tmp_path):
+    """``affectkit app`` on a loopback port, serving the shipped model."""
     port = free_port()
     log = tmp_path / "app.log"
-    process = subprocess.Popen(command("app", *model, "--port", str(port)), cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command("app", "--port", str(port)), cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -74,12 +64,11 @@ def served_app(model, tmp_path):
     process.wait(timeout=30)
 
 
-def test_upload_a_mesh_in_chromium_and_see_the_label_and_views(browser, served_app, model, tmp_path):
+def test_upload_a_mesh_in_chromium_and_see_the_label_aus_and_views(browser, served_app, tmp_path):
     url = served_app
     manifest = Path(run_ok("synth", "--out", str(tmp_path / "faces"), "--subjects", "1", "--intensities", "4", "--no-neutral", "--seed", "7").strip())
     scan = manifest.parent / next(row.split(",")[0] for row in manifest.read_text().splitlines()[1:] if ",surprise," in row)  # not the default face (happiness)
-    predict_model = ["--model", model[1]] if model else []
-    expected = json.loads(next(line for line in run_ok("predict", *predict_model, str(scan), "--json").splitlines() if line.startswith("{")))
+    expected = json.loads(next(line for line in run_ok("predict", str(scan), "--json").splitlines() if line.startswith("{")))
 
     page = browser.new_page(viewport={"width": 1500, "height": 1500})
     page.goto(url)
@@ -95,9 +84,8 @@ def test_upload_a_mesh_in_chromium_and_see_the_label_and_views(browser, served_a
         timeout=60_000,
     )
     assert page.locator("[data-testid=stAlertContentError]").count() == 0
-    assert SCREENSHOT or "action_units" in expected  # the quick recipe's model scores action units
-    if "action_units" in expected:  # then their chart is on the page
-        page.get_by_role("heading", name="Action units").wait_for(timeout=30_000)
+    assert expected["action_units"]  # the shipped model scores action units: their chart is on the page
+    page.get_by_role("heading", name="Action units").wait_for(timeout=30_000)
     page.wait_for_timeout(1500)  # let plotly finish drawing before the picture
     page.screenshot(path=SCREENSHOT or str(tmp_path / "app.png"), full_page=True)
     page.close()
