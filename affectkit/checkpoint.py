@@ -12,7 +12,6 @@ still loads. An exported model (:func:`export_model`) is a checkpoint without tr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from affectkit.cameras import parse_views
+from affectkit.digests import file_sha256
 from affectkit.environment import installed_versions
 from affectkit.errors import CheckpointError, PluginError, one_line
 from affectkit.factory import build_model
@@ -93,14 +93,6 @@ class CheckpointMeta:
     @property
     def in_channels(self) -> int:
         return self.inference.in_channels
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_state(model: AffectVLM, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
@@ -173,7 +165,7 @@ def save_checkpoint(
     if training is not None:
         save_file(training[0], str(staging / TRAINING_FILE))
         document["training"] = training[1]
-    document["sha256"] = {name: _sha256(staging / name) for name in WEIGHT_FILES if (staging / name).exists()}
+    document["sha256"] = {name: file_sha256(staging / name) for name in WEIGHT_FILES if (staging / name).exists()}
     (staging / META_FILE).write_text(json.dumps(document, indent=1))
     for path in (staging, *staging.iterdir()):  # a model to share: readable like any other file
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -231,7 +223,7 @@ def read_meta(directory: Path, trust_unverified: bool = False) -> tuple[Checkpoi
         path = directory / name
         if not path.is_file():
             raise CheckpointError(f"{path}: missing from the checkpoint")
-        if _sha256(path) != expected:
+        if file_sha256(path) != expected:
             raise CheckpointError(f"{path}: contents do not match the digest in {META_FILE} (truncated or altered)")
     return meta, document
 

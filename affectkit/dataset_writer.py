@@ -43,15 +43,13 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from affectkit.action_units import to_json, write_side_file
 from affectkit.errors import DatasetError
 from affectkit.face_generator import FaceGenerator
 from affectkit.facs import CODES, NEUTRAL
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.mesh_formats import save_mesh
+from affectkit.mesh_formats import landmark_file, save_mesh, write_landmark_file
 
 BASE_COLUMNS = ("path", "label", "subject", "frame", "action_units")
 Layout = Literal["affectkit", "bu3dfe", "bu4dfe"]
@@ -65,27 +63,6 @@ SEX_PLACEHOLDERS = ("F", "M")
 BU4DFE_FOLDERS = {
     "anger": "Angry", "disgust": "Disgust", "fear": "Fear", "happiness": "Happy", "sadness": "Sad", "surprise": "Surprise",
 }
-
-
-def landmark_path(mesh_path: Path) -> Path:
-    """``.../000.ply`` -> ``.../000.lm.txt``."""
-    return mesh_path.with_suffix(".lm.txt")
-
-
-def write_landmarks(landmarks: np.ndarray, names: tuple[str, ...], path: Path) -> Path:
-    lines = [f"{name} {x:.4f} {y:.4f} {z:.4f}" for name, (x, y, z) in zip(names, landmarks.tolist(), strict=True)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a ``.lm.txt`` file back: name -> ``[3]`` array."""
-    out = {}
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            name, *xyz = line.split()
-            out[name] = np.array([float(v) for v in xyz], dtype=np.float32)
-    return out
 
 
 def placeholder_attributes(root: Path) -> set[str]:
@@ -123,7 +100,7 @@ def write_dataset(dataset: FaceGenerator, name: str, out_dir: Path, layout: Layo
     def put(mesh: Mesh, relative: Path, sample: Sample, frame: int | str) -> None:
         path = save_mesh(mesh, out_dir / relative)
         if mesh.landmarks is not None and names:
-            write_landmarks(mesh.landmarks, names, landmark_path(path))
+            write_landmark_file(landmark_file(path), names, mesh.landmarks)
         attributes = {k: sample.attributes.get(k, "") for k in columns[len(BASE_COLUMNS):]}
         units = mesh.metadata.get("action_units")
         rows.append(

@@ -1,5 +1,6 @@
 """Reading and writing mesh files of every format: the standard ones through trimesh, and the
-formats plugins register (``register_mesh_formats``: BU-3DFE's VRML, Bosphorus' BNT, ...)."""
+formats plugins register (``register_mesh_formats``: BU-3DFE's VRML, Bosphorus' BNT, ...);
+and the ``.lm.txt`` landmark files affectkit writes beside meshes."""
 
 from __future__ import annotations
 
@@ -78,3 +79,33 @@ def _read(path: Path) -> Mesh:
         if mesh is not None:
             return mesh
     return reader(path)
+
+
+def landmark_file(mesh_path: Path) -> Path:
+    """``000.ply`` -> ``000.lm.txt``: the landmarks beside a mesh."""
+    return mesh_path.with_suffix(".lm.txt")
+
+
+def write_landmark_file(path: Path, names: tuple[str, ...] | list[str], points: np.ndarray) -> Path:
+    """Write landmarks as a ``.lm.txt`` file: one ``name x y z`` per line."""
+    lines = [f"{name} {x:.4f} {y:.4f} {z:.4f}" for name, (x, y, z) in zip(names, np.asarray(points).tolist(), strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_landmark_file(path: Path) -> tuple[list[str], np.ndarray]:
+    """Read a ``.lm.txt`` file: ``(names, [L, 3])``; a malformed line is a :class:`MeshError`
+    naming the file and the line."""
+    names, points = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            if len(parts) != 4:
+                raise ValueError
+            points.append([float(v) for v in parts[1:]])
+        except ValueError:
+            raise MeshError(f"{path}: line {number}: expected 'name x y z', got {line.strip()!r}") from None
+        names.append(parts[0])
+    return names, np.asarray(points, dtype=np.float32).reshape(-1, 3)

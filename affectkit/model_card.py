@@ -73,7 +73,7 @@ def model_card(meta: CheckpointMeta, results: list[CardResult], name: str = "", 
         "",
         f"# {title}",
         "",
-        f"An affectkit model (AffectVLM, Behzad & Zhao, arXiv:2504.19739): 3D face scans and 4D sequences are "
+        "An affectkit model (AffectVLM, Behzad & Zhao, arXiv:2504.19739): 3D face scans and 4D sequences are "
         + (
             "brought into the canonical face frame (units, up axis and head pose found from the geometry, then turned upright) and "
             if inputs.frame.align

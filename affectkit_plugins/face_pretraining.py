@@ -16,7 +16,6 @@ that reproduce it, and the file's SHA-256, checked on every load. They are writt
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pydantic import AfterValidator
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from affectkit.digests import file_sha256
 from affectkit.errors import PluginError
 from affectkit.interfaces import ResolvedPath
 
@@ -61,10 +61,6 @@ def shipped_names() -> list[str]:
     return sorted(path.stem for path in WEIGHTS_DIR.glob("*.json"))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_shipped(weights: str | Path, model: str) -> tuple[dict[str, Tensor], WeightsCard]:
     """The float32 state dict of ``weights`` for timm model ``model``: shipped weights by
     name, or a ``.safetensors`` file of :func:`export` (its card beside it) by path, as a
@@ -88,7 +84,7 @@ def load_shipped(weights: str | Path, model: str) -> tuple[dict[str, Tensor], We
             f"image encoder option pretrained: {str(weights)!r} holds weights for timm model {card.model!r}, not {model!r}; "
             f"set model: {card.model}"
         )
-    if not path.is_file() or _sha256(path) != card.sha256:
+    if not path.is_file() or file_sha256(path) != card.sha256:
         again = "export them again (tools/export_pretrained.py)" if isinstance(weights, Path) else "reinstall affectkit"
         raise PluginError(f"pretrained weights {path} are missing or damaged (SHA-256 differs from {card_path}); {again}")
     return {key: value.float() if value.is_floating_point() else value for key, value in load_file(path).items()}, card
@@ -101,7 +97,7 @@ def export(state: dict[str, Tensor], card: WeightsCard, directory: Path = WEIGHT
     path = directory / f"{card.name}.safetensors"
     half = {key: (value.half() if value.is_floating_point() else value).detach().contiguous() for key, value in state.items()}
     save_file(half, str(path))
-    card = WeightsCard(**{**asdict(card), "sha256": _sha256(path)})
+    card = WeightsCard(**{**asdict(card), "sha256": file_sha256(path)})
     (directory / f"{card.name}.json").write_text(json.dumps(asdict(card), indent=1) + "\n")
     return path
 

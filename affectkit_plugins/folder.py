@@ -21,17 +21,16 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from affectkit import hookimpl
 from affectkit.action_units import parse as parse_action_units
 from affectkit.action_units import strongest
 from affectkit.disk_datasets import SampleIndex
-from affectkit.errors import DatasetError, MeshError
+from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.mesh_formats import load_mesh
+from affectkit.mesh_formats import landmark_file, load_mesh, read_landmark_file
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 NEUTRAL = "neutral"
@@ -52,28 +51,6 @@ def parse_value(text: str) -> Any:
     if _FLOAT.match(text):
         return float(text)
     return text
-
-
-def landmark_file(mesh_path: Path) -> Path:
-    """``000.ply`` -> ``000.lm.txt``: landmarks beside a mesh, one ``name x y z`` per line."""
-    return mesh_path.with_suffix(".lm.txt")
-
-
-def read_landmark_file(path: Path) -> tuple[list[str], np.ndarray]:
-    """Read a ``.lm.txt`` file (``name x y z`` per line): ``(names, [L, 3])``."""
-    names, points = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        try:
-            if len(parts) != 4:
-                raise ValueError
-            points.append([float(v) for v in parts[1:]])
-        except ValueError:
-            raise MeshError(f"{path}: line {number}: expected 'name x y z', got {line.strip()!r}") from None
-        names.append(parts[0])
-    return names, np.asarray(points, dtype=np.float32).reshape(-1, 3)
 
 
 @dataclass

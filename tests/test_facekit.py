@@ -312,13 +312,13 @@ def test_synth_writes_facekit_in_the_bu3dfe_layout_without_placeholder_attribute
 
 
 def test_synth_writes_facekit_manifest_with_landmark_names(tmp_path):
-    from affectkit.dataset_writer import read_landmarks
+    from affectkit.mesh_formats import read_landmark_file
 
     run_ok("synth", "--dataset", "facekit", "--out", str(tmp_path), "--subjects", "1", "--intensities", "4", "--no-neutral")
     header = (tmp_path / "manifest.csv").read_text().splitlines()[0]
     assert header == "path,label,subject,frame,action_units,intensity"
-    landmarks = read_landmarks(next((tmp_path / "meshes/S001").glob("*.lm.txt")))
-    assert list(landmarks) == list(LANDMARKS)
+    names, _ = read_landmark_file(next((tmp_path / "meshes/S001").glob("*.lm.txt")))
+    assert names == list(LANDMARKS)
     folder = create("dataset", "folder", {"root": str(tmp_path)})
     assert len(folder.samples()) == 6
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from affectkit.dataset_writer import read_landmarks
+from affectkit.mesh_formats import read_landmark_file
 from affectkit.errors import DatasetError, PluginError
 from affectkit.interfaces import Sample
 from affectkit.mesh import Mesh, MeshSequence
@@ -278,9 +278,9 @@ def test_writer_static_scans(tmp_path):
     mesh = load_mesh(tmp_path / rows[3]["path"])
     assert mesh.vertices.shape == expected.vertices.shape and np.allclose(mesh.vertices, expected.vertices, atol=1e-3)
     assert mesh.colors is not None and np.allclose(mesh.colors, expected.colors, atol=1 / 255 + 1e-6)
-    landmarks = read_landmarks((tmp_path / rows[3]["path"]).with_suffix(".lm.txt"))
-    assert list(landmarks) == list(LANDMARKS)
-    assert np.allclose(np.stack(list(landmarks.values())), expected.landmarks, atol=1e-3)
+    names, points = read_landmark_file((tmp_path / rows[3]["path"]).with_suffix(".lm.txt"))
+    assert names == list(LANDMARKS)
+    assert np.allclose(points, expected.landmarks, atol=1e-3)
 
 
 def test_writer_sequences(tmp_path):

@@ -18,13 +18,14 @@ or archive of it: only ``FaceXModel/`` is read).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from affectkit.digests import file_sha256
 
 #: (name, first vertex, end vertex) of the parts kept, in ICT-FaceKit's vertex numbering
 #: (its README's "Face Model Topology" and "Teeth Details" tables).
@@ -109,7 +110,7 @@ def write_npz(arrays: dict[str, np.ndarray], out: Path) -> str:
             info = zipfile.ZipInfo(f"{name}.npy", date_time=EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, buffer.getvalue(), compresslevel=9)
-    return hashlib.sha256(out.read_bytes()).hexdigest()
+    return file_sha256(out)
 
 
 def main() -> None:
