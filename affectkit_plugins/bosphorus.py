@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import SampleIndex, found_twice, warn_skipped
+from affectkit.disk_datasets import SampleIndex, check_root, found_twice, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh
@@ -140,9 +140,8 @@ class BosphorusDataset(Dataset):
     def _index(self) -> tuple[tuple[str, ...], SampleIndex[Path]]:
         """The labels these options give, and the samples with their ``.bnt`` files."""
         o = self.options
-        if not o.root.is_dir():
-            raise DatasetError(f"bosphorus: root {str(o.root)!r} is not a folder")
-        files = sorted(p for p in o.root.rglob("*") if p.suffix.lower() == ".bnt" and p.is_file())
+        check_root("bosphorus", o.root)
+        files = [p for p in walk_files(o.root) if p.suffix.lower() == ".bnt"]
         if not files:
             raise DatasetError(f"bosphorus: no .bnt files under {str(o.root)!r}")
         found: dict[str, tuple[Path, dict]] = {}

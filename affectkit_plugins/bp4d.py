@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import SampleIndex, walk_files, warn_skipped
+from affectkit.disk_datasets import SampleIndex, check_root, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh, MeshSequence
@@ -254,9 +254,8 @@ class BP4DDataset(Dataset):
     def _index(self) -> SampleIndex[list[tuple[int, Path]]]:
         """Samples with their ``(frame number, path)`` frames in order."""
         o = self.options
-        if not o.root.is_dir():
-            raise DatasetError(f"bp4d: root {str(o.root)!r} is not a folder")
-        files = sorted(p for p in o.root.rglob("*") if p.suffix.lower() == o.suffix and p.is_file())
+        check_root("bp4d", o.root)
+        files = [p for p in walk_files(o.root) if p.suffix.lower() == o.suffix]
         if not files:
             raise DatasetError(f"bp4d: no {o.suffix} files under {str(o.root)!r}")
         sequences: dict[tuple[str, str], dict[int, Path]] = {}

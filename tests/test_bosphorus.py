@@ -339,8 +339,22 @@ def test_bnt_reader_is_registered_for_load_mesh(tree):
     assert len(mesh.faces) == 128
 
 
+def test_scans_in_a_linked_folder_are_found_and_a_link_loop_is_walked_once(tmp_path):
+    root = bosphorus_tree(tmp_path / "Bosphorus")
+    elsewhere = bosphorus_tree(tmp_path / "elsewhere")
+    (elsewhere / "bs000").rename(elsewhere / "bs007")
+    for scan in (elsewhere / "bs007").iterdir():
+        scan.rename(scan.with_name(scan.name.replace("bs000", "bs007")))
+    (root / "more").symlink_to(elsewhere / "bs007", target_is_directory=True)
+    (root / "bs000" / "loop").symlink_to(root, target_is_directory=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        subjects = sorted({s.subject for s in dataset(root=root).samples()})
+    assert subjects == ["bs000", "bs001", "bs007"]
+
+
 def test_dataset_errors(tmp_path, tree):
-    with pytest.raises(DatasetError, match=r"bosphorus: root .*nowhere.* is not a folder"):
+    with pytest.raises(DatasetError, match=r"bosphorus: root .*nowhere.* does not exist"):
         dataset(root=tmp_path / "nowhere").samples()
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match=r"no \.bnt files under .*empty"):

@@ -182,7 +182,7 @@ def test_tolerant_layout_and_unparseable_files(tmp_path):
 
 
 def test_dataset_errors(tmp_path):
-    with pytest.raises(DatasetError, match=r"bp4d: root .*nowhere.* is not a folder"):
+    with pytest.raises(DatasetError, match=r"bp4d: root .*nowhere.* does not exist"):
         dataset(root=tmp_path / "nowhere").samples()
     root = bp4d_tree(tmp_path / "BP4D", tasks=("T1",), frames=2)
     with pytest.raises(DatasetError, match=r"no \.ply files under"):
