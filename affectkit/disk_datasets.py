@@ -71,6 +71,18 @@ def subject_ids(texts: list[str], digits: int, dataset: str, examples: str) -> l
     return out
 
 
+def chosen_subjects(dataset: str, root: Path, found: set[str], asked: list[str] | None) -> set[str]:
+    """The subjects a dataset keeps: ``asked`` (its ``subjects`` option), or all it ``found``
+    under ``root`` when none are asked for; a subject asked for but not found is a
+    :class:`DatasetError` naming it and what there is."""
+    if asked is None:
+        return found
+    missing = sorted(set(asked) - found)
+    if missing:
+        raise DatasetError(f"{dataset}: subject(s) {', '.join(missing)} not found under {str(root)!r}; found: {shown(sorted(found)) or 'none'}")
+    return set(asked)
+
+
 def walk_files(root: Path) -> Iterator[Path]:
     """Every file under ``root``, following symbolic links to folders (each folder once)."""
     seen: set[str] = set()

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import SampleIndex, check_root, found_twice, walk_files, warn_skipped
+from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, found_twice, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh
@@ -157,19 +157,12 @@ class BosphorusDataset(Dataset):
             found[key] = (path, info)
         if unparsed:
             warn_skipped("bosphorus", ".bnt file(s) whose names are not like bs002_E_SADNESS_0 or bs001_LFAU_14_0", unparsed)
-        subjects = {info["subject"] for _, info in found.values()}
-        if o.subjects is not None:
-            missing = sorted(set(o.subjects) - subjects)
-            if missing:
-                raise DatasetError(
-                    f"bosphorus: subject(s) {', '.join(missing)} not found under {str(o.root)!r}; "
-                    f"found: {', '.join(sorted(subjects)) or 'none'}"
-                )
+        chosen = chosen_subjects("bosphorus", o.root, {info["subject"] for _, info in found.values()}, o.subjects)
         keep = {"emotion"} | ({"neutral"} if o.include_neutral else set())
         keep |= {"action_unit"} if o.action_units == "label" else set()
         entries: dict[str, tuple[Sample, Path]] = {}
         for key, (path, info) in sorted(found.items()):
-            if info["kind"] not in keep or (o.subjects is not None and info["subject"] not in o.subjects):
+            if info["kind"] not in keep or info["subject"] not in chosen:
                 continue
             attributes = {"kind": info["kind"], "take": info["take"], "code": info["code"]}
             units = au_label(str(info["label"])) if info["kind"] == "action_unit" else None

@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import SampleIndex, check_root, walk_files, warn_skipped
+from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh, MeshSequence
@@ -276,16 +276,10 @@ class BP4DDataset(Dataset):
             frames[number] = path
         if unparsed:
             warn_skipped("bp4d", f"{o.suffix} file(s) whose path names no subject (F001), task (T1) and frame number", unparsed)
-        subjects = {subject for subject, _ in sequences}
-        if o.subjects is not None:
-            missing = sorted(set(o.subjects) - subjects)
-            if missing:
-                raise DatasetError(
-                    f"bp4d: subject(s) {', '.join(missing)} not found under {str(o.root)!r}; found: {', '.join(sorted(subjects)) or 'none'}"
-                )
+        chosen = chosen_subjects("bp4d", o.root, {subject for subject, _ in sequences}, o.subjects)
         out: dict[str, tuple[Sample, list[tuple[int, Path]]]] = {}
         for (subject, task), frames in sorted(sequences.items(), key=lambda item: (item[0][0], int(item[0][1][1:]))):
-            if task not in self._tasks or (o.subjects is not None and subject not in o.subjects):
+            if task not in self._tasks or subject not in chosen:
                 continue
             ordered = sorted(frames.items())
             attributes = {

@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from affectkit import hookimpl
 from affectkit.action_units import read_side_file
 from affectkit.dataset_writer import placeholder_attributes
-from affectkit.disk_datasets import SampleIndex, check_root, found_twice, shown, subject_ids, walk_files, warn_skipped
+from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, found_twice, subject_ids, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.facs import CODES, LABELS, NEUTRAL
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
@@ -138,14 +138,7 @@ class BU3DFEDataset(Dataset):
             warn_skipped("bu3dfe", ".wrl file(s) whose names are not like F0001_AN01WH_F3D.wrl", unparsed)
         if not scans:
             raise DatasetError(f"bu3dfe: no BU-3DFE scans (like F0001/F0001_AN01WH_F3D.wrl) under {str(o.root)!r}")
-        subjects = {info["subject"] for _, info in scans.values()}
-        if o.subjects is not None:
-            missing = sorted(set(o.subjects) - subjects)
-            if missing:
-                raise DatasetError(
-                    f"bu3dfe: subject(s) {', '.join(missing)} not found under {str(o.root)!r}; found: {shown(sorted(subjects))}"
-                )
-        chosen = set(o.subjects) if o.subjects is not None else subjects
+        chosen = chosen_subjects("bu3dfe", o.root, {info["subject"] for _, info in scans.values()}, o.subjects)
         order = {label: i for i, label in enumerate(SIX + (NEUTRAL,))}
         keep = [
             (key, path, info)

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from affectkit import hookimpl
 from affectkit.action_units import read_side_file
 from affectkit.dataset_writer import placeholder_attributes
-from affectkit.disk_datasets import SampleIndex, check_root, found_twice, shown, subject_id, subject_ids, walk_files, warn_skipped
+from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, found_twice, subject_id, subject_ids, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.facs import CODES, LABELS
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
@@ -151,18 +151,12 @@ class BU4DFEDataset(Dataset):
             warn_skipped("bu4dfe", ".wrl file(s) without a frame number", unnumbered)
         if not sequences:
             raise DatasetError(f"bu4dfe: no BU-4DFE sequences (like F001/Happy/000.wrl) under {str(o.root)!r}")
-        subjects = {subject for _, _, subject, _ in sequences.values()}
-        if o.subjects is not None:
-            missing = sorted(set(o.subjects) - subjects)
-            if missing:
-                raise DatasetError(
-                    f"bu4dfe: subject(s) {', '.join(missing)} not found under {str(o.root)!r}; found: {shown(sorted(subjects))}"
-                )
+        chosen = chosen_subjects("bu4dfe", o.root, {subject for _, _, subject, _ in sequences.values()}, o.subjects)
         order = {label: i for i, label in enumerate(LABELS)}
         entries: dict[str, tuple[Sample, list[tuple[Path, Path | None]]]] = {}
         placeholders = placeholder_attributes(o.root)
         for key, (_, label, subject, paths) in sorted(sequences.items(), key=lambda kv: (kv[1][2], order[kv[1][1]])):
-            if o.subjects is not None and subject not in o.subjects:
+            if subject not in chosen:
                 continue
             attributes = {"frames": len(paths)} if "sex" in placeholders else {"sex": subject[0], "frames": len(paths)}
             sample = Sample(key, label, subject, attributes, is_sequence=True)
