@@ -104,7 +104,7 @@ def prepare_views(
     cache: RenderCache,
     maps: Sequence[str],
     frames: int = 1,
-    frame_sampler: FrameSampler = "uniform",
+    frame_sampler: FrameSampler = "apex",
     skip_bad_files: bool = False,
     batch_size: int = 16,
     progress: bool = True,
