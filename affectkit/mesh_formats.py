@@ -78,7 +78,15 @@ def _read(path: Path) -> Mesh:
         mesh = read_simple_ply(path)
         if mesh is not None:
             return mesh
-    return reader(path)
+    try:
+        mesh = reader(path)
+    except MeshError:
+        raise
+    except Exception as exc:  # a plugin reader's own error: named by the file, not a traceback
+        raise MeshError(f"{path}: cannot be read as {suffix} ({type(exc).__name__}: {str(exc)[:300]})") from exc
+    if mesh.source is None:  # later errors about the geometry name the file too
+        mesh.source = str(path)
+    return mesh
 
 
 def landmark_file(mesh_path: Path) -> Path:

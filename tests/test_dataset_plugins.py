@@ -126,3 +126,28 @@ def test_a_folder_dataset_is_its_folder_or_its_own_manifest(tmp_path):
     assert identities[0] != identities[1] and identities[0] == {"name": "folder", "manifest": str(tmp_path / "a.csv")}
     by_root = parse_dataset_spec(f"folder:{tmp_path}")
     assert dataset_identity(by_root, build_dataset(by_root)) == {"name": "folder", "root": str(tmp_path)}
+
+
+def test_a_plugin_mesh_readers_failure_and_its_meshes_name_their_file(tmp_path):
+    """A reader that raises its own error gives one MeshError naming the file; the meshes it
+    reads carry their file as source (later errors about the geometry name it too), without
+    the reader having to set it."""
+    import numpy as np
+
+    from affectkit import hookimpl
+    from affectkit.errors import MeshError
+    from affectkit.mesh import Mesh
+    from affectkit.mesh_formats import load_mesh
+
+    def read_tri(path):
+        values = [float(v) for v in path.read_text().split()]  # a ValueError on anything else
+        return Mesh(np.asarray(values, dtype=np.float32).reshape(3, 3), np.array([[0, 1, 2]]))
+
+    plugin = types.ModuleType("tri_plugin")
+    plugin.register_mesh_formats = hookimpl(lambda register: register(".tri", read_tri))
+    (tmp_path / "good.tri").write_text("0 0 0  1 0 0  0 1 0")
+    (tmp_path / "bad.tri").write_text("0 0 zero")
+    with plugin_registered(plugin, "affectkit-tri"):
+        assert load_mesh(tmp_path / "good.tri").source == str(tmp_path / "good.tri")
+        with pytest.raises(MeshError, match=r"bad\.tri: cannot be read as \.tri \(ValueError: could not convert"):
+            load_mesh(tmp_path / "bad.tri")
