@@ -28,12 +28,35 @@ RUNTIME_ERROR = 1
 
 
 class AffectkitGroup(click.Group):
+    """The command line: the built-in commands, then those plugins add (``register_commands``),
+    looked up only when a name is not built in or the commands are listed, so running a
+    built-in command loads no plugin."""
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except AffectkitError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(RUNTIME_ERROR)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.plugin_commands()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or self.plugin_commands().get(name)
+
+    def plugin_commands(self) -> dict[str, click.Command]:
+        """The plugins' commands, found once per set of loaded plugins; each one skipped is
+        said once, as a warning line."""
+        from affectkit.registry import plugin_manager, registry
+
+        loaded = tuple(name for name, _ in plugin_manager().list_name_plugin())
+        if getattr(self, "_plugin_commands", (None,))[0] != loaded:
+            commands, skipped = registry().commands(self.commands)
+            for line in skipped:
+                click.echo(f"warning: {line}", err=True)
+            self._plugin_commands = (loaded, commands)
+        return self._plugin_commands[1]
 
 
 def _device(value: str | None) -> str:

@@ -7,6 +7,8 @@ Every hook is a ``register_*`` hook in the style of simonw/llm: the host passes 
     def register_image_encoders(register):
         register("my-encoder", MyEncoder)
 
+(``register_commands`` hands the plugin the command-line group instead, to add commands to.)
+
 A component is a class with a nested pydantic ``Options`` model (``extra="forbid"``), an
 ``__init__(self, options)`` taking an instance of it (image encoders:
 ``__init__(self, options, in_channels)``), and a docstring whose first line describes it.
@@ -26,6 +28,8 @@ from typing import TYPE_CHECKING, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from affectkit.mesh import Mesh
 
 hookspec = pluggy.HookspecMarker("affectkit")
@@ -108,3 +112,15 @@ def register_text_encoders(register: Register) -> None:
 @hookspec
 def register_losses(register: Register) -> None:
     """Register training losses: subclasses of :class:`affectkit.interfaces.Loss`."""
+
+
+# ---------------------------------------------------------------------------------------
+# Behaviour
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``affectkit`` command line, as simonw/llm's plugins do:
+    ``@cli.command()`` on a click function. A command named like a built-in one or like an
+    earlier plugin's is skipped with a warning naming both; the built-ins always work."""

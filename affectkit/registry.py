@@ -19,7 +19,7 @@ import importlib
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -83,6 +83,7 @@ KINDS: dict[str, tuple[str, type]] = {
 #: read by trimesh, without any plugin (:func:`affectkit.mesh.read_standard_mesh`)
 STANDARD_MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
 MESH_FORMAT_HOOK = "register_mesh_formats"
+COMMAND_HOOK = "register_commands"
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ class Registry:
 
     def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
         pm = pm or plugin_manager()
+        self._pm = pm
         self._components: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
         for kind, (hook_name, base) in KINDS.items():
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -230,6 +232,30 @@ class Registry:
             by = "trimesh (built in)" if existing is None else existing.origin
             raise PluginError(f"mesh format {found.suffix!r} is registered twice: by {by} and by {found.origin}")
         self._formats[found.suffix] = found
+
+    def commands(self, taken: Collection[str]) -> tuple[dict[str, Any], list[str]]:
+        """The click commands plugins add to the command line, by name, and a line about each
+        one skipped: its name is ``taken`` (a built-in command) or an earlier plugin's, or the
+        plugin's ``register_commands`` failed. Asked for only when a command line needs them."""
+        import click
+
+        found: dict[str, tuple[Any, str]] = {}
+        skipped: list[str] = []
+        for impl in getattr(self._pm.hook, COMMAND_HOOK).get_hookimpls():
+            origin, _ = _origin(self._pm, impl.plugin)
+            group = click.Group()
+            try:
+                impl.function(cli=group)
+            except Exception as exc:  # one plugin's mistake leaves the other commands working
+                skipped.append(f"plugin {origin}: its commands are skipped: register_commands raised {type(exc).__name__}: {exc}")
+                continue
+            for name, command in group.commands.items():
+                by = "affectkit" if name in taken else found[name][1] if name in found else None
+                if by is not None:
+                    skipped.append(f"plugin {origin}: its command {name!r} is skipped: {by} has a command of that name")
+                    continue
+                found[name] = (command, origin)
+        return {name: command for name, (command, _) in found.items()}, skipped
 
     def mesh_formats(self) -> dict[str, MeshFormat]:
         """The mesh formats plugins registered, by suffix (the standard ones are not here)."""

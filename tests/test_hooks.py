@@ -195,3 +195,37 @@ def test_hook_register_mesh_formats(tmp_path):
     original = sphere()
     again = found.reader(found.writer(original, tmp_path / "sphere.xyz"))
     assert len(again.faces) == len(original.faces) and abs(again.vertices.mean(0) - original.vertices.mean(0)).max() < 1e-6
+
+
+def test_hook_register_commands():
+    """A plugin's command runs like a built-in one and is listed with them; one that takes a
+    built-in command's name is skipped with a warning, and the built-in still runs."""
+    import click
+    from click.testing import CliRunner
+    from test_registry import plugin_registered
+
+    from affectkit.cli import main
+
+    plugin = types.ModuleType("affectkit_hook_test_plugin")
+
+    def register_commands(cli) -> None:
+        @cli.command()
+        @click.option("--name", default="you")
+        def greet(name: str) -> None:
+            """Say hello."""
+            click.echo(f"hello {name}")
+
+        @cli.command(name="predict")
+        def shadow() -> None:
+            click.echo("not the real predict")
+
+    plugin.register_commands = hookimpl(register_commands)
+    runner = CliRunner()
+    with plugin_registered(plugin, "affectkit-hook-test"):
+        greeted = runner.invoke(main, ["greet", "--name", "Ada"])
+        assert greeted.exit_code == 0 and greeted.output.strip().endswith("hello Ada")
+        assert "warning: plugin affectkit-hook-test: its command 'predict' is skipped: affectkit has a command of that name" in greeted.output
+        listing = runner.invoke(main, ["-h"]).output
+        assert "greet" in listing and "Say hello." in listing
+        assert "not the real predict" not in runner.invoke(main, ["predict", "-h"]).output
+    assert runner.invoke(main, ["greet"]).exit_code == 2  # gone with its plugin

@@ -12,7 +12,7 @@ import test_hooks
 from cli_runs import ROOT
 
 from affectkit import hookspecs
-from affectkit.registry import KINDS, MESH_FORMAT_HOOK
+from affectkit.registry import COMMAND_HOOK, KINDS, MESH_FORMAT_HOOK
 
 HOOKS = sorted(name for name, value in vars(hookspecs).items() if name.startswith("register_") and callable(value))
 
@@ -24,8 +24,8 @@ def signature(hook: str) -> str:
     return f"{hook}({params}) -> {sig.return_annotation}"
 
 
-def test_there_is_a_hook_per_kind_and_one_for_mesh_formats():
-    assert HOOKS == sorted([*(hook for hook, _ in KINDS.values()), MESH_FORMAT_HOOK])
+def test_there_is_a_hook_per_kind_one_for_mesh_formats_and_one_for_commands():
+    assert HOOKS == sorted([*(hook for hook, _ in KINDS.values()), MESH_FORMAT_HOOK, COMMAND_HOOK])
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -41,6 +41,9 @@ def test_every_hook_is_documented_with_its_exact_signature(hook):
     assert f"    {signature(hook)}\n" in section, f"docs/hooks.md: {hook} should read `{signature(hook)}`"
     if hook == MESH_FORMAT_HOOK:  # formats are functions, not components
         assert "`affectkit.mesh.Mesh`" in section
+        return
+    if hook == COMMAND_HOOK:  # commands are click commands
+        assert "`@cli.command()`" in section
         return
     base = KINDS[next(kind for kind, (name, _) in KINDS.items() if name == hook)][1]
     assert f"`affectkit.interfaces.{base.__name__}`" in section

@@ -16,7 +16,7 @@ from affectkit.factory import build_dataset
 from affectkit.interfaces import Loss, Options
 from affectkit.mesh_formats import save_mesh
 from affectkit.recipe import ComponentRef
-from affectkit.registry import BUILTIN, KINDS, MESH_FORMAT_HOOK, Registry, plugin_manager, registry
+from affectkit.registry import BUILTIN, KINDS, Registry, plugin_manager, registry
 
 EXPECTED_BUILTINS = {
     "renderer": {"torch", "auto"},
@@ -110,11 +110,6 @@ def test_registering_a_non_component_fails():
     with loss_plugin("wrong", dict, "wrong-package") as pm:
         with pytest.raises(PluginError, match=r"wrong-package registered loss 'wrong' .* not a Loss subclass"):
             Registry(pm)
-
-
-def test_every_hook_is_a_register_hook_with_a_kind_or_the_mesh_format_hook():
-    hooks = {name for name in dir(hookspecs) if name.startswith("register_")}
-    assert hooks == {hook for hook, _ in KINDS.values()} | {MESH_FORMAT_HOOK}
 
 
 def test_importing_the_mesh_types_loads_no_plugin():
