@@ -1,22 +1,19 @@
 """Every registered renderer and dataset honours its interface (timm-style: a broken
-registration cannot hide). Encoders, losses, prompt augmenters and view augmentations
+registration cannot hide), through the checks third-party plugins run too
+(:mod:`affectkit.testing`). Encoders, losses, prompt augmenters and view augmentations
 have their contract tests beside their own tests."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
 import dataset_files
-import numpy as np
 import pytest
-import torch
 
-from affectkit.cameras import parse_views
-from affectkit.interfaces import RenderedViews, Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.registry import face_generators, registry
+from affectkit.testing import check_dataset, check_renderer
 from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic
 
 RENDERERS = registry().names("renderer")
@@ -43,48 +40,16 @@ DATASET_TEST_OPTIONS: dict[str, dict | Callable[[Path], dict]] = {
 }
 
 
-def sphere() -> Mesh:
-    import trimesh
-
-    s = trimesh.creation.icosphere(subdivisions=4)
-    return Mesh(s.vertices, s.faces, source="sphere")
-
-
 @pytest.mark.parametrize("name", RENDERERS)
 def test_every_renderer_renders_a_sphere(name):
-    renderer = registry().create("renderer", name)
-    views = parse_views("front,left,right")
-    device = "cuda" if name == "kaolin" else "cpu"  # Kaolin rasterises on CUDA only
-    rendered = renderer.render([sphere(), sphere()], views, 48, device=device)
-    out = RenderedViews(**{key: getattr(rendered, key).cpu() for key in RenderedViews.MAPS})
-    assert isinstance(out, RenderedViews)
-    for key, channels in RenderedViews.MAPS.items():
-        tensor = getattr(out, key)
-        assert tensor.shape == (2, 3, channels, 48, 48), key
-        assert torch.isfinite(tensor).all(), key
-    coverage = out.mask.mean().item()
-    # normalised to a bounding-box half-diagonal of 1, the sphere's radius is 1/sqrt(3)
-    assert abs(coverage - math.pi / 12) < 0.02
-    assert (out.depth[out.mask.bool()] >= 0).all() and (out.depth[~out.mask.bool()] == 0).all()
-    centre = out.normal[0, 0, :, 24, 24]
-    assert centre[2] > 0.95  # the sphere faces the camera at the image centre
+    check_renderer(registry().create("renderer", name), device="cuda" if name == "kaolin" else "cpu")  # Kaolin rasterises on CUDA only
 
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_every_dataset_lists_and_loads_valid_samples(name, tmp_path):
     assert name in DATASET_TEST_OPTIONS, f"add small test options for dataset {name!r}"
     options = DATASET_TEST_OPTIONS[name]
-    dataset = registry().create("dataset", name, options(tmp_path) if callable(options) else options)
-    samples = dataset.samples()
-    assert samples and all(isinstance(s, Sample) for s in samples)
-    assert len({s.key for s in samples}) == len(samples)
-    assert {s.label for s in samples} <= set(dataset.labels)
-    assert len({s.subject for s in samples}) >= 2
-    item = dataset.load(samples[0])
-    meshes = item.frames if isinstance(item, MeshSequence) else [item]
-    for mesh in meshes:
-        assert isinstance(mesh, Mesh) and len(mesh.faces) > 0
-        assert np.isfinite(mesh.vertices).all()
+    check_dataset(registry().create("dataset", name, options(tmp_path) if callable(options) else options))
 
 
 @pytest.mark.parametrize("name", face_generators())

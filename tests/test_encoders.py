@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from affectkit.errors import PluginError
-from affectkit.interfaces import ImageEncoder, TextEncoder
+from affectkit.interfaces import TextEncoder
 from affectkit.registry import registry
+from affectkit.testing import check_image_encoder, check_text_encoder
 from affectkit_plugins import image_encoders, text_encoders
 
 QUICK = Path(__file__).parents[1] / "recipes" / "quick.yaml"
@@ -91,29 +92,12 @@ def minilm(request: pytest.FixtureRequest, text_encoder_cache: dict[str, TextEnc
 def test_every_image_encoder_embeds_and_backpropagates(name: str, channels: int, request: pytest.FixtureRequest) -> None:
     torch.manual_seed(0)
     encoder = registry().create("image_encoder", name, _test_options(IMAGE_TEST_OPTIONS, "image_encoder", name, request), in_channels=channels)
-    assert isinstance(encoder, ImageEncoder) and encoder.out_dim > 0
-    encoder.train()
-    out = encoder(torch.rand(2, channels, 64, 64))
-    assert out.shape == (2, encoder.out_dim)
-    assert torch.isfinite(out).all()
-    out.square().mean().backward()
-    grads = [p.grad for p in encoder.parameters() if p.requires_grad]
-    assert any(g is not None and g.abs().sum() > 0 for g in grads)
-    assert all(torch.isfinite(g).all() for g in grads if g is not None)
+    check_image_encoder(encoder, channels)
 
 
 @pytest.mark.parametrize("name", TEXT_ENCODERS)
 def test_every_text_encoder_embeds_strings(name: str, request: pytest.FixtureRequest, text_encoder_cache: dict) -> None:
-    encoder = _text_encoder(name, request, text_encoder_cache)
-    assert isinstance(encoder, TextEncoder) and encoder.out_dim > 0
-    texts = ["a 3D scan of a happy face", "an angry person", "a face showing surprise"]
-    out = encoder(texts)
-    assert out.shape == (3, encoder.out_dim)
-    assert out.device == next(encoder.parameters()).device
-    assert torch.isfinite(out).all()
-    assert not torch.allclose(out[0], out[1])
-    # a batch does not change an embedding: padding is masked out
-    torch.testing.assert_close(encoder.eval()(texts[1:2])[0], encoder(texts)[1], atol=1e-5, rtol=1e-4)
+    check_text_encoder(_text_encoder(name, request, text_encoder_cache))
 
 
 # ---------------------------------------------------------------------------------------

@@ -33,6 +33,14 @@ def plugin_env(tmp_path_factory) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(site), "AFFECTKIT_PLUGINS": "tinycnn"}
 
 
+def test_the_packages_own_tests_pass_with_affectkit_testing(plugin_env, tmp_path):
+    """The example's tests run the contract checks of affectkit.testing on its components."""
+    tests = shutil.copy(PACKAGE / "test_affectkit_tinycnn.py", tmp_path)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", tests], cwd=tmp_path, env=plugin_env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0 and "2 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+
+
 def test_plugins_lists_the_package_as_origin(plugin_env):
     listing = run_ok("plugins", env=plugin_env)
     assert "tinycnn        [affectkit-tinycnn]  A small CNN view encoder" in listing

@@ -18,6 +18,7 @@ from affectkit.cameras import parse_views
 from affectkit.interfaces import Dataset, ImageEncoder, Loss, LossInputs, Options, PromptAugmenter, Sample, TextEncoder, ViewAugmentation
 from affectkit.mesh import Mesh
 from affectkit.registry import Registry
+from affectkit.testing import check_mesh_format
 from affectkit_plugins.renderer_torch import TorchRenderer
 
 
@@ -192,9 +193,7 @@ def test_hook_register_mesh_formats(tmp_path):
     pm.register(plugin, name="affectkit-hook-test")
     found = Registry(pm).mesh_formats()[".xyz"]
     assert found.origin == "affectkit-hook-test"
-    original = sphere()
-    again = found.reader(found.writer(original, tmp_path / "sphere.xyz"))
-    assert len(again.faces) == len(original.faces) and abs(again.vertices.mean(0) - original.vertices.mean(0)).max() < 1e-6
+    check_mesh_format(found.suffix, found.reader, found.writer, tmp_path)
 
 
 def test_hook_register_commands():

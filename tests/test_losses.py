@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from affectkit.errors import PluginError
 from affectkit.interfaces import LossInputs
 from affectkit.registry import create, registry
+from affectkit.testing import check_loss, loss_inputs
 from affectkit_plugins.losses import clip_loss, label_aware_alignment
 
 LOSSES = registry().names("loss")
@@ -27,46 +28,6 @@ VARIANTS = [
 ]
 
 
-def make_inputs(labels, seed: int = 0) -> LossInputs:
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.as_tensor(labels)
-    batch = len(labels)
-    joint = F.normalize(torch.randn(batch, D, generator=g), dim=-1).requires_grad_()
-    classes = F.normalize(torch.randn(K, D, generator=g), dim=-1).requires_grad_()
-    aus = torch.rand(batch, 3, generator=g).round()  # three AUs, present or absent, one not coded in the first scan
-    aus[0, 1] = float("nan")
-    return LossInputs(
-        view_embeddings=F.normalize(torch.randn(batch, V, D, generator=g), dim=-1).requires_grad_(),
-        joint=joint,
-        text=F.normalize(torch.randn(batch, D, generator=g), dim=-1).requires_grad_(),
-        labels=labels,
-        logit_scale=torch.tensor(1 / 0.07).requires_grad_(),
-        classes=classes,
-        au_logits=10.0 * joint @ classes[:3].T - 2.0,  # as the model scores AUs: similarity to their prompts
-        au_targets=aus,
-    )
-
-
-def leaf_grads(inputs: LossInputs) -> dict[str, torch.Tensor | None]:
-    return {
-        name: getattr(inputs, name).grad for name in ("view_embeddings", "joint", "text", "logit_scale", "classes")
-    }
-
-
-def check_contract(loss, inputs: LossInputs) -> None:
-    value = loss(inputs)
-    assert value.shape == ()
-    assert torch.isfinite(value)
-    value.backward()
-    grads = leaf_grads(inputs)
-    assert grads["joint"] is not None or grads["view_embeddings"] is not None, "no gradient reaches the images"
-    for name, grad in grads.items():
-        assert grad is None or torch.isfinite(grad).all(), f"non-finite gradient for {name}"
-    for name, parameter in loss.named_parameters():
-        assert parameter.grad is not None, f"parameter {name} gets no gradient"
-        assert torch.isfinite(parameter.grad).all(), f"non-finite gradient for parameter {name}"
-
-
 # ---------------------------------------------------------------------------------------
 # Contract: every registered loss
 # ---------------------------------------------------------------------------------------
@@ -78,12 +39,12 @@ def test_builtin_losses_registered():
 
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_contract(name):
-    check_contract(create("loss", name), make_inputs(REPEATED))
+    check_loss(create("loss", name), loss_inputs(REPEATED))
 
 
 @pytest.mark.parametrize("name,options", VARIANTS, ids=[f"{n}-{'-'.join(o)}" for n, o in VARIANTS])
 def test_loss_variant_contract(name, options):
-    check_contract(create("loss", name, options), make_inputs(REPEATED))
+    check_loss(create("loss", name, options), loss_inputs(REPEATED))
 
 
 @pytest.mark.parametrize(
@@ -93,7 +54,7 @@ def test_loss_variant_contract(name, options):
 )
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_degenerate_batches_are_finite(name, labels):
-    check_contract(create("loss", name), make_inputs(labels))
+    check_loss(create("loss", name), loss_inputs(labels))
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -164,7 +125,7 @@ def test_affectvlm_margin_is_learnable_and_bounded():
     loss = create("loss", "affectvlm", {"margin": 0.3, "margin_min": 0.1, "margin_max": 0.6})
     assert loss.margin.item() == pytest.approx(0.3, abs=1e-6)
     assert [name for name, _ in loss.named_parameters()] == ["margin_logit"]
-    inputs = make_inputs(REPEATED)
+    inputs = loss_inputs(REPEATED)
     loss(inputs).backward()
     assert loss.margin_logit.grad is not None and loss.margin_logit.grad.abs() > 0
     with torch.no_grad():  # however far an optimiser pushes it, alpha stays in its bounds
@@ -275,7 +236,7 @@ def test_supcon_does_not_push_same_label_pairs_apart():
 def test_cross_entropy_is_the_models_own_classification_loss():
     """CE of exactly the scores the model predicts with (scale * joint . classes), so the
     baseline trains what it is scored on; the class vectors get the gradient."""
-    inputs = make_inputs(REPEATED)
+    inputs = loss_inputs(REPEATED)
     loss = create("loss", "cross_entropy", {"label_smoothing": 0.1})
     value = loss(inputs)
     expected = F.cross_entropy(inputs.logit_scale * inputs.joint @ inputs.classes.T, inputs.labels, label_smoothing=0.1)
@@ -285,7 +246,7 @@ def test_cross_entropy_is_the_models_own_classification_loss():
 
 
 def test_cross_entropy_without_class_embeddings_says_what_is_missing():
-    inputs = make_inputs(REPEATED)
+    inputs = loss_inputs(REPEATED)
     inputs.classes = None
     with pytest.raises(ValueError, match="class embeddings"):
         create("loss", "cross_entropy")(inputs)

@@ -12,6 +12,7 @@ import yaml
 from affectkit.errors import PluginError
 from affectkit.interfaces import PromptAugmenter
 from affectkit.registry import registry
+from affectkit.testing import check_prompt_augmenter
 from affectkit_plugins.prompt_augmenters import EMOTIONS, TEMPLATES, age_word, emotion, tidy
 
 LABELS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -52,13 +53,7 @@ def test_every_augmenter_writes_distinct_prompts_per_class(name: str, attributes
         pytest.fail(f"prompt_augmenter {name!r} is registered but has no entry in this file's TEST_OPTIONS")
     augmenter = create(name, TEST_OPTIONS[name](request))
     assert isinstance(augmenter, PromptAugmenter)
-    seen: dict[str, str] = {}
-    for label in LABELS:
-        prompts = augmenter.prompts(label, attributes)
-        assert prompts and all(isinstance(p, str) and p.strip() == p and p for p in prompts), (label, prompts)
-        assert len(set(prompts)) == len(prompts), f"duplicate prompts for {label}"
-        for prompt in prompts:  # no prompt describes two classes
-            assert seen.setdefault(prompt, label) == label, f"{prompt!r} is a prompt of {seen[prompt]} and {label}"
+    check_prompt_augmenter(augmenter, attributes, LABELS)
 
 
 # ---------------------------------------------------------------------------------------

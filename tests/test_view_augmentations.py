@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from affectkit.errors import PluginError
 from affectkit.registry import create, registry
+from affectkit.testing import check_view_augmentation
 from affectkit_plugins.view_augmentations import affine_grid, random_affine_matrices
 
 AUGMENTATIONS = registry().names("view_augmentation")
@@ -35,30 +36,8 @@ def test_builtin_augmentations_registered():
 @pytest.mark.parametrize("channels", [1, 3, 8])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("name", AUGMENTATIONS)
-def test_augmentation_keeps_shape_and_dtype(name, channels, dtype):
-    views = random_views(channels, dtype=dtype)
-    out = create("view_augmentation", name)(views, LABELS, generator())
-    assert out.shape == views.shape and out.dtype == views.dtype
-    assert torch.isfinite(out).all()
-
-
-@pytest.mark.parametrize("name", AUGMENTATIONS)
-def test_augmentation_is_deterministic_for_a_seed(name):
-    augmentation = create("view_augmentation", name)
-    views = random_views()
-    first = augmentation(views, LABELS, generator(5))
-    again = augmentation(views, LABELS, generator(5))
-    other = augmentation(views, LABELS, generator(6))
-    torch.testing.assert_close(first, again, atol=0, rtol=0)
-    assert not torch.equal(first, other)
-
-
-@pytest.mark.parametrize("name", AUGMENTATIONS)
-def test_augmentation_does_not_modify_its_input(name):
-    views = random_views()
-    before = views.clone()
-    create("view_augmentation", name)(views, LABELS, generator())
-    assert torch.equal(views, before)
+def test_augmentation_keeps_shape_dtype_and_input_and_follows_its_seed(name, channels, dtype):
+    check_view_augmentation(create("view_augmentation", name), channels, dtype)
 
 
 @pytest.mark.parametrize("name", AUGMENTATIONS)
