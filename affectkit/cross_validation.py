@@ -23,7 +23,7 @@ from affectkit.interfaces import Dataset, Sample
 from affectkit.ray_cluster import check_cluster
 from affectkit.recipe import Recipe, dump_recipe
 from affectkit.render_cache import RenderCache
-from affectkit.run_logging import check_loggers
+from affectkit.run_logging import build_loggers
 from affectkit.runner import EXPORT_NAME, new_run_dir
 from affectkit.splits import (
     read_folds,
@@ -78,7 +78,7 @@ def cross_validate(
     everything = dataset.samples()
     plan = cv_plan(recipe, everything, folds or recipe.eval.folds, repeats or recipe.eval.repeats, fold_file)
     check_model(recipe, len(dataset.labels))
-    check_loggers(recipe)
+    build_loggers(recipe)  # a logger whose package is missing fails before any work
     check_cluster(recipe)
     k_folds = {len(repeat["folds"]) for repeat in plan}
     label = f"{max(k_folds)}" if len(k_folds) == 1 else "var"

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from affectkit.action_units import BP4D_AUS, au_code, au_name, f1_scores, mean_f1
+from affectkit.face_frame import Units
 from affectkit.metrics import (
     accuracy,
     class_report,
@@ -27,7 +28,6 @@ from affectkit.metrics import (
 )
 from affectkit.model import AffectVLM
 from affectkit.model_inputs import ViewSet, same_scans
-from affectkit.face_frame import Units
 from affectkit.recipe import ComponentRef, TestTime
 
 

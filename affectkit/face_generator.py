@@ -18,7 +18,17 @@ from pydantic import Field
 from affectkit.action_units import coded
 from affectkit.errors import DatasetError
 from affectkit.facs import (
-    CODES, GENERATED_AUS, LABELS, MAX_ACTIVATION, NEUTRAL, TAG_STRENGTH, Activations, Performances, activations, label_index, seeded_rng,
+    CODES,
+    GENERATED_AUS,
+    LABELS,
+    MAX_ACTIVATION,
+    NEUTRAL,
+    TAG_STRENGTH,
+    Activations,
+    Performances,
+    activations,
+    label_index,
+    seeded_rng,
     timeline,
 )  # fmt: skip
 from affectkit.interfaces import Dataset, Options, Sample

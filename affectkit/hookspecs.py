@@ -120,6 +120,12 @@ def register_losses(register: Register) -> None:
 
 
 @hookspec
+def register_loggers(register: Register) -> None:
+    """Register run loggers: subclasses of :class:`affectkit.interfaces.Logger` that receive
+    a run's scalars after every epoch (``logging.loggers``: TensorBoard, MLflow, ...)."""
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``affectkit`` command line, as simonw/llm's plugins do:
     ``@cli.command()`` on a click function. A command named like a built-in one or like an

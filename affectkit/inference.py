@@ -25,8 +25,7 @@ from affectkit.mesh import Mesh, MeshSequence
 from affectkit.mesh_formats import load_mesh, mesh_suffixes
 from affectkit.model import AffectVLM
 from affectkit.model_inputs import frames_of
-from affectkit.recipe import TestTime
-from affectkit.recipe import ComponentRef
+from affectkit.recipe import ComponentRef, TestTime
 from affectkit.render_cache import RenderCache
 
 

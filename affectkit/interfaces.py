@@ -282,3 +282,43 @@ class Loss(Component, nn.Module):
     def diagnostics(self) -> dict[str, float]:
         """Scalars worth logging each epoch (e.g. a learned margin); none by default."""
         return {}
+
+
+# ---------------------------------------------------------------------------------------
+# Watching a run
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a logger is told of the run it follows: the recipe's name, the run's folder, the
+    class names (the rows of a confusion matrix) and the resolved recipe as JSON data
+    (``settings["logging"]["mlflow_uri"]``), every default written out."""
+
+    name: str
+    run_dir: Path
+    labels: tuple[str, ...]
+    settings: Mapping[str, Any]
+
+
+class Logger(Component):
+    """Receives a run's live logs (``logging.loggers``), on the one worker that writes them:
+    ``start`` once, ``log_epoch`` after every epoch, ``finish`` once. It is built where the
+    run starts, before any scan renders, so a missing package fails at once: check for it
+    in ``__init__`` and start the work in ``start``."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def start(self, run: RunInfo) -> None:
+        """The run begins."""
+
+    def log_epoch(self, step: int, scalars: Mapping[str, float], confusion: Sequence[Sequence[int]] | None) -> None:
+        """Epoch ``step`` (from 1) ended: namespaced scalars (``train/loss``, ``val/accuracy``,
+        ``loss/<term>``, ``model/view_weight/<view>``, ...) and the validation confusion
+        counts (rows: true labels), where there is a validation split."""
+        raise NotImplementedError
+
+    def finish(self, scalars: Mapping[str, float] | None) -> None:
+        """The run ended: the last epoch's scalars (``None`` if no epoch finished)."""
+

@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 
 from affectkit.action_units import ActionUnits, strongest, targets
 from affectkit.errors import AffectkitError, DatasetError
+from affectkit.face_frame import Units
 from affectkit.interfaces import Dataset, RenderedViews, Sample
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.face_frame import Units
 from affectkit.render_cache import NO_SPREAD, RenderCache
 
 FrameSampler = Literal["uniform", "apex"]

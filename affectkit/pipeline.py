@@ -12,11 +12,11 @@ import yaml
 
 from affectkit.action_units import PRESENT, au_name, known_codes
 from affectkit.errors import AffectkitError
+from affectkit.face_frame import Units
 from affectkit.factory import build_au_prompts, build_prompt_bank, build_render_cache
 from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
 from affectkit.model_inputs import ViewSet, prepare_views
-from affectkit.face_frame import Units
 from affectkit.recipe import ComponentRef, Recipe
 from affectkit.registry import registry
 from affectkit.render_cache import NO_SPREAD, RenderCache

@@ -300,11 +300,12 @@ class OutputConfig(Section):
 class LoggingConfig(Section):
     """Live logs of a run, written after every epoch (docs/concepts.md, "Watching a run")."""
 
-    loggers: list[Literal["tensorboard", "mlflow"]] = Field(
-        default_factory=lambda: ["tensorboard"], description="tensorboard: RUN/tensorboard/ (always written); mlflow: also an MLflow run"
+    loggers: list[ComponentRef] = Field(
+        default_factory=lambda: [ComponentRef(name="tensorboard")],
+        description="registered loggers that receive every epoch's scalars: tensorboard (RUN/tensorboard/), mlflow (an MLflow run), a plugin's; [] for train.log only",
     )
-    mlflow_uri: str | None = Field(None, description="MLflow tracking URI; default: a local SQLite store, sqlite:///OUTPUT_DIR/mlflow.db")
-    mlflow_experiment: str | None = Field(None, description="MLflow experiment; default: the recipe's name")
+    mlflow_uri: str | None = Field(None, description="the mlflow logger's tracking URI; default: a local SQLite store, sqlite:///OUTPUT_DIR/mlflow.db")
+    mlflow_experiment: str | None = Field(None, description="the mlflow logger's experiment; default: the recipe's name")
 
 
 class Recipe(Section):
@@ -333,6 +334,8 @@ class Recipe(Section):
             yield f"loss.terms.{i}", "loss", ref
         for i, ref in enumerate(self.train.augmentations):
             yield f"train.augmentations.{i}", "view_augmentation", ref
+        for i, ref in enumerate(self.logging.loggers):
+            yield f"logging.loggers.{i}", "logger", ref
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from affectkit.errors import PluginError, one_line
 from affectkit.interfaces import (
     Dataset,
     ImageEncoder,
+    Logger,
     Loss,
     PromptAugmenter,
     Renderer,
@@ -63,6 +64,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "affectkit_plugins.image_encoders",
     "affectkit_plugins.text_encoders",
     "affectkit_plugins.losses",
+    "affectkit_plugins.loggers",
 )
 
 #: kinds whose components must say their embedding size (``out_dim``) once built
@@ -77,6 +79,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "image_encoder": ("register_image_encoders", ImageEncoder),
     "text_encoder": ("register_text_encoders", TextEncoder),
     "loss": ("register_losses", Loss),
+    "logger": ("register_loggers", Logger),
 }
 
 

@@ -1,16 +1,17 @@
 """Live run logs, written by rank 0 after every epoch so a run can be watched while it trains:
-TensorBoard events (``train/``, ``val/``, ``model/`` and ``loss/`` scalars, the validation
-confusion matrix as an image, the hyperparameters at the end), ``train.log`` (the
-environment, then one line per epoch) and, with ``logging.loggers: [tensorboard, mlflow]``,
-an MLflow run (a local SQLite store under ``output.dir`` unless ``logging.mlflow_uri``)."""
+``train.log`` (the environment, then one line per epoch) and the recipe's
+``logging.loggers``, registered components (``tensorboard`` by default, ``mlflow``, or a
+plugin's) that receive every epoch's ``train/``, ``val/``, ``model/`` and ``loss/``
+scalars and the validation confusion counts."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from affectkit.errors import AffectkitError
+from affectkit.interfaces import Logger, RunInfo
 from affectkit.recipe import Recipe
 
 #: history keys that describe the run, not its learning: kept out of the scalars
@@ -41,9 +42,10 @@ def scalars(metrics: dict[str, Any], views: list[str]) -> dict[str, float]:
     return out
 
 
-def hparams(recipe: Recipe) -> dict[str, Any]:
-    """The recipe's settings flattened to ``section.key`` scalars and strings (TensorBoard's
-    and MLflow's hyperparameter tables take nothing else)."""
+def hparams(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A recipe's settings (its JSON data) flattened to ``section.key`` scalars and strings,
+    without where its outputs go (TensorBoard's and MLflow's hyperparameter tables take
+    nothing else)."""
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -55,65 +57,40 @@ def hparams(recipe: Recipe) -> dict[str, Any]:
         else:
             flat[prefix] = json.dumps(value)
 
-    walk("", recipe.model_dump(mode="json", exclude={"output"}))
+    walk("", {section: value for section, value in settings.items() if section != "output"})
     return flat
 
 
 class RunLogger:
-    """Rank 0's writer of every live log of one run (TensorBoard, ``train.log``, MLflow)."""
+    """Rank 0's writer of every live log of one run: ``train.log`` and the recipe's loggers."""
 
     def __init__(self, recipe: Recipe, run_dir: Path, views: list[str], labels: list[str], environment: str) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.recipe, self.views, self.labels = recipe, views, labels
+        self.views = views
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
         self.log = (run_dir / "train.log").open("a")
         self.log.write(environment.rstrip() + "\n")
         self.log.flush()
-        self.mlflow: Any = None
-        if "mlflow" in recipe.logging.loggers:
-            self.mlflow = _start_mlflow(recipe, run_dir)
+        self.loggers = build_loggers(recipe)
+        run = RunInfo(recipe.name, run_dir, tuple(labels), recipe.model_dump(mode="json"))
+        for logger in self.loggers:
+            logger.start(run)
 
     def epoch(self, metrics: dict[str, Any], confusion: list[list[int]] | None, row: str) -> None:
-        step = int(metrics["epoch"]) + 1
-        values = scalars(metrics, self.views)
-        for key, value in values.items():
-            self.tensorboard.add_scalar(key, value, step)
-        if confusion is not None:
-            from affectkit.plots import confusion_figure
-
-            self.tensorboard.add_figure("val/confusion", confusion_figure(confusion, self.labels, f"validation, epoch {step}"), step)
-        self.tensorboard.flush()
         self.log.write(row + "\n")
         self.log.flush()
-        if self.mlflow is not None:
-            self.mlflow.log_metrics({k.replace("/", "."): v for k, v in values.items()}, step=step)
+        values = scalars(metrics, self.views)
+        for logger in self.loggers:
+            logger.log_epoch(int(metrics["epoch"]) + 1, values, confusion)
 
     def close(self, final: dict[str, Any] | None) -> None:
-        if final is not None:
-            metrics = {f"hparam/{k}": v for k, v in scalars(final, self.views).items() if k.startswith(("val/", "train/loss"))}
-            self.tensorboard.add_hparams(hparams(self.recipe), metrics, run_name=".")
-        self.tensorboard.close()
         self.log.close()
-        if self.mlflow is not None:
-            self.mlflow.end_run()
+        for logger in self.loggers:
+            logger.finish(None if final is None else scalars(final, self.views))
 
 
-def check_loggers(recipe: Recipe) -> None:
-    """Refuse, before any work, a logger whose package is missing."""
-    import importlib.util
+def build_loggers(recipe: Recipe) -> list[Logger]:
+    """The recipe's loggers, built: where a run starts, this refuses one whose package is
+    missing before any work."""
+    from affectkit.registry import registry
 
-    if "mlflow" in recipe.logging.loggers and importlib.util.find_spec("mlflow") is None:
-        raise AffectkitError("logging.loggers: mlflow needs the MLflow client, which is not installed: pip install 'affectkit[mlflow]'")
-
-
-def _start_mlflow(recipe: Recipe, run_dir: Path) -> Any:
-    import mlflow
-    uri = recipe.logging.mlflow_uri or f"sqlite:///{(Path(recipe.output.dir) / 'mlflow.db').resolve()}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(recipe.logging.mlflow_experiment or recipe.name)
-    mlflow.start_run(run_name=run_dir.name)
-    params = hparams(recipe)
-    mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-    return mlflow
+    return [registry().create("logger", ref.name, ref.options, where="logging.loggers") for ref in recipe.logging.loggers]

@@ -32,7 +32,7 @@ from typing import Any
 from affectkit.errors import AffectkitError
 from affectkit.ray_cluster import check_cluster
 from affectkit.recipe import Recipe, dump_recipe
-from affectkit.run_logging import check_loggers
+from affectkit.run_logging import build_loggers
 from affectkit.splits import select_subjects, subject_split
 from affectkit.trainer import check_model, chosen_checkpoint, fit, newest_checkpoint, storage_for, where_kept
 
@@ -107,7 +107,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     previous = latest_run_dir(recipe) if resume else None
     dataset = build_dataset(recipe.data.dataset)
     check_model(recipe, len(dataset.labels))  # these checks come before minutes of rendering
-    check_loggers(recipe)
+    build_loggers(recipe)  # a logger whose package is missing fails before any work
     check_cluster(recipe)
     run_dir = previous or new_run_dir(recipe)
     record_recipe(run_dir, recipe)

@@ -27,7 +27,20 @@ import torch
 import torch.nn.functional as F
 
 from affectkit.cameras import parse_views
-from affectkit.interfaces import Dataset, ImageEncoder, Loss, LossInputs, PromptAugmenter, RenderedViews, Renderer, Sample, TextEncoder, ViewAugmentation
+from affectkit.interfaces import (
+    Dataset,
+    ImageEncoder,
+    Logger,
+    Loss,
+    LossInputs,
+    PromptAugmenter,
+    RenderedViews,
+    Renderer,
+    RunInfo,
+    Sample,
+    TextEncoder,
+    ViewAugmentation,
+)
 from affectkit.mesh import Mesh, MeshSequence
 
 #: the six basic emotions, the labels every check that needs classes uses
@@ -191,3 +204,19 @@ def check_mesh_format(suffix: str, reader: Callable[[Path], Mesh], writer: Calla
     assert isinstance(again, Mesh), "the reader returns no Mesh"
     assert len(again.faces) == len(original.faces), f"{len(again.faces)} faces read back, {len(original.faces)} written"
     assert np.abs(again.vertices.mean(0) - original.vertices.mean(0)).max() < 1e-4, "the mesh read back is moved"
+
+
+def check_logger(logger: Logger, folder: Path) -> None:
+    """A two-epoch run told to the logger, its outputs under ``folder``: ``start``, an
+    epoch with a validation confusion matrix, one without, ``finish``; nothing raises."""
+    from affectkit.recipe import Recipe
+
+    recipe = Recipe.model_validate({"name": "contract", "output": {"dir": str(folder)}})
+    run_dir = Path(folder) / "contract" / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger.start(RunInfo(recipe.name, run_dir, LABELS, recipe.model_dump(mode="json")))
+    confusion = [[5 if i == j else 1 for j in range(len(LABELS))] for i in range(len(LABELS))]
+    logger.log_epoch(1, {"train/loss": 1.5, "loss/affectvlm": 1.5, "val/accuracy": 0.5, "model/view_weight/front": 0.4}, confusion)
+    logger.log_epoch(2, {"train/loss": 1.0, "loss/affectvlm": 1.0}, None)
+    logger.finish({"train/loss": 1.0, "loss/affectvlm": 1.0})
+

@@ -1,4 +1,4 @@
-"""Every registered renderer and dataset honours its interface (timm-style: a broken
+"""Every registered renderer, dataset and logger honours its interface (timm-style: a broken
 registration cannot hide), through the checks third-party plugins run too
 (:mod:`affectkit.testing`). Encoders, losses, prompt augmenters and view augmentations
 have their contract tests beside their own tests."""
@@ -13,11 +13,12 @@ import pytest
 
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.registry import face_generators, registry
-from affectkit.testing import check_dataset, check_renderer
+from affectkit.testing import check_dataset, check_logger, check_renderer
 from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic
 
 RENDERERS = registry().names("renderer")
 DATASETS = registry().names("dataset")
+LOGGERS = registry().names("logger")
 
 #: small options per dataset, so the contract runs in seconds; every registered dataset needs one.
 #: Datasets read from disk give a function that writes a tiny dataset under a folder and
@@ -50,6 +51,17 @@ def test_every_dataset_lists_and_loads_valid_samples(name, tmp_path):
     assert name in DATASET_TEST_OPTIONS, f"add small test options for dataset {name!r}"
     options = DATASET_TEST_OPTIONS[name]
     check_dataset(registry().create("dataset", name, options(tmp_path) if callable(options) else options))
+
+
+@pytest.mark.parametrize("name", LOGGERS)
+def test_every_logger_follows_a_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow writes beside the working folder too
+    check_logger(registry().create("logger", name), tmp_path)
+
+
+def test_the_tensorboard_logger_writes_events_in_the_run_folder(tmp_path):
+    check_logger(registry().create("logger", "tensorboard"), tmp_path)
+    assert list((tmp_path / "contract" / "run" / "tensorboard").rglob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize("name", face_generators())

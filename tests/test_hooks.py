@@ -15,10 +15,10 @@ from pydantic import Field
 
 from affectkit import hookimpl, hookspecs
 from affectkit.cameras import parse_views
-from affectkit.interfaces import Dataset, ImageEncoder, Loss, LossInputs, Options, PromptAugmenter, Sample, TextEncoder, ViewAugmentation
+from affectkit.interfaces import Dataset, ImageEncoder, Logger, Loss, LossInputs, Options, PromptAugmenter, Sample, TextEncoder, ViewAugmentation
 from affectkit.mesh import Mesh
 from affectkit.registry import Registry
-from affectkit.testing import check_mesh_format
+from affectkit.testing import check_logger, check_mesh_format
 from affectkit_plugins.renderer_torch import TorchRenderer
 
 
@@ -228,3 +228,20 @@ def test_hook_register_commands():
         assert "greet" in listing and "Say hello." in listing
         assert "not the real predict" not in runner.invoke(main, ["predict", "-h"]).output
     assert runner.invoke(main, ["greet"]).exit_code == 2  # gone with its plugin
+
+
+class MemoryLogger(Logger):
+    """Keeps every epoch's scalars in memory."""
+
+    def start(self, run) -> None:
+        self.epochs: list[tuple[int, dict]] = []
+
+    def log_epoch(self, step, scalars, confusion) -> None:
+        self.epochs.append((step, dict(scalars)))
+
+
+def test_hook_register_loggers(tmp_path):
+    logger = registry_with("register_loggers", "memory", MemoryLogger).create("logger", "memory")
+    check_logger(logger, tmp_path)
+    assert [step for step, _ in logger.epochs] == [1, 2] and logger.epochs[1][1]["train/loss"] == 1.0
+

@@ -26,6 +26,7 @@ EXPECTED_BUILTINS = {
     "image_encoder": {"timm", "clip"},
     "text_encoder": {"minilm", "hf", "clip"},
     "loss": {"affectvlm", "clip", "siglip", "supcon"},
+    "logger": {"tensorboard", "mlflow"},
 }
 
 
