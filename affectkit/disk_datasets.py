@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Sample
@@ -69,6 +69,29 @@ def subject_ids(texts: list[str], digits: int, dataset: str, examples: str) -> l
             raise ValueError(f"{text!r} is not a {dataset} subject id like {examples}")
         out.append(subject)
     return out
+
+
+def scans_by_name(
+    dataset: str, root: Path, files: Iterable[Path], parse: Callable[[str], dict[str, Any] | None], key: Callable[[dict[str, Any]], str], expected: str
+) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """``files`` by the key of what their names say (``parse`` of a file's stem, ``None``
+    for a name that is not the dataset's): files of other names are skipped with one
+    warning (``expected`` says what names look like), two files of one key are an error
+    naming both."""
+    found: dict[str, tuple[Path, dict[str, Any]]] = {}
+    unparsed: list[str] = []
+    for path in files:
+        info = parse(path.stem)
+        if info is None:
+            unparsed.append(str(path.relative_to(root)))
+            continue
+        name = key(info)
+        if name in found:
+            raise found_twice(dataset, f"scan {name}", root, found[name][0], path)
+        found[name] = (path, info)
+    if unparsed:
+        warn_skipped(dataset, expected, unparsed)
+    return found
 
 
 def chosen_subjects(dataset: str, root: Path, found: set[str], asked: list[str] | None) -> set[str]:

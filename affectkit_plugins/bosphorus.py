@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, found_twice, walk_files, warn_skipped
+from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, scans_by_name, walk_files
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh
@@ -144,19 +144,10 @@ class BosphorusDataset(Dataset):
         files = [p for p in walk_files(o.root) if p.suffix.lower() == ".bnt"]
         if not files:
             raise DatasetError(f"bosphorus: no .bnt files under {str(o.root)!r}")
-        found: dict[str, tuple[Path, dict]] = {}
-        unparsed: list[str] = []
-        for path in files:
-            info = parse_name(path.stem)
-            if info is None:
-                unparsed.append(str(path.relative_to(o.root)))
-                continue
-            key = f"{info['subject']}_{info['code']}_{info['take']}"
-            if key in found:
-                raise found_twice("bosphorus", f"scan {key}", o.root, found[key][0], path)
-            found[key] = (path, info)
-        if unparsed:
-            warn_skipped("bosphorus", ".bnt file(s) whose names are not like bs002_E_SADNESS_0 or bs001_LFAU_14_0", unparsed)
+        found = scans_by_name(
+            "bosphorus", o.root, files, parse_name, lambda info: f"{info['subject']}_{info['code']}_{info['take']}",
+            ".bnt file(s) whose names are not like bs002_E_SADNESS_0 or bs001_LFAU_14_0",
+        )  # fmt: skip
         chosen = chosen_subjects("bosphorus", o.root, {info["subject"] for _, info in found.values()}, o.subjects)
         keep = {"emotion"} | ({"neutral"} if o.include_neutral else set())
         keep |= {"action_unit"} if o.action_units == "label" else set()

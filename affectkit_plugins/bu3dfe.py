@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from affectkit import hookimpl
 from affectkit.action_units import read_side_file
 from affectkit.dataset_writer import placeholder_attributes
-from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, found_twice, subject_ids, walk_files, warn_skipped
+from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, scans_by_name, subject_ids, walk_files
 from affectkit.errors import DatasetError
 from affectkit.facs import CODES, LABELS, NEUTRAL
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
@@ -117,25 +117,13 @@ class BU3DFEDataset(Dataset):
     def _index(self) -> SampleIndex[tuple[Path, Path | None]]:
         """Samples with their ``.wrl`` and ``.bnd`` (when present) files, by key."""
         o = self.options
-        scans: dict[str, tuple[Path, dict]] = {}
-        bnd: dict[tuple[Path, str], Path] = {}
-        unparsed: list[str] = []
-        for path in walk_files(o.root):
-            suffix = path.suffix.lower()
-            if suffix == ".bnd":
-                bnd[(path.parent, path.stem.upper())] = path
-            if suffix != ".wrl":
-                continue
-            info = parse_name(path.stem)
-            if info is None:
-                unparsed.append(str(path.relative_to(o.root)))
-                continue
-            key = f"{info['subject']}_{info['code']}{info['intensity']:02d}{info['ethnicity_code']}_{info['variant']}"
-            if key in scans:
-                raise found_twice("bu3dfe", f"scan {key}", o.root, scans[key][0], path)
-            scans[key] = (path, info)
-        if unparsed:
-            warn_skipped("bu3dfe", ".wrl file(s) whose names are not like F0001_AN01WH_F3D.wrl", unparsed)
+        files = list(walk_files(o.root))
+        bnd = {(path.parent, path.stem.upper()): path for path in files if path.suffix.lower() == ".bnd"}
+        scans = scans_by_name(
+            "bu3dfe", o.root, [path for path in files if path.suffix.lower() == ".wrl"], parse_name,
+            lambda info: f"{info['subject']}_{info['code']}{info['intensity']:02d}{info['ethnicity_code']}_{info['variant']}",
+            ".wrl file(s) whose names are not like F0001_AN01WH_F3D.wrl",
+        )  # fmt: skip
         if not scans:
             raise DatasetError(f"bu3dfe: no BU-3DFE scans (like F0001/F0001_AN01WH_F3D.wrl) under {str(o.root)!r}")
         chosen = chosen_subjects("bu3dfe", o.root, {info["subject"] for _, info in scans.values()}, o.subjects)
