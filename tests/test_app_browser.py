@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from cli_runs import ROOT, command, free_port, run_ok
 
+from affectkit.hub import DEFAULT_MODEL
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
 
@@ -47,7 +49,8 @@ def served_app(tmp_path):
     """``affectkit app`` on a loopback port, serving the shipped model."""
     port = free_port()
     log = tmp_path / "app.log"
-    process = subprocess.Popen(command("app", "--port", str(port)), cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    shipped = ["--checkpoint", str(DEFAULT_MODEL)]  # not the newest model under runs/, which the app would serve first
+    process = subprocess.Popen(command("app", *shipped, "--port", str(port)), cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
