@@ -110,13 +110,14 @@ def stop_cluster(temp_dir: str, port: int) -> None:
 def head_node(tmp_path):
     """``ray start --head`` on loopback with a dashboard (the job server) and token
     authentication (Ray's default); stopped afterwards."""
-    port, dashboard = free_port(), free_port()
+    port, dashboard, agent = free_port(), free_port(), free_port()
     token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     env = {**os.environ, **token, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
     with tempfile.TemporaryDirectory(prefix="ak", dir="/tmp") as temp_dir:  # Ray's socket paths must stay short
         start = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp_dir}",
-                 "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--disable-usage-stats"]  # fmt: skip
+                 "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--disable-usage-stats",
+                 f"--dashboard-agent-listen-port={agent}"]  # fmt: skip  # the job agent: its default port may be another Ray's on this machine
         started = subprocess.run(start, capture_output=True, text=True, env=env, timeout=180)
         try:
             assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
