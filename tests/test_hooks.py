@@ -229,6 +229,15 @@ def test_hook_register_commands():
         assert "not the real predict" not in runner.invoke(main, ["predict", "-h"]).output
     assert runner.invoke(main, ["greet"]).exit_code == 2  # gone with its plugin
 
+    def broken(cli) -> None:
+        raise RuntimeError("no config file")
+
+    plugin.register_commands = hookimpl(broken)
+    with plugin_registered(plugin, "affectkit-hook-test"):
+        listing = runner.invoke(main, ["-h"])
+        assert listing.exit_code == 0 and "predict" in listing.output  # the built-ins still work
+        assert "its commands are skipped: register_commands raised RuntimeError: no config file" in listing.output
+
 
 class MemoryLogger(Logger):
     """Keeps every epoch's scalars in memory."""
