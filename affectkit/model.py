@@ -15,7 +15,8 @@ through a learned scale and bias into a probability of the AU being present (a s
 AUs are not exclusive), so AU prompts too can be reworded or added at inference. With an
 AU readout (``au_readout``) the joint embedding first passes through a small network of its
 own, and no AU gradient reaches the encoder, the projections or the prompts: the AU term
-then trains the readout alone, and the emotions are learnt exactly as without it.
+then trains the readout alone, and the emotions learn as without it (they share only the
+clipping of the gradient norm, ``train.grad_clip``).
 """
 
 from __future__ import annotations

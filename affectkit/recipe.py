@@ -238,7 +238,7 @@ class ModelConfig(Section):
     )
     action_units: Literal["joint", "readout"] = Field(
         "joint",
-        description="with an action_units loss term: score AUs from the joint embedding the emotions use (the AU term then trains the shared encoder too), or through a readout of their own on it that the AU term alone trains (the emotions are learnt exactly as without the term)",
+        description="with an action_units loss term: score AUs from the joint embedding the emotions use (the AU term then trains the shared encoder too), or through a readout of their own on it that the AU term alone trains (no AU gradient reaches what the emotions use)",
     )
 
 
