@@ -423,11 +423,11 @@ def check_components(recipe: Recipe, source: str = "<recipe>") -> None:
     reg = registry()
     for path, kind, ref in recipe.components():
         try:
-            reg.options(kind, ref.name, ref.options)
+            validated = reg.options(kind, ref.name, ref.options)
         except AffectkitError as exc:
             raise RecipeError(f"{source}: {path}: {exc}") from None
-    for ref, key, value in list(_path_options(recipe)):
-        ref.options[key] = str(value)  # absolute (ResolvedPath) from here on: workers in other folders find it
+        for key, value in list(_paths_given(ref, validated)):
+            ref.options[key] = str(value)  # absolute (ResolvedPath) from here on: workers in other folders find it
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -484,9 +484,14 @@ def _path_options(recipe: Recipe) -> Iterator[tuple[ComponentRef, str, Path]]:
             validated = registry().options(kind, ref.name, ref.options)
         except AffectkitError:
             continue
-        for key in ref.options:
-            if isinstance(value := getattr(validated, key, None), Path):
-                yield ref, key, value
+        yield from ((ref, key, value) for key, value in _paths_given(ref, validated))
+
+
+def _paths_given(ref: ComponentRef, validated: Any) -> Iterator[tuple[str, Path]]:
+    """(option, validated value) of each option ``ref`` gives whose value is a path."""
+    for key in ref.options:
+        if isinstance(value := getattr(validated, key, None), Path):
+            yield key, value
 
 
 #: a recipe is a few kilobytes; these bound what a hostile or broken file can cost to read
