@@ -14,7 +14,7 @@ from affectkit.action_units import au_prompts
 from affectkit.cameras import parse_views
 from affectkit.errors import AffectkitError
 from affectkit.inference_config import InputConfig
-from affectkit.interfaces import Dataset, TextEncoder, ViewAugmentation
+from affectkit.interfaces import Dataset, TextEncoder, TrainingCallback, ViewAugmentation
 from affectkit.model import AffectVLM, apply_freezing
 from affectkit.objective import Objective
 from affectkit.prompting import PromptBank
@@ -51,6 +51,12 @@ def build_augmentations(refs: Sequence[ComponentRef]) -> list[ViewAugmentation]:
     """The view augmentations of ``train.augmentations``, in order."""
     reg = registry()
     return [reg.create("view_augmentation", ref.name, ref.options, where=f"train.augmentations.{i}") for i, ref in enumerate(refs)]
+
+
+def build_callbacks(refs: Sequence[ComponentRef]) -> list[TrainingCallback]:
+    """The training callbacks of ``train.callbacks``, in order."""
+    reg = registry()
+    return [reg.create("callback", ref.name, ref.options, where=f"train.callbacks.{i}") for i, ref in enumerate(refs)]
 
 
 class DeferredTextEncoder(TextEncoder):

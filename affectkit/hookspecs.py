@@ -126,6 +126,12 @@ def register_loggers(register: Register) -> None:
 
 
 @hookspec
+def register_callbacks(register: Register) -> None:
+    """Register training callbacks: subclasses of :class:`affectkit.interfaces.TrainingCallback`
+    told every epoch's scalars, which may stop training early (``train.callbacks``)."""
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``affectkit`` command line, as simonw/llm's plugins do:
     ``@cli.command()`` on a click function. A command named like a built-in one or like an

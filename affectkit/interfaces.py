@@ -322,3 +322,19 @@ class Logger(Component):
     def finish(self, scalars: Mapping[str, float] | None) -> None:
         """The run ended: the last epoch's scalars (``None`` if no epoch finished)."""
 
+
+
+class TrainingCallback(Component):
+    """Follows training on every worker (``train.callbacks``) and may end it early: after
+    each epoch ``epoch_end`` gets the scalars of every epoch so far, restored ones included,
+    so a callback needs no state of its own and a resumed or restarted run decides as the
+    first one would. Training stops after an epoch where any worker's callback says so; the
+    run then exports that epoch (or the best, with ``eval.select: best``)."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def epoch_end(self, history: Sequence[Mapping[str, float]]) -> bool:
+        """Whether to stop now. ``history[-1]`` is the epoch that just ended; the keys are
+        those loggers get (``train/loss``, ``val/accuracy``, ``loss/<term>``, ...)."""
+        raise NotImplementedError

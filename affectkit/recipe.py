@@ -261,6 +261,9 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(1.0, gt=0.0, description="gradient norm clipping; null turns it off")
     amp: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU)")
     augmentations: list[ComponentRef] = Field(default_factory=list, description="view augmentations applied to each training batch, in order")
+    callbacks: list[ComponentRef] = Field(
+        default_factory=list, description="training callbacks told every epoch's scalars, which may stop training early: early_stopping, a plugin's"
+    )
 
 
 class ScalingConfig(Section):
@@ -334,6 +337,8 @@ class Recipe(Section):
             yield f"loss.terms.{i}", "loss", ref
         for i, ref in enumerate(self.train.augmentations):
             yield f"train.augmentations.{i}", "view_augmentation", ref
+        for i, ref in enumerate(self.train.callbacks):
+            yield f"train.callbacks.{i}", "callback", ref
         for i, ref in enumerate(self.logging.loggers):
             yield f"logging.loggers.{i}", "logger", ref
 

@@ -39,6 +39,7 @@ from affectkit.interfaces import (
     PromptAugmenter,
     Renderer,
     TextEncoder,
+    TrainingCallback,
     ViewAugmentation,
 )
 
@@ -65,6 +66,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "affectkit_plugins.text_encoders",
     "affectkit_plugins.losses",
     "affectkit_plugins.loggers",
+    "affectkit_plugins.callbacks",
 )
 
 #: kinds whose components must say their embedding size (``out_dim``) once built
@@ -80,6 +82,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "text_encoder": ("register_text_encoders", TextEncoder),
     "loss": ("register_losses", Loss),
     "logger": ("register_loggers", Logger),
+    "callback": ("register_callbacks", TrainingCallback),
 }
 
 

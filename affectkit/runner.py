@@ -153,6 +153,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
         "render_seconds": prepared - started,
         "train_seconds": trained - prepared,
         "epochs": len(history),
+        "stopped_by": history[-1].get("stopped_by") if history else None,
         "train_samples_per_s": statistics.mean(m["train_samples_per_s"] for m in history) if history else 0.0,
         "peak_rss_mb_worker": max((m["peak_rss_mb"] for m in history), default=0.0),
         "peak_rss_mb_driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

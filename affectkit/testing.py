@@ -39,6 +39,7 @@ from affectkit.interfaces import (
     RunInfo,
     Sample,
     TextEncoder,
+    TrainingCallback,
     ViewAugmentation,
 )
 from affectkit.mesh import Mesh, MeshSequence
@@ -220,3 +221,18 @@ def check_logger(logger: Logger, folder: Path) -> None:
     logger.log_epoch(2, {"train/loss": 1.0, "loss/affectvlm": 1.0}, None)
     logger.finish({"train/loss": 1.0, "loss/affectvlm": 1.0})
 
+
+
+def check_callback(callback: TrainingCallback) -> None:
+    """Told a three-epoch run's training and validation scalars one epoch at a time, the
+    callback answers a plain bool and leaves the history it was given as it was."""
+    epochs = [
+        {"train/loss": 1.5, "train/lr": 1e-3, "loss/affectvlm": 1.5, "val/accuracy": 0.5, "val/loss": 1.2},
+        {"train/loss": 1.2, "train/lr": 8e-4, "loss/affectvlm": 1.2, "val/accuracy": 0.6, "val/loss": 1.0},
+        {"train/loss": 1.1, "train/lr": 5e-4, "loss/affectvlm": 1.1, "val/accuracy": 0.6, "val/loss": 1.1},
+    ]
+    for n in range(1, len(epochs) + 1):
+        history = [dict(e) for e in epochs[:n]]
+        answer = callback.epoch_end(history)
+        assert isinstance(answer, bool), f"epoch_end answered {answer!r}, not True or False"
+        assert history == epochs[:n], "epoch_end changed the history it was told"

@@ -14,6 +14,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,15 @@ from affectkit.checkpoint import (
     training_state,
 )
 from affectkit.errors import AffectkitError
-from affectkit.factory import build_augmentations, build_model, build_objective
-from affectkit.interfaces import LossInputs
+from affectkit.factory import build_augmentations, build_callbacks, build_model, build_objective
+from affectkit.interfaces import LossInputs, TrainingCallback, ViewAugmentation
 from affectkit.metrics import accuracy, confusion_matrix, macro_f1
 from affectkit.model import AffectVLM
+from affectkit.objective import Objective
 from affectkit.pipeline import TrainingData
 from affectkit.prompting import draw
 from affectkit.recipe import Recipe
-from affectkit.run_logging import RunLogger
+from affectkit.run_logging import RunLogger, scalars
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -138,27 +140,56 @@ def _quiet_report_log() -> None:
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    _quiet_report_log()
-    recipe = Recipe.model_validate(config["recipe"])
-    data: TrainingData = ray.get(config["data"])
+@dataclass
+class Worker:
+    """One worker's training run: what it trains, with what, on which of the scans."""
+
+    recipe: Recipe
+    data: TrainingData
+    rank: int
+    world: int
+    device: torch.device
+    model: torch.nn.Module  # as Ray prepared it (DDP across workers)
+    core: AffectVLM  # the model itself
+    objective: Objective
+    augmentations: list[ViewAugmentation]
+    callbacks: list[TrainingCallback]
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader | None
+    #: the AU strengths of every training and validation scan, by index (NaN: not coded)
+    train_aus: Tensor | None
+    val_aus: Tensor | None
+    rng: random.Random
+    generator: torch.Generator
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.loader))
+
+
+@dataclass
+class Progress:
+    """Where training stands: the next epoch, the epochs done and the worker-group restarts."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    restarts: int = 0
+
+
+def build_worker(recipe: Recipe, data: TrainingData) -> Worker:
+    """The model, objective, optimizer, schedule and data loaders of this worker, seeded."""
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    device = ray.train.torch.get_device()
     torch.manual_seed(recipe.seed)
-    rng = random.Random(recipe.seed * 1000 + rank)
-    generator = torch.Generator().manual_seed(recipe.seed * 1000 + rank)
-
     num_views, in_channels = data.train.views.shape[2], data.train.views.shape[3]
     model = build_model(recipe.model, num_views, in_channels, len(data.labels), action_units=len(data.action_units))
-    # the AU strengths of every training and validation scan, by index (NaN: not coded)
-    train_aus = data.train.au_targets(data.action_units) if data.action_units else None
-    val_aus = data.val.au_targets(data.action_units) if data.action_units and data.val is not None else None
+    device = ray.train.torch.get_device()
     objective = build_objective(recipe.loss).to(device)
-    augmentations = build_augmentations(recipe.train.augmentations)
     params = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)
-
     batch = min(recipe.train.batch_size, max(2, len(data.train) // world))
     loader = ray.train.torch.prepare_data_loader(
         torch.utils.data.DataLoader(data.train, batch_size=batch, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(recipe.seed))
@@ -169,111 +200,170 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if data.val is not None
         else None
     )
-    steps_per_epoch = max(1, len(loader))
-    scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps_per_epoch), recipe.train.epochs * steps_per_epoch)
+    steps = max(1, len(loader))
+    scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps), recipe.train.epochs * steps)
+    return Worker(
+        recipe, data, rank, world, device, model, model, objective,
+        build_augmentations(recipe.train.augmentations), build_callbacks(recipe.train.callbacks),
+        params, optimizer, scheduler, loader, val_loader,
+        data.train.au_targets(data.action_units) if data.action_units else None,
+        data.val.au_targets(data.action_units) if data.action_units and data.val is not None else None,
+        random.Random(recipe.seed * 1000 + rank), torch.Generator().manual_seed(recipe.seed * 1000 + rank),
+    )  # fmt: skip
 
-    start_epoch, history, restarts = 0, [], 0
-    # Ray's record of this run (after a worker restart) and, on --resume, the newest complete
-    # checkpoint on disk, which is newer when the run was killed before Ray recorded it
-    candidates = [c for c in (ray.train.get_checkpoint(), config.get("resume_from") and ray.train.Checkpoint.from_directory(config["resume_from"])) if c]
+
+def restore(worker: Worker, resume_from: str | None) -> Progress:
+    """Load the newest of Ray's record of this run (after a worker restart) and, on
+    ``--resume``, the newest complete checkpoint on disk, which is newer when the run was
+    killed before Ray recorded it; a fresh :class:`Progress` if there is neither."""
+    candidates = [c for c in (ray.train.get_checkpoint(), resume_from and ray.train.Checkpoint.from_directory(resume_from)) if c]
     newest: tuple[int, Any] | None = None
     for candidate in candidates:
         with candidate.as_directory() as directory:
             epoch = read_meta(Path(directory))[0].epoch
         if newest is None or epoch > newest[0]:
             newest = (epoch, candidate)
-    if newest is not None:
-        with newest[1].as_directory() as directory:
-            meta, document = read_meta(Path(directory))
-            load_weights(model, Path(directory), document)
-            state = load_training_state(Path(directory), document)
-            if state is not None:
-                restore_training(optimizer, scheduler, objective, state)
-            start_epoch, history = meta.epoch + 1, meta.history
-            restarts = int(history[-1].get("restarts", 0)) + 1 if history else 1
-    model = ray.train.torch.prepare_model(model)  # DDP: every trainable parameter is used in forward, none needs finding
-    core: AffectVLM = model.module if hasattr(model, "module") else model
-    use_amp = recipe.train.amp and device.type == "cuda"
-    logger = None
-    if rank == 0 and config.get("log_dir"):
-        views = [view.name for view in parse_views(recipe.render.views)]
-        logger = RunLogger(recipe, Path(config["log_dir"]), views, data.labels, config.get("environment", ""))
+    if newest is None:
+        return Progress()
+    with newest[1].as_directory() as directory:
+        meta, document = read_meta(Path(directory))
+        load_weights(worker.core, Path(directory), document)
+        state = load_training_state(Path(directory), document)
+        if state is not None:
+            restore_training(worker.optimizer, worker.scheduler, worker.objective, state)
+    history = meta.history
+    return Progress(meta.epoch + 1, history, int(history[-1].get("restarts", 0)) + 1 if history else 1)
 
-    for epoch in range(start_epoch, recipe.train.epochs):
-        if world > 1 and hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        model.train()
-        started = time.perf_counter()
-        totals: dict[str, float] = {}
-        seen = 0
-        for views, labels, indices in loader:
-            views, labels = views.to(device), labels.to(device)
-            for augment in augmentations:
-                views = _augment(augment, views, labels, generator)
-            prompts = draw(data.train_prompts, indices.tolist(), rng)
-            # each AU in one of its prompts, drawn anew every step, as the scans' prompts are
-            au_prompts = [[rng.choice(candidates)] for candidates in data.au_prompts] if train_aus is not None else None
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                out = model(views, prompts, data.class_prompts, au_prompts)
-                loss, parts = objective(
-                    LossInputs(
-                        out.view_embeddings.float(), out.joint.float(), out.text.float(), labels, out.scale, out.classes.float(),
-                        au_logits=None if out.au_logits is None else out.au_logits.float(),
-                        au_targets=None if train_aus is None else train_aus[indices].to(device),
-                    )
+
+def train_epoch(worker: Worker, epoch: int) -> dict[str, Any]:
+    """One pass over this worker's training scans; the epoch's losses (mean over every
+    worker's scans), learning rate, throughput and model state as metrics."""
+    model, device, data = worker.model, worker.device, worker.data
+    if worker.world > 1 and hasattr(worker.loader, "sampler") and hasattr(worker.loader.sampler, "set_epoch"):
+        worker.loader.sampler.set_epoch(epoch)
+    model.train()
+    use_amp = worker.recipe.train.amp and device.type == "cuda"
+    started = time.perf_counter()
+    totals: dict[str, float] = {}
+    seen = 0
+    for views, labels, indices in worker.loader:
+        views, labels = views.to(device), labels.to(device)
+        for augment in worker.augmentations:
+            views = _augment(augment, views, labels, worker.generator)
+        prompts = draw(data.train_prompts, indices.tolist(), worker.rng)
+        # each AU in one of its prompts, drawn anew every step, as the scans' prompts are
+        au_prompts = [[worker.rng.choice(candidates)] for candidates in data.au_prompts] if worker.train_aus is not None else None
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = model(views, prompts, data.class_prompts, au_prompts)
+            loss, parts = worker.objective(
+                LossInputs(
+                    out.view_embeddings.float(), out.joint.float(), out.text.float(), labels, out.scale, out.classes.float(),
+                    au_logits=None if out.au_logits is None else out.au_logits.float(),
+                    au_targets=None if worker.train_aus is None else worker.train_aus[indices].to(device),
                 )
-            if not torch.isfinite(loss):
-                raise AffectkitError(f"epoch {epoch + 1}: the loss became {loss.item()} (not finite); the last good checkpoint is kept")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if recipe.train.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, recipe.train.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            seen += len(labels)
-            for key, value in {"train_loss": loss.item(), **parts}.items():
-                totals[key] = totals.get(key, 0.0) + value * len(labels)
-        train_time = time.perf_counter() - started
-        keys = sorted(totals)
-        summed = _all_reduce(torch.tensor([float(seen), *(totals[k] for k in keys)], device=device, dtype=torch.float64)).tolist()
-        seen_all = summed[0]
-        metrics: dict[str, Any] = {
-            "epoch": epoch,
-            "steps": (epoch + 1) * steps_per_epoch,
-            **{k: v / max(1.0, seen_all) for k, v in zip(keys, summed[1:], strict=True)},
-            "lr": scheduler.get_last_lr()[0],
-            "epoch_seconds": time.perf_counter() - started,
-            "train_samples_per_s": seen_all / max(train_time, 1e-9),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "view_weights": core.view_weights().tolist(),
-            "logit_scale": core.scale().item(),
-            "world_size": world,
-            "restarts": restarts,
-        }
-        confusion = None
-        if val_loader is not None:
-            val_loss, count, cm, au_f1 = evaluate_views(core, val_loader, data.class_prompts, device, data.au_prompts, val_aus)
-            confusion = cm.cpu().tolist()
-            metrics.update(val_loss=(val_loss / count.clamp_min(1)).item(), val_accuracy=accuracy(cm.cpu()), val_macro_f1=macro_f1(cm.cpu()))
-            if au_f1 is not None:
-                metrics["val_au_f1"] = au_f1
-        metrics.update(objective.diagnostics())
-        history = [*history, metrics]
-        row = epoch_row(metrics, header=epoch == start_epoch)
+            )
+        if not torch.isfinite(loss):
+            raise AffectkitError(f"epoch {epoch + 1}: the loss became {loss.item()} (not finite); the last good checkpoint is kept")
+        worker.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if worker.recipe.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(worker.params, worker.recipe.train.grad_clip)
+        worker.optimizer.step()
+        worker.scheduler.step()
+        seen += len(labels)
+        for key, value in {"train_loss": loss.item(), **parts}.items():
+            totals[key] = totals.get(key, 0.0) + value * len(labels)
+    train_time = time.perf_counter() - started
+    keys = sorted(totals)
+    summed = _all_reduce(torch.tensor([float(seen), *(totals[k] for k in keys)], device=device, dtype=torch.float64)).tolist()
+    return {
+        "epoch": epoch,
+        "steps": (epoch + 1) * worker.steps_per_epoch,
+        **{k: v / max(1.0, summed[0]) for k, v in zip(keys, summed[1:], strict=True)},
+        "lr": worker.scheduler.get_last_lr()[0],
+        "train_samples_per_s": summed[0] / max(train_time, 1e-9),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "view_weights": worker.core.view_weights().tolist(),
+        "logit_scale": worker.core.scale().item(),
+        "world_size": worker.world,
+    }
+
+
+def validate(worker: Worker) -> tuple[dict[str, float], list[list[int]] | None]:
+    """The held-out scans' metrics (reduced over every worker) and confusion counts; nothing
+    without a validation split."""
+    if worker.val_loader is None:
+        return {}, None
+    data = worker.data
+    val_loss, count, cm, au_f1 = evaluate_views(worker.core, worker.val_loader, data.class_prompts, worker.device, data.au_prompts, worker.val_aus)
+    metrics = {"val_loss": (val_loss / count.clamp_min(1)).item(), "val_accuracy": accuracy(cm.cpu()), "val_macro_f1": macro_f1(cm.cpu())}
+    if au_f1 is not None:
+        metrics["val_au_f1"] = au_f1
+    return metrics, cm.cpu().tolist()
+
+
+def callbacks_stop(worker: Worker, history: list[dict[str, Any]]) -> str | None:
+    """The first callback that asks to stop after this epoch, by its ``train.callbacks``
+    entry, agreed by every worker (all stop if any one asks); ``None`` to go on."""
+    if not worker.callbacks:
+        return None
+    views = [view.name for view in parse_views(worker.recipe.render.views)]
+    told = [scalars(metrics, views) for metrics in history]
+    asking = next((i for i, callback in enumerate(worker.callbacks) if callback.epoch_end(told)), -1)
+    agreed = int(_all_reduce(torch.tensor([asking + 1 if asking >= 0 else 0], device=worker.device)).item())
+    if agreed == 0:
+        return None
+    index = asking if asking >= 0 else 0  # another worker asked: name the recipe's first callback
+    return f"train.callbacks.{index} ({worker.recipe.train.callbacks[index].name})"
+
+
+def report(worker: Worker, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """Hand the epoch's metrics, and on rank 0 its checkpoint, to Ray Train (every worker
+    reports once per epoch, as Ray requires)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if worker.rank == 0:
+            data, views = worker.data, worker.data.train.views
+            meta = CheckpointMeta.for_recipe(
+                worker.recipe, data.labels, data.class_prompts, views.shape[2], views.shape[3], metrics["epoch"], metrics, history,
+                data.provenance, data.action_units, data.au_prompts,
+            )  # fmt: skip
+            path = save_checkpoint(Path(tmp) / "checkpoint", worker.core, meta, training_state(worker.optimizer, worker.scheduler, worker.objective))
+            checkpoint = ray.train.Checkpoint.from_directory(str(path))
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Train ``config["recipe"]`` on ``config["data"]`` (a Ray object) from the newest
+    checkpoint there is, an epoch at a time, until the last epoch or a callback's stop."""
+    _quiet_report_log()
+    recipe = Recipe.model_validate(config["recipe"])
+    worker = build_worker(recipe, ray.get(config["data"]))
+    progress = restore(worker, config.get("resume_from"))
+    worker.model = ray.train.torch.prepare_model(worker.core)  # DDP: every trainable parameter is used in forward, none needs finding
+    logger = None
+    if worker.rank == 0 and config.get("log_dir"):
+        views = [view.name for view in parse_views(recipe.render.views)]
+        logger = RunLogger(recipe, Path(config["log_dir"]), views, worker.data.labels, config.get("environment", ""))
+    stopped = progress.history and progress.history[-1].get("stopped_by")  # a resumed run a callback had ended
+    for epoch in range(progress.epoch, 0 if stopped else recipe.train.epochs):
+        started = time.perf_counter()
+        metrics = train_epoch(worker, epoch)
+        val_metrics, confusion = validate(worker)
+        metrics.update(val_metrics, epoch_seconds=time.perf_counter() - started, restarts=progress.restarts, **worker.objective.diagnostics())
+        stop = callbacks_stop(worker, [*progress.history, metrics])
+        if stop is not None:
+            metrics["stopped_by"] = stop
+        progress.history = [*progress.history, metrics]
+        row = epoch_row(metrics, header=epoch == progress.epoch)
         if logger is not None:
             logger.epoch(metrics, confusion, row)
-        if rank == 0 and config.get("verbose", True):
+        if worker.rank == 0 and config.get("verbose", True):
             # sys.stdout directly: Ray Train patches print() to log through a tee, twice
-            sys.stdout.write(row + "\n")
+            sys.stdout.write(row + (f"\nstopped by {stop}" if stop else "") + "\n")
             sys.stdout.flush()
-        with tempfile.TemporaryDirectory() as tmp:
-            report_checkpoint = None
-            if rank == 0:
-                meta = CheckpointMeta.for_recipe(
-                    recipe, data.labels, data.class_prompts, num_views, in_channels, epoch, metrics, history, data.provenance, data.action_units, data.au_prompts
-                )
-                path = save_checkpoint(Path(tmp) / "checkpoint", core, meta, training_state(optimizer, scheduler, objective))
-                report_checkpoint = ray.train.Checkpoint.from_directory(str(path))
-            ray.train.report(metrics, checkpoint=report_checkpoint)
+        report(worker, metrics, progress.history)
+        if stop is not None:
+            break
     if logger is not None:
-        logger.close(history[-1] if history else None)
+        logger.close(progress.history[-1] if progress.history else None)

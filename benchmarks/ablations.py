@@ -47,7 +47,6 @@ from affectkit.dataset_writer import write_dataset
 from affectkit.recipe import load_recipe
 from affectkit.registry import create
 
-
 REALISTIC_SET = {"subjects": 20, "intensities": [3, 4], "seed": 1000}
 CHANCE = 1 / 6
 # random init gets 30 epochs (the shipped recipe 12): it needs the longer schedule, and the

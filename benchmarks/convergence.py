@@ -21,7 +21,6 @@ from affectkit.recipe import load_recipe
 from affectkit.runner import run
 
 
-
 def steps_to(history: list[dict[str, float]], target: float) -> int | None:
     """Steps at the end of the first epoch whose held-out accuracy reaches ``target``."""
     return next((int(m["steps"]) for m in history if m["val_accuracy"] >= target), None)

@@ -59,7 +59,6 @@ from affectkit.recipe import ComponentRef, load_recipe
 from affectkit.runner import run
 from affectkit_plugins.face_pretraining import export_run
 
-
 DEFAULT_VARIANTS = ("plain CNN + cross-entropy (random init)", "AffectVLM (shipped recipe)", "+ EMFACS variants in training")
 #: the ablation rows, and levers of the training data (which 5-fold on one fixed set cannot show)
 VARIANTS: dict[str, tuple[str, list[str]]] = {

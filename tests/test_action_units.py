@@ -24,8 +24,8 @@ from affectkit.action_units import (
 )
 from affectkit.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.errors import AffectkitError, DatasetError
-from affectkit.factory import build_dataset, build_model
 from affectkit.facs import GENERATED_AUS
+from affectkit.factory import build_dataset, build_model
 from affectkit.inference import Predictor
 from affectkit.interfaces import Sample
 from affectkit.model_inputs import ViewSet

@@ -15,7 +15,7 @@ from affectkit.mesh import Mesh
 from affectkit.mesh_formats import load_mesh
 from affectkit.registry import registry
 from affectkit_plugins.bnt import read_bnt, read_bnt_grid, read_lm3
-from affectkit_plugins.bosphorus import au_label, BosphorusDataset, parse_name
+from affectkit_plugins.bosphorus import BosphorusDataset, au_label, parse_name
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 

@@ -1,4 +1,4 @@
-"""Every registered renderer, dataset and logger honours its interface (timm-style: a broken
+"""Every registered renderer, dataset, logger and training callback honours its interface (timm-style: a broken
 registration cannot hide), through the checks third-party plugins run too
 (:mod:`affectkit.testing`). Encoders, losses, prompt augmenters and view augmentations
 have their contract tests beside their own tests."""
@@ -13,12 +13,13 @@ import pytest
 
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.registry import face_generators, registry
-from affectkit.testing import check_dataset, check_logger, check_renderer
+from affectkit.testing import check_callback, check_dataset, check_logger, check_renderer
 from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic
 
 RENDERERS = registry().names("renderer")
 DATASETS = registry().names("dataset")
 LOGGERS = registry().names("logger")
+CALLBACKS = registry().names("callback")
 
 #: small options per dataset, so the contract runs in seconds; every registered dataset needs one.
 #: Datasets read from disk give a function that writes a tiny dataset under a folder and
@@ -57,6 +58,11 @@ def test_every_dataset_lists_and_loads_valid_samples(name, tmp_path):
 def test_every_logger_follows_a_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # MLflow writes beside the working folder too
     check_logger(registry().create("logger", name), tmp_path)
+
+
+@pytest.mark.parametrize("name", CALLBACKS)
+def test_every_training_callback_follows_a_run(name):
+    check_callback(registry().create("callback", name))
 
 
 def test_the_tensorboard_logger_writes_events_in_the_run_folder(tmp_path):

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from cli_runs import ROOT, command, plugin_distribution, run_ok
+from test_registry import plugin_registered
 
 from affectkit.errors import AffectkitError, PluginError
 from affectkit.factory import build_dataset
 from affectkit.pipeline import dataset_identity, parse_dataset_spec
 from affectkit.registry import registry
-from test_registry import plugin_registered
 
 SHIPPED_MODEL = ROOT / "affectkit" / "pretrained" / "affectvlm-facekit"
 

@@ -15,10 +15,22 @@ from pydantic import Field
 
 from affectkit import hookimpl, hookspecs
 from affectkit.cameras import parse_views
-from affectkit.interfaces import Dataset, ImageEncoder, Logger, Loss, LossInputs, Options, PromptAugmenter, Sample, TextEncoder, ViewAugmentation
+from affectkit.interfaces import (
+    Dataset,
+    ImageEncoder,
+    Logger,
+    Loss,
+    LossInputs,
+    Options,
+    PromptAugmenter,
+    Sample,
+    TextEncoder,
+    TrainingCallback,
+    ViewAugmentation,
+)
 from affectkit.mesh import Mesh
 from affectkit.registry import Registry
-from affectkit.testing import check_logger, check_mesh_format
+from affectkit.testing import check_callback, check_logger, check_mesh_format
 from affectkit_plugins.renderer_torch import TorchRenderer
 
 
@@ -254,3 +266,19 @@ def test_hook_register_loggers(tmp_path):
     check_logger(logger, tmp_path)
     assert [step for step, _ in logger.epochs] == [1, 2] and logger.epochs[1][1]["train/loss"] == 1.0
 
+
+
+class StopAt(TrainingCallback):
+    """Stops after a given epoch."""
+
+    class Options(TrainingCallback.Options):
+        epoch: int = 2
+
+    def epoch_end(self, history) -> bool:
+        return len(history) >= self.options.epoch
+
+
+def test_hook_register_callbacks():
+    callback = registry_with("register_callbacks", "stop_at", StopAt).create("callback", "stop_at", {"epoch": 3}, where="train.callbacks.0")
+    check_callback(callback)
+    assert [callback.epoch_end([{"train/loss": 1.0}] * n) for n in (1, 2, 3)] == [False, False, True]

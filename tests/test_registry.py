@@ -27,6 +27,7 @@ EXPECTED_BUILTINS = {
     "text_encoder": {"minilm", "hf", "clip"},
     "loss": {"affectvlm", "clip", "siglip", "supcon"},
     "logger": {"tensorboard", "mlflow"},
+    "callback": {"early_stopping"},
 }
 
 

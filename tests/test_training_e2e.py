@@ -145,16 +145,18 @@ def test_damaged_checkpoint_is_a_clear_error(quick_run, tmp_path):
     assert result.returncode == 1 and "truncated or altered" in result.stderr
 
 
-def test_a_two_worker_run_is_live_in_tensorboard_logs_to_mlflow_and_prints_no_warning(tmp_path):
+def test_a_two_worker_run_is_live_in_tensorboard_logs_to_mlflow_stops_early_and_prints_no_warning(tmp_path):
     """The first epoch's scalars can be read from the event files while the run still
     trains; the MLflow run is in the local SQLite store afterwards; the console holds no
-    traceback or warning, with another Ray instance on the machine (as on a shared server)."""
+    traceback or warning, with another Ray instance on the machine (as on a shared server).
+    The learning rate peaks after the warm-up epoch, so early stopping on it with patience 7
+    stops both workers after epoch 8 of 12, and the run exports epoch 8."""
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    args = ["run", "recipes/quick.yaml", "--set", "scaling.num_workers=2", "train.epochs=8", "render.size=32", "data.dataset.options.subjects=6",
-            "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}",
-            "logging.loggers=[tensorboard, mlflow]"]  # fmt: skip
+    args = ["run", "recipes/quick.yaml", "--set", "scaling.num_workers=2", "train.epochs=12", "render.size=32", "data.dataset.options.subjects=6",
+            "data.dataset.options.intensities=[4]", f"output.dir={tmp_path / 'runs'}", "logging.loggers=[tensorboard, mlflow]",
+            "train.callbacks=[{name: early_stopping, options: {monitor: train/lr, patience: 7}}]"]  # fmt: skip
     other = subprocess.Popen([command()[0], "-c", OTHER_RAY_INSTANCE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert other.stdout.readline().strip() == "up"
     process = subprocess.Popen(command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -176,6 +178,7 @@ def test_a_two_worker_run_is_live_in_tensorboard_logs_to_mlflow_and_prints_no_wa
     trouble = [line for line in out.splitlines() if TROUBLE.search(line)]
     assert not trouble, "\n".join(trouble)
     assert seen_live is not None and seen_live[1], "no epoch scalars while the run was still training"
+    assert "stopped by train.callbacks.0 (early_stopping)" in out
     accumulator = seen_live[0]
     assert accumulator.Scalars("train/loss")[0].step == 1
     (run_dir,) = (tmp_path / "runs" / "quick").glob("2*")
@@ -184,12 +187,14 @@ def test_a_two_worker_run_is_live_in_tensorboard_logs_to_mlflow_and_prints_no_wa
     assert {"train/loss", "train/lr", "val/accuracy", "val/loss", "model/temperature", "model/view_weight/front"} <= tags
     assert any(t.startswith("loss/") for t in tags) and "val/confusion" in final.Tags()["images"]
     assert [e.step for e in final.Scalars("val/accuracy")] == list(range(1, 9))
+    assert read_meta(run_dir / "model")[0].epoch == 7
+    assert json.loads((run_dir / "compute.json").read_text())["stopped_by"] == "train.callbacks.0 (early_stopping)"
     log = (run_dir / "train.log").read_text()
     assert log.startswith("python: 3.") and "torch: " in log and log.count("\n") >= 8 + 10
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("quick").experiment_id])
-    assert run.info.run_name == run_dir.name and run.data.params["train.epochs"] == "8"
+    assert run.info.run_name == run_dir.name and run.data.params["train.epochs"] == "12"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val.accuracy")] == list(range(1, 9))
 
 
