@@ -20,10 +20,8 @@ from affectkit.errors import AffectkitError
 from affectkit.evaluation import EvalReport
 from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, Sample
-from affectkit.ray_cluster import check_cluster
 from affectkit.recipe import Recipe, dump_recipe
 from affectkit.render_cache import RenderCache
-from affectkit.run_logging import build_loggers
 from affectkit.runner import EXPORT_NAME, new_run_dir
 from affectkit.splits import (
     read_folds,
@@ -33,7 +31,7 @@ from affectkit.splits import (
     subject_split,
     write_folds,
 )
-from affectkit.trainer import check_model, chosen_checkpoint, fit, storage_for
+from affectkit.trainer import preflight, score_export, storage_for, train_and_export
 
 
 def cv_plan(recipe: Recipe, samples: list[Sample], folds: int, repeats: int, fold_file: Path | None) -> list[dict[str, Any]]:
@@ -65,7 +63,7 @@ def cross_validate(
     (or on the folds of a file). Writes per fold and pooled reports, ``folds.json`` and
     ``cv.json`` (docs/protocols.md) and returns the latter's contents."""
     from affectkit.evaluation import pooled_report, save_report
-    from affectkit.factory import build_dataset, build_render_cache
+    from affectkit.factory import build_render_cache
     from affectkit.pipeline import dataset_identity
 
     started = time.perf_counter()
@@ -74,12 +72,9 @@ def cross_validate(
             "eval.select: best picks each fold's epoch by validation accuracy, and cv never validates on test subjects; "
             "set eval.cv_validation: true (a validation split inside each fold's training subjects) or eval.select: last"
         )
-    dataset = build_dataset(recipe.data.dataset)
+    dataset = preflight(recipe)
     everything = dataset.samples()
     plan = cv_plan(recipe, everything, folds or recipe.eval.folds, repeats or recipe.eval.repeats, fold_file)
-    check_model(recipe, len(dataset.labels))
-    build_loggers(recipe)  # a logger whose package is missing fails before any work
-    check_cluster(recipe)
     k_folds = {len(repeat["folds"]) for repeat in plan}
     label = f"{max(k_folds)}" if len(k_folds) == 1 else "var"
     run_dir = new_run_dir(recipe.model_copy(update={"name": f"{recipe.name}-cv{label}"}))
@@ -141,8 +136,7 @@ def train_fold(
     """Train on ``samples`` less the ``test`` subjects (Ray run ``name`` under ``storage``),
     export the model (weights only) to ``fold_dir/model`` and score the test subjects:
     (the fold's cv.json entry, its report). ``seed`` draws the validation subjects."""
-    from affectkit.checkpoint import export_model, load_checkpoint
-    from affectkit.evaluation import describe, evaluate
+    from affectkit.checkpoint import read_meta
     from affectkit.pipeline import render_samples, training_data
 
     started = time.perf_counter()
@@ -151,14 +145,13 @@ def train_fold(
     if recipe.eval.cv_validation:
         train, val = subject_split(train, recipe.data.val_fraction, seed)
     data = training_data(recipe, dataset, train, val, test_subjects=test)
-    result, history = fit(recipe, data, storage, name=name, log_dir=fold_dir, verbose=verbose)
-    with chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
-        export_model(Path(directory), fold_dir / EXPORT_NAME)
+    history = train_and_export(recipe, data, storage, name, fold_dir, fold_dir / EXPORT_NAME, verbose=verbose)
     if "://" not in storage:
         shutil.rmtree(Path(storage) / name, ignore_errors=True)  # the exported copy is kept
-    model, meta = load_checkpoint(fold_dir / EXPORT_NAME)
-    views = render_samples(meta.inference.input, dataset, test_samples, cache, labels=meta.labels, skip_bad_files=recipe.data.skip_bad_files, units=recipe.data.units)
-    report = evaluate(model, views, meta.labels, meta.class_prompts, describe(fold_dir / EXPORT_NAME, recipe.data.dataset), meta.inference.action_units, meta.inference.au_prompts)
+    views = render_samples(
+        InputConfig.from_recipe(recipe), dataset, test_samples, cache, labels=data.labels, skip_bad_files=recipe.data.skip_bad_files, units=recipe.data.units
+    )
+    report = score_export(fold_dir / EXPORT_NAME, views, recipe.data.dataset)
     entry = {
         "test_subjects": sorted(test),
         "validation_subjects": sorted({s.subject for s in val}),
@@ -167,7 +160,7 @@ def train_fold(
         "accuracy": report.accuracy,
         "macro_f1": report.macro_f1,
         "uar": report.uar,
-        "exported_epoch": meta.epoch + 1,
+        "exported_epoch": read_meta(fold_dir / EXPORT_NAME)[0].epoch + 1,
         "wall_seconds": time.perf_counter() - started,
         "peak_rss_mb_worker": max((m["peak_rss_mb"] for m in history), default=0.0),
     }

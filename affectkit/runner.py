@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from affectkit.errors import AffectkitError
-from affectkit.ray_cluster import check_cluster
 from affectkit.recipe import Recipe, dump_recipe
-from affectkit.run_logging import build_loggers
 from affectkit.splits import select_subjects, subject_split
-from affectkit.trainer import check_model, chosen_checkpoint, fit, newest_checkpoint, storage_for, where_kept
+from affectkit.trainer import newest_checkpoint, preflight, score_export, storage_for, train_and_export
 
 EXPORT_NAME = "model"
 
@@ -96,19 +94,15 @@ def record_recipe(run_dir: Path, recipe: Recipe) -> None:
 
 def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult:
     """Train, evaluate on held-out subjects, and write the run directory."""
-    from affectkit.checkpoint import export_model, load_checkpoint
-    from affectkit.evaluation import describe, evaluate, format_report, save_report
-    from affectkit.factory import build_dataset
+    from affectkit.checkpoint import read_meta
+    from affectkit.evaluation import format_report, save_report
     from affectkit.model_card import CardResult, write_model_card
     from affectkit.pipeline import training_data
     from affectkit.plots import plot_curves
 
     started = time.perf_counter()
     previous = latest_run_dir(recipe) if resume else None
-    dataset = build_dataset(recipe.data.dataset)
-    check_model(recipe, len(dataset.labels))  # these checks come before minutes of rendering
-    build_loggers(recipe)  # a logger whose package is missing fails before any work
-    check_cluster(recipe)
+    dataset = preflight(recipe)
     run_dir = previous or new_run_dir(recipe)
     record_recipe(run_dir, recipe)
     samples = select_subjects(dataset.samples(), recipe.data.subjects, recipe.seed)
@@ -122,28 +116,23 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
             f"views rendered in {prepared - started:.1f} s; run directory {run_dir}"
         )
     storage = storage_for(recipe, run_dir)
-    try:
-        found = newest_checkpoint(storage) if previous else None
-        if previous and verbose:
-            print(f"affectkit: resuming {run_dir} from {found[0]} (epoch {found[1] + 1})" if found else f"affectkit: resuming {run_dir}")
-        resume_from = found[0] if found else None
-        result, history = fit(recipe, data, storage, name=f"{recipe.name}-{run_dir.name}", log_dir=run_dir, verbose=verbose, resume_from=resume_from)
-    except AffectkitError as exc:
-        raise AffectkitError(f"{exc}{where_kept(storage)}") from None
-    trained = time.perf_counter()
-
+    found = newest_checkpoint(storage) if previous else None
+    if previous and verbose:
+        print(f"affectkit: resuming {run_dir} from {found[0]} (epoch {found[1] + 1})" if found else f"affectkit: resuming {run_dir}")
     model_dir = run_dir / EXPORT_NAME
-    with chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
-        export_model(Path(directory), model_dir)
+    history = train_and_export(
+        recipe, data, storage, f"{recipe.name}-{run_dir.name}", run_dir, model_dir, verbose=verbose, resume_from=found[0] if found else None
+    )
+    trained = time.perf_counter()
 
     with (run_dir / "metrics.jsonl").open("w") as handle:
         for metrics in history:
             handle.write(json.dumps(metrics) + "\n")
     plot_curves(history, run_dir / "curves.png", f"{recipe.name}, {run_dir.name}")
-    model, meta = load_checkpoint(model_dir)
-    report = evaluate(model, data.val, meta.labels, meta.class_prompts, describe(model_dir, recipe.data.dataset), meta.inference.action_units, meta.inference.au_prompts)
+    report = score_export(model_dir, data.val, recipe.data.dataset)
     report.skipped = data.train.skipped + data.val.skipped  # the run's report lists every file left out
     save_report(report, run_dir / "eval", f"{recipe.name}: held-out subjects")
+    exported_epoch = read_meta(model_dir)[0].epoch
     write_model_card(model_dir, [CardResult(f"held-out {recipe.data.dataset.name} subjects", recipe.data.dataset.name, report)])
     exported = (Path(recipe.output.dir) / recipe.name / EXPORT_NAME).resolve()
     shutil.rmtree(exported, ignore_errors=True)
@@ -158,7 +147,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
         "peak_rss_mb_worker": max((m["peak_rss_mb"] for m in history), default=0.0),
         "peak_rss_mb_driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "num_workers": recipe.scaling.num_workers,
-        "exported_epoch": meta.epoch,
+        "exported_epoch": exported_epoch,
         "selected_by": recipe.eval.select,
         "skipped_files": data.train.skipped + data.val.skipped,
         "render_cache": data.render_cache,
@@ -167,7 +156,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     if verbose:
         print(format_report(report))
         print(
-            f"{recipe.eval.select} epoch ({meta.epoch + 1}): held-out accuracy {report.accuracy:.4f}; "
+            f"{recipe.eval.select} epoch ({exported_epoch + 1}): held-out accuracy {report.accuracy:.4f}; "
             f"wall time {compute['wall_seconds']:.0f} s; exported to {exported}"
         )
     return RunResult(run_dir, model_dir, history, report, compute)

@@ -1,6 +1,7 @@
-"""Training a recipe on prepared data through Ray Train (``TorchTrainer``): the step
-that ``affectkit run`` and every ``affectkit cv`` fold share. The workers run
-:func:`affectkit.training.train_loop_per_worker`."""
+"""Training a recipe on prepared data through Ray Train (``TorchTrainer``), and the steps
+``affectkit run`` and every ``affectkit cv`` fold share around it: :func:`preflight` (every
+check that needs no scan, before minutes of rendering), :func:`train_and_export` and
+:func:`score_export`. The workers run :func:`affectkit.training.train_loop_per_worker`."""
 
 from __future__ import annotations
 
@@ -8,9 +9,51 @@ from pathlib import Path
 from typing import Any
 
 from affectkit.errors import AffectkitError
+from affectkit.evaluation import EvalReport
+from affectkit.interfaces import Dataset
+from affectkit.model_inputs import ViewSet
 from affectkit.pipeline import TrainingData
-from affectkit.ray_cluster import connect_ray
-from affectkit.recipe import Recipe
+from affectkit.ray_cluster import check_cluster, connect_ray
+from affectkit.recipe import ComponentRef, Recipe
+from affectkit.run_logging import build_loggers
+
+
+def preflight(recipe: Recipe) -> Dataset:
+    """The recipe's dataset, built once every check that needs no scan has passed: the model
+    builds, the loggers' packages are there, the cluster answers. They come first, so that
+    none of them fails after minutes of rendering."""
+    from affectkit.factory import build_dataset
+
+    dataset = build_dataset(recipe.data.dataset)
+    check_model(recipe, len(dataset.labels))
+    build_loggers(recipe)
+    check_cluster(recipe)
+    return dataset
+
+
+def train_and_export(
+    recipe: Recipe, data: TrainingData, storage: str, name: str, log_dir: Path, model_dir: Path, verbose: bool = True, resume_from: Path | None = None
+) -> list[dict[str, Any]]:
+    """:func:`fit`, then export the checkpoint ``eval.select`` chooses (weights only) to
+    ``model_dir``; the epoch history. A failed run's error says where its newest checkpoint is."""
+    from affectkit.checkpoint import export_model
+
+    try:
+        result, history = fit(recipe, data, storage, name=name, log_dir=log_dir, verbose=verbose, resume_from=resume_from)
+    except AffectkitError as exc:
+        raise AffectkitError(f"{exc}{where_kept(storage)}") from None
+    with chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
+        export_model(Path(directory), model_dir)
+    return history
+
+
+def score_export(model_dir: Path, views: ViewSet, data: ComponentRef) -> EvalReport:
+    """The exported model in ``model_dir`` scored on ``views`` of the dataset ``data``."""
+    from affectkit.checkpoint import load_checkpoint
+    from affectkit.evaluation import describe, evaluate
+
+    model, meta = load_checkpoint(model_dir)
+    return evaluate(model, views, meta.labels, meta.class_prompts, describe(model_dir, data), meta.inference.action_units, meta.inference.au_prompts)
 
 
 def check_model(recipe: Recipe, labels: int) -> None:
