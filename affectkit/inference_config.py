@@ -13,39 +13,31 @@ from their recipe.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from affectkit.environment import installed_versions
-from affectkit.recipe import ComponentRef, FrameConfig, ModelConfig, Recipe, Section, TestTime, ViewList
+from affectkit.recipe import FrameConfig, FrameSampling, ModelConfig, Recipe, Section, ViewRendering
 
 #: Bump when a saved inference config changes meaning (not when keys are added).
 CONFIG_VERSION = 1
 RECORDED_VERSIONS = ("affectkit", "torch", "timm", "transformers")
 
 
-class InputConfig(Section):
-    """How a scan or sequence becomes the model's input: rendered views, stacked maps, frames."""
+class InputConfig(ViewRendering, FrameSampling):
+    """How a scan or sequence becomes the model's input: the recipe's rendering settings
+    (``render``, less where renders are cached) and frame sampling (``data``), with their
+    defaults. Saved in every checkpoint."""
 
-    renderer: ComponentRef = ComponentRef(name="torch")
-    views: ViewList = Field(default_factory=lambda: ["front", "left", "right"])
-    size: int = Field(224, ge=16, le=1024)
-    maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(default_factory=lambda: ["rgb"])
-    frames: int = 1
-    frame_sampler: Literal["uniform", "apex"] = "apex"
     #: models saved before the canonical frame existed saw scans as they came
     frame: FrameConfig = FrameConfig(align=False)
-    #: test-time augmentations (affectkit.test_time); models saved before them had none
-    test_time: list[TestTime] = Field(default_factory=list)
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> InputConfig:
-        r, d = recipe.render, recipe.data
-        return cls(
-            renderer=r.renderer, views=r.views, size=r.size, maps=r.maps, frames=d.frames, frame_sampler=d.frame_sampler, frame=r.frame,
-            test_time=r.test_time,
-        )  # fmt: skip
+        fields = [*ViewRendering.model_fields, *FrameSampling.model_fields]
+        settings = {**recipe.render.model_dump(), **recipe.data.model_dump()}
+        return cls.model_validate({name: settings[name] for name in fields})
 
 
 class InferenceConfig(Section):

@@ -89,14 +89,19 @@ def action_unit_codes(value: list[int | str] | None) -> list[int] | None:
 ActionUnitList = Annotated[list[int | str] | None, AfterValidator(action_unit_codes)]
 
 
-class DataConfig(Section):
+class FrameSampling(Section):
+    """Which frames of a 4D sequence the model sees: the recipe's ``data`` and a model's input share these."""
+
+    frames: int = Field(1, ge=1, description="frames sampled from each 4D sequence")
+    frame_sampler: Literal["uniform", "apex"] = Field("apex", description="4D frames: around the middle frame, where posed sequences (onset, apex, offset) peak; or evenly spread")
+
+
+class DataConfig(FrameSampling):
     """Which scans to learn from, and how they are split and sampled."""
 
     dataset: ComponentRef = Field(ComponentRef(name="facekit"), description="a registered dataset and its options (`affectkit plugins`)")
     subjects: SubjectSelection = Field(SubjectSelection(), description="all subjects, a list file's, or a stratified random draw")
     val_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="fraction of subjects held out")
-    frames: int = Field(1, ge=1, description="frames sampled from each 4D sequence")
-    frame_sampler: Literal["uniform", "apex"] = Field("apex", description="4D frames: around the middle frame, where posed sequences (onset, apex, offset) peak; or evenly spread")
     skip_bad_files: bool = Field(False, description="leave unreadable files out (listed in the run's report) instead of stopping")
     units: Units | None = Field(None, description="this dataset's length unit, where its size would mislead (default: render.frame.units)")
     action_units: ActionUnitList = Field(
@@ -158,8 +163,9 @@ class FrameConfig(Section):
 TestTime = Literal["mirror"]
 
 
-class RenderConfig(Section):
-    """How each scan becomes images: renderer, views, size and maps."""
+class ViewRendering(Section):
+    """How each scan becomes images: renderer, views, size, maps, face frame and test-time
+    augmentation; the recipe's ``render`` and a model's input share these."""
 
     renderer: ComponentRef = Field(ComponentRef(name="torch"), description="`torch` (CPU and CUDA), `kaolin` (CUDA, where Kaolin imports) or `auto`")
     views: ViewList = Field(
@@ -169,12 +175,6 @@ class RenderConfig(Section):
     maps: list[Literal["rgb", "depth", "normal", "mask"]] = Field(
         default_factory=lambda: ["rgb"], min_length=1, description="maps stacked as the image encoder's input channels"
     )
-    cache_dir: Annotated[Path | None, AfterValidator(expand_cache_dir)] = Field(
-        Path(f"{CACHE_ENV}/renders"),
-        validate_default=True,
-        description=f"where rendered views are kept between runs; {CACHE_ENV} is that environment variable, else the user cache folder "
-        "(~/.cache/affectkit on Linux); null renders every time",
-    )
     frame: FrameConfig = Field(FrameConfig(), description="the canonical face frame: units, up axis and head pose found from each scan")
     test_time: list[TestTime] = Field(
         default_factory=list,
@@ -183,13 +183,24 @@ class RenderConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _mirrorable(self) -> RenderConfig:
+    def _mirrorable(self) -> ViewRendering:
         from affectkit.cameras import parse_views
         from affectkit.test_time import mirror_partners
 
         if "mirror" in self.test_time and mirror_partners(parse_views(self.views)) is None:
             raise ValueError(f"test_time: mirror needs each view's mirror view (yaw and roll negated) among the views; {self.views} lack one")
         return self
+
+
+class RenderConfig(ViewRendering):
+    """How each scan becomes images, and where they are kept between runs."""
+
+    cache_dir: Annotated[Path | None, AfterValidator(expand_cache_dir)] = Field(
+        Path(f"{CACHE_ENV}/renders"),
+        validate_default=True,
+        description=f"where rendered views are kept between runs; {CACHE_ENV} is that environment variable, else the user cache folder "
+        "(~/.cache/affectkit on Linux); null renders every time",
+    )
 
 
 class ActionUnitPromptsConfig(Section):
