@@ -260,27 +260,26 @@ def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Pat
               help="prototypes (one per emotion) or emfacs (each subject its own EMFACS-7 prototype or major variant; docs/datasets.md).")
 @click.option(
     "--layout",
-    type=click.Choice(["affectkit", "bu3dfe", "bu4dfe"]),
     default="affectkit",
     show_default=True,
-    help="affectkit: PLY + manifest.csv; bu3dfe: F0001/F0001_HA04WH_F3D.wrl + .bnd; "
-    "bu4dfe: F001/Happy/000.wrl (implies --sequences --no-neutral).",
+    help="the file layout of the dataset that reads it back: affectkit (PLY + manifest.csv, the folder dataset's), "
+    "bu3dfe (F0001/F0001_HA04WH_F3D.wrl + .bnd), bu4dfe (F001/Happy/000.wrl; implies --sequences --no-neutral) or a plugin's.",
 )
 def synth(
     out: Path, name: str, subjects: int, sequences: bool, frames: int, vertices: int | None, intensities: str, neutral: bool, seed: int,
     performances: str, layout: str,
 ) -> None:
     """Write a generated 3D/4D expression dataset (meshes + manifest.csv, or the BU-3DFE/BU-4DFE layout)."""
-    from affectkit.dataset_writer import write_dataset
-    from affectkit.registry import create, face_generators
+    from affectkit.registry import create, dataset_layouts, face_generators, registry, write_generated
 
     generators = face_generators()
     if name not in generators:
         raise click.BadParameter(f"{name!r} is not a face generator; allowed: {', '.join(generators)}", param_hint="--dataset")
-    if layout == "bu4dfe":
-        sequences, neutral = True, False
-    if vertices is not None and name != "synthetic":
-        raise click.UsageError(f"--vertices applies to --dataset synthetic only; {name} faces have the face model's resolution")
+    owners = dataset_layouts()
+    if layout not in owners:
+        raise click.BadParameter(f"{layout!r} is no dataset's layout; allowed: {', '.join(sorted(owners))}", param_hint="--layout")
+    if vertices is not None and "vertices" not in registry().get("dataset", name).cls.Options.model_fields:
+        raise click.UsageError(f"--vertices applies to generators with a mesh resolution of their own; {name} faces have the face model's")
     levels = [i.strip() for i in intensities.split(",") if i.strip()]
     if not all(level.isdigit() for level in levels):
         raise click.BadParameter(f"{intensities!r}: give intensities as numbers 1..4 separated by commas, e.g. 3,4", param_hint="--intensities")
@@ -293,8 +292,9 @@ def synth(
         "seed": seed,
         "performances": performances,
         **({"vertices": vertices} if vertices is not None else {}),
+        **registry().get("dataset", owners[layout]).cls.layout_implies,
     }
-    click.echo(write_dataset(create("dataset", name, options), name, out, layout=layout))
+    click.echo(write_generated(create("dataset", name, options), name, out, layout=layout))
 
 
 @main.command()

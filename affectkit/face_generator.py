@@ -5,7 +5,8 @@ seed; every subject shows every emotion of :mod:`affectkit.facs` at every reques
 intensity, or one sequence per emotion. This base lists those samples and finds any
 subject's face; a generator implements :meth:`FaceGenerator.load` (and may describe its
 subjects with :meth:`FaceGenerator.subject_attributes`). ``affectkit synth`` writes any
-registered generator to disk and the app's face controls draw from them.
+registered generator to disk in the file layout of a dataset that reads it back
+(:func:`affectkit.registry.write_generated`), and the app's face controls draw from them.
 """
 
 from __future__ import annotations
@@ -167,3 +168,4 @@ class FaceGenerator(Dataset):
                 f"subjects 1..{self.options.subjects}, expressions {', '.join(self.labels)}, intensities {sorted(set(self.options.intensities))}"
             )
         return self.load(found)
+

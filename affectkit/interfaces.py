@@ -140,9 +140,21 @@ class Dataset(Component):
     #: :meth:`identity`. Declare it as a :data:`ResolvedPath`
     #: so that it is recorded absolute.
     path_option: ClassVar[str | None] = None
+    #: the name of the file layout this dataset reads and :meth:`write_layout` writes
+    #: (``affectkit synth --layout NAME``); ``None`` for a dataset that writes none
+    layout: ClassVar[str | None] = None
+    #: the generator options that layout implies (BU-4DFE holds sequences, none neutral)
+    layout_implies: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, options: Options) -> None:
         self.options = options
+
+    @classmethod
+    def write_layout(cls, generated: Dataset, name: str, out_dir: Path) -> Path:
+        """Write every sample of ``generated`` (a face generator registered as ``name``)
+        under ``out_dir`` as this dataset lays out its files, so that it reads them back;
+        the folder or file it reads them from. Only a dataset with a :attr:`layout`."""
+        raise NotImplementedError
 
     def identity(self) -> dict[str, Any]:
         """The options that say *which people* the dataset holds, as JSON values: two

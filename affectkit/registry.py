@@ -30,7 +30,7 @@ import pluggy
 from pydantic import ValidationError
 
 from affectkit import hookspecs
-from affectkit.errors import PluginError, one_line
+from affectkit.errors import DatasetError, PluginError, one_line
 from affectkit.interfaces import (
     Dataset,
     ImageEncoder,
@@ -343,6 +343,29 @@ def face_generators() -> list[str]:
 
     found = registry()
     return [name for name in found.names("dataset") if issubclass(found.get("dataset", name).cls, FaceGenerator)]
+
+
+def dataset_layouts() -> dict[str, str]:
+    """File layouts ``affectkit synth --layout`` writes -> the registered dataset that owns
+    (writes and reads) each (:attr:`~affectkit.interfaces.Dataset.layout`)."""
+    found = registry()
+    owners = {}
+    for name in found.names("dataset"):
+        layout = found.get("dataset", name).cls.layout
+        if layout is not None:
+            owners.setdefault(layout, name)
+    return owners
+
+
+def write_generated(generated: Dataset, name: str, out_dir: Path, layout: str = "affectkit") -> Path:
+    """Write every sample of the face generator ``generated`` (registered as ``name``) under
+    ``out_dir`` in ``layout``, which the dataset owning it writes
+    (:meth:`~affectkit.interfaces.Dataset.write_layout`); the folder or file that dataset
+    reads them from."""
+    owners = dataset_layouts()
+    if layout not in owners:
+        raise DatasetError(f"{name}: unknown layout {layout!r}; allowed: {', '.join(sorted(owners))}")
+    return registry().get("dataset", owners[layout]).cls.write_layout(generated, name, Path(out_dir))
 
 
 def create(kind: str, name: str, options: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:

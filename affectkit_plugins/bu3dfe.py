@@ -12,12 +12,12 @@ from pydantic import Field, field_validator
 
 from affectkit import hookimpl
 from affectkit.action_units import read_side_file
-from affectkit.dataset_writer import placeholder_attributes
 from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, scans_by_name, subject_ids, walk_files
 from affectkit.errors import DatasetError
 from affectkit.facs import CODES, LABELS, NEUTRAL
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh
+from affectkit_plugins.bu_layout import bu_subject, ethnicity_code, loaded_samples, placeholder_attributes, write_record, write_scan
 from affectkit_plugins.vrml import read_bnd, read_wrl
 
 SIX = LABELS
@@ -72,6 +72,7 @@ class BU3DFEDataset(Dataset):
     """
 
     path_option = "root"
+    layout = "bu3dfe"
 
     class Options(Options):
         root: ResolvedPath = Field(description="folder holding the BU-3DFE scans (searched recursively)")
@@ -150,6 +151,22 @@ class BU3DFEDataset(Dataset):
                 f"(variant={o.variant!r}, intensities={o.intensities}, include_neutral={o.include_neutral}, subjects={o.subjects})"
             )
         return SampleIndex("bu3dfe", o.root, entries)
+
+
+    @classmethod
+    def write_layout(cls, generated: Dataset, name: str, out_dir: Path) -> Path:
+        """``F0001/F0001_HA04WH_F3D.wrl`` (VRML with per-vertex colours), its landmarks as
+        ``.bnd`` and its AU label as ``.au.json`` (:mod:`affectkit_plugins.bu_layout`)."""
+        for sample, scan in loaded_samples(generated, name, "bu3dfe", 4, sequences=False):
+            write_scan(scan, out_dir / bu_subject(sample, 4) / f"{bu3dfe_name(sample)}.wrl", f"affectkit {name} {sample.key}")
+        write_record(generated, name, out_dir, "bu3dfe")
+        return out_dir
+
+
+def bu3dfe_name(sample: Sample) -> str:
+    """The BU-3DFE file stem of a generated static sample: ``F0001_HA04WH_F3D``."""
+    level = 0 if sample.label == NEUTRAL else int(sample.attributes["intensity"])
+    return f"{bu_subject(sample, 4)}_{CODES[sample.label]}{level:02d}{ethnicity_code(sample)}_F3D"
 
 
 @hookimpl

@@ -11,13 +11,13 @@ from pydantic import Field, field_validator
 
 from affectkit import hookimpl
 from affectkit.action_units import read_side_file
-from affectkit.dataset_writer import placeholder_attributes
 from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, found_twice, subject_id, subject_ids, walk_files, warn_skipped
 from affectkit.errors import DatasetError
 from affectkit.facs import CODES, LABELS
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh, MeshSequence
 from affectkit.model_inputs import sample_frames
+from affectkit_plugins.bu_layout import bu_subject, loaded_samples, placeholder_attributes, write_record, write_scan
 from affectkit_plugins.vrml import read_bnd, read_wrl
 
 #: Expression folder names (lower case) -> canonical labels: BU-4DFE's words, BU-3DFE's
@@ -27,6 +27,11 @@ FOLDER_NAMES: dict[str, str] = {
     "happy": "happiness", "sad": "sadness", "surprise": "surprise", "surprised": "surprise",
     **{CODES[label].lower(): label for label in LABELS},
     **{label: label for label in LABELS},
+}
+
+#: canonical label -> the expression folder BU-4DFE names it by
+EXPRESSION_FOLDERS = {
+    "anger": "Angry", "disgust": "Disgust", "fear": "Fear", "happiness": "Happy", "sadness": "Sad", "surprise": "Surprise",
 }
 
 _WORDS = re.compile(r"[^A-Za-z0-9]+")
@@ -65,6 +70,8 @@ class BU4DFEDataset(Dataset):
     """
 
     path_option = "root"
+    layout = "bu4dfe"
+    layout_implies = {"sequences": True, "include_neutral": False}
 
     class Options(Options):
         root: ResolvedPath = Field(description="folder holding the BU-4DFE subject folders (searched recursively)")
@@ -162,6 +169,18 @@ class BU4DFEDataset(Dataset):
             sample = Sample(key, label, subject, attributes, is_sequence=True)
             entries[key] = (sample, [(path, bnd.get((path.parent, path.stem.lower()))) for path in paths])
         return SampleIndex("bu4dfe", o.root, entries)
+
+
+    @classmethod
+    def write_layout(cls, generated: Dataset, name: str, out_dir: Path) -> Path:
+        """``F001/Happy/000.wrl``, one VRML file per frame, with ``.bnd`` landmarks and
+        ``.au.json`` AU labels (:mod:`affectkit_plugins.bu_layout`)."""
+        for sample, sequence in loaded_samples(generated, name, "bu4dfe", 3, sequences=True):
+            folder = out_dir / bu_subject(sample, 3) / EXPRESSION_FOLDERS[sample.label]
+            for i, frame in enumerate(sequence.frames):
+                write_scan(frame, folder / f"{i:03d}.wrl", f"affectkit {name} {sample.key} frame {i}")
+        write_record(generated, name, out_dir, "bu4dfe")
+        return out_dir
 
 
 @hookimpl

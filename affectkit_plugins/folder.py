@@ -14,6 +14,7 @@ as the same samples.
 from __future__ import annotations
 
 import csv
+import json
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -25,12 +26,12 @@ from pydantic import Field, field_validator, model_validator
 
 from affectkit import hookimpl
 from affectkit.action_units import parse as parse_action_units
-from affectkit.action_units import strongest
+from affectkit.action_units import strongest, to_json
 from affectkit.disk_datasets import SampleIndex
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
 from affectkit.mesh import Mesh, MeshSequence
-from affectkit.mesh_formats import landmark_file, load_mesh, read_landmark_file
+from affectkit.mesh_formats import landmark_file, load_mesh, read_landmark_file, save_mesh, write_landmark_file
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 NEUTRAL = "neutral"
@@ -38,6 +39,8 @@ REQUIRED = ("path", "label", "subject")
 #: the optional column of AU labels
 ACTION_UNITS = "action_units"
 MANIFEST = "manifest.csv"
+#: the columns :meth:`FolderDataset.write_layout` writes before the samples' attributes
+WRITTEN = ("path", "label", "subject", "frame", ACTION_UNITS)
 
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
@@ -76,6 +79,7 @@ class FolderDataset(Dataset):
     """
 
     path_option = "root"
+    layout = "affectkit"
 
     class Options(Options):
         root: ResolvedPath | None = Field(None, description=f"folder holding {MANIFEST} (paths are relative to it)")
@@ -272,6 +276,43 @@ class FolderDataset(Dataset):
         }
         units = parse_action_units(values.get(ACTION_UNITS), f"{manifest}: line {line}")
         return _Row(line, normal, values["label"], values["subject"], frame, attributes, units)
+
+
+    @classmethod
+    def write_layout(cls, generated: Dataset, name: str, out_dir: Path) -> Path:
+        """``manifest.csv`` (``path,label,subject,frame,action_units``, then the samples' own
+        attributes), ``options.json`` (the generator and options that made it) and
+        ``meshes/S001/S001_HA_4.ply`` (or ``meshes/S001/S001_HA/000.ply``, a frame of a
+        sequence), each with its landmarks as ``.lm.txt``; the manifest."""
+        columns = (*WRITTEN, *dict.fromkeys(k for s in generated.samples() for k in s.attributes if k != "frames"))
+        names = getattr(generated, "landmark_names", ())
+        rows: list[dict[str, object]] = []
+
+        def put(mesh: Mesh, relative: Path, sample: Sample, frame: int | str) -> None:
+            path = save_mesh(mesh, out_dir / relative)
+            if mesh.landmarks is not None and names:
+                write_landmark_file(landmark_file(path), names, mesh.landmarks)
+            units = mesh.metadata.get("action_units")
+            attributes = {k: sample.attributes.get(k, "") for k in columns[len(WRITTEN) :]}
+            rows.append({"path": relative.as_posix(), "label": sample.label, "subject": sample.subject, "frame": frame, ACTION_UNITS: to_json(units) if units else "", **attributes})
+
+        for sample in generated.samples():
+            loaded = generated.load(sample)
+            folder = Path("meshes") / sample.subject
+            if isinstance(loaded, MeshSequence):
+                for i, frame in enumerate(loaded.frames):
+                    put(frame, folder / sample.key / f"{i:03d}.ply", sample, i)
+            else:
+                put(loaded, folder / f"{sample.key}.ply", sample, "")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record = {"dataset": name, "options": generated.options.model_dump(mode="json")}
+        (out_dir / "options.json").write_text(json.dumps(record, indent=2) + "\n")
+        manifest = out_dir / MANIFEST
+        with manifest.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        return manifest
 
 
 @hookimpl

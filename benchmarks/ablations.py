@@ -43,9 +43,8 @@ import time
 from pathlib import Path
 
 from affectkit.cross_validation import cross_validate
-from affectkit.dataset_writer import write_dataset
 from affectkit.recipe import load_recipe
-from affectkit.registry import create
+from affectkit.registry import create, write_generated
 
 REALISTIC_SET = {"subjects": 20, "intensities": [3, 4], "seed": 1000}
 CHANCE = 1 / 6
@@ -89,7 +88,7 @@ def realistic_set(root: Path) -> Path:
     """The BU-3DFE-layout realistic set, written once (the writer is deterministic)."""
     out = root / f"facekit-bu3dfe-{REALISTIC_SET['subjects']}-seed{REALISTIC_SET['seed']}-au"  # -au: with AU side files
     if not (out / ".complete").exists():
-        write_dataset(create("dataset", "facekit", REALISTIC_SET), "facekit", out, layout="bu3dfe")
+        write_generated(create("dataset", "facekit", REALISTIC_SET), "facekit", out, layout="bu3dfe")
         (out / ".complete").write_text("")
     return out
 

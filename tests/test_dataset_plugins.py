@@ -27,7 +27,7 @@ from pydantic import Field
 
 from affectkit import hookimpl
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
-from affectkit.mesh_formats import load_mesh
+from affectkit.mesh_formats import load_mesh, save_mesh
 
 
 class TableDataset(Dataset):
@@ -49,6 +49,19 @@ class TableDataset(Dataset):
 
     def load(self, sample):
         return load_mesh(self.options.table.parent / sample.key)
+
+    layout = "table"
+
+    @classmethod
+    def write_layout(cls, generated, name, out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with open(out_dir / "scans.csv", "w", newline="") as file:
+            table = csv.writer(file)
+            table.writerow(["path", "label", "subject"])
+            for sample in generated.samples():
+                save_mesh(generated.load(sample), out_dir / f"{sample.key}.obj")
+                table.writerow([f"{sample.key}.obj", sample.label, sample.subject])
+        return out_dir / "scans.csv"
 
 
 class Forgetful(TableDataset):
@@ -91,6 +104,21 @@ def test_the_path_on_the_command_line_goes_to_the_declared_path_option_and_is_th
         parse_dataset_spec("facekit:/data")
     generated = parse_dataset_spec("facekit:subjects=2,seed=3")
     assert dataset_identity(generated, build_dataset(generated)) == {"name": "facekit", "seed": 3}
+
+
+def test_synth_writes_a_plugins_layout_and_the_plugin_reads_it_back(tmp_path):
+    """``affectkit synth --layout table``: the layout a third-party dataset declares (and
+    writes) is offered like the built-in ones; a layout no dataset owns is one line."""
+    (tmp_path / "site").mkdir()
+    site = plugin_distribution(tmp_path / "site", "affectkit-table", "table_plugin", TABLE_PLUGIN)
+    env = {**os.environ, "PYTHONPATH": str(site), "AFFECTKIT_PLUGINS": "affectkit-table"}
+    out = run_ok("synth", "--out", str(tmp_path / "data"), "--subjects", "2", "--intensities", "4", "--no-neutral", "--layout", "table", env=env)
+    table = Path(out.strip().splitlines()[-1])
+    assert table == tmp_path / "data" / "scans.csv"
+    done = subprocess.run(command("eval", str(SHIPPED_MODEL), "--data", f"table:{table}"), capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0 and "samples 12 " in done.stdout + done.stderr, done.stdout + done.stderr
+    refused = subprocess.run(command("synth", "--out", str(tmp_path / "x"), "--layout", "tabel"), capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 2 and "'tabel' is no dataset's layout; allowed: affectkit, bu3dfe, bu4dfe, table" in refused.stderr
 
 
 def test_a_component_that_does_not_keep_its_options_is_refused_when_built(table_plugin, tmp_path):

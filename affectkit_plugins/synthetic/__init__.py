@@ -9,7 +9,7 @@ to disk by :func:`write_synthetic`.
 from pathlib import Path
 
 from affectkit import hookimpl
-from affectkit.dataset_writer import Layout, write_dataset
+from affectkit.registry import write_generated
 from affectkit_plugins.synthetic.dataset import SyntheticDataset
 from affectkit_plugins.synthetic.head import LANDMARKS
 
@@ -21,6 +21,6 @@ def register_datasets(register):
     register("synthetic", SyntheticDataset)
 
 
-def write_synthetic(out_dir: Path, options: SyntheticDataset.Options, layout: Layout = "affectkit") -> Path:
-    """Write ``SyntheticDataset(options)`` under ``out_dir`` (:func:`affectkit.dataset_writer.write_dataset`)."""
-    return write_dataset(SyntheticDataset(options), "synthetic", out_dir, layout)
+def write_synthetic(out_dir: Path, options: SyntheticDataset.Options, layout: str = "affectkit") -> Path:
+    """Write ``SyntheticDataset(options)`` under ``out_dir`` (:func:`affectkit.registry.write_generated`)."""
+    return write_generated(SyntheticDataset(options), "synthetic", out_dir, layout)
