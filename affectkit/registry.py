@@ -1,8 +1,9 @@
 """The component registry: pluggy hooks in, named components out.
 
-Built-in plugins (:data:`DEFAULT_PLUGINS`) and third-party packages (entry-point group
-``affectkit``) register on the same plugin manager. ``AFFECTKIT_PLUGINS`` restricts which
-third-party plugins load: unset loads all, a comma-separated list loads those named (by
+Built-in plugins (the ``affectkit`` distribution's own entry points, modules of
+:data:`BUILTIN_PACKAGE`) and third-party packages load through the same entry-point group,
+``affectkit``, onto one plugin manager. Built-ins always load; ``AFFECTKIT_PLUGINS``
+restricts which third-party plugins do: unset loads all, a comma-separated list loads those named (by
 entry-point name or by the distribution name one installs, e.g. ``affectkit-tinycnn``), an
 empty string loads none (what the test suite uses to stay hermetic).
 
@@ -15,7 +16,6 @@ would have provided names it.
 from __future__ import annotations
 
 import difflib
-import importlib
 import os
 import re
 import warnings
@@ -47,27 +47,9 @@ ENTRY_POINT_GROUP = "affectkit"
 ALLOW_LIST_VARIABLE = "AFFECTKIT_PLUGINS"
 BUILTIN = "built-in"
 
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "affectkit_plugins.vrml",
-    "affectkit_plugins.bnt",
-    "affectkit_plugins.renderer_torch",
-    "affectkit_plugins.renderer_kaolin",
-    "affectkit_plugins.synthetic",
-    "affectkit_plugins.facekit",
-    "affectkit_plugins.bu3dfe",
-    "affectkit_plugins.bu4dfe",
-    "affectkit_plugins.bosphorus",
-    "affectkit_plugins.bp4d",
-    "affectkit_plugins.folder",
-    "affectkit_plugins.mixture",
-    "affectkit_plugins.view_augmentations",
-    "affectkit_plugins.prompt_augmenters",
-    "affectkit_plugins.image_encoders",
-    "affectkit_plugins.text_encoders",
-    "affectkit_plugins.losses",
-    "affectkit_plugins.loggers",
-    "affectkit_plugins.callbacks",
-)
+#: the package of the built-in plugins, which the ``affectkit`` distribution declares as its
+#: own entry points in the ``affectkit`` group (pyproject.toml), as a third-party package does
+BUILTIN_PACKAGE = "affectkit_plugins"
 
 #: kinds whose components must say their embedding size (``out_dim``) once built
 ENCODER_KINDS = ("image_encoder", "text_encoder")
@@ -140,15 +122,24 @@ def distribution_key(name: str) -> str:
 def _loaded() -> tuple[pluggy.PluginManager, tuple[PluginFailure, ...]]:
     pm = pluggy.PluginManager("affectkit")
     pm.add_hookspecs(hookspecs)
-    for module_name in DEFAULT_PLUGINS:
-        pm.register(importlib.import_module(module_name), name=module_name)
+    declared = entry_points(group=ENTRY_POINT_GROUP)
+    builtins = [ep for ep in declared if ep.dist is not None and distribution_key(ep.dist.name) == ENTRY_POINT_GROUP]
+    if not builtins:
+        raise PluginError(
+            "affectkit's built-in plugins are not installed (the affectkit distribution declares no 'affectkit' entry points here): "
+            "install affectkit with pip (pip install -e . in a checkout)"
+        )
+    for ep in builtins:
+        pm.register(ep.load(), name=ep.value)
     problem = unknown_hooks(pm)
     if problem is not None:  # a built-in with a wrong hook is affectkit's own bug
         raise PluginError(f"plugin {_origin(pm, problem[0])[0]!r} {problem[1]}")
     allowed = os.environ.get(ALLOW_LIST_VARIABLE)
     allow = None if allowed is None else {distribution_key(n.strip()) for n in allowed.split(",") if n.strip()}
     failures: list[PluginFailure] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in declared:
+        if ep in builtins:
+            continue
         distribution = ep.dist.name if ep.dist is not None else ep.value
         if allow is not None and not {distribution_key(ep.name), distribution_key(distribution)} & allow:
             continue
@@ -199,7 +190,7 @@ def _origin(pm: pluggy.PluginManager, plugin: object) -> tuple[str, str | None]:
     """(``built-in``, the providing distribution's name, or the name a plugin was registered
     under; the distribution's version, ``None`` for the others)."""
     name = pm.get_name(plugin) or repr(plugin)
-    if name in DEFAULT_PLUGINS:
+    if name.startswith(f"{BUILTIN_PACKAGE}."):
         return BUILTIN, None
     return next(((dist.project_name, dist.version) for loaded, dist in pm.list_plugin_distinfo() if loaded is plugin), (name, None))
 

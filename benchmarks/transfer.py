@@ -68,6 +68,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+ strength jitter in training": ("recipes/affectvlm.yaml", ["data.dataset.options.strength_jitter=0.3"]),
     "+ mirror test-time augmentation": ("recipes/affectvlm.yaml", ["render.test_time=[mirror]"]),
     "views at 96 px": ("recipes/affectvlm.yaml", ["render.size=96"]),
+    "views at 96 px and 8 epochs": ("recipes/affectvlm.yaml", ["render.size=96", "train.epochs=8"]),
 }
 GENERATORS = ("facekit", "synthetic")
 PRETRAINING = Path("recipes/pretrain-faces.yaml")

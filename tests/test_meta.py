@@ -150,3 +150,17 @@ def test_the_core_reads_no_plugin_option_by_name():
     # and the check sees each form
     probe = 'a = x.options["root"]\nb = x.options.get("seed")\nc = "pretrained" in ref.options\nd = dataset.options.table\n'
     assert [key for _, key in option_names_read(probe)] == ["root", "seed", "pretrained", "table"]
+
+
+def test_every_built_in_plugin_module_is_an_entry_point_of_the_distribution():
+    """Built-ins load through the entry points third-party plugins use: a plugin module
+    left out of pyproject.toml would silently register nothing."""
+    import tomllib
+
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["affectkit"].values())
+    with_hooks = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in (ROOT / "affectkit_plugins").rglob("*.py")
+        if "@hookimpl" in path.read_text()
+    }
+    assert with_hooks == declared
