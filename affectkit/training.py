@@ -149,7 +149,7 @@ class Worker:
     rank: int
     world: int
     device: torch.device
-    model: torch.nn.Module  # as Ray prepared it (DDP across workers)
+    model: torch.nn.Module  # what training calls: the model, DDP-wrapped across workers once prepared
     core: AffectVLM  # the model itself
     objective: Objective
     augmentations: list[ViewAugmentation]

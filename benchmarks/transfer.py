@@ -67,8 +67,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+ identity warps in training": ("recipes/affectvlm.yaml", ["data.dataset.options.warp=6"]),
     "+ strength jitter in training": ("recipes/affectvlm.yaml", ["data.dataset.options.strength_jitter=0.3"]),
     "+ mirror test-time augmentation": ("recipes/affectvlm.yaml", ["render.test_time=[mirror]"]),
-    "views at 96 px": ("recipes/affectvlm.yaml", ["render.size=96"]),
-    "views at 96 px and 8 epochs": ("recipes/affectvlm.yaml", ["render.size=96", "train.epochs=8"]),
+    "12 epochs at 96 px": ("recipes/affectvlm.yaml", ["train.epochs=12"]),
+    "AffectVLM at 64 px, 12 epochs (shipped before)": ("recipes/affectvlm.yaml", ["render.size=64", "train.epochs=12"]),
 }
 GENERATORS = ("facekit", "synthetic")
 PRETRAINING = Path("recipes/pretrain-faces.yaml")
