@@ -44,6 +44,8 @@ from affectkit.interfaces import (
 )
 
 ENTRY_POINT_GROUP = "affectkit"
+#: the distribution whose entry points in that group are the built-in plugins
+BUILTIN_DISTRIBUTION = "affectkit"
 ALLOW_LIST_VARIABLE = "AFFECTKIT_PLUGINS"
 BUILTIN = "built-in"
 
@@ -123,7 +125,7 @@ def _loaded() -> tuple[pluggy.PluginManager, tuple[PluginFailure, ...]]:
     pm = pluggy.PluginManager("affectkit")
     pm.add_hookspecs(hookspecs)
     declared = entry_points(group=ENTRY_POINT_GROUP)
-    builtins = [ep for ep in declared if ep.dist is not None and distribution_key(ep.dist.name) == ENTRY_POINT_GROUP]
+    builtins = [ep for ep in declared if ep.dist is not None and distribution_key(ep.dist.name) == BUILTIN_DISTRIBUTION]
     if not builtins:
         raise PluginError(
             "affectkit's built-in plugins are not installed (the affectkit distribution declares no 'affectkit' entry points here): "
