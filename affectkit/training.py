@@ -169,6 +169,11 @@ class Worker:
     def steps_per_epoch(self) -> int:
         return max(1, len(self.loader))
 
+    @property
+    def view_names(self) -> list[str]:
+        """The recipe's views by name, as logs and callbacks key view weights."""
+        return [view.name for view in parse_views(self.recipe.render.views)]
+
 
 @dataclass
 class Progress:
@@ -307,7 +312,7 @@ def callbacks_stop(worker: Worker, history: list[dict[str, Any]]) -> str | None:
     entry, agreed by every worker (all stop if any one asks); ``None`` to go on."""
     if not worker.callbacks:
         return None
-    views = [view.name for view in parse_views(worker.recipe.render.views)]
+    views = worker.view_names
     told = [scalars(metrics, views) for metrics in history]
     asking = next((i for i, callback in enumerate(worker.callbacks) if callback.epoch_end(told)), -1)
     agreed = int(_all_reduce(torch.tensor([asking + 1 if asking >= 0 else 0], device=worker.device)).item())
@@ -343,8 +348,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     worker.model = ray.train.torch.prepare_model(worker.core)  # DDP: every trainable parameter is used in forward, none needs finding
     logger = None
     if worker.rank == 0 and config.get("log_dir"):
-        views = [view.name for view in parse_views(recipe.render.views)]
-        logger = RunLogger(recipe, Path(config["log_dir"]), views, worker.data.labels, config.get("environment", ""))
+        logger = RunLogger(recipe, Path(config["log_dir"]), worker.view_names, worker.data.labels, config.get("environment", ""))
     stopped = progress.history and progress.history[-1].get("stopped_by")  # a resumed run a callback had ended
     for epoch in range(progress.epoch, 0 if stopped else recipe.train.epochs):
         started = time.perf_counter()

@@ -277,14 +277,14 @@ class FolderDataset(Dataset):
         units = parse_action_units(values.get(ACTION_UNITS), f"{manifest}: line {line}")
         return _Row(line, normal, values["label"], values["subject"], frame, attributes, units)
 
-
     @classmethod
     def write_layout(cls, generated: Dataset, name: str, out_dir: Path) -> Path:
         """``manifest.csv`` (``path,label,subject,frame,action_units``, then the samples' own
         attributes), ``options.json`` (the generator and options that made it) and
         ``meshes/S001/S001_HA_4.ply`` (or ``meshes/S001/S001_HA/000.ply``, a frame of a
         sequence), each with its landmarks as ``.lm.txt``; the manifest."""
-        columns = (*WRITTEN, *dict.fromkeys(k for s in generated.samples() for k in s.attributes if k != "frames"))
+        samples = generated.samples()
+        columns = (*WRITTEN, *dict.fromkeys(k for s in samples for k in s.attributes if k != "frames"))
         names = getattr(generated, "landmark_names", ())
         rows: list[dict[str, object]] = []
 
@@ -296,7 +296,7 @@ class FolderDataset(Dataset):
             attributes = {k: sample.attributes.get(k, "") for k in columns[len(WRITTEN) :]}
             rows.append({"path": relative.as_posix(), "label": sample.label, "subject": sample.subject, "frame": frame, ACTION_UNITS: to_json(units) if units else "", **attributes})
 
-        for sample in generated.samples():
+        for sample in samples:
             loaded = generated.load(sample)
             folder = Path("meshes") / sample.subject
             if isinstance(loaded, MeshSequence):
