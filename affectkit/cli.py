@@ -107,7 +107,7 @@ def units_option(function: Any) -> Any:
 
 
 def frame_record(frame: Any) -> dict[str, Any]:
-    """The JSON of a :class:`affectkit.face_frame.FaceFrame` that people read: what was found."""
+    """The JSON of a :class:`affectkit.data.face_frame.FaceFrame` that people read: what was found."""
     return {key: getattr(frame, key) for key in ("units", "up", "facing", "yaw", "pitch", "roll", "method", "fit_mm")}
 
 
@@ -183,7 +183,7 @@ def plugins(options_of: str | None, reference: bool, as_json: bool) -> None:
 @main.command()
 def env() -> None:
     """What a bug report needs: versions, devices, plugins."""
-    from affectkit.environment import environment_report
+    from affectkit.train.environment import environment_report
 
     click.echo(environment_report())
 
@@ -233,10 +233,10 @@ def recipe_show(file: Path, sets: tuple[str, ...], extra: tuple[str, ...]) -> No
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 def render(mesh: Path, views: str, size: int, maps: str, renderer: str, out: Path) -> None:
     """Render a mesh to one PNG per view and map."""
-    from affectkit.cameras import parse_views
-    from affectkit.mesh_formats import load_mesh
+    from affectkit.data.mesh_formats import load_mesh
     from affectkit.registry import create
-    from affectkit.view_pngs import write_view_pngs
+    from affectkit.render.cameras import parse_views
+    from affectkit.render.view_pngs import write_view_pngs
 
     chosen = parse_views(views)
     names = [m.strip() for m in maps.split(",") if m.strip()]
@@ -305,7 +305,7 @@ def synth(
 def run(recipe_file: Path, sets: tuple[str, ...], resume: bool, extra: tuple[str, ...]) -> None:
     """Train a recipe through Ray Train and evaluate it on held-out subjects."""
     from affectkit.recipe import load_recipe
-    from affectkit.runner import run as run_recipe
+    from affectkit.train.runner import run as run_recipe
 
     run_recipe(load_recipe(recipe_file, _overrides(sets, extra)), resume=resume)
 
@@ -327,8 +327,8 @@ def cv(
     Writes to the run folder it prints: cv.json (every fold, mean ± std over folds and
     over repeats, pooled figures), folds.json (the folds used: pass it to --folds-file to
     run the same split), pooled/ and one folder per fold with its report and model."""
-    from affectkit.cross_validation import cross_validate
     from affectkit.recipe import load_recipe
+    from affectkit.train.cross_validation import cross_validate
 
     if folds_file is not None and (folds or repeats):
         raise click.UsageError("--folds-file fixes the folds and repeats; leave out --folds and --repeats")
@@ -358,9 +358,9 @@ def eval_command(
     when any evaluation subject or scan was seen in training."""
     from dataclasses import asdict
 
-    from affectkit.evaluation import evaluate_checkpoint, format_report, save_report
-    from affectkit.hub import resolve_model
-    from affectkit.pipeline import parse_dataset_spec
+    from affectkit.evaluate.reports import evaluate_checkpoint, format_report, save_report
+    from affectkit.render.pipeline import parse_dataset_spec
+    from affectkit.serve.hub import resolve_model
 
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
     result = evaluate_checkpoint(
@@ -401,10 +401,10 @@ def predict(
     INPUTS are mesh files or folders of frames. A model folder given first (the older
     form `affectkit predict MODEL INPUT...`) is taken as --model. An input that cannot be
     read is reported and the others are still predicted; the exit status is then 1."""
-    from affectkit.action_units import au_title
-    from affectkit.hub import is_model_folder
-    from affectkit.inference import Predictor, load_input
-    from affectkit.mesh import MeshSequence
+    from affectkit.data.action_units import au_title
+    from affectkit.data.mesh import MeshSequence
+    from affectkit.serve.hub import is_model_folder
+    from affectkit.serve.inference import Predictor, load_input
 
     if model is None and is_model_folder(inputs[0]):
         model, inputs = str(inputs[0]), inputs[1:]
@@ -462,8 +462,8 @@ def export_command(model: str | None, fmt: str, out: Path | None) -> None:
     """Export a model (default: the shipped one) for deployment: its image tower, view
     fusion and class embeddings as one graph from rendered views [B, V, C, H, W] to class
     logits [B, K]."""
-    from affectkit.export import SUFFIXES, export_model_file
-    from affectkit.hub import resolve_model
+    from affectkit.serve.export import SUFFIXES, export_model_file
+    from affectkit.serve.hub import resolve_model
 
     written = export_model_file(resolve_model(model), out or Path(f"model{SUFFIXES[fmt]}"), fmt)  # type: ignore[arg-type]
     click.echo(f"wrote {written} and {written}.json")
@@ -480,7 +480,7 @@ def push(model: str, repo: str, private: bool, message: str | None) -> None:
     folder has none). Uses HF_TOKEN or `hf auth login`; HF_ENDPOINT for another hub."""
     import tempfile
 
-    from affectkit.hub import prepare_upload, push_model, resolve_model
+    from affectkit.serve.hub import prepare_upload, push_model, resolve_model
 
     folder = Path(model)
     if not folder.is_dir():
@@ -518,7 +518,7 @@ def app(
         config_file, checkpoint=checkpoint, runs_dir=runs_dir, max_upload_mb=max_upload_mb, max_vertices=max_vertices, device=device
     )
     if config.checkpoint is not None:
-        from affectkit.checkpoint import load_checkpoint
+        from affectkit.model.checkpoint import load_checkpoint
 
         load_checkpoint(config.checkpoint)  # a wrong path or a broken model fails here, with its reason, not in the page
     script = Path(importlib.util.find_spec("affectkit_apps").origin).parent / "affectkit_app.py"

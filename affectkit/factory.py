@@ -10,17 +10,17 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from affectkit.action_units import au_prompts
-from affectkit.cameras import parse_views
+from affectkit.data.action_units import au_prompts
 from affectkit.errors import AffectkitError
-from affectkit.inference_config import InputConfig
 from affectkit.interfaces import Dataset, TextEncoder, TrainingCallback, ViewAugmentation
-from affectkit.model import AffectVLM, apply_freezing
-from affectkit.objective import Objective
-from affectkit.prompting import PromptBank
+from affectkit.model.affectvlm import AffectVLM, apply_freezing
+from affectkit.model.inference_config import InputConfig
+from affectkit.model.objective import Objective
+from affectkit.model.prompting import PromptBank
 from affectkit.recipe import ComponentRef, EncoderRef, LossConfig, ModelConfig, PromptsConfig
 from affectkit.registry import registry
-from affectkit.render_cache import RenderCache, renderer_id
+from affectkit.render.cameras import parse_views
+from affectkit.render.render_cache import RenderCache, renderer_id
 
 
 def build_dataset(ref: ComponentRef) -> Dataset:

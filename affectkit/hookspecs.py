@@ -30,7 +30,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from affectkit.mesh import Mesh
+    from affectkit.data.mesh import Mesh
 
 hookspec = pluggy.HookspecMarker("affectkit")
 hookimpl = pluggy.HookimplMarker("affectkit")
@@ -59,7 +59,7 @@ def register_mesh_formats(register: RegisterMeshFormat) -> None:
     """Register mesh file formats beyond the standard ones (OBJ, PLY, OFF, STL, glTF/GLB,
     read by trimesh): a suffix, a reader ``path -> Mesh`` raising
     :class:`affectkit.errors.MeshError` for a bad file, and optionally a writer
-    ``(mesh, path) -> path``. :func:`affectkit.mesh_formats.load_mesh` reads them."""
+    ``(mesh, path) -> path``. :func:`affectkit.data.mesh_formats.load_mesh` reads them."""
 
 
 @hookspec

@@ -16,11 +16,11 @@ import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from affectkit.cameras import View
-from affectkit.mesh import Mesh, MeshSequence
+from affectkit.data.mesh import Mesh, MeshSequence
+from affectkit.render.cameras import View
 
 if TYPE_CHECKING:
-    from affectkit.face_frame import FaceFrame
+    from affectkit.data.face_frame import FaceFrame
 
 
 class Options(BaseModel):
@@ -61,7 +61,7 @@ class RenderedViews:
     view axis from the near plane, in units of the normalised face (0 on background);
     ``normal`` holds camera-space unit normals (x right, y up, z toward the camera);
     ``mask`` is 1 where a surface is visible. ``frames`` says, per mesh, how it was placed in
-    the canonical face frame, where a render cache placed it (:mod:`affectkit.face_frame`).
+    the canonical face frame, where a render cache placed it (:mod:`affectkit.data.face_frame`).
     """
 
     rgb: Tensor
@@ -102,7 +102,7 @@ class Renderer(Component):
     ) -> RenderedViews:
         """Render every mesh from every view at ``size`` x ``size`` pixels.
 
-        Implementations normalise each mesh with :func:`affectkit.cameras.normalise` so that
+        Implementations normalise each mesh with :func:`affectkit.render.cameras.normalise` so that
         all renderers see the same face in the same place.
         """
         raise NotImplementedError
@@ -120,7 +120,7 @@ class Sample:
     ``key`` is unique within the dataset and stable across runs; ``attributes`` holds
     whatever metadata the dataset knows (sex, age_group, ethnicity, intensity, ...);
     ``action_units`` the FACS action units coded for it, ``{AU: (right, left)}`` from 0
-    (absent) to 1, ``None`` where it has none (:mod:`affectkit.action_units`). The frames of
+    (absent) to 1, ``None`` where it has none (:mod:`affectkit.data.action_units`). The frames of
     a sequence may carry their own in ``Mesh.metadata["action_units"]``, which then count.
     """
 

@@ -24,9 +24,9 @@ from pydantic import (
     model_validator,
 )
 
-from affectkit.action_units import AU_TEMPLATES
+from affectkit.data.action_units import AU_TEMPLATES
+from affectkit.data.face_frame import Units
 from affectkit.errors import AffectkitError, RecipeError, shorten
-from affectkit.face_frame import Units
 
 
 class Section(BaseModel):
@@ -77,7 +77,7 @@ def action_unit_codes(value: list[int | str] | None) -> list[int] | None:
     """``[AU12, "AU6", 4]`` -> ``[4, 6, 12]``: action units by number or name, each once."""
     if value is None:
         return None
-    from affectkit.action_units import au_code
+    from affectkit.data.action_units import au_code
 
     codes = [au_code(item) for item in value]
     if len(set(codes)) != len(codes) or not codes:
@@ -137,9 +137,9 @@ MAX_VIEWS = 32
 
 
 def known_views(views: list[str | float]) -> list[str | float]:
-    """Views :func:`affectkit.cameras.parse_views` accepts, checked when a recipe or a
+    """Views :func:`affectkit.render.cameras.parse_views` accepts, checked when a recipe or a
     checkpoint's config is read rather than when rendering starts."""
-    from affectkit.cameras import parse_views
+    from affectkit.render.cameras import parse_views
 
     try:
         parse_views(views)
@@ -159,7 +159,7 @@ class FrameConfig(Section):
     units: Units = Field("auto", description="the scans' length unit: found from each face's size, or this one")
 
 
-#: test-time augmentations (affectkit.test_time)
+#: test-time augmentations (affectkit.serve.test_time)
 TestTime = Literal["mirror"]
 
 
@@ -184,8 +184,8 @@ class ViewRendering(Section):
 
     @model_validator(mode="after")
     def _mirrorable(self) -> ViewRendering:
-        from affectkit.cameras import parse_views
-        from affectkit.test_time import mirror_partners
+        from affectkit.render.cameras import parse_views
+        from affectkit.serve.test_time import mirror_partners
 
         if "mirror" in self.test_time and mirror_partners(parse_views(self.views)) is None:
             raise ValueError(f"test_time: mirror needs each view's mirror view (yaw and roll negated) among the views; {self.views} lack one")

@@ -70,7 +70,7 @@ KINDS: dict[str, tuple[str, type]] = {
 }
 
 
-#: read by trimesh, without any plugin (:func:`affectkit.mesh.read_standard_mesh`)
+#: read by trimesh, without any plugin (:func:`affectkit.data.mesh.read_standard_mesh`)
 STANDARD_MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
 MESH_FORMAT_HOOK = "register_mesh_formats"
 COMMAND_HOOK = "register_commands"
@@ -331,8 +331,8 @@ def registry() -> Registry:
 
 
 def face_generators() -> list[str]:
-    """The registered datasets that make their faces (:class:`~affectkit.face_generator.FaceGenerator`)."""
-    from affectkit.face_generator import FaceGenerator
+    """The registered datasets that make their faces (:class:`~affectkit.data.face_generator.FaceGenerator`)."""
+    from affectkit.data.face_generator import FaceGenerator
 
     found = registry()
     return [name for name in found.names("dataset") if issubclass(found.get("dataset", name).cls, FaceGenerator)]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from affectkit.cameras import parse_views
+from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.interfaces import (
     Dataset,
     ImageEncoder,
@@ -42,7 +42,7 @@ from affectkit.interfaces import (
     TrainingCallback,
     ViewAugmentation,
 )
-from affectkit.mesh import Mesh, MeshSequence
+from affectkit.render.cameras import parse_views
 
 #: the six basic emotions, the labels every check that needs classes uses
 LABELS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from affectkit import hookimpl
+from affectkit.data.mesh import Mesh
 from affectkit.errors import MeshError
-from affectkit.mesh import Mesh
 
 #: Z values at or below this are background too (public Bosphorus readers test -1e9).
 BACKGROUND_Z = -1e9

@@ -11,10 +11,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, scans_by_name, walk_files
+from affectkit.data.disk_datasets import SampleIndex, check_root, chosen_subjects, scans_by_name, walk_files
+from affectkit.data.mesh import Mesh
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
-from affectkit.mesh import Mesh
 from affectkit_plugins.bnt import read_bnt, read_lm3
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")

@@ -17,7 +17,7 @@ the tasks of the BP4D paper); action units per frame come from optional CSV file
   ``frame,intensity`` without a header, 0-5 (FACS A-E as 1-5), 9 not coded. Where a frame
   has both, the intensity (as 0..1) gives the AU's strength.
 
-Each frame's label is :mod:`affectkit.action_units`'s ``{AU: (strength, strength)}``: BP4D
+Each frame's label is :mod:`affectkit.data.action_units`'s ``{AU: (strength, strength)}``: BP4D
 codes no side.
 """
 
@@ -32,11 +32,11 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, walk_files, warn_skipped
+from affectkit.data.disk_datasets import SampleIndex, check_root, chosen_subjects, walk_files, warn_skipped
+from affectkit.data.mesh import Mesh, MeshSequence
+from affectkit.data.mesh_formats import load_mesh
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
-from affectkit.mesh import Mesh, MeshSequence
-from affectkit.mesh_formats import load_mesh
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 

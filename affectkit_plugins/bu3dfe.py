@@ -11,12 +11,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.action_units import read_side_file
-from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, scans_by_name, subject_ids, walk_files
+from affectkit.data.action_units import read_side_file
+from affectkit.data.disk_datasets import SampleIndex, check_root, chosen_subjects, scans_by_name, subject_ids, walk_files
+from affectkit.data.facs import CODES, LABELS, NEUTRAL
+from affectkit.data.mesh import Mesh
 from affectkit.errors import DatasetError
-from affectkit.facs import CODES, LABELS, NEUTRAL
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
-from affectkit.mesh import Mesh
 from affectkit_plugins.bu_layout import bu_subject, ethnicity_code, loaded_samples, placeholder_attributes, write_record, write_scan
 from affectkit_plugins.vrml import read_bnd, read_wrl
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from affectkit import hookimpl
-from affectkit.action_units import read_side_file
-from affectkit.disk_datasets import SampleIndex, check_root, chosen_subjects, found_twice, subject_id, subject_ids, walk_files, warn_skipped
+from affectkit.data.action_units import read_side_file
+from affectkit.data.disk_datasets import SampleIndex, check_root, chosen_subjects, found_twice, subject_id, subject_ids, walk_files, warn_skipped
+from affectkit.data.facs import CODES, LABELS
+from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.errors import DatasetError
-from affectkit.facs import CODES, LABELS
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
-from affectkit.mesh import Mesh, MeshSequence
-from affectkit.model_inputs import sample_frames
+from affectkit.render.model_inputs import sample_frames
 from affectkit_plugins.bu_layout import bu_subject, loaded_samples, placeholder_attributes, write_record, write_scan
 from affectkit_plugins.vrml import read_bnd, read_wrl
 

@@ -16,11 +16,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from affectkit.action_units import write_side_file
+from affectkit.data.action_units import write_side_file
+from affectkit.data.mesh import Mesh, MeshSequence
+from affectkit.data.mesh_formats import save_mesh
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Sample
-from affectkit.mesh import Mesh, MeshSequence
-from affectkit.mesh_formats import save_mesh
 
 #: the file beside a BU-layout copy that says which generator made it
 RECORD = "affectkit_synthetic.json"

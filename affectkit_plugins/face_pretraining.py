@@ -25,9 +25,9 @@ from pydantic import AfterValidator
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from affectkit.digests import file_sha256
 from affectkit.errors import PluginError
 from affectkit.interfaces import ResolvedPath
+from affectkit.model.digests import file_sha256
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -105,7 +105,7 @@ def export(state: dict[str, Tensor], card: WeightsCard, directory: Path = WEIGHT
 def export_run(model_dir: Path, name: str, recipe: str, directory: Path = WEIGHTS_DIR) -> Path:
     """Export the timm image encoder of a finished pretraining run's model folder as weights
     ``name`` (:func:`export`), its card filled from the run; returns the weights path."""
-    from affectkit.checkpoint import load_checkpoint
+    from affectkit.model.checkpoint import load_checkpoint
     from affectkit_plugins.image_encoders import DEFAULT_TIMM
 
     model, meta = load_checkpoint(model_dir)

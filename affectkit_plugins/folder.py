@@ -5,7 +5,7 @@ per mesh file, ``path`` relative to the manifest's folder (``/`` or ``\\`` separ
 not leave that folder). Rows with a ``frame`` value are frames of a sequence: rows of the
 same folder, subject and label form one sequence, ordered by frame. ``action_units`` is a
 scan's (or frame's) AU label, in FACS notation (``1B+2B+12D``) or JSON (``{"12": [0.8,
-0.7]}``), empty where it has none (:mod:`affectkit.action_units`). Every other column is an
+0.7]}``), empty where it has none (:mod:`affectkit.data.action_units`). Every other column is an
 attribute of the sample (integers and decimals are parsed, empty cells left out). This is
 the layout ``affectkit synth`` writes, so a generated dataset written to disk reads back
 as the same samples.
@@ -25,13 +25,13 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from affectkit import hookimpl
-from affectkit.action_units import parse as parse_action_units
-from affectkit.action_units import strongest, to_json
-from affectkit.disk_datasets import SampleIndex
+from affectkit.data.action_units import parse as parse_action_units
+from affectkit.data.action_units import strongest, to_json
+from affectkit.data.disk_datasets import SampleIndex
+from affectkit.data.mesh import Mesh, MeshSequence
+from affectkit.data.mesh_formats import landmark_file, load_mesh, read_landmark_file, save_mesh, write_landmark_file
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
-from affectkit.mesh import Mesh, MeshSequence
-from affectkit.mesh_formats import landmark_file, load_mesh, read_landmark_file, save_mesh, write_landmark_file
 
 SIX = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 NEUTRAL = "neutral"

@@ -31,8 +31,8 @@ from torch import Tensor, nn
 
 from affectkit import hookimpl
 from affectkit.errors import PluginError
-from affectkit.hub import hub_out_of_reach, hub_unreachable
 from affectkit.interfaces import ImageEncoder, Options
+from affectkit.serve.hub import hub_out_of_reach, hub_unreachable
 from affectkit_plugins.face_pretraining import WeightsFile, load_shipped
 from affectkit_plugins.text_encoders import DEFAULT_CLIP, load_clip_tower
 

@@ -15,7 +15,7 @@ from typing import Any
 from affectkit import hookimpl
 from affectkit.errors import AffectkitError
 from affectkit.interfaces import Logger, RunInfo
-from affectkit.run_logging import hparams
+from affectkit.train.run_logging import hparams
 
 
 class TensorBoardLogger(Logger):
@@ -31,7 +31,7 @@ class TensorBoardLogger(Logger):
         for key, value in scalars.items():
             self.writer.add_scalar(key, value, step)
         if confusion is not None:
-            from affectkit.plots import confusion_figure
+            from affectkit.evaluate.plots import confusion_figure
 
             self.writer.add_figure("val/confusion", confusion_figure([list(row) for row in confusion], list(self.run.labels), f"validation, epoch {step}"), step)
         self.writer.flush()

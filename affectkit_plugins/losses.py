@@ -6,7 +6,7 @@ labels and the model's exponentiated ``logit_scale``) and returns a scalar.
 
 The mathematics of each loss lives in a module-level function that takes plain tensors;
 each module's ``forward`` picks its tensors from the inputs. In multi-process training the
-core objective (:mod:`affectkit.objective`) has already gathered every worker's batch, so
+core objective (:mod:`affectkit.model.objective`) has already gathered every worker's batch, so
 the losses run unchanged on the whole batch.
 
 ``cross_entropy`` is the plain classifier objective, the baseline every other loss is
@@ -15,7 +15,7 @@ treat every other sample of a batch as a negative, including samples of the same
 (with 6 or 7 classes, most of a batch), which is what their parity with open_clip requires.
 
 ``action_units`` is the multi-label AU term: each scan's AU logits (similarity to the AU
-prompts, :meth:`affectkit.model.AffectVLM.au_logits`) against its AU strengths with binary
+prompts, :meth:`affectkit.model.affectvlm.AffectVLM.au_logits`) against its AU strengths with binary
 cross-entropy, AUs its label does not code left out.
 """
 

@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import Field
 
 from affectkit import hookimpl
+from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
-from affectkit.mesh import Mesh, MeshSequence
 from affectkit.recipe import ComponentRef
 from affectkit.registry import registry
 

@@ -27,10 +27,10 @@ import torch
 from torch import Tensor
 
 from affectkit import hookimpl
-from affectkit.cameras import View
+from affectkit.data.mesh import Mesh
 from affectkit.errors import AffectkitError
 from affectkit.interfaces import RenderedViews
-from affectkit.mesh import Mesh
+from affectkit.render.cameras import View
 from affectkit_plugins.renderer_torch import Fragments, PackedMeshes, TorchRenderer
 
 

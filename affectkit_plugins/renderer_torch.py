@@ -3,7 +3,7 @@
 All meshes of a batch and all views are rasterised together, with the same code on CPU
 and CUDA and no compiled extension:
 
-1. every mesh is normalised (:func:`affectkit.cameras.normalise`) and its vertices are
+1. every mesh is normalised (:func:`affectkit.render.cameras.normalise`) and its vertices are
    turned into every view at once, giving one *instance* per (view, face);
 2. a chunk of instances at a time, those whose screen bounding box holds no pixel centre
    are dropped (at training resolutions, most faces of a scan fall between pixel
@@ -40,9 +40,9 @@ from pydantic import Field
 from torch import Tensor
 
 from affectkit import hookimpl, interfaces
-from affectkit.cameras import View, normalise
+from affectkit.data.mesh import Mesh
 from affectkit.interfaces import RenderedViews, Renderer
-from affectkit.mesh import Mesh
+from affectkit.render.cameras import View, normalise
 
 #: Albedo of meshes with neither vertex colours nor a texture.
 DEFAULT_GREY = 0.7

@@ -25,8 +25,8 @@ from torch import Tensor
 
 from affectkit import hookimpl
 from affectkit.errors import PluginError
-from affectkit.hub import hub_out_of_reach, hub_unreachable, looks_like_path
 from affectkit.interfaces import Options, TextEncoder
+from affectkit.serve.hub import hub_out_of_reach, hub_unreachable, looks_like_path
 
 T = TypeVar("T")
 

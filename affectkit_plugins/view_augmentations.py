@@ -23,14 +23,14 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from affectkit import hookimpl
-from affectkit.cameras import FACE_CENTRE_FROM_NOSE_TIP_MM, FACE_RADIUS_MM
 from affectkit.interfaces import Options as BaseOptions
 from affectkit.interfaces import ViewAugmentation
+from affectkit.render.cameras import FACE_CENTRE_FROM_NOSE_TIP_MM, FACE_RADIUS_MM
 
 __all__ = ["MixedViewAugmentation", "RegionMask", "ViewMix", "affine_grid", "random_affine_matrices"]
 
 #: the image row of the nose tip as a fraction of the height from the top, in every view
-#: of a face placed in the canonical frame (affectkit.cameras): the line between the upper
+#: of a face placed in the canonical frame (affectkit.render.cameras): the line between the upper
 #: face (brows, eyes) and the lower face (cheeks, mouth, chin)
 NOSE_TIP_ROW = 0.5 + FACE_CENTRE_FROM_NOSE_TIP_MM[1] / FACE_RADIUS_MM / 2
 

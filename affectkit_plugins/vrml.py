@@ -59,8 +59,8 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 
 from affectkit import hookimpl
+from affectkit.data.mesh import Mesh
 from affectkit.errors import MeshError
-from affectkit.mesh import Mesh
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 

@@ -17,15 +17,15 @@ import streamlit as st
 from affectkit_apps.settings import AppConfig, default_train_recipe, find_checkpoint, format_class_prompts, generated_face, parse_class_prompts, train_recipe
 from affectkit_apps.uploads import read_upload
 
-from affectkit.action_units import au_title
+from affectkit.data.action_units import au_title
+from affectkit.data.facs import LABELS, NEUTRAL
+from affectkit.data.mesh import Mesh, MeshSequence
+from affectkit.data.mesh_formats import mesh_suffixes
 from affectkit.errors import AffectkitError
-from affectkit.facs import LABELS, NEUTRAL
-from affectkit.hub import DEFAULT_MODEL
-from affectkit.inference import ClassPrompts, Prediction, Predictor
-from affectkit.mesh import Mesh, MeshSequence
-from affectkit.mesh_formats import mesh_suffixes
 from affectkit.registry import face_generators
-from affectkit.view_pngs import display_map
+from affectkit.render.view_pngs import display_map
+from affectkit.serve.hub import DEFAULT_MODEL
+from affectkit.serve.inference import ClassPrompts, Prediction, Predictor
 
 GENERATED, MESH_UPLOAD, SEQUENCE_UPLOAD = "Generated face", "Upload a mesh", "Upload a 4D sequence (zip)"
 EXPRESSIONS = (*LABELS, NEUTRAL)

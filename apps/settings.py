@@ -3,7 +3,7 @@
 Plain functions, tested without a browser: the app's settings, finding the newest
 checkpoint, the prompt editor's text format, generated faces from the app's controls and
 training the quick recipe with progress reports. Inference itself is
-:class:`affectkit.inference.Predictor`, the same code ``affectkit predict`` runs.
+:class:`affectkit.serve.inference.Predictor`, the same code ``affectkit predict`` runs.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 from affectkit_apps.uploads import UploadLimits
 from pydantic import ValidationError
 
+from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.errors import AffectkitError
-from affectkit.mesh import Mesh, MeshSequence
 from affectkit.recipe import ComponentRef, read_yaml, shipped_recipes
 
 #: ``affectkit app`` hands its settings to the Streamlit process in this variable (JSON)

@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from affectkit.data.mesh import Mesh, MeshSequence, read_gltf_document
+from affectkit.data.mesh_formats import load_mesh, mesh_suffixes
 from affectkit.errors import AffectkitError, MeshError, shorten
-from affectkit.mesh import Mesh, MeshSequence, read_gltf_document
-from affectkit.mesh_formats import load_mesh, mesh_suffixes
 
 MB = 1024 * 1024
 _HEADER_BYTES = 64 * 1024

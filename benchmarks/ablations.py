@@ -42,9 +42,9 @@ import sys
 import time
 from pathlib import Path
 
-from affectkit.cross_validation import cross_validate
 from affectkit.recipe import load_recipe
 from affectkit.registry import create, write_generated
+from affectkit.train.cross_validation import cross_validate
 
 REALISTIC_SET = {"subjects": 20, "intensities": [3, 4], "seed": 1000}
 CHANCE = 1 / 6

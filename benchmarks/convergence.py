@@ -1,6 +1,6 @@
 """Convergence: optimizer steps to reach a held-out accuracy, per loss and seed, as JSON.
 
-Trains the recipe once per (loss, seed) with ``affectkit.runner.run`` (one Ray Train worker;
+Trains the recipe once per (loss, seed) with ``affectkit.train.runner.run`` (one Ray Train worker;
 the views are rendered once, into a shared cache) and reads each epoch's held-out accuracy
 and step count from the run's history. A seed fixes the subject split and the model's
 initial weights, so every loss sees the same data and starts from the same model::
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from affectkit.recipe import load_recipe
-from affectkit.runner import run
+from affectkit.train.runner import run
 
 
 def steps_to(history: list[dict[str, float]], target: float) -> int | None:

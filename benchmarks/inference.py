@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from affectkit_apps.uploads import UploadLimits, read_upload
 
-from affectkit.checkpoint import CheckpointMeta, save_checkpoint
+from affectkit.data.mesh import save_mesh
 from affectkit.factory import build_model
-from affectkit.inference import Predictor
 from affectkit.interfaces import RenderedViews
-from affectkit.mesh import save_mesh
+from affectkit.model.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.recipe import load_recipe
+from affectkit.serve.inference import Predictor
 from affectkit_plugins.synthetic import SyntheticDataset
 from affectkit_plugins.vrml import write_wrl
 

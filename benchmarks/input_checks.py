@@ -1,6 +1,6 @@
 """How often the predictor's input checks refuse good scans and pass bad ones, as JSON.
 
-:func:`affectkit.inference.check_visible` refuses a mesh that renders blank or that faces
+:func:`affectkit.serve.inference.check_visible` refuses a mesh that renders blank or that faces
 away from the cameras. A model with the canonical face frame (the shipped one) turns every
 scan to face the cameras first, so the second check is what guards models that take scans
 as they come (``render.frame.align: false``); the scans here are rendered that way. Here it sees scans of people no model was trained on (facekit with
@@ -8,7 +8,7 @@ scan realism, population seed 1000; procedural faces, seed 1000), each as it is,
 90° (a profile: must still pass) and turned 180° about the vertical axis (the back of the
 face: must be refused), rendered as the shipped model renders them. Reported per set: how
 many were refused, and the range of the front view's
-:func:`~affectkit.inference.depth_curvature`::
+:func:`~affectkit.serve.inference.depth_curvature`::
 
     .venv/bin/python benchmarks/input_checks.py > benchmarks/results/input_checks.json
 """
@@ -21,18 +21,18 @@ import platform
 
 import torch
 
-from affectkit.cameras import View
+from affectkit.data.mesh import Mesh
 from affectkit.errors import MeshError
 from affectkit.factory import build_render_cache
-from affectkit.inference import Predictor, check_visible, depth_curvature, frontal_view
-from affectkit.mesh import Mesh
 from affectkit.recipe import FrameConfig
 from affectkit.registry import create
+from affectkit.render.cameras import View
+from affectkit.serve.inference import Predictor, check_visible, depth_curvature, frontal_view
 
 
 def turned(mesh: Mesh, degrees: float) -> Mesh:
     """``mesh`` turned ``degrees`` about the vertical (y) axis: what a camera at yaw
-    ``-degrees`` sees (:meth:`affectkit.cameras.View.rotation`)."""
+    ``-degrees`` sees (:meth:`affectkit.render.cameras.View.rotation`)."""
     rotation = View("turned", -degrees).rotation(torch.float64).numpy()
     return Mesh(mesh.vertices @ rotation.T, mesh.faces, colors=mesh.colors)
 

@@ -2,7 +2,7 @@
 
 Both train the recipe's model with the recipe's objective and AdamW on the same rendered
 views (the render cache is filled first, so neither renders), with the same number of
-threads. affectkit's figure is ``train_samples_per_s`` from ``affectkit.runner.run``: one
+threads. affectkit's figure is ``train_samples_per_s`` from ``affectkit.train.runner.run``: one
 Ray Train worker with ``--cpus`` CPUs, its DataLoader, prompt sampling, LR schedule, gradient
 clipping and metric reduction. The bare loop is what one would write by hand: shuffle,
 slice the view tensor, pick one of each scan's prompts at random (the frozen text tower's
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
+from affectkit.data.splits import subject_split
 from affectkit.factory import build_dataset, build_model, build_objective
 from affectkit.interfaces import LossInputs
-from affectkit.pipeline import training_data
 from affectkit.recipe import Recipe, load_recipe
-from affectkit.runner import run
-from affectkit.splits import subject_split
+from affectkit.render.pipeline import training_data
+from affectkit.train.runner import run
 
 
 def bare_loop(recipe: Recipe, epochs: int) -> list[float]:

@@ -2,7 +2,7 @@
 
 Two parts, as JSON (``benchmarks/results/pose.json``) and a plot (``docs/pose.png``):
 
-* **the aligner** (:func:`affectkit.face_frame.find_frame`): each scan is turned by a random
+* **the aligner** (:func:`affectkit.data.face_frame.find_frame`): each scan is turned by a random
   known rotation (yaw ±45°, pitch ±30°, roll ±30°; half of them exported Z-up) and written
   in a random unit; the angle between the turn undone by the aligner and the scan's own
   upright frame is its error (median and 95th percentile), with and without landmarks, and
@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from affectkit.data.face_frame import UNITS, find_frame, head_rotation
+from affectkit.data.mesh import Mesh
 from affectkit.errors import AffectkitError
-from affectkit.face_frame import UNITS, find_frame, head_rotation
 from affectkit.factory import build_dataset
-from affectkit.inference import Predictor
-from affectkit.mesh import Mesh
 from affectkit.recipe import ComponentRef
+from affectkit.serve.inference import Predictor
 
 #: a scan exported Z-up: its +y (up) becomes +z, its +z (facing) becomes -y
 Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from affectkit.hub import DEFAULT_MODEL
-from affectkit.mesh import Mesh, save_mesh
+from affectkit.data.mesh import Mesh, save_mesh
 from affectkit.registry import create
+from affectkit.serve.hub import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))

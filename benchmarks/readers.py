@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from affectkit.mesh import Mesh
+from affectkit.data.mesh import Mesh
 from affectkit_plugins.synthetic import SyntheticDataset
 from affectkit_plugins.vrml import format_wrl, read_wrl, write_wrl
 

@@ -1,7 +1,7 @@
 """The ``torch`` renderer against Open3D's ``RaycastingScene`` (Embree), as JSON.
 
 Both render the same normalised mesh from the same orthographic cameras (the conventions
-of :mod:`affectkit.cameras`: a ray per pixel centre, leaving the plane ``z = +1`` of each
+of :mod:`affectkit.render.cameras`: a ray per pixel centre, leaving the plane ``z = +1`` of each
 view along ``-z``), so Open3D's hit distance is our depth. Per new mesh, the torch time
 is one ``render`` call (normalisation, vertex normals, shading included); the Open3D time
 is normalisation, the BVH build and one ray cast per view, with the rays of every pixel
@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from affectkit.cameras import View, normalise, parse_views
-from affectkit.mesh import Mesh
+from affectkit.data.mesh import Mesh
 from affectkit.registry import create
+from affectkit.render.cameras import View, normalise, parse_views
 
 VIEWS = parse_views("front,left,right")
 MESH_SIZES = (5_000, 10_000, 20_000, 40_000, 80_000, 160_000)
@@ -63,7 +63,7 @@ def seconds(calls: dict[str, Callable[[], object]], runs: int, blocks: int = 5) 
 
 
 class Open3DRaycaster:
-    """Depth images from Open3D's Embree ray caster, cameras as :mod:`affectkit.cameras`."""
+    """Depth images from Open3D's Embree ray caster, cameras as :mod:`affectkit.render.cameras`."""
 
     def __init__(self, views: Sequence[View], size: int, threads: int) -> None:
         import open3d

@@ -19,14 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from affectkit.mesh import save_mesh
+from affectkit.data.mesh import save_mesh
 from affectkit_plugins.synthetic import SyntheticDataset
 
 LOAD_SCRIPT = """
 import sys, time
 import torch
 started = time.perf_counter()
-from affectkit.inference import Predictor
+from affectkit.serve.inference import Predictor
 Predictor.from_pretrained(sys.argv[1] if len(sys.argv) > 1 else None)
 print(time.perf_counter() - started)
 """

@@ -50,13 +50,13 @@ from pathlib import Path
 
 from ablations import ROWS, mean_std
 
-from affectkit.checkpoint import load_checkpoint
-from affectkit.evaluation import evaluate
-from affectkit.face_frame import FRAME_VERSION
+from affectkit.data.face_frame import FRAME_VERSION
+from affectkit.evaluate.reports import evaluate
 from affectkit.factory import build_dataset, build_render_cache
-from affectkit.pipeline import render_samples
+from affectkit.model.checkpoint import load_checkpoint
 from affectkit.recipe import ComponentRef, load_recipe
-from affectkit.runner import run
+from affectkit.render.pipeline import render_samples
+from affectkit.train.runner import run
 from affectkit_plugins.face_pretraining import export_run
 
 DEFAULT_VARIANTS = ("plain CNN + cross-entropy (random init)", "AffectVLM (shipped recipe)", "+ EMFACS variants in training")

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from affectkit.registry import create
-from affectkit.view_pngs import save_grid
-from affectkit.cameras import parse_views
+from affectkit.render.cameras import parse_views
+from affectkit.render.view_pngs import save_grid
 
 OUT = Path(__file__).parent / "expressions.png"
 

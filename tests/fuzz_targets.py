@@ -29,13 +29,13 @@ import trimesh
 from affectkit_apps.uploads import UploadLimits, read_upload
 from hypothesis import strategies as st
 
-from affectkit.checkpoint import META_FILE, CheckpointMeta, save_checkpoint
+from affectkit.data.mesh import Mesh
+from affectkit.data.mesh_formats import load_mesh
 from affectkit.errors import AffectkitError
 from affectkit.factory import build_model
-from affectkit.inference import Predictor
-from affectkit.mesh import Mesh
-from affectkit.mesh_formats import load_mesh
+from affectkit.model.checkpoint import META_FILE, CheckpointMeta, save_checkpoint
 from affectkit.recipe import load_recipe
+from affectkit.serve.inference import Predictor
 from affectkit_plugins.bnt import read_bnt, read_lm3
 from affectkit_plugins.folder import FolderDataset
 from affectkit_plugins.vrml import read_bnd, read_wrl, write_wrl

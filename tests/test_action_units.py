@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from affectkit.action_units import (
+from affectkit.data.action_units import (
     BP4D_AUS,
     PRESENT,
     au_prompts,
@@ -22,16 +22,16 @@ from affectkit.action_units import (
     parse,
     targets,
 )
-from affectkit.checkpoint import CheckpointMeta, save_checkpoint
+from affectkit.data.facs import GENERATED_AUS
 from affectkit.errors import AffectkitError, DatasetError
-from affectkit.facs import GENERATED_AUS
 from affectkit.factory import build_dataset, build_model
-from affectkit.inference import Predictor
 from affectkit.interfaces import Sample
-from affectkit.model_inputs import ViewSet
-from affectkit.pipeline import learned_action_units
+from affectkit.model.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.recipe import ComponentRef, load_recipe
 from affectkit.registry import create
+from affectkit.render.model_inputs import ViewSet
+from affectkit.render.pipeline import learned_action_units
+from affectkit.serve.inference import Predictor
 from tests.cli_runs import ROOT, command, run_ok
 
 LABELS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
@@ -82,8 +82,8 @@ def test_synth_writes_au_labels_that_every_reader_reads_back(tmp_path, generator
 
 
 def test_folder_manifest_takes_facs_notation_and_json(tmp_path):
-    from affectkit.mesh import Mesh
-    from affectkit.mesh_formats import save_mesh
+    from affectkit.data.mesh import Mesh
+    from affectkit.data.mesh_formats import save_mesh
 
     face = Mesh(torch.rand(30, 3).numpy() * 100, torch.randint(0, 30, (20, 3)).numpy())
     for name in ("a", "b", "c"):
@@ -109,8 +109,8 @@ def test_folder_manifest_takes_facs_notation_and_json(tmp_path):
     ],
 )
 def test_bad_au_cell_names_the_manifest_line(tmp_path, cell, message):
-    from affectkit.mesh import Mesh
-    from affectkit.mesh_formats import save_mesh
+    from affectkit.data.mesh import Mesh
+    from affectkit.data.mesh_formats import save_mesh
 
     save_mesh(Mesh(torch.rand(30, 3).numpy() * 100, torch.randint(0, 30, (20, 3)).numpy()), tmp_path / "a.ply")
     (tmp_path / "manifest.csv").write_text(f"path,label,subject,action_units\na.ply,happiness,S1,{cell}\n")
@@ -301,7 +301,7 @@ def test_the_au_term_without_au_scores_adds_nothing():
 
 def test_pooled_folds_whose_models_score_different_aus_are_scored_au_by_au():
     """One fold's model never saw AU6 in training: the pool scores AU6 over the other fold."""
-    from affectkit.evaluation import report_from_predictions
+    from affectkit.evaluate.reports import report_from_predictions
 
     def record(scores, truth):
         return {"key": "k", "subject": "S", "label": "happiness", "predicted": "happiness", "attributes": {}, "action_units": scores, "action_units_true": truth}

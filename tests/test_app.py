@@ -20,13 +20,13 @@ import torch
 from affectkit_apps.settings import CONFIG_ENV, AppConfig, format_class_prompts, generated_face, parse_class_prompts
 from streamlit.testing.v1 import AppTest
 
-from affectkit.checkpoint import CheckpointMeta, save_checkpoint
+from affectkit.data.mesh import Mesh
+from affectkit.data.mesh_formats import save_mesh
 from affectkit.errors import AffectkitError
 from affectkit.factory import build_model
-from affectkit.inference import Predictor
-from affectkit.mesh import Mesh
-from affectkit.mesh_formats import save_mesh
+from affectkit.model.checkpoint import CheckpointMeta, save_checkpoint
 from affectkit.recipe import load_recipe
+from affectkit.serve.inference import Predictor
 
 ROOT = Path(__file__).parent.parent
 APP = ROOT / "apps" / "affectkit_app.py"
@@ -280,7 +280,7 @@ def test_the_app_trains_the_quick_recipe_when_there_is_no_model(monkeypatch, tmp
 
 
 def test_a_model_that_knows_action_units_shows_them_beside_the_probabilities(monkeypatch, tmp_path):
-    from affectkit.action_units import au_prompts
+    from affectkit.data.action_units import au_prompts
 
     recipe = load_recipe(ROOT / "recipes/quick.yaml", ["render.size=32", "render.cache_dir=null"])
     torch.manual_seed(0)

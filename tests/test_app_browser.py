@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from cli_runs import ROOT, command, free_port, run_ok
 
-from affectkit.hub import DEFAULT_MODEL
+from affectkit.serve.hub import DEFAULT_MODEL
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ import pytest
 from dataset_files import bosphorus_tree, grid_planes, sphere_cap, write_bnt, write_lm3
 from PIL import Image
 
+from affectkit.data.mesh import Mesh
+from affectkit.data.mesh_formats import load_mesh
 from affectkit.errors import DatasetError, MeshError, PluginError
-from affectkit.mesh import Mesh
-from affectkit.mesh_formats import load_mesh
 from affectkit.registry import registry
 from affectkit_plugins.bnt import read_bnt, read_bnt_grid, read_lm3
 from affectkit_plugins.bosphorus import BosphorusDataset, au_label, parse_name
@@ -390,7 +390,7 @@ def test_unknown_sample_and_bad_scan_name_the_file(tree):
 
 
 def test_textured_scan_renders(tmp_path):
-    from affectkit.cameras import parse_views
+    from affectkit.render.cameras import parse_views
 
     image = np.zeros((8, 8, 3), np.uint8)
     image[..., 1] = 255  # green skin

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from dataset_files import bp4d_tree, tetrahedron, write_obj
 
+from affectkit.data.mesh import MeshSequence
 from affectkit.errors import DatasetError, PluginError
 from affectkit.interfaces import Sample
-from affectkit.mesh import MeshSequence
 from affectkit.registry import registry
 from affectkit_plugins.bp4d import TASK_LABELS, BP4DDataset, locate, read_au_csv, select_frames
 

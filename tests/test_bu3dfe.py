@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from affectkit.cli import main
+from affectkit.data.mesh_formats import load_mesh
 from affectkit.errors import DatasetError, MeshError, PluginError
-from affectkit.mesh_formats import load_mesh
 from affectkit.registry import registry
 from affectkit_plugins.bu3dfe import BU3DFEDataset, parse_name
 from affectkit_plugins.bu4dfe import BU4DFEDataset, expression_of

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from affectkit.checkpoint import load_checkpoint, read_meta
+from affectkit.data.mesh_formats import load_mesh
 from affectkit.errors import AffectkitError, CheckpointError
-from affectkit.inference import Predictor
-from affectkit.mesh_formats import load_mesh
+from affectkit.model.checkpoint import load_checkpoint, read_meta
+from affectkit.serve.inference import Predictor
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OLD = FIXTURES / "checkpoint-v1"
@@ -62,7 +62,7 @@ def expected_labels() -> list[str]:
 def test_settings_a_newer_affectkit_adds_are_dropped_with_a_warning(tmp_path):
     # a checkpoint of this version, with keys from the future in its inference config
     model, meta = load_checkpoint(OLD)
-    from affectkit.checkpoint import save_checkpoint
+    from affectkit.model.checkpoint import save_checkpoint
 
     saved = save_checkpoint(tmp_path / "new", model, meta)
     document = json.loads((saved / "checkpoint.json").read_text())
@@ -85,7 +85,7 @@ def test_an_unknown_format_is_one_clear_error(tmp_path):
 
 
 def test_new_checkpoints_record_the_library_versions():
-    from affectkit.inference_config import InferenceConfig
+    from affectkit.model.inference_config import InferenceConfig
     from affectkit.recipe import Recipe
 
     config = InferenceConfig.from_recipe(Recipe(name="x"), ["a", "b"], [["an a"], ["a b"]], 3, 3)
@@ -95,8 +95,8 @@ def test_new_checkpoints_record_the_library_versions():
 def test_a_checkpoint_is_evaluated_on_what_it_held_out_or_on_named_data(tmp_path):
     """``evaluate_checkpoint`` (``affectkit eval``): named data; else the recorded held-out
     subjects; else, for checkpoints that predate them, the recipe's held-out split."""
-    from affectkit.evaluation import evaluate_checkpoint
-    from affectkit.pipeline import parse_dataset_spec
+    from affectkit.evaluate.reports import evaluate_checkpoint
+    from affectkit.render.pipeline import parse_dataset_spec
 
     named = evaluate_checkpoint(OLD, parse_dataset_spec("facekit:subjects=1,intensities=[4],include_neutral=false,seed=11"))
     assert named.report.samples == 6 and named.warnings == [] and named.notes == []
@@ -179,8 +179,8 @@ def test_a_checkpoint_naming_an_unknown_component_is_refused_naming_the_file(tmp
 def test_no_path_inside_a_checkpoint_decides_where_affectkit_writes(tmp_path):
     """A ``checkpoint.json`` whose recipe names a render cache and an output folder: eval
     reads only the inference config, so nothing is written where the file says."""
-    from affectkit.evaluation import evaluate_checkpoint
-    from affectkit.pipeline import parse_dataset_spec
+    from affectkit.evaluate.reports import evaluate_checkpoint
+    from affectkit.render.pipeline import parse_dataset_spec
 
     steered = tmp_path / "written-by-the-checkpoint"
 

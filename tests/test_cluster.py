@@ -90,7 +90,7 @@ def stop_cluster(temp_dir: str, port: int) -> None:
     own jobs included."""
     import psutil
 
-    from affectkit.ray_reaper import ray_descendants, stop
+    from affectkit.train.ray_reaper import ray_descendants, stop
 
     ours = {}
     for process in psutil.process_iter():

@@ -11,7 +11,7 @@ from pathlib import Path
 import dataset_files
 import pytest
 
-from affectkit.mesh import Mesh, MeshSequence
+from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.registry import face_generators, registry
 from affectkit.testing import check_callback, check_dataset, check_logger, check_renderer
 from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic

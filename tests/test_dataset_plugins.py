@@ -15,8 +15,8 @@ from test_registry import plugin_registered
 
 from affectkit.errors import AffectkitError, PluginError
 from affectkit.factory import build_dataset
-from affectkit.pipeline import dataset_identity, parse_dataset_spec
 from affectkit.registry import registry
+from affectkit.render.pipeline import dataset_identity, parse_dataset_spec
 
 SHIPPED_MODEL = ROOT / "affectkit" / "pretrained" / "affectvlm-facekit"
 
@@ -27,7 +27,7 @@ from pydantic import Field
 
 from affectkit import hookimpl
 from affectkit.interfaces import Dataset, Options, ResolvedPath, Sample
-from affectkit.mesh_formats import load_mesh, save_mesh
+from affectkit.data.mesh_formats import load_mesh, save_mesh
 
 
 class TableDataset(Dataset):
@@ -163,9 +163,9 @@ def test_a_plugin_mesh_readers_failure_and_its_meshes_name_their_file(tmp_path):
     import numpy as np
 
     from affectkit import hookimpl
+    from affectkit.data.mesh import Mesh
+    from affectkit.data.mesh_formats import load_mesh
     from affectkit.errors import MeshError
-    from affectkit.mesh import Mesh
-    from affectkit.mesh_formats import load_mesh
 
     def read_tri(path):
         values = [float(v) for v in path.read_text().split()]  # a ValueError on anything else

@@ -16,7 +16,7 @@ from cli_runs import free_port
 
 from affectkit import hookimpl
 from affectkit.interfaces import Loss, LossInputs
-from affectkit.objective import Objective
+from affectkit.model.objective import Objective
 from affectkit.recipe import LossTerm
 from affectkit.registry import plugin_manager, registry
 

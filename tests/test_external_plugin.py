@@ -17,7 +17,7 @@ import pytest
 import yaml
 from cli_runs import ROOT, command, run_ok
 
-from affectkit.checkpoint import read_meta
+from affectkit.model.checkpoint import read_meta
 
 PACKAGE = ROOT / "docs" / "examples" / "affectkit-tinycnn"
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from cli_runs import ROOT, command, run_ok
 
+from affectkit.data.face_frame import UNITS, find_frame, head_rotation
+from affectkit.data.mesh import Mesh
+from affectkit.data.mesh_formats import save_mesh
 from affectkit.errors import MeshError
-from affectkit.face_frame import UNITS, find_frame, head_rotation
 from affectkit.factory import build_dataset
-from affectkit.mesh import Mesh
-from affectkit.mesh_formats import save_mesh
 from affectkit.recipe import ComponentRef
 
 #: a scan exported Z-up: its +y (up) becomes +z, its +z (facing) becomes -y
@@ -114,7 +114,7 @@ def test_a_scan_showing_half_a_face_is_warned_about_and_a_whole_one_is_not():
 
 def test_the_render_cache_serves_the_frame_it_found_and_refuses_an_altered_one(tmp_path):
     from affectkit.factory import build_render_cache
-    from affectkit.inference_config import InputConfig
+    from affectkit.model.inference_config import InputConfig
     from affectkit.recipe import FrameConfig
 
     (face,) = held_out("facekit", 1)
@@ -145,7 +145,7 @@ def test_the_render_cache_serves_the_frame_it_found_and_refuses_an_altered_one(t
 
 
 def test_a_model_saved_before_the_frame_existed_keeps_taking_scans_as_they_come():
-    from affectkit.inference_config import InferenceConfig, InputConfig
+    from affectkit.model.inference_config import InferenceConfig, InputConfig
 
     assert InputConfig().frame.align is False
     old = {"recipe": {"render": {"views": ["front"], "size": 32, "maps": ["rgb"]}, "model": {}}, "labels": ["a"], "class_prompts": [["a"]], "num_views": 1, "in_channels": 3}
@@ -195,7 +195,7 @@ AS_IT_COMES = {
 def test_the_shipped_model_gives_a_scan_its_label_in_any_unit_up_axis_and_pose(name):
     """Every version of a scan gets the label and (within 0.05) the probabilities of the
     upright scan in mm."""
-    from affectkit.inference import Predictor
+    from affectkit.serve.inference import Predictor
 
     predictor = Predictor.from_pretrained()
     for face in held_out(name, 3):
@@ -218,9 +218,9 @@ def test_predict_gives_the_same_label_to_a_scan_turned_rescaled_and_exported_z_u
 def test_a_scan_the_frame_refuses_is_skipped_and_named_where_bad_files_are_skipped(tmp_path):
     from affectkit.errors import AffectkitError
     from affectkit.factory import build_render_cache
-    from affectkit.inference_config import InputConfig
-    from affectkit.model_inputs import prepare_views
+    from affectkit.model.inference_config import InputConfig
     from affectkit.recipe import FrameConfig
+    from affectkit.render.model_inputs import prepare_views
     from affectkit_plugins.facekit import FaceKitDataset
 
     class OneGiant(FaceKitDataset):
@@ -240,7 +240,7 @@ def test_a_scan_the_frame_refuses_is_skipped_and_named_where_bad_files_are_skipp
 def test_bu3dfe_83_point_landmarks_give_a_start_at_the_pose_the_scan_is_in():
     """BU-3DFE's .bnd numbering (eyes 1-8 and 9-16, nose 37-48), made here from a facekit
     face's Multi-PIE points; whichever eye is numbered first, one start is the pose."""
-    from affectkit.face_frame import landmark_starts
+    from affectkit.data.face_frame import landmark_starts
 
     (face,) = held_out("facekit", 1)
     multi_pie = face.landmarks
@@ -260,7 +260,7 @@ def test_bosphorus_named_landmarks_give_a_start_at_the_pose_the_scan_is_in():
     """Landmarks named as Bosphorus' .lm3 files name them, in a file's own order and with
     names the aligner does not use among them; whichever side a file calls left, one start
     is the pose. Fewer than three known names add no start."""
-    from affectkit.face_frame import landmark_starts
+    from affectkit.data.face_frame import landmark_starts
 
     (face,) = held_out("facekit", 1)
     rows = {"Outer left eye corner": 45, "Inner right eye corner": 39, "Nose tip": 30, "Chin middle": 8,
@@ -279,9 +279,9 @@ def test_bosphorus_named_landmarks_give_a_start_at_the_pose_the_scan_is_in():
 def test_frames_found_once_serve_every_render_size_and_an_altered_one_is_fitted_again(tmp_path, monkeypatch):
     """The same scan rendered at another size or from other views is not fitted again: its
     frame is kept apart from the images; an edited frame file is not trusted."""
-    import affectkit.render_cache as render_cache
+    import affectkit.render.render_cache as render_cache
     from affectkit.factory import build_render_cache
-    from affectkit.inference_config import InputConfig
+    from affectkit.model.inference_config import InputConfig
     from affectkit.recipe import FrameConfig
 
     (face,) = held_out("facekit", 1)

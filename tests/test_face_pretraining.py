@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from affectkit.checkpoint import load_checkpoint
 from affectkit.errors import PluginError
+from affectkit.model.checkpoint import load_checkpoint
 from affectkit.recipe import load_recipe
 from affectkit.registry import create
 from affectkit_plugins import face_pretraining

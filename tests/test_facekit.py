@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.errors import DatasetError
-from affectkit.mesh import Mesh, MeshSequence
 from affectkit.registry import create, face_generators
 from affectkit_plugins.facekit import LANDMARKS, FaceKitDataset
 from affectkit_plugins.facekit import model as face_model
@@ -159,7 +159,7 @@ def test_intensity_scales_the_expression():
 
 def test_subjects_perform_emotions_in_their_own_way():
     model = face_model.load_face_model()
-    from affectkit.facs import activations
+    from affectkit.data.facs import activations
 
     weights = [model.blendshape_weights(activations(0, i, "happiness", 4, 0.25)) for i in range(6)]
     assert len({w.round(3).tobytes() for w in weights}) == 6
@@ -312,7 +312,7 @@ def test_synth_writes_facekit_in_the_bu3dfe_layout_without_placeholder_attribute
 
 
 def test_synth_writes_facekit_manifest_with_landmark_names(tmp_path):
-    from affectkit.mesh_formats import read_landmark_file
+    from affectkit.data.mesh_formats import read_landmark_file
 
     run_ok("synth", "--dataset", "facekit", "--out", str(tmp_path), "--subjects", "1", "--intensities", "4", "--no-neutral")
     header = (tmp_path / "manifest.csv").read_text().splitlines()[0]

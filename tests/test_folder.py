@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from dataset_files import tetrahedron, write_obj
 
+from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.errors import DatasetError, PluginError
 from affectkit.interfaces import Sample
-from affectkit.mesh import Mesh, MeshSequence
 from affectkit.registry import registry
 from affectkit_plugins.folder import FolderDataset, parse_value
 from affectkit_plugins.synthetic import SyntheticDataset, write_synthetic

@@ -14,7 +14,7 @@ import trimesh
 from pydantic import Field
 
 from affectkit import hookimpl, hookspecs
-from affectkit.cameras import parse_views
+from affectkit.data.mesh import Mesh
 from affectkit.interfaces import (
     Dataset,
     ImageEncoder,
@@ -28,8 +28,8 @@ from affectkit.interfaces import (
     TrainingCallback,
     ViewAugmentation,
 )
-from affectkit.mesh import Mesh
 from affectkit.registry import Registry
+from affectkit.render.cameras import parse_views
 from affectkit.testing import check_callback, check_logger, check_mesh_format
 from affectkit_plugins.renderer_torch import TorchRenderer
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from affectkit.data.mesh import Mesh
+from affectkit.data.mesh_formats import load_mesh, save_mesh
 from affectkit.errors import MeshError
-from affectkit.mesh import Mesh
-from affectkit.mesh_formats import load_mesh, save_mesh
 
 QUAD_OBJ = """v 0 0 0
 v 1 0 0
@@ -108,8 +108,8 @@ def ply_variants(tmp_path, mesh: Mesh) -> dict[str, object]:
 
 
 def test_the_fast_ply_reader_reads_what_trimesh_reads(tmp_path):
-    from affectkit.mesh import read_standard_mesh
-    from affectkit.ply import read_simple_ply
+    from affectkit.data.mesh import read_standard_mesh
+    from affectkit.data.ply import read_simple_ply
 
     rng = np.random.default_rng(0)
     mesh = Mesh(rng.normal(size=(50, 3)), rng.integers(0, 50, size=(80, 3)), colors=rng.random((50, 3)))
@@ -122,7 +122,7 @@ def test_the_fast_ply_reader_reads_what_trimesh_reads(tmp_path):
 
 
 def test_ply_layouts_the_fast_reader_does_not_take_go_to_trimesh_and_truncation_is_named(tmp_path):
-    from affectkit.ply import read_simple_ply
+    from affectkit.data.ply import read_simple_ply
 
     quads = tmp_path / "quads.ply"
     quads.write_text(
@@ -142,7 +142,7 @@ def test_a_gltf_scene_of_several_meshes_is_refused_and_textures_are_capped(tmp_p
     import trimesh
     from PIL import Image
 
-    import affectkit.mesh as mesh_module
+    import affectkit.data.mesh as mesh_module
 
     box, ball = trimesh.creation.box(), trimesh.creation.icosphere()
     ball.apply_translation([3, 0, 0])
@@ -178,7 +178,7 @@ def test_unique_rows_is_numpys_unique_over_rows():
     """The fast path for triangles, edges and grid cells gives np.unique(axis=0)'s rows,
     first indices, inverse and counts exactly (generated scans and deduplicated faces do
     not change with it)."""
-    from affectkit.mesh import unique_rows
+    from affectkit.data.mesh import unique_rows
 
     rng = np.random.default_rng(0)
     for rows in (rng.integers(0, 50, size=(2000, 3)), rng.integers(0, 3, size=(500, 2)), np.zeros((0, 3), dtype=np.int64)):

@@ -40,7 +40,7 @@ def test_every_hook_is_documented_with_its_exact_signature(hook):
     section = page.split(f"## {hook}\n", 1)[1].split("\n## ", 1)[0]
     assert f"    {signature(hook)}\n" in section, f"docs/hooks.md: {hook} should read `{signature(hook)}`"
     if hook == MESH_FORMAT_HOOK:  # formats are functions, not components
-        assert "`affectkit.mesh.Mesh`" in section
+        assert "`affectkit.data.mesh.Mesh`" in section
         return
     if hook == COMMAND_HOOK:  # commands are click commands
         assert "`@cli.command()`" in section
@@ -73,10 +73,10 @@ def test_the_core_does_not_import_the_built_in_plugins():
     import ast
 
     offenders = []
-    for path in sorted((ROOT / "affectkit").glob("*.py")):
+    for path in sorted((ROOT / "affectkit").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            offenders += [f"{path.name}: {name}" for name in names if name and name.startswith("affectkit_plugins")]
+            offenders += [f"{path.relative_to(ROOT)}: {name}" for name in names if name and name.startswith("affectkit_plugins")]
     assert not offenders, offenders
 
 
@@ -84,8 +84,8 @@ def test_the_core_import_graph_has_no_cycle():
     import ast
 
     graph: dict[str, set[str]] = {}
-    for path in sorted((ROOT / "affectkit").glob("*.py")):
-        name = f"affectkit.{path.stem}"
+    for path in sorted((ROOT / "affectkit").rglob("*.py")):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         graph[name] = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("affectkit."):
@@ -137,7 +137,7 @@ def test_the_core_reads_no_plugin_option_by_name():
     ``identity()``, an encoder's ``without_starting_weights``), never from the name of an
     option. The options a core base class declares itself (every face generator's controls,
     ``FaceGenerator.Options``) are the core's own."""
-    from affectkit.face_generator import FaceGenerator
+    from affectkit.data.face_generator import FaceGenerator
 
     own = set(FaceGenerator.Options.model_fields)
     read = [
@@ -164,3 +164,17 @@ def test_every_built_in_plugin_module_is_an_entry_point_of_the_distribution():
         if "@hookimpl" in path.read_text()
     }
     assert with_hooks == declared
+
+
+def test_the_readme_layout_names_every_core_folder_and_module_there():
+    """README.md's layout section is the core's folders: each subpackage a row of its own,
+    listing every module in it, so a newcomer finds any module from the README."""
+    section = (ROOT / "README.md").read_text().split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in section.splitlines() if line.startswith("| `affectkit/")}
+    folders = sorted({path.parent for path in (ROOT / "affectkit").rglob("*.py")})
+    missing = []
+    for folder in folders:
+        name = f"{folder.relative_to(ROOT)}/"
+        modules = [p.name for p in folder.glob("*.py") if not p.name.startswith("__")]
+        missing += [name] if name not in rows else [f"{name}{m}" for m in modules if f"`{m}`" not in rows[name]]
+    assert not missing, f"README.md's layout section does not name: {missing}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from affectkit.data.splits import split_by_subjects, subject_folds
 from affectkit.errors import AffectkitError
 from affectkit.registry import create
-from affectkit.splits import split_by_subjects, subject_folds
 
 PARTS = [
     {"name": "facekit", "options": {"subjects": 2, "intensities": [4]}},

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from affectkit.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from affectkit.errors import AffectkitError, CheckpointError
 from affectkit.factory import build_model
-from affectkit.inference import Predictor
+from affectkit.model.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from affectkit.recipe import parse_recipe
 from affectkit.registry import create
+from affectkit.serve.inference import Predictor
 
 LABELS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
 

@@ -6,10 +6,10 @@ import pytest
 
 from affectkit.errors import MeshError
 from affectkit.factory import build_render_cache
-from affectkit.inference_config import InputConfig
-from affectkit.model_inputs import sample_frames
-from affectkit.pipeline import render_samples
+from affectkit.model.inference_config import InputConfig
 from affectkit.registry import create, registry
+from affectkit.render.model_inputs import sample_frames
+from affectkit.render.pipeline import render_samples
 from affectkit_plugins.synthetic import write_synthetic
 
 
@@ -49,7 +49,7 @@ def test_frame_samplers():
 
 def test_dataset_specs():
     from affectkit.errors import AffectkitError
-    from affectkit.pipeline import parse_dataset_spec
+    from affectkit.render.pipeline import parse_dataset_spec
 
     assert parse_dataset_spec("synthetic").model_dump() == {"name": "synthetic", "options": {}}
     assert parse_dataset_spec("bu3dfe:/data/BU-3DFE").options == {"root": "/data/BU-3DFE"}

@@ -16,13 +16,13 @@ import torch
 from cli_runs import ROOT, command, run_ok
 from hub_server import FakeHub
 
-from affectkit.checkpoint import TRAINING_FILE, export_model, read_meta
+from affectkit.data.mesh_formats import load_mesh, save_mesh
 from affectkit.errors import AffectkitError
-from affectkit.export import ViewClassifier
 from affectkit.factory import DeferredTextEncoder
-from affectkit.hub import DEFAULT_MODEL, resolve_model
-from affectkit.inference import Predictor
-from affectkit.mesh_formats import load_mesh, save_mesh
+from affectkit.model.checkpoint import TRAINING_FILE, export_model, read_meta
+from affectkit.serve.export import ViewClassifier
+from affectkit.serve.hub import DEFAULT_MODEL, resolve_model
+from affectkit.serve.inference import Predictor
 from affectkit_plugins.synthetic import SyntheticDataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -154,7 +154,7 @@ def test_push_then_pull_by_hub_id_and_revision_then_offline_from_the_cache(tiny_
 
 
 def resolve_model_in(env: dict[str, str], source: str, revision: str) -> Path:
-    script = "import sys; from affectkit.hub import resolve_model; print(resolve_model(sys.argv[1], sys.argv[2]))"
+    script = "import sys; from affectkit.serve.hub import resolve_model; print(resolve_model(sys.argv[1], sys.argv[2]))"
     result = subprocess.run([command()[0], "-c", script, source, revision], capture_output=True, text=True, env=env, check=True)
     return Path(result.stdout.strip())
 
@@ -224,7 +224,7 @@ def test_the_documented_onnxruntime_deployment_runs_as_written(tmp_path, happy_s
 
 
 def test_meshes_of_no_face_size_or_that_render_blank_get_no_label(tmp_path, happy_scan):
-    from affectkit.mesh import Mesh
+    from affectkit.data.mesh import Mesh
 
     face = load_mesh(happy_scan)
     outlier = face.vertices.copy()
@@ -249,9 +249,9 @@ def test_a_face_turned_round_is_turned_back_and_a_model_without_the_frame_refuse
     face shell, which renders the same) is turned to face the cameras and labelled as the
     face is. A model that takes scans as they come (saved before the frame existed) still
     refuses it: its frontal view sees a bowl where a face is a dome."""
-    from affectkit.cameras import View
+    from affectkit.data.mesh import Mesh
     from affectkit.errors import MeshError
-    from affectkit.mesh import Mesh
+    from affectkit.render.cameras import View
 
     face = load_mesh(happy_scan)
 

@@ -23,8 +23,8 @@ def test_the_wheel_carries_models_recipes_and_metadata(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in (
         "affectkit/py.typed",
-        "affectkit/reference_face.npz",
-        "affectkit/pretrained/affectvlm-facekit/model.safetensors",
+        "affectkit/data/reference_face.npz",
+        "affectkit/serve/pretrained/affectvlm-facekit/model.safetensors",
         "affectkit_recipes/quick.yaml",
         "affectkit_plugins/facekit/ict_face_model.npz",
         "affectkit_plugins/weights/affectkit-faces.safetensors",

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from cli_runs import ROOT, command, run_ok
 
-from affectkit.action_units import PRESENT, strength
-from affectkit.facs import EMFACS_DROPPABLE, EMFACS_OPTIONAL, EMFACS_VARIANTS, LABELS, MAX_ACTIVATION, PROTOTYPES
+from affectkit.data.action_units import PRESENT, strength
+from affectkit.data.facs import EMFACS_DROPPABLE, EMFACS_OPTIONAL, EMFACS_VARIANTS, LABELS, MAX_ACTIVATION, PROTOTYPES
 from affectkit.factory import build_dataset
 from affectkit.recipe import ComponentRef
 

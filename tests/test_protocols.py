@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from cli_runs import ROOT, command, run_ok
 
-from affectkit.cross_validation import cv_plan
+from affectkit.data.splits import draw_subjects
 from affectkit.errors import AffectkitError
 from affectkit.factory import build_dataset
 from affectkit.interfaces import Sample
-from affectkit.model_inputs import sample_frames
-from affectkit.pipeline import parse_dataset_spec
 from affectkit.recipe import Recipe, load_recipe
-from affectkit.splits import draw_subjects
+from affectkit.render.model_inputs import sample_frames
+from affectkit.render.pipeline import parse_dataset_spec
+from affectkit.train.cross_validation import cv_plan
 
 ETHNICITIES = ("white", "black", "east asian", "indian")
 

@@ -11,10 +11,10 @@ from cli_runs import ROOT, command, plugin_distribution
 from pydantic import Field
 
 from affectkit import hookimpl, hookspecs
+from affectkit.data.mesh_formats import save_mesh
 from affectkit.errors import PluginError
 from affectkit.factory import build_dataset
 from affectkit.interfaces import Loss, Options
-from affectkit.mesh_formats import save_mesh
 from affectkit.recipe import ComponentRef
 from affectkit.registry import BUILTIN, KINDS, Registry, plugin_manager, registry
 
@@ -115,11 +115,11 @@ def test_registering_a_non_component_fails():
 
 
 def test_importing_the_mesh_types_loads_no_plugin():
-    """affectkit.mesh is the bottom of the import graph: no registry, no plugin, no cycle."""
+    """affectkit.data.mesh is the bottom of the import graph: no registry, no plugin, no cycle."""
     import subprocess
     import sys
 
-    code = "import sys, affectkit.mesh; print(sorted(m for m in sys.modules if m.startswith(('affectkit_plugins', 'affectkit.registry', 'affectkit.interfaces'))))"
+    code = "import sys, affectkit.data.mesh; print(sorted(m for m in sys.modules if m.startswith(('affectkit_plugins', 'affectkit.registry', 'affectkit.interfaces'))))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
@@ -137,8 +137,8 @@ def format_plugin(suffix, reader, writer=None, origin="affectkit-xyz"):
 def test_a_plugin_mesh_format_is_read_by_load_mesh_and_clashes_are_named(tmp_path):
     import numpy as np
 
-    from affectkit.mesh import Mesh
-    from affectkit.mesh_formats import load_mesh, mesh_suffixes
+    from affectkit.data.mesh import Mesh
+    from affectkit.data.mesh_formats import load_mesh, mesh_suffixes
 
     def read_xyz(path):
         points = np.loadtxt(path).reshape(-1, 3)

@@ -13,13 +13,13 @@ import trimesh
 from PIL import Image
 
 import affectkit_plugins.renderer_torch as renderer_torch
-from affectkit.cameras import DEFAULT_VIEWS, View, normalise
+from affectkit.data.mesh import Mesh
 from affectkit.errors import PluginError
 from affectkit.interfaces import RenderedViews
-from affectkit.mesh import Mesh
 from affectkit.registry import registry
-from affectkit.render_cache import RenderCache, renderer_id
-from affectkit.view_pngs import save_grid, write_view_pngs
+from affectkit.render.cameras import DEFAULT_VIEWS, View, normalise
+from affectkit.render.render_cache import RenderCache, renderer_id
+from affectkit.render.view_pngs import save_grid, write_view_pngs
 
 FRONT, BACK = View("front"), View("back", 180.0)
 RED, GREEN, GREY = (1.0, 0.1, 0.1), (0.1, 1.0, 0.1), (0.7, 0.7, 0.7)
@@ -472,7 +472,7 @@ def test_concurrent_writers_leave_a_readable_entry(tmp_path):
 
 
 def test_a_failed_write_leaves_no_file_behind(tmp_path, monkeypatch):
-    import affectkit.render_cache as render_cache
+    import affectkit.render.render_cache as render_cache
 
     def half_then_fail(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"partial")

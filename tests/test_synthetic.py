@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from affectkit.data.mesh import Mesh, MeshSequence
+from affectkit.data.mesh_formats import load_mesh, read_landmark_file
 from affectkit.errors import DatasetError, PluginError
 from affectkit.interfaces import Sample
-from affectkit.mesh import Mesh, MeshSequence
-from affectkit.mesh_formats import load_mesh, read_landmark_file
 from affectkit.registry import registry
 from affectkit_plugins.synthetic import LANDMARKS, SyntheticDataset, write_synthetic
 

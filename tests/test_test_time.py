@@ -12,14 +12,14 @@ import pytest
 import torch
 from cli_runs import ROOT, command, run_ok
 
-from affectkit.cameras import parse_views
-from affectkit.inference import Predictor
-from affectkit.inference_config import InputConfig
-from affectkit.mesh import Mesh
-from affectkit.mesh_formats import save_mesh
+from affectkit.data.mesh import Mesh
+from affectkit.data.mesh_formats import save_mesh
+from affectkit.model.inference_config import InputConfig
 from affectkit.recipe import load_recipe
 from affectkit.registry import create, registry
-from affectkit.test_time import MirroredViews, mirror_partners
+from affectkit.render.cameras import parse_views
+from affectkit.serve.inference import Predictor
+from affectkit.serve.test_time import MirroredViews, mirror_partners
 
 VIEWS = parse_views(["front", "left", "right"])
 MAPS = ["normal", "depth", "mask"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from cli_runs import ROOT, command, run_ok
 
-from affectkit.checkpoint import load_checkpoint, read_meta
 from affectkit.errors import CheckpointError
+from affectkit.model.checkpoint import load_checkpoint, read_meta
 from affectkit.recipe import load_recipe
 
 pytestmark = pytest.mark.slow
@@ -207,7 +207,7 @@ def test_a_stopped_run_resumes_from_its_newest_complete_checkpoint(tmp_path, sto
     losses come back unchanged)."""
     import os
 
-    from affectkit.ray_reaper import ray_descendants
+    from affectkit.train.ray_reaper import ray_descendants
 
     EPOCHS = 10  # an epoch here takes well under a second, and Ctrl-C's Ray shutdown a few: room for both
 

@@ -13,7 +13,7 @@ import pytest
 from cli_runs import ROOT, command, plugin_distribution
 from safetensors.torch import load_file
 
-from affectkit.checkpoint import MODEL_FILE, read_meta
+from affectkit.model.checkpoint import MODEL_FILE, read_meta
 
 SMALL = ["data.dataset.options.subjects=4", "render.size=32", "train.batch_size=16"]  # 36 training scans: 2 full batches an epoch
 

@@ -9,8 +9,8 @@ import zipfile
 import pytest
 from affectkit_apps.uploads import UploadError, UploadLimits, declared_vertex_count, read_upload
 
-from affectkit.mesh import Mesh, MeshSequence
-from affectkit.mesh_formats import save_mesh
+from affectkit.data.mesh import Mesh, MeshSequence
+from affectkit.data.mesh_formats import save_mesh
 from affectkit.registry import create
 
 LIMITS = UploadLimits()

@@ -195,7 +195,7 @@ def test_regionmask_p_zero_is_identity_and_p_decides_how_many():
 def test_regionmask_splits_a_rendered_face_at_its_nose_tip():
     """The default split is the row where the canonical frame puts the nose tip (the
     nearest point of a frontal face) in every view."""
-    from affectkit.cameras import parse_views
+    from affectkit.render.cameras import parse_views
     from affectkit_plugins.view_augmentations import NOSE_TIP_ROW
 
     dataset = create("dataset", "facekit", {"subjects": 2, "intensities": [4]})

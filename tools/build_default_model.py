@@ -1,7 +1,7 @@
 """Build the model shipped with affectkit from a finished run of ``recipes/affectvlm.yaml``.
 
     affectkit run recipes/affectvlm.yaml
-    python tools/build_default_model.py runs/affectvlm/model [--out affectkit/pretrained/affectvlm-facekit]
+    python tools/build_default_model.py runs/affectvlm/model [--out affectkit/serve/pretrained/affectvlm-facekit]
 
 exports the run's model in float16 without training state, scores it on the facekit people
 its run held out, on 20 facekit people no run of that recipe ever saw (seed 1000) and, across
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from affectkit.checkpoint import export_model
-from affectkit.evaluation import evaluate_checkpoint
-from affectkit.hub import DEFAULT_MODEL
-from affectkit.model_card import CardResult, write_model_card
+from affectkit.evaluate.reports import evaluate_checkpoint
+from affectkit.model.checkpoint import export_model
 from affectkit.recipe import ComponentRef
+from affectkit.serve.hub import DEFAULT_MODEL
+from affectkit.serve.model_card import CardResult, write_model_card
 
 UNSEEN = {"subjects": 20, "intensities": [3, 4], "seed": 1000}
 TEST_SETS = {

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectkit.digests import file_sha256
+from affectkit.model.digests import file_sha256
 
 #: (name, first vertex, end vertex) of the parts kept, in ICT-FaceKit's vertex numbering
 #: (its README's "Face Model Topology" and "Teeth Details" tables).

@@ -1,5 +1,5 @@
-"""Build ``affectkit/reference_face.npz``, the face every scan is aligned to
-(:mod:`affectkit.face_frame`), from the ICT-FaceKit model shipped in the facekit plugin.
+"""Build ``affectkit/data/reference_face.npz``, the face every scan is aligned to
+(:mod:`affectkit.data.face_frame`), from the ICT-FaceKit model shipped in the facekit plugin.
 
     python tools/build_reference_face.py
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectkit.mesh import unique_rows
+from affectkit.data.mesh import unique_rows
 from affectkit_plugins.facekit.model import load_face_model
 
 RIGID_MM = 4.0

@@ -2,7 +2,7 @@
 
 ICT-FaceKit (USC Institute for Creative Technologies, MIT licence; ``LICENSE-ICT-FaceKit``)
 is a morphable model learnt from light-stage scans. Its identities (:mod:`.model`) show the
-six basic emotions composed from FACS action units (:mod:`affectkit.facs`), and a scanner
+six basic emotions composed from FACS action units (:mod:`affectkit.data.facs`), and a scanner
 simulation (:mod:`.scan`) makes them look like scans of different devices. Served by the
 ``facekit`` dataset (:mod:`.dataset`).
 """

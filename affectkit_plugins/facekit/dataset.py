@@ -8,11 +8,11 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field, field_validator
 
-from affectkit.action_units import coded
-from affectkit.face_generator import FaceGenerator, subject_index
-from affectkit.facs import GENERATED_AUS, Activations, label_index, seeded_rng
+from affectkit.data.action_units import coded
+from affectkit.data.face_generator import FaceGenerator, subject_index
+from affectkit.data.facs import GENERATED_AUS, Activations, label_index, seeded_rng
+from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.interfaces import Sample
-from affectkit.mesh import Mesh, MeshSequence
 from affectkit_plugins.facekit import model as face_model
 from affectkit_plugins.facekit.scan import CropFrame, Scan, ScanRealism, simulate_scan
 from affectkit_plugins.facekit.warp import smooth_warp
@@ -50,7 +50,7 @@ class FaceKitDataset(FaceGenerator):
     Every subject shows every expression at every requested intensity (BU-3DFE style), or
     one neutral -> onset -> apex -> offset sequence per expression (BU-4DFE style) with
     ``sequences``. Each subject performs each emotion in its own way (AU gains, asymmetry,
-    an added or a left-out AU: :mod:`affectkit.facs`). Scan realism (on by default) crops,
+    an added or a left-out AU: :mod:`affectkit.data.facs`). Scan realism (on by default) crops,
     resamples, smooths, adds noise and holes and jitters the pose, each drawn per scan
     (per sequence in 4D). Units are millimetres; meshes carry the 68 Multi-PIE landmarks
     (``affectkit_plugins.facekit.LANDMARKS``). The model's identities carry no sex, age or

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from affectkit.data.facs import Activations
 from affectkit.errors import DatasetError
-from affectkit.facs import Activations
 
 MODEL_FILE = Path(__file__).with_name("ict_face_model.npz")
 MODEL_SHA256 = "589ce6e28fcb518adff86a3d9e0b2db86c654bdab2ce5c3177f0609673cf1ddd"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from affectkit.mesh import unique_rows
+from affectkit.data.mesh import unique_rows
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from affectkit.action_units import coded
-from affectkit.face_generator import FaceGenerator, subject_index
-from affectkit.facs import GENERATED_AUS, label_index
+from affectkit.data.action_units import coded
+from affectkit.data.face_generator import FaceGenerator, subject_index
+from affectkit.data.facs import GENERATED_AUS, label_index
+from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.interfaces import Sample
-from affectkit.mesh import Mesh, MeshSequence
 from affectkit_plugins.synthetic import expressions, head
 
 TAG_NOISE, TAG_HOLES = 41, 43

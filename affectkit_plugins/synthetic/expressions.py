@@ -1,7 +1,7 @@
 """A procedural face showing AU activations.
 
 The emotions themselves (AU prototypes, per-subject performances, 4D timing) live in
-:mod:`affectkit.facs`, shared with the ``facekit`` generator; this module turns their
+:mod:`affectkit.data.facs`, shared with the ``facekit`` generator; this module turns their
 activations into the procedural head's geometry.
 """
 

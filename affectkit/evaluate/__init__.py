@@ -1,0 +1,1 @@
+"""Evaluation: reports, metrics and the figures written beside every run."""
