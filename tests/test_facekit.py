@@ -159,7 +159,7 @@ def test_intensity_scales_the_expression():
 
 def test_subjects_perform_emotions_in_their_own_way():
     model = face_model.load_face_model()
-    from affectkit.data.facs import activations
+    from affectkit.data.performances import activations
 
     weights = [model.blendshape_weights(activations(0, i, "happiness", 4, 0.25)) for i in range(6)]
     assert len({w.round(3).tobytes() for w in weights}) == 6

@@ -15,7 +15,8 @@ import pytest
 from cli_runs import ROOT, command, run_ok
 
 from affectkit.data.action_units import PRESENT, strength
-from affectkit.data.facs import EMFACS_DROPPABLE, EMFACS_OPTIONAL, EMFACS_VARIANTS, LABELS, MAX_ACTIVATION, PROTOTYPES
+from affectkit.data.facs import EMFACS_DROPPABLE, EMFACS_OPTIONAL, EMFACS_VARIANTS, LABELS, PROTOTYPES
+from affectkit.data.performances import MAX_ACTIVATION
 from affectkit.factory import build_dataset
 from affectkit.recipe import ComponentRef
 

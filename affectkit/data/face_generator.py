@@ -17,21 +17,9 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from affectkit.data.action_units import coded
-from affectkit.data.facs import (
-    CODES,
-    GENERATED_AUS,
-    LABELS,
-    MAX_ACTIVATION,
-    NEUTRAL,
-    TAG_STRENGTH,
-    Activations,
-    Performances,
-    activations,
-    label_index,
-    seeded_rng,
-    timeline,
-)  # fmt: skip
+from affectkit.data.facs import CODES, GENERATED_AUS, LABELS, NEUTRAL, label_index
 from affectkit.data.mesh import Mesh, MeshSequence
+from affectkit.data.performances import MAX_ACTIVATION, TAG_STRENGTH, Activations, Performances, activations, seeded_rng, timeline  # fmt: skip
 from affectkit.errors import DatasetError
 from affectkit.interfaces import Dataset, Options, Sample
 
@@ -47,7 +35,7 @@ def subject_index(name: str) -> int:
 
 
 def scaled(acts: Activations, factor: float) -> Activations:
-    """``acts`` ``factor`` times as strong, within :data:`~affectkit.data.facs.MAX_ACTIVATION` per side."""
+    """``acts`` ``factor`` times as strong, within :data:`~affectkit.data.performances.MAX_ACTIVATION` per side."""
     if factor == 1.0:
         return acts
     return {au: (min(MAX_ACTIVATION, right * factor), min(MAX_ACTIVATION, left * factor)) for au, (right, left) in acts.items()}

@@ -10,8 +10,9 @@ from pydantic import Field, field_validator
 
 from affectkit.data.action_units import coded
 from affectkit.data.face_generator import FaceGenerator, subject_index
-from affectkit.data.facs import GENERATED_AUS, Activations, label_index, seeded_rng
+from affectkit.data.facs import GENERATED_AUS, label_index
 from affectkit.data.mesh import Mesh, MeshSequence
+from affectkit.data.performances import Activations, seeded_rng
 from affectkit.interfaces import Sample
 from affectkit_plugins.facekit import model as face_model
 from affectkit_plugins.facekit.scan import CropFrame, Scan, ScanRealism, simulate_scan

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectkit.data.facs import Activations
+from affectkit.data.performances import Activations
 from affectkit.errors import DatasetError
 
 MODEL_FILE = Path(__file__).with_name("ict_face_model.npz")

@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 
 from affectkit.data.face_generator import subject_name
-from affectkit.data.facs import seeded_rng, smoothstep
+from affectkit.data.performances import seeded_rng, smoothstep
 
 #: Landmark names in the order of ``Mesh.landmarks`` rows ("right" is the subject's right, -x).
 LANDMARKS: tuple[str, ...] = (
