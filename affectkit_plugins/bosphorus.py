@@ -131,9 +131,7 @@ class BosphorusDataset(Dataset):
         mesh.metadata.update({**known.attributes, "label": known.label, "subject": known.subject, "action_units": known.action_units})
         landmarks = path.with_suffix(".lm3")
         if landmarks.is_file():
-            names, points = read_lm3(landmarks)
-            mesh.landmarks = points
-            mesh.metadata["landmark_names"] = names
+            mesh.set_landmarks(*read_lm3(landmarks))
         return mesh
 
     @cached_property

@@ -147,9 +147,7 @@ class FolderDataset(Dataset):
         mesh.metadata.update({**metadata, "action_units": row.action_units})
         landmarks = landmark_file(path)
         if landmarks.is_file():
-            names, points = read_landmark_file(landmarks)
-            mesh.landmarks = points
-            mesh.metadata["landmark_names"] = names
+            mesh.set_landmarks(*read_landmark_file(landmarks))
         return mesh
 
     # -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import hashlib
 import json
 import struct
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,12 @@ class Mesh:
     @property
     def where(self) -> str:
         return self.source or "<in-memory mesh>"
+
+    def set_landmarks(self, names: Sequence[str], points: np.ndarray) -> None:
+        """Attach a landmark file's named points: the face frame pairs them with the
+        reference face's landmarks by name (``metadata["landmark_names"]``)."""
+        self.landmarks = np.ascontiguousarray(points, dtype=np.float32)
+        self.metadata["landmark_names"] = list(names)
 
     def validate(self) -> None:
         """Raise :class:`MeshError` naming the file if the mesh cannot be rendered."""
