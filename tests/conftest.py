@@ -1,7 +1,10 @@
 """Test-wide setup: no third-party plugin loads unless a test asks for it; one render cache
 for the whole session (``$AFFECTKIT_CACHE_DIR``, a temp folder: the runs the tests start
 render the same faces, and the user's own cache is never touched); one trained run of the
-quick recipe shared by the slow end-to-end tests; a tiny CLIP checkpoint on disk."""
+quick recipe shared by the slow end-to-end tests; a tiny CLIP checkpoint on disk. Under
+pytest-xdist (``make test`` runs two test processes) the tests that share the quick run, and
+those that start Ray clusters of their own, each stay in one process (``--dist loadgroup``),
+so that the quick recipe trains once."""
 
 import os
 import shutil
@@ -19,6 +22,18 @@ os.environ["AFFECTKIT_CACHE_DIR"] = str(SESSION_CACHE)
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(SESSION_CACHE, ignore_errors=True)
+
+
+#: test modules whose tests run in one test process, one after another
+SERIAL_MODULES = {"test_cluster"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "quick_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("quick_run"))
+        elif item.module.__name__ in SERIAL_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session")
