@@ -16,6 +16,8 @@ into a shared cache) on 120 people and scores the exported model:
 does, on the same number of people, but only of the training row's face model (the others
 left out of the mixture); they are made once and kept in ``--pretraining-dir``
 (``affectkit-faces-only-<model>.safetensors`` with its card), so later runs reuse them.
+A variant of :data:`PRETRAINING_VARIANTS` pretrains otherwise (e.g. views at 96 px), into a
+file of its own (``affectkit-faces-only-<model>-96px.safetensors``).
 
 The variants are rows of benchmarks/ablations.py (``--variants``, by name): by default the
 plain CNN baseline, the shipped recipe and the shipped recipe trained on people who each
@@ -69,7 +71,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+ mirror test-time augmentation": ("recipes/affectvlm.yaml", ["render.test_time=[mirror]"]),
     "12 epochs at 96 px": ("recipes/affectvlm.yaml", ["train.epochs=12"]),
     "AffectVLM at 64 px, 12 epochs (shipped before)": ("recipes/affectvlm.yaml", ["render.size=64", "train.epochs=12"]),
+    "pretrained at 96 px": ("recipes/affectvlm.yaml", []),
 }
+#: variants whose encoder starts from a pretraining made otherwise than affectkit-faces:
+#: (a suffix of its weights file's name, overrides of the pretraining recipe)
+PRETRAINING_VARIANTS: dict[str, tuple[str, list[str]]] = {"pretrained at 96 px": ("96px", ["render.size=96"])}
 GENERATORS = ("facekit", "synthetic")
 PRETRAINING = Path("recipes/pretrain-faces.yaml")
 SHIPPED_PRETRAINING = "affectkit-faces"
@@ -103,10 +109,12 @@ def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path, test
     return scores
 
 
-def pretrained_only_on(generator: str, folder: Path, work: Path, cache: Path) -> Path:
-    """The weights file of ``affectkit-faces`` pretrained as shipped but on ``generator``'s
-    people only, as many as the shipped mixture has in all: made once, then reused."""
-    path = folder / f"{SHIPPED_PRETRAINING}-only-{generator}.safetensors"
+def pretrained_only_on(generator: str, folder: Path, work: Path, cache: Path, variant: str) -> Path:
+    """The weights file of ``affectkit-faces`` pretrained as shipped (or as
+    :data:`PRETRAINING_VARIANTS` says for ``variant``) but on ``generator``'s people only, as
+    many as the shipped mixture has in all: made once, then reused."""
+    suffix, pretraining_sets = PRETRAINING_VARIANTS.get(variant, ("", []))
+    path = folder / f"{SHIPPED_PRETRAINING}-only-{generator}{'-' + suffix if suffix else ''}.safetensors"
     if path.is_file():
         return path
     parts = load_recipe(PRETRAINING).data.dataset.options["parts"]
@@ -114,9 +122,9 @@ def pretrained_only_on(generator: str, folder: Path, work: Path, cache: Path) ->
     kept = next(part for part in parts if part["name"] == generator)
     data = {"name": generator, "options": {**kept["options"], "subjects": people}}
     print(f"pretraining {SHIPPED_PRETRAINING} on {people} {generator} people only", flush=True, file=sys.stderr)
-    overrides = [f"data.dataset={json.dumps(data)}", f"output.dir={work}/pretraining", f"render.cache_dir={cache}"]
+    overrides = [*pretraining_sets, f"data.dataset={json.dumps(data)}", f"output.dir={work}/pretraining", f"render.cache_dir={cache}"]
     trained = run(load_recipe(PRETRAINING, overrides), verbose=False)
-    recipe = f"{PRETRAINING} --set data.dataset={json.dumps(data)}"
+    recipe = " ".join([f"{PRETRAINING} --set", *pretraining_sets, f"data.dataset={json.dumps(data)}"])
     return export_run(trained.checkpoint, path.stem, recipe, folder)
 
 
@@ -212,7 +220,7 @@ def main() -> None:
                 for trained_on in args.rows.split(","):
                     if any(r["seed"] == seed for r in runs.get((variant, trained_on), [])):
                         continue
-                    start = [f"model.image_encoder.options.pretrained={pretrained_only_on(trained_on, args.pretraining_dir.resolve(), Path(tmp), cache)}"] if shipped_start else []
+                    start = [f"model.image_encoder.options.pretrained={pretrained_only_on(trained_on, args.pretraining_dir.resolve(), Path(tmp), cache, variant)}"] if shipped_start else []
                     shared = base.data.dataset.options if trained_on == "facekit" else {
                         k: v for k, v in base.data.dataset.options.items() if k in ("subjects", "intensities", "include_neutral", "performances")
                     }
