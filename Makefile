@@ -42,10 +42,10 @@ quick: install
 app: install-app
 	$(BIN)/affectkit app
 
-# Two test processes (pytest-xdist): much of an end-to-end test is start-up, its own and Ray's,
-# which leaves a core idle.
+# Two test processes (pytest-xdist), each module in one: much of an end-to-end test is
+# start-up, its own and Ray's, which leaves a core idle.
 test: install-test browser
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 # The app's browser test drives Debian's Chromium: installed here when we are root with
 # apt-get; elsewhere that one test is skipped with its reason.

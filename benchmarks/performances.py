@@ -29,8 +29,7 @@ from pathlib import Path
 from transfer import TEST_SET, confusion_pairs, score
 
 from affectkit.recipe import ComponentRef
-
-SHIPPED = Path(__file__).resolve().parent.parent / "affectkit" / "pretrained" / "affectvlm-facekit"
+from affectkit.serve.hub import DEFAULT_MODEL
 
 
 def main() -> None:
@@ -46,7 +45,7 @@ def main() -> None:
     models = {}
     for item in (m.strip() for m in args.models.split(",") if m.strip()):
         name, _, folder = item.partition("=")
-        models[name] = SHIPPED if name == "shipped" and not folder else Path(folder)
+        models[name] = DEFAULT_MODEL if name == "shipped" and not folder else Path(folder)
     tests = {
         f"{generator} {performances}": ComponentRef(name=generator, options={**TEST_SET, "performances": performances})
         for generator in ("facekit", "synthetic")

@@ -1,14 +1,14 @@
 """Test-wide setup: no third-party plugin loads unless a test asks for it; one render cache
 for the whole session (``$AFFECTKIT_CACHE_DIR``, a temp folder: the runs the tests start
 render the same faces, and the user's own cache is never touched); one trained run of the
-quick recipe shared by the slow end-to-end tests; a tiny CLIP checkpoint on disk. Under
-pytest-xdist (``make test`` runs two test processes) the tests that share the quick run, and
-those that start Ray clusters of their own, each stay in one process (``--dist loadgroup``),
-so that the quick recipe trains once."""
+quick recipe shared by the tests of one module (``test_quick_recipe.py``; ``make test`` runs
+two test processes, each module in one, ``--dist loadscope``, so that it trains once); a tiny
+CLIP checkpoint on disk."""
 
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -24,16 +24,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
-#: test modules whose tests run in one test process, one after another
-SERIAL_MODULES = {"test_cluster"}
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "quick_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("quick_run"))
-        elif item.module.__name__ in SERIAL_MODULES:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    """The modules with the most end-to-end tests first, so that under pytest-xdist none of
+    them is left to run alone at the end."""
+    slow = Counter(item.module.__name__ for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.module.__name__])
 
 
 @pytest.fixture(scope="session")

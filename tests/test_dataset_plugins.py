@@ -17,8 +17,7 @@ from affectkit.errors import AffectkitError, PluginError
 from affectkit.factory import build_dataset
 from affectkit.registry import registry
 from affectkit.render.pipeline import dataset_identity, parse_dataset_spec
-
-SHIPPED_MODEL = ROOT / "affectkit" / "pretrained" / "affectvlm-facekit"
+from affectkit.serve.hub import DEFAULT_MODEL
 
 TABLE_PLUGIN = '''
 import csv
@@ -115,7 +114,7 @@ def test_synth_writes_a_plugins_layout_and_the_plugin_reads_it_back(tmp_path):
     out = run_ok("synth", "--out", str(tmp_path / "data"), "--subjects", "2", "--intensities", "4", "--no-neutral", "--layout", "table", env=env)
     table = Path(out.strip().splitlines()[-1])
     assert table == tmp_path / "data" / "scans.csv"
-    done = subprocess.run(command("eval", str(SHIPPED_MODEL), "--data", f"table:{table}"), capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    done = subprocess.run(command("eval", str(DEFAULT_MODEL), "--data", f"table:{table}"), capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert done.returncode == 0 and "samples 12 " in done.stdout + done.stderr, done.stdout + done.stderr
     refused = subprocess.run(command("synth", "--out", str(tmp_path / "x"), "--layout", "tabel"), capture_output=True, text=True, env=env, timeout=300)
     assert refused.returncode == 2 and "'tabel' is no dataset's layout; allowed: affectkit, bu3dfe, bu4dfe, table" in refused.stderr
@@ -136,7 +135,7 @@ def test_eval_takes_the_plugins_path_relative_to_where_it_is_run(tmp_path):
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site), "AFFECTKIT_PLUGINS": "affectkit-table"}
     relative = f"table:../data/{manifest.name}"
-    done = subprocess.run(command("eval", str(SHIPPED_MODEL), "--data", relative), cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command("eval", str(DEFAULT_MODEL), "--data", relative), cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "samples 12 " in done.stdout + done.stderr
     assert "WARNING" not in done.stdout + done.stderr  # other people than the run's: no leak warning

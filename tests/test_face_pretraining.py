@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,6 @@ import torch
 from safetensors.torch import load_file
 
 from affectkit.errors import PluginError
-from affectkit.model.checkpoint import load_checkpoint
 from affectkit.recipe import load_recipe
 from affectkit.registry import create
 from affectkit_plugins import face_pretraining
@@ -83,22 +80,3 @@ def test_weights_of_your_own_pretraining_load_by_path_with_their_card(tmp_path):
     path.with_suffix(".json").unlink()
     with pytest.raises(PluginError, match="needs the weights file and its card my-faces.json beside it"):
         create("image_encoder", "timm", {"model": card()["model"], "pretrained": str(path)}, in_channels=3)
-
-
-def test_a_finished_run_exports_the_weights_an_encoder_then_starts_from(quick_run, tmp_path):
-    """tools/export_pretrained.py on a run's model folder: a card that says what made it,
-    and weights that load by path as the run's image encoder (to float16)."""
-    _, run_dir, _ = quick_run
-    tool = [sys.executable, "tools/export_pretrained.py", str(run_dir / "model"), "--name", "my-faces", "--recipe", "recipes/quick.yaml", "--out", str(tmp_path)]
-    result = subprocess.run(tool, cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    written = json.loads((tmp_path / "my-faces.json").read_text())
-    assert {k: written[k] for k in ("name", "recipe", "maps", "size", "in_channels")} == {
-        "name": "my-faces", "recipe": "recipes/quick.yaml", "maps": ["normal"], "size": 64, "in_channels": 3,
-    }  # fmt: skip
-    model, _ = load_checkpoint(run_dir / "model")
-    start = create("image_encoder", "timm", {"model": written["model"], "pretrained": str(tmp_path / "my-faces.safetensors")}, in_channels=3)
-    for key, value in model.image_encoder.model.state_dict().items():
-        assert torch.equal(start.model.state_dict()[key], value.half().to(value.dtype)), key
-    missing = subprocess.run([*tool[:2], str(tmp_path / "nothing")], cwd=ROOT, capture_output=True, text=True)
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr and "nothing" in missing.stderr

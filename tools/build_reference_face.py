@@ -25,7 +25,7 @@ from affectkit_plugins.facekit.model import load_face_model
 
 RIGID_MM = 4.0
 CELL_MM = 3.0
-OUT = Path(__file__).resolve().parents[1] / "affectkit" / "reference_face.npz"
+OUT = Path(__file__).resolve().parents[1] / "affectkit" / "data" / "reference_face.npz"
 
 
 def thinned(points: np.ndarray, cell_mm: float = CELL_MM) -> np.ndarray:
