@@ -1,14 +1,12 @@
 """Test-wide setup: no third-party plugin loads unless a test asks for it; one render cache
 for the whole session (``$AFFECTKIT_CACHE_DIR``, a temp folder: the runs the tests start
 render the same faces, and the user's own cache is never touched); one trained run of the
-quick recipe shared by the tests of one module (``test_quick_recipe.py``; ``make test`` runs
-two test processes, each module in one, ``--dist loadscope``, so that it trains once); a tiny
-CLIP checkpoint on disk."""
+quick recipe shared by the tests of ``test_quick_recipe.py``; a tiny CLIP checkpoint on
+disk."""
 
 import os
 import shutil
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,13 +20,6 @@ os.environ["AFFECTKIT_CACHE_DIR"] = str(SESSION_CACHE)
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(SESSION_CACHE, ignore_errors=True)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The modules with the most end-to-end tests first, so that under pytest-xdist none of
-    them is left to run alone at the end."""
-    slow = Counter(item.module.__name__ for item in items if item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[item.module.__name__])
 
 
 @pytest.fixture(scope="session")
