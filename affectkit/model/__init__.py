@@ -1,1 +1,2 @@
-"""AffectVLM and what a trained one is made of: the network, its training objective, prompts, checkpoints and their inference config."""
+"""AffectVLM and what a trained one is made of: the network, its training objective, prompts,
+checkpoints and their inference config."""

@@ -1,1 +1,2 @@
-"""From scans to the model's input: cameras, the render cache, rendered and labelled views as tensors."""
+"""From scans to the model's input: cameras, the render cache, rendered and labelled views as
+tensors."""
