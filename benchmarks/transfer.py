@@ -68,6 +68,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+ EMFACS variants in training": ("recipes/affectvlm.yaml", ["data.dataset.options.performances=emfacs"]),
     "+ identity warps in training": ("recipes/affectvlm.yaml", ["data.dataset.options.warp=6"]),
     "+ strength jitter in training": ("recipes/affectvlm.yaml", ["data.dataset.options.strength_jitter=0.3"]),
+    "+ varied expression rigs in training": ("recipes/affectvlm.yaml", ["data.dataset.options.rig=1"]),
     "+ mirror test-time augmentation": ("recipes/affectvlm.yaml", ["render.test_time=[mirror]"]),
     "12 epochs at 96 px": ("recipes/affectvlm.yaml", ["train.epochs=12"]),
     "AffectVLM at 64 px, 12 epochs (shipped before)": ("recipes/affectvlm.yaml", ["render.size=64", "train.epochs=12"]),

@@ -15,10 +15,11 @@ from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.data.performances import Activations, seeded_rng
 from affectkit.interfaces import Sample
 from affectkit_plugins.facekit import model as face_model
+from affectkit_plugins.facekit.rig import VariedRig, varied_rig
 from affectkit_plugins.facekit.scan import CropFrame, Scan, ScanRealism, simulate_scan
 from affectkit_plugins.facekit.warp import smooth_warp
 
-TAG_IDENTITY, TAG_SCAN, TAG_PARTS, TAG_WARP = 61, 67, 71, 73
+TAG_IDENTITY, TAG_SCAN, TAG_PARTS, TAG_WARP, TAG_RIG = 61, 67, 71, 73, 79
 #: probability that a subject leaves out one secondary AU of an emotion's prototype
 MISSING_AU_P = 0.25
 INTERIOR = ("mouth_socket", "teeth_upper", "teeth_lower")
@@ -41,6 +42,13 @@ def identity_warp(seed: int, index: int, std_mm: float) -> np.ndarray:
     a strength drawn up to ``std_mm``."""
     rng = seeded_rng(seed, TAG_WARP, index)
     return smooth_warp(neutral_face(seed, index), rng, std_mm * rng.uniform())
+
+
+@lru_cache(maxsize=64)
+def person_rig(seed: int, index: int, strength: float) -> VariedRig:
+    """Subject ``index``'s own expression rig (:mod:`.rig`), its strength drawn up to ``strength``."""
+    rng = seeded_rng(seed, TAG_RIG, index)
+    return varied_rig(neutral_face(seed, index), rng, strength * rng.uniform())
 
 
 class FaceKitDataset(FaceGenerator):
@@ -78,6 +86,11 @@ class FaceKitDataset(FaceGenerator):
             0.0, ge=0.0, le=20.0,
             description="identities beyond the model's span: each person's face warped smoothly and symmetrically, std up to this many mm",
         )  # fmt: skip
+        rig: float = Field(
+            0.0, ge=0.0, le=2.0,
+            description="expressions beyond the model's rig: each person's AUs drive its blendshapes with gains, mixed-in "
+            "neighbours and a smooth reshaping of their own, drawn up to this strength (0: the model's rig)",
+        )  # fmt: skip
 
         @field_validator("resolution")
         @classmethod
@@ -113,7 +126,11 @@ class FaceKitDataset(FaceGenerator):
         same for every frame of a sequence: one session, one scanner setting)."""
         o = self.options
         model = face_model.load_face_model()
-        vertices = model.expression(neutral_face(o.seed, index), acts)
+        neutral = neutral_face(o.seed, index)
+        if o.rig > 0:
+            vertices = person_rig(o.seed, index, o.rig).expression(model, neutral, acts)
+        else:
+            vertices = model.expression(neutral, acts)
         if o.warp > 0:
             vertices = vertices + identity_warp(o.seed, index, o.warp).astype(vertices.dtype)
         landmarks = vertices[model.landmarks]

@@ -26,10 +26,13 @@ from affectkit.errors import DatasetError
 MODEL_FILE = Path(__file__).with_name("ict_face_model.npz")
 MODEL_SHA256 = "589ce6e28fcb518adff86a3d9e0b2db86c654bdab2ce5c3177f0609673cf1ddd"
 
-#: AU -> [(blendshape, weight)]; a name without a side suffix gets the mean of both sides'
-#: activations, ``_L``/``_R`` shapes get their own side's. From ICT-FaceKit's README table,
-#: except AU23, AU25 and AU26, which it does not list.
-AU_BLENDSHAPES: dict[int, tuple[tuple[str, float], ...]] = {
+#: how action units drive blendshapes: AU -> [(blendshape, weight)]
+AuRig = dict[int, tuple[tuple[str, float], ...]]
+
+#: The model's rig. A name without a side suffix gets the mean of both sides' activations,
+#: ``_L``/``_R`` shapes get their own side's. From ICT-FaceKit's README table, except AU23,
+#: AU25 and AU26, which it does not list.
+AU_BLENDSHAPES: AuRig = {
     1: (("browInnerUp", 1.0),),
     2: (("browOuterUp", 1.0),),
     4: (("browDown", 1.0),),
@@ -97,12 +100,12 @@ class FaceModel:
         """Blendshape name -> row of ``expression_modes``."""
         return {name: i for i, name in enumerate(self.expression_names)}
 
-    def blendshape_weights(self, acts: Activations) -> np.ndarray:
+    def blendshape_weights(self, acts: Activations, rig: AuRig = AU_BLENDSHAPES) -> np.ndarray:
         """ARKit blendshape weights ``[53]`` for AU activations ``{au: (right, left)}``."""
         weights = np.zeros(len(self.expression_names), dtype=np.float32)
         index = self.expression_index
         for au, (right, left) in acts.items():
-            for shape, gain in AU_BLENDSHAPES[au]:
+            for shape, gain in rig[au]:
                 if shape in index:
                     weights[index[shape]] += gain * (right + left) / 2
                 else:
@@ -110,9 +113,9 @@ class FaceModel:
                     weights[index[f"{shape}_L"]] += gain * left
         return weights
 
-    def expression(self, neutral: np.ndarray, acts: Activations) -> np.ndarray:
-        """``neutral`` (an identity's face) showing AU activations ``acts``, ``[N, 3]``."""
-        weights = self.blendshape_weights(acts)
+    def expression(self, neutral: np.ndarray, acts: Activations, rig: AuRig = AU_BLENDSHAPES) -> np.ndarray:
+        """``neutral`` (an identity's face) showing AU activations ``acts`` through ``rig``, ``[N, 3]``."""
+        weights = self.blendshape_weights(acts, rig)
         used = np.flatnonzero(weights)
         if not len(used):
             return neutral.copy()

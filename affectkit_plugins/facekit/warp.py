@@ -18,12 +18,16 @@ COMPONENTS = 12
 WAVELENGTH_MM = (60.0, 160.0)  # about half a face to a whole head: shape, not texture
 
 
-def smooth_warp(points: np.ndarray, rng: np.random.Generator, std_mm: float) -> np.ndarray:
+def smooth_warp(
+    points: np.ndarray, rng: np.random.Generator, std_mm: float, wavelength_mm: tuple[float, float] = WAVELENGTH_MM
+) -> np.ndarray:
     """Displacements ``[N, 3]`` (mm) of ``points`` ``[N, 3]`` (mm, the face's midline at
-    x = 0): each component has a standard deviation of about ``std_mm`` over space."""
+    x = 0): each component has a standard deviation of about ``std_mm`` over space and
+    wavelengths in ``wavelength_mm``. The x component is odd across the midline, y and z
+    are even."""
     directions = rng.standard_normal((COMPONENTS, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    frequencies = directions * (2 * np.pi / rng.uniform(*WAVELENGTH_MM, size=(COMPONENTS, 1)))
+    frequencies = directions * (2 * np.pi / rng.uniform(*wavelength_mm, size=(COMPONENTS, 1)))
     phases = rng.uniform(0.0, 2 * np.pi, size=COMPONENTS)
     amplitudes = rng.standard_normal((COMPONENTS, 3)) * std_mm * np.sqrt(2.0 / COMPONENTS)
     mirror = np.array([-1.0, 1.0, 1.0])
