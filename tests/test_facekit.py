@@ -117,6 +117,29 @@ def test_warp_reshapes_each_identity_smoothly_and_the_expressions_move_it_as_bef
     assert np.abs(step).max() < 1.0  # smooth: 1 mm further on, under 1 mm more
 
 
+def test_rig_shapes_each_persons_action_units_their_own_way_and_keeps_their_labels():
+    """``rig``: the same person performing the same AUs moves their face along a field of
+    their own (not the model's), symmetric, of the same size; neutral faces and AU labels
+    do not change, and 0 is the model's rig bit for bit."""
+    plain = {label: scan(label, "S002", **CLEAN) for label in ("neutral", "happiness")}
+    varied = {label: scan(label, "S002", **CLEAN, rig=1.0) for label in ("neutral", "happiness")}
+    assert np.array_equal(varied["neutral"].vertices, plain["neutral"].vertices)
+    moved, model_moved = (faces["happiness"].vertices - faces["neutral"].vertices for faces in (varied, plain))
+    size, model_size = np.linalg.norm(moved, axis=1), np.linalg.norm(model_moved, axis=1)
+    assert 0.5 < size.max() / model_size.max() < 2.0  # a smile of a human size
+    assert np.linalg.norm(moved - model_moved, axis=1).mean() > 0.05 * model_size.mean()  # shaped otherwise
+    other = scan("happiness", "S003", **CLEAN, rig=1.0).vertices - scan("happiness", "S003", **CLEAN).vertices
+    assert not np.allclose(moved - model_moved, other)  # every person draws their own
+    ds = dataset(realism=False, rig=1.0)
+    assert [s.action_units for s in ds.samples()] == [s.action_units for s in dataset(realism=False).samples()]
+    assert np.array_equal(scan("happiness", "S002", rig=0.0).vertices, scan("happiness", "S002").vertices)  # 0: off, as before
+    # left-right symmetric: a symmetric performance stays as symmetric as the model's rig leaves it
+    lm = {name: faces["happiness"].landmarks for name, faces in (("varied", varied), ("plain", plain))}
+    corners = [face_model.MOUTH_LEFT, face_model.MOUTH_RIGHT]
+    lift = {name: points[corners, 1] - plain["neutral"].landmarks[corners, 1] for name, points in lm.items()}
+    assert abs(lift["varied"][0] - lift["varied"][1]) < abs(lift["plain"][0] - lift["plain"][1]) + 1.0
+
+
 def displacement(label: str, subject: str, rows) -> np.ndarray:
     """Mean landmark displacement (mm) of ``rows`` from neutral to ``label`` at intensity 4."""
     neutral, face = scan("neutral", subject, **CLEAN), scan(label, subject, **CLEAN)
