@@ -178,3 +178,20 @@ def test_the_readme_layout_names_every_core_folder_and_module_there():
         modules = [p.name for p in folder.glob("*.py") if not p.name.startswith("__")]
         missing += [name] if name not in rows else [f"{name}{m}" for m in modules if f"`{m}`" not in rows[name]]
     assert not missing, f"README.md's layout section does not name: {missing}"
+
+
+def test_every_package_folder_ships_in_the_distribution():
+    """pyproject.toml lists the packages a wheel carries by hand: a subpackage left out of
+    it would install from a checkout (editable) and be missing from every wheel."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {name: ROOT / folder for name, folder in setuptools["package-dir"].items()}
+    folders |= {"affectkit": ROOT / "affectkit", "affectkit_plugins": ROOT / "affectkit_plugins"}
+    on_disk = {
+        ".".join((top, *init.parent.relative_to(root).parts))
+        for top, root in folders.items()
+        for init in root.rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert on_disk == set(setuptools["packages"])
