@@ -8,6 +8,7 @@ The fully resolved recipe (:func:`dump_recipe`) is saved beside every run's outp
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -265,6 +266,11 @@ class TrainConfig(Section):
     """Optimisation: AdamW with linear warm-up and cosine decay, per step."""
 
     epochs: int = Field(10, ge=1)
+    min_steps: int = Field(
+        0, ge=0,
+        description="train at least this many optimisation steps: a small training set (an `affectkit cv` fold of a small dataset) "
+        "then runs more epochs than `epochs`; 0: `epochs` exactly",
+    )  # fmt: skip
     batch_size: int = Field(32, ge=2, description="scans per step on each worker")
     lr: float = Field(1e-3, gt=0.0, description="peak learning rate")
     weight_decay: float = Field(0.05, ge=0.0)
@@ -275,6 +281,11 @@ class TrainConfig(Section):
     callbacks: list[ComponentRef] = Field(
         default_factory=list, description="training callbacks told every epoch's scalars, which may stop training early: early_stopping, a plugin's"
     )
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """How many epochs a training set of ``steps_per_epoch`` steps runs: ``epochs``, or
+        as many more as ``min_steps`` needs."""
+        return max(self.epochs, math.ceil(self.min_steps / max(1, steps_per_epoch)))
 
 
 class ScalingConfig(Section):

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.errors import AffectkitError
-from affectkit.recipe import ComponentRef, read_yaml, shipped_recipes
+from affectkit.recipe import ComponentRef, Recipe, read_yaml, shipped_recipes
 
 #: ``affectkit app`` hands its settings to the Streamlit process in this variable (JSON)
 CONFIG_ENV = "AFFECTKIT_APP_CONFIG"
@@ -132,23 +132,29 @@ def train_recipe(recipe_path: Path, runs_dir: Path, progress: Callable[[int, int
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         child = subprocess.Popen([sys.executable, "-m", "affectkit", "run", str(recipe_path), "--set", *sets], stdout=out, stderr=subprocess.STDOUT)
+        done, total = 0, recipe.train.epochs
         while child.poll() is None:
             time.sleep(1.0)
-            progress(_epochs_done(runs_dir, recipe.name, before), recipe.train.epochs)
+            done, total = _epochs_done(runs_dir, recipe, before)
+            progress(done, total)
     if child.returncode != 0:
         raise AffectkitError(f"training {recipe_path} failed (exit {child.returncode}); the end of {log}:\n{log.read_text()[-1500:]}")
-    progress(recipe.train.epochs, recipe.train.epochs)
+    progress(total, total)
     return Path(runs_dir) / recipe.name / "model"
 
 
-def _epochs_done(runs_dir: Path, name: str, before: set[Path]) -> int:
-    """1 + the newest epoch among the new run's stored checkpoints (files still being
-    copied are skipped)."""
-    done = 0
-    for run in set(Path(runs_dir).glob(f"{name}/*")) - before:
-        for meta in run.glob("ray/*/checkpoint_*/checkpoint.json"):
+def _epochs_done(runs_dir: Path, recipe: Recipe, before: set[Path]) -> tuple[int, int]:
+    """(1 + the newest epoch among the new run's stored checkpoints, the epochs the run
+    trains: the recipe's, or more where its ``min_steps`` asks; files still being copied
+    are skipped)."""
+    done, total = 0, recipe.train.epochs
+    for run in set(Path(runs_dir).glob(f"{recipe.name}/*")) - before:
+        for path in run.glob("ray/*/checkpoint_*/checkpoint.json"):
             try:
-                done = max(done, int(json.loads(meta.read_text())["epoch"]) + 1)
+                meta = json.loads(path.read_text())
+                epoch, steps = int(meta["epoch"]) + 1, int(meta["metrics"]["steps"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-    return done
+            if epoch > done:
+                done, total = epoch, recipe.train.epochs_for(steps // epoch)
+    return done, total

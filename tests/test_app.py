@@ -268,7 +268,8 @@ def test_the_app_trains_the_quick_recipe_when_there_is_no_model(monkeypatch, tmp
     from affectkit.recipe import dump_recipe
 
     recipe = tmp_path / "tiny.yaml"
-    tiny = ["train.epochs=2", "render.size=32", "render.cache_dir=null", "data.dataset.options.subjects=6", "data.dataset.options.intensities=[4]"]
+    # under 32 training scans: one step an epoch, so min_steps=2 trains two epochs, and the progress says so
+    tiny = ["train.epochs=1", "train.min_steps=2", "render.size=32", "render.cache_dir=null", "data.dataset.options.subjects=6", "data.dataset.options.intensities=[4]"]
     recipe.write_text(dump_recipe(load_recipe(ROOT / "recipes/quick.yaml", tiny)))
     monkeypatch.setenv(CONFIG_ENV, AppConfig(runs_dir=tmp_path / "runs", train_recipe=recipe).model_dump_json())
     at = AppTest.from_file(str(APP), default_timeout=60).run()

@@ -33,6 +33,12 @@ def test_overrides_set_nested_values_and_list_items(tmp_path):
     assert recipe.data.dataset.options == {"subjects": 7}
 
 
+def test_min_steps_gives_a_small_training_set_more_epochs_and_a_large_one_its_epochs():
+    train = load_recipe(RECIPES[0], ["train.epochs=8", "train.min_steps=96"]).train
+    assert [train.epochs_for(steps) for steps in (1, 6, 7, 12, 36)] == [96, 16, 14, 8, 8]
+    assert load_recipe(RECIPES[0], ["train.epochs=8"]).train.epochs_for(1) == 8  # 0 by default: epochs exactly
+
+
 def test_dump_round_trips_with_every_default(tmp_path):
     recipe = parse_recipe({"name": "r"})
     text = dump_recipe(recipe)
@@ -46,7 +52,7 @@ MALFORMED_RECIPES = [
     ({"name": "bad name"}, r"name: String should match pattern"),
     ({"name": "r", "seed": "abc"}, r"seed: Input should be a valid integer.*\(got 'abc'\)"),
     ({"name": "r", "trian": {}}, r"trian: unknown key; allowed keys here: name, seed, data"),
-    ({"name": "r", "train": []}, r"train: should be a section, a mapping of keys \(epochs, batch_size, .*\); got \[\]"),
+    ({"name": "r", "train": []}, r"train: should be a section, a mapping of keys \(epochs, min_steps, batch_size, .*\); got \[\]"),
     ({"name": "r", "output": "runs"}, r"output: should be a section, a mapping of keys \(dir\); got 'runs'"),
     ({"name": "r", "data": {"val_fraction": 1.5}}, r"data.val_fraction: Input should be less than 1 \(got 1.5\)"),
     ({"name": "r", "data": {"frames": 0}}, r"data.frames: Input should be greater than or equal to 1 \(got 0\)"),

@@ -170,6 +170,11 @@ class Worker:
         return max(1, len(self.loader))
 
     @property
+    def epochs(self) -> int:
+        """The epochs this run trains (more than the recipe's on a set too small for its ``min_steps``)."""
+        return self.recipe.train.epochs_for(self.steps_per_epoch)
+
+    @property
     def view_names(self) -> list[str]:
         """The recipe's views by name, as logs and callbacks key view weights."""
         return [view.name for view in parse_views(self.recipe.render.views)]
@@ -206,7 +211,7 @@ def build_worker(recipe: Recipe, data: TrainingData) -> Worker:
         else None
     )
     steps = max(1, len(loader))
-    scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps), recipe.train.epochs * steps)
+    scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps), recipe.train.epochs_for(steps) * steps)
     return Worker(
         recipe, data, rank, world, device, model, model, objective,
         build_augmentations(recipe.train.augmentations), build_callbacks(recipe.train.callbacks),
@@ -350,7 +355,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if worker.rank == 0 and config.get("log_dir"):
         logger = RunLogger(recipe, Path(config["log_dir"]), worker.view_names, worker.data.labels, config.get("environment", ""))
     stopped = progress.history and progress.history[-1].get("stopped_by")  # a resumed run a callback had ended
-    for epoch in range(progress.epoch, 0 if stopped else recipe.train.epochs):
+    for epoch in range(progress.epoch, 0 if stopped else worker.epochs):
         started = time.perf_counter()
         metrics = train_epoch(worker, epoch)
         val_metrics, confusion = validate(worker)
