@@ -65,7 +65,8 @@ def varied_rig(neutral: np.ndarray, rng: np.random.Generator, strength: float) -
     aus: AuRig = {}
     for au, own in AU_BLENDSHAPES.items():
         shapes = [(shape, weight * (1.0 + strength * GAIN * rng.uniform(-1.0, 1.0))) for shape, weight in own]
-        others = [shape for shape in REGION_OF[au] if shape not in {s for s, _ in own}]
+        owned = {shape for shape, _ in own}
+        others = [shape for shape in REGION_OF[au] if shape not in owned]
         for i in rng.permutation(len(others))[: rng.integers(0, MIXED + 1)]:
             shapes.append((others[i], strength * MIX * rng.uniform()))
         aus[au] = tuple(shapes)
