@@ -9,7 +9,7 @@ say where. Models are the shipped one (``shipped``) or exported model folders, e
 with the test-time augmentations of ``--test-time`` (``model``: its own; ``mirror``;
 ``none``)::
 
-    .venv/bin/python benchmarks/performances.py [--models shipped,NAME=runs/x/model ...] [--test-time model,mirror] > benchmarks/results/performances.json
+    .venv/bin/python benchmarks/performances.py [--models shipped,NAME=runs/x/model ...] [--test-time model,mirror] [--cache-dir DIR] > benchmarks/results/performances.json
 
 The facekit rows are the same face model as the shipped model's training data (new
 people, new performances); the synthetic rows are another face model, which the shipped
@@ -36,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="shipped", help="comma-separated: shipped, or NAME=FOLDER of an exported model")
     parser.add_argument("--test-time", default="model", help="comma-separated: model (its own), mirror, none")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="keep the rendered views here, e.g. transfer.py's, which renders the same test sets (default: a temporary folder)")
     args = parser.parse_args()
     choices = {"model": None, "mirror": ["mirror"], "none": []}
     test_times = [t.strip() for t in args.test_time.split(",") if t.strip()]
@@ -52,9 +53,10 @@ def main() -> None:
         for performances in ("prototypes", "emfacs")
     }
     rows = []
-    with tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache_dir or Path(tmp)
         for (name, folder), test_time in ((m, t) for m in models.items() for t in test_times):
-            for test, scores in score(folder, tests, Path(cache), choices[test_time]).items():
+            for test, scores in score(folder, tests, cache, choices[test_time]).items():
                 labels = list(scores["recall"])
                 rows.append(
                     {
