@@ -23,6 +23,16 @@ def test_shipped_recipes_are_valid(path):
     assert recipe.name
 
 
+@pytest.mark.parametrize("name", ["bu3dfe-10fold", "clip-baseline"])
+def test_recipes_that_say_they_train_as_the_shipped_one_do(name):
+    """The protocol recipe and the loss baseline differ from affectvlm.yaml only in data and
+    loss (no AU labels to learn from), so a retuned shipped recipe cannot leave them behind."""
+    shipped, recipe = (load_recipe(RECIPES[0].parent / f"{n}.yaml") for n in ("affectvlm", name))
+    assert recipe.render == shipped.render and recipe.train == shipped.train
+    assert recipe.data.pose_spread == shipped.data.pose_spread and recipe.prompts == shipped.prompts
+    assert recipe.model.model_dump(exclude={"action_units"}) == shipped.model.model_dump(exclude={"action_units"})
+
+
 def test_overrides_set_nested_values_and_list_items(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("name: r\nloss:\n  terms: [affectvlm, clip]\n")
