@@ -155,10 +155,14 @@ def transfer_table(r: dict[str, Any]) -> str:
     def framed(row: dict[str, Any]) -> bool:
         return all(run.get("frame_version") == FRAME_VERSION for run in row["runs"])
 
+    def pretrained(row: dict[str, Any]) -> str:
+        sizes = sorted({run["pretrained_px"] for run in row["runs"] if "pretrained_px" in run})
+        return ", ".join(row["pretrained_on"]) + "".join(f" at {size} px" for size in sizes) or "–"
+
     labels = list(r["rows"][0]["recall"]) if r["rows"] else []
     rows = [
         [
-            row["variant"] + ("" if framed(row) else " *"), row["row"], ", ".join(row["pretrained_on"]) or "–", cell(row["accuracy"]),
+            row["variant"] + ("" if framed(row) else " *"), row["row"], pretrained(row), cell(row["accuracy"]),
             *(f"{row['recall'][label]['mean']:.0%}" for label in labels), confused(row["confusion_pairs"]), seeds(row),
         ]
         for row in r["rows"]

@@ -15,9 +15,9 @@ into a shared cache) on 120 people and scores the exported model:
 ``affectkit-faces`` starts instead from weights pretrained as ``recipes/pretrain-faces.yaml``
 does, on the same number of people, but only of the training row's face model (the others
 left out of the mixture); they are made once and kept in ``--pretraining-dir``
-(``affectkit-faces-only-<model>.safetensors`` with its card), so later runs reuse them.
-A variant of :data:`PRETRAINING_VARIANTS` pretrains otherwise (e.g. views at 96 px), into a
-file of its own (``affectkit-faces-only-<model>-96px.safetensors``).
+(``affectkit-faces-only-<model>-<size>px.safetensors`` with its card, named by the views'
+size), so later runs reuse them. A variant of :data:`PRETRAINING_VARIANTS` pretrains
+otherwise (e.g. views at 64 px, as ``affectkit-faces`` was until 2026-12-07).
 
 The variants are rows of benchmarks/ablations.py (``--variants``, by name): by default the
 plain CNN baseline, the shipped recipe and the shipped recipe trained on people who each
@@ -72,11 +72,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+ mirror test-time augmentation": ("recipes/affectvlm.yaml", ["render.test_time=[mirror]"]),
     "12 epochs at 96 px": ("recipes/affectvlm.yaml", ["train.epochs=12"]),
     "AffectVLM at 64 px, 12 epochs (shipped before)": ("recipes/affectvlm.yaml", ["render.size=64", "train.epochs=12"]),
-    "pretrained at 96 px": ("recipes/affectvlm.yaml", []),
+    "pretrained at 64 px (shipped before)": ("recipes/affectvlm.yaml", []),
 }
-#: variants whose encoder starts from a pretraining made otherwise than affectkit-faces:
-#: (a suffix of its weights file's name, overrides of the pretraining recipe)
-PRETRAINING_VARIANTS: dict[str, tuple[str, list[str]]] = {"pretrained at 96 px": ("96px", ["render.size=96"])}
+#: variants whose encoder starts from a pretraining made otherwise than affectkit-faces: its overrides
+PRETRAINING_VARIANTS: dict[str, list[str]] = {"pretrained at 64 px (shipped before)": ["render.size=64"]}
 GENERATORS = ("facekit", "synthetic")
 PRETRAINING = Path("recipes/pretrain-faces.yaml")
 SHIPPED_PRETRAINING = "affectkit-faces"
@@ -110,23 +109,22 @@ def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path, test
     return scores
 
 
-def pretrained_only_on(generator: str, folder: Path, work: Path, cache: Path, variant: str) -> Path:
+def pretrained_only_on(generator: str, folder: Path, work: Path, cache: Path, variant: str) -> tuple[Path, int]:
     """The weights file of ``affectkit-faces`` pretrained as shipped (or as
     :data:`PRETRAINING_VARIANTS` says for ``variant``) but on ``generator``'s people only, as
-    many as the shipped mixture has in all: made once, then reused."""
-    suffix, pretraining_sets = PRETRAINING_VARIANTS.get(variant, ("", []))
-    path = folder / f"{SHIPPED_PRETRAINING}-only-{generator}{'-' + suffix if suffix else ''}.safetensors"
-    if path.is_file():
-        return path
+    many as the shipped mixture has in all, and the size of its views: made once, then reused."""
     parts = load_recipe(PRETRAINING).data.dataset.options["parts"]
     people = sum(part["options"]["subjects"] for part in parts)
     kept = next(part for part in parts if part["name"] == generator)
     data = {"name": generator, "options": {**kept["options"], "subjects": people}}
-    print(f"pretraining {SHIPPED_PRETRAINING} on {people} {generator} people only", flush=True, file=sys.stderr)
-    overrides = [*pretraining_sets, f"data.dataset={json.dumps(data)}", f"output.dir={work}/pretraining", f"render.cache_dir={cache}"]
-    trained = run(load_recipe(PRETRAINING, overrides), verbose=False)
-    recipe = " ".join([f"{PRETRAINING} --set", *pretraining_sets, f"data.dataset={json.dumps(data)}"])
-    return export_run(trained.checkpoint, path.stem, recipe, folder)
+    overrides = [*PRETRAINING_VARIANTS.get(variant, []), f"data.dataset={json.dumps(data)}"]
+    size = load_recipe(PRETRAINING, overrides).render.size
+    path = folder / f"{SHIPPED_PRETRAINING}-only-{generator}-{size}px.safetensors"
+    if path.is_file():
+        return path, size
+    print(f"pretraining {SHIPPED_PRETRAINING} on {people} {generator} people only, at {size} px", flush=True, file=sys.stderr)
+    trained = run(load_recipe(PRETRAINING, [*overrides, f"output.dir={work}/pretraining", f"render.cache_dir={cache}"]), verbose=False)
+    return export_run(trained.checkpoint, path.stem, " ".join([f"{PRETRAINING} --set", *overrides]), folder), size
 
 
 def confusion_pairs(labels: list[str], matrices: list[list[list[float]]]) -> list[dict]:
@@ -221,7 +219,10 @@ def main() -> None:
                 for trained_on in args.rows.split(","):
                     if any(r["seed"] == seed for r in runs.get((variant, trained_on), [])):
                         continue
-                    start = [f"model.image_encoder.options.pretrained={pretrained_only_on(trained_on, args.pretraining_dir.resolve(), Path(tmp), cache, variant)}"] if shipped_start else []
+                    start, pretraining = [], {}
+                    if shipped_start:
+                        weights, size = pretrained_only_on(trained_on, args.pretraining_dir.resolve(), Path(tmp), cache, variant)
+                        start, pretraining = [f"model.image_encoder.options.pretrained={weights}"], {"pretrained_px": size}
                     shared = base.data.dataset.options if trained_on == "facekit" else {
                         k: v for k, v in base.data.dataset.options.items() if k in ("subjects", "intensities", "include_neutral", "performances")
                     }
@@ -232,7 +233,7 @@ def main() -> None:
                     if args.keep is not None:
                         shutil.copytree(trained.checkpoint, args.keep / variant.replace(" ", "_") / f"{trained_on}-seed{seed}", dirs_exist_ok=True)
                     done = runs.setdefault((variant, trained_on), [])
-                    done.append({"seed": seed, "frame_version": FRAME_VERSION, "held_out_accuracy": round(trained.report.accuracy, 4), "test": scores})
+                    done.append({"seed": seed, "frame_version": FRAME_VERSION, **pretraining, "held_out_accuracy": round(trained.report.accuracy, 4), "test": scores})
                     print(f"{variant}, trained on {trained_on}, seed {seed}: {json.dumps(scores)}", flush=True, file=sys.stderr)
                     rows[:] = [row for row in rows if (row["variant"], row["trained_on"]) != (variant, trained_on)]
                     rows.extend(transfer_row(variant, trained_on, name, [trained_on] if shipped_start else [], done) for name in tests)

@@ -28,7 +28,7 @@ def test_the_shipped_weights_are_small_reproducible_and_loaded_as_written():
     assert weights.stat().st_size <= 15e6
     info = card()
     recipe = load_recipe(ROOT / info["recipe"])  # the committed recipe that made them
-    assert recipe.seed == info["seed"] and recipe.render.maps == info["maps"]
+    assert (recipe.seed, recipe.render.maps, recipe.render.size) == (info["seed"], info["maps"], info["size"])
     encoder = create("image_encoder", "timm", {"model": info["model"], "pretrained": NAME}, in_channels=3)
     stored = load_file(weights)
     state = encoder.model.state_dict()
