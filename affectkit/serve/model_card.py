@@ -36,9 +36,10 @@ LICENCE_NOTE = (
 )
 
 
-def model_card(meta: CheckpointMeta, results: list[CardResult], name: str = "", about: str = "") -> str:
+def model_card(meta: CheckpointMeta, results: list[CardResult], name: str = "", about: str = "", notes: str = "") -> str:
     """The card of a model with this metadata; ``results``: its evaluations (the first is
-    the headline, usually its held-out subjects); ``about``: a paragraph on its data."""
+    the headline, usually its held-out subjects); ``about``: a paragraph on its data;
+    ``notes``: one after its results, e.g. what to expect on data unlike any it was scored on."""
     inference, provenance = meta.inference, meta.provenance
     dataset = (provenance.get("dataset") or {}).get("name") or (meta.recipe.data.dataset.name if meta.recipe else "unknown")
     title = name or (meta.recipe.name if meta.recipe else "affectkit model")
@@ -100,6 +101,7 @@ def model_card(meta: CheckpointMeta, results: list[CardResult], name: str = "", 
         "## Results",
         "",
         *_results(results),
+        *([notes, ""] if notes else []),
         "## Use",
         "",
         "```python",
@@ -165,9 +167,9 @@ def _results(results: list[CardResult]) -> list[str]:
     return [*lines, ""]
 
 
-def write_model_card(model_dir: Path, results: list[CardResult], name: str = "", about: str = "") -> Path:
+def write_model_card(model_dir: Path, results: list[CardResult], name: str = "", about: str = "", notes: str = "") -> Path:
     """Write ``README.md`` into an exported model folder."""
     meta, _ = read_meta(model_dir)
     path = Path(model_dir) / CARD_FILE
-    path.write_text(model_card(meta, results, name, about))
+    path.write_text(model_card(meta, results, name, about, notes))
     return path
