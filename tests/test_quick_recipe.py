@@ -143,7 +143,7 @@ def test_a_finished_run_exports_the_weights_an_encoder_then_starts_from(quick_ru
     assert result.returncode == 0, result.stderr
     written = json.loads((tmp_path / "my-faces.json").read_text())
     assert {k: written[k] for k in ("name", "recipe", "maps", "size", "in_channels")} == {
-        "name": "my-faces", "recipe": "recipes/quick.yaml", "maps": ["normal"], "size": 64, "in_channels": 3,
+        "name": "my-faces", "recipe": "recipes/quick.yaml", "maps": ["normal"], "size": load_recipe(ROOT / "recipes/quick.yaml").render.size, "in_channels": 3,
     }  # fmt: skip
     model, _ = load_checkpoint(run_dir / "model")
     start = create("image_encoder", "timm", {"model": written["model"], "pretrained": str(tmp_path / "my-faces.safetensors")}, in_channels=3)
