@@ -9,7 +9,10 @@ into a shared cache) on 120 people and scores the exported model:
 * ``synthetic -> facekit``: the reverse, trained on a ``synthetic`` population of the same
   size as the recipe's;
 * ``facekit -> facekit``: tested on ``facekit`` people of another population seed (no face
-  shared with training): the in-distribution reference.
+  shared with training): the in-distribution reference;
+* ``synthetic (12 face models) -> ...``: trained on ``synthetic`` people spread over twelve
+  procedural face models, each shaping the action units its own way (the ``face_models``
+  option): does training on many face models carry further to one none of them is?
 
 **The test face model is left out of every stage.** A variant whose encoder starts from
 ``affectkit-faces`` starts instead from weights pretrained as ``recipes/pretrain-faces.yaml``
@@ -77,6 +80,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 #: variants whose encoder starts from a pretraining made otherwise than affectkit-faces: its overrides
 PRETRAINING_VARIANTS: dict[str, list[str]] = {"pretrained at 64 px (shipped before)": ["render.size=64"]}
 GENERATORS = ("facekit", "synthetic")
+#: training sets of the rows (``--rows``), by name: a generator and the options they add to the recipe's
+TRAINING_SETS: dict[str, tuple[str, dict]] = {
+    "facekit": ("facekit", {}),
+    "synthetic": ("synthetic", {}),
+    "synthetic (12 face models)": ("synthetic", {"face_models": 12}),
+}
 PRETRAINING = Path("recipes/pretrain-faces.yaml")
 SHIPPED_PRETRAINING = "affectkit-faces"
 TEST_SEED = 1000  # population seed of every test set: no face shared with training (seeds < 1000)
@@ -109,20 +118,23 @@ def score(model_dir: Path, tests: dict[str, ComponentRef], cache_dir: Path, test
     return scores
 
 
-def pretrained_only_on(generator: str, folder: Path, work: Path, cache: Path, variant: str) -> tuple[Path, int]:
+def pretrained_only_on(training_set: str, folder: Path, work: Path, cache: Path, variant: str) -> tuple[Path, int]:
     """The weights file of ``affectkit-faces`` pretrained as shipped (or as
-    :data:`PRETRAINING_VARIANTS` says for ``variant``) but on ``generator``'s people only, as
-    many as the shipped mixture has in all, and the size of its views: made once, then reused."""
+    :data:`PRETRAINING_VARIANTS` says for ``variant``) but on people of ``training_set``
+    (:data:`TRAINING_SETS`) only, as many as the shipped mixture has in all, and the size of
+    its views: made once, then reused."""
+    generator, extra = TRAINING_SETS[training_set]
     parts = load_recipe(PRETRAINING).data.dataset.options["parts"]
     people = sum(part["options"]["subjects"] for part in parts)
     kept = next(part for part in parts if part["name"] == generator)
-    data = {"name": generator, "options": {**kept["options"], "subjects": people}}
+    data = {"name": generator, "options": {**kept["options"], **extra, "subjects": people}}
     overrides = [*PRETRAINING_VARIANTS.get(variant, []), f"data.dataset={json.dumps(data)}"]
     size = load_recipe(PRETRAINING, overrides).render.size
-    path = folder / f"{SHIPPED_PRETRAINING}-only-{generator}-{size}px.safetensors"
+    name = "-".join("".join(c if c.isalnum() else " " for c in training_set).split())
+    path = folder / f"{SHIPPED_PRETRAINING}-only-{name}-{size}px.safetensors"
     if path.is_file():
         return path, size
-    print(f"pretraining {SHIPPED_PRETRAINING} on {people} {generator} people only, at {size} px", flush=True, file=sys.stderr)
+    print(f"pretraining {SHIPPED_PRETRAINING} on {people} people of {training_set} only, at {size} px", flush=True, file=sys.stderr)
     trained = run(load_recipe(PRETRAINING, [*overrides, f"output.dir={work}/pretraining", f"render.cache_dir={cache}"]), verbose=False)
     return export_run(trained.checkpoint, path.stem, " ".join([f"{PRETRAINING} --set", *overrides]), folder), size
 
@@ -163,7 +175,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="variants to train: rows of benchmarks/ablations.py, or VARIANTS here")
     parser.add_argument("--seeds", default="0,1", help="training seeds (population and model) of every row")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here after every row")
-    parser.add_argument("--rows", default="facekit,synthetic", help="training generators of the transfer rows")
+    parser.add_argument("--rows", default="facekit,synthetic", help=f"training sets of the transfer rows, of {list(TRAINING_SETS)}")
     parser.add_argument("--set", dest="sets", nargs="*", default=[], help="recipe overrides for every run")
     parser.add_argument("--keep", type=Path, default=None, help="copy every run's exported model under this folder")
     parser.add_argument("--cache-dir", type=Path, default=None, help="keep the rendered views here, for a stopped run to go on from (default: a temporary folder)")
@@ -174,6 +186,10 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    training_sets = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in training_sets if r not in TRAINING_SETS]
+    if unknown:
+        parser.error(f"unknown training sets {unknown} in --rows; choose from {list(TRAINING_SETS)}")
     tests = {
         name + ("" if performances == "prototypes" else f" {performances}"): ComponentRef(name=name, options={**TEST_SET, "performances": performances})
         for name in GENERATORS
@@ -216,18 +232,19 @@ def main() -> None:
             for variant, base in bases.items():
                 recipe_file, variant_sets = VARIANTS[variant]
                 shipped_start = base.model.image_encoder.options.get("pretrained") == SHIPPED_PRETRAINING
-                for trained_on in args.rows.split(","):
+                for trained_on in training_sets:
                     if any(r["seed"] == seed for r in runs.get((variant, trained_on), [])):
                         continue
                     start, pretraining = [], {}
                     if shipped_start:
                         weights, size = pretrained_only_on(trained_on, args.pretraining_dir.resolve(), Path(tmp), cache, variant)
                         start, pretraining = [f"model.image_encoder.options.pretrained={weights}"], {"pretrained_px": size}
-                    shared = base.data.dataset.options if trained_on == "facekit" else {
+                    generator, extra = TRAINING_SETS[trained_on]
+                    shared = base.data.dataset.options if generator == "facekit" else {
                         k: v for k, v in base.data.dataset.options.items() if k in ("subjects", "intensities", "include_neutral", "performances")
                     }
-                    data = {**shared, "seed": seed}
-                    overrides = [*variant_sets, *start, *common, f"seed={seed}", f"data.dataset={json.dumps({'name': trained_on, 'options': data})}"]
+                    data = {**shared, **extra, "seed": seed}
+                    overrides = [*variant_sets, *start, *common, f"seed={seed}", f"data.dataset={json.dumps({'name': generator, 'options': data})}"]
                     trained = run(load_recipe(Path(recipe_file), overrides), verbose=False)
                     scores = score(trained.checkpoint, tests, cache)
                     if args.keep is not None:

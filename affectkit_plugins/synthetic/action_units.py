@@ -16,10 +16,11 @@ the lip-parting units (16, 25, 10, 26) move the two lips apart across the seam.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from affectkit_plugins.synthetic.face_models import FaceModelStyle
 from affectkit_plugins.synthetic.head import SEAM_HALF, Face, Lids, gauss, gauss2, smoothstep
 
 Activations = Mapping[int, tuple[float, float]]  # AU -> (right, left) activation, 0..~1.3
@@ -199,12 +200,21 @@ ACTION_UNITS: dict[int, ActionUnit] = {
 }
 
 
-def field(face: Face, number: int) -> np.ndarray:
-    """The cached displacement field of one action unit on ``face``."""
-    key = ("au", number)
+def field(face: Face, number: int, style: FaceModelStyle | None = None) -> np.ndarray:
+    """The cached displacement field of one action unit on ``face``, shaped as the face
+    model ``style`` shapes it (None: the base face model)."""
+    key = ("au", number, style.index if style else 0)
     if key not in face.cache:
         unit = ACTION_UNITS[number]
-        face.cache[key] = unit.field(face) if unit.field else np.zeros((face.n, 3))
+        if unit.field is None:
+            face.cache[key] = np.zeros((face.n, 3))
+        elif style is None:
+            face.cache[key] = unit.field(face)
+        else:
+            shape = style.units[number]
+            # the field evaluated where it would be on a face this much wider and higher
+            moved = replace(face, X=face.X / shape.extent, Y=face.Y - shape.shift, cache={})
+            face.cache[key] = shape.gain * unit.field(moved) @ np.asarray(shape.turn).T
     return face.cache[key]
 
 
@@ -214,8 +224,9 @@ def _left_weight(face: Face) -> np.ndarray:
     return face.cache["left"]
 
 
-def deform(face: Face, activations: Activations) -> tuple[np.ndarray, Lids]:
-    """Displace ``face.rest`` by ``activations``; returns positions and the lid state."""
+def deform(face: Face, activations: Activations, style: FaceModelStyle | None = None) -> tuple[np.ndarray, Lids]:
+    """Displace ``face.rest`` by ``activations`` as the face model ``style`` does (None: the
+    base one); returns positions and the lid state."""
     left = _left_weight(face)
     pos = face.rest.copy()
     upper, lower = np.zeros(2), np.zeros(2)
@@ -227,10 +238,12 @@ def deform(face: Face, activations: Activations) -> tuple[np.ndarray, Lids]:
             continue
         unit = ACTION_UNITS[number]
         weight = right_a + (left_a - right_a) * left
-        pos += field(face, number) * weight[:, None]
+        pos += field(face, number, style) * weight[:, None]
         upper += unit.upper_lid * np.array([right_a, left_a])
         lower += unit.lower_lid * np.array([right_a, left_a])
         jaw += unit.jaw * (right_a + left_a) / 2
+    if style is not None:
+        upper, lower, jaw = style.lids * upper, style.lids * lower, style.jaw * jaw
     if jaw:
         a = face.anchors
         pivot_y = a["y_eye"] - 25.0
