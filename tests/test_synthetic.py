@@ -144,7 +144,19 @@ def test_subjects_differ_in_shape_and_metadata():
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def other_face_models() -> dict[str, dict[str, Mesh]]:
+    """S002-S004 of a population over four face models: each on a face model of its own."""
+    return {subject: scans(subject, subjects=4, face_models=4) for subject in ("S002", "S003", "S004")}
+
+
 def test_expressions_move_the_right_regions(faces):
+    check_expressions(faces)
+
+
+def check_expressions(faces: dict[str, dict[str, Mesh]], least: float = 1.0) -> None:
+    """Each emotion moves its regions the way its action units say, by at least ``least``
+    times the base face model's travel (a face model may show a unit weaker)."""
     for subject, f in faces.items():
         ne = f["neutral"]
 
@@ -156,26 +168,26 @@ def test_expressions_move_the_right_regions(faces):
 
         corners, brows = ("left_mouth_corner", "right_mouth_corner"), ("left_brow_middle", "right_brow_middle")
         # happiness: mouth corners up, eyes narrower, brows still
-        assert min(dy("happiness_4", c) for c in corners) > 3.0, subject
-        assert all(moved("happiness_4", b) < 0.5 for b in brows), subject
+        assert min(dy("happiness_4", c) for c in corners) > 3.0 * least, subject
+        assert all(moved("happiness_4", b) < 0.5 / least for b in brows), subject
         # sadness: mouth corners down, inner brows up relative to the outer ones
-        assert max(dy("sadness_4", c) for c in corners) < -2.5, subject
+        assert max(dy("sadness_4", c) for c in corners) < -2.5 * least, subject
         assert dy("sadness_4", "left_brow_inner") > dy("sadness_4", "left_brow_outer"), subject
         # surprise: jaw drops (lower lip down), brows up, eyes wide
-        assert dy("surprise_4", "lower_lip_inner") < -8.0 and dy("surprise_4", "chin") < -8.0, subject
-        assert min(dy("surprise_4", b) for b in brows) > 4.0, subject
+        assert dy("surprise_4", "lower_lip_inner") < -8.0 * least and dy("surprise_4", "chin") < -8.0 * least, subject
+        assert min(dy("surprise_4", b) for b in brows) > 4.0 * least, subject
         aperture = {k: lm(f[k], "left_eye_upper")[1] - lm(f[k], "left_eye_lower")[1] for k in ("neutral", "surprise_4", "happiness_4")}
-        assert aperture["surprise_4"] > aperture["neutral"] + 2.0 > aperture["happiness_4"] + 2.0, subject
+        assert aperture["surprise_4"] > aperture["neutral"] + 2.0 * least > aperture["happiness_4"] + 2.0 * least, subject
         # anger: brows down, lips closed
-        assert max(dy("anger_4", b) for b in brows) < -2.5, subject
+        assert max(dy("anger_4", b) for b in brows) < -2.5 * least, subject
         gap = lm(f["anger_4"], "upper_lip_inner")[1] - lm(f["anger_4"], "lower_lip_inner")[1]
         assert 0 < gap < 1.0, subject
         # fear: brows up, mouth wider (lip stretcher), lips part
         width = {k: lm(f[k], "left_mouth_corner")[0] - lm(f[k], "right_mouth_corner")[0] for k in ("neutral", "fear_4")}
-        assert width["fear_4"] > width["neutral"] + 4.0, subject
-        assert min(dy("fear_4", b) for b in brows) > 1.5 and dy("fear_4", "lower_lip_inner") < -2.0, subject
+        assert width["fear_4"] > width["neutral"] + 4.0 * least, subject
+        assert min(dy("fear_4", b) for b in brows) > 1.5 * least and dy("fear_4", "lower_lip_inner") < -2.0 * least, subject
         # disgust: lower lip pulled down, upper face mostly still
-        assert dy("disgust_4", "lower_lip_inner") < -3.0 and dy("disgust_4", "lower_lip_bottom") < -3.0, subject
+        assert dy("disgust_4", "lower_lip_inner") < -3.0 * least and dy("disgust_4", "lower_lip_bottom") < -3.0 * least, subject
 
 
 def test_higher_intensity_displaces_more_and_visibly(faces):
@@ -189,6 +201,10 @@ def test_higher_intensity_displaces_more_and_visibly(faces):
 
 
 def test_no_fold_overs_at_full_intensity(faces):
+    check_no_fold_overs(faces)
+
+
+def check_no_fold_overs(faces: dict[str, dict[str, Mesh]]) -> None:
     def normals(mesh):
         v, t = mesh.vertices, mesh.faces
         n = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
@@ -196,13 +212,45 @@ def test_no_fold_overs_at_full_intensity(faces):
 
     from affectkit_plugins.synthetic.head import template
 
-    tmpl = template(5000)
-    seam = np.isin(tmpl.faces, tmpl.band[:, 1:-1]).any(axis=1)  # the mouth cavity turns by design
     for f in faces.values():
+        tmpl = template(len(f["neutral"].vertices))
+        seam = np.isin(tmpl.faces, tmpl.band[:, 1:-1]).any(axis=1)  # the mouth cavity turns by design
         rest = normals(f["neutral"])
         for label in SIX:
             flipped = (normals(f[f"{label}_4"]) * rest).sum(axis=1) < 0
             assert not (flipped & ~seam).any(), label
+
+
+# ---------------------------------------------------------------------------------------
+# Face models
+# ---------------------------------------------------------------------------------------
+
+
+def test_every_face_model_shows_each_emotion_the_way_its_labels_say(other_face_models):
+    check_expressions(other_face_models, least=0.5)
+    check_no_fold_overs(other_face_models)
+
+
+def test_face_models_shape_the_same_action_units_their_own_way(faces, other_face_models):
+    spread = dataset(subjects=4, face_models=4, include_neutral=True)
+    first = {s.key: s for s in spread.samples() if s.subject == "S001"}
+    base = dataset(subjects=4, include_neutral=True)
+    for key, sample in first.items():  # face model 0 is the base one: the same meshes
+        assert np.array_equal(spread.load(sample).vertices, base.load(sample).vertices), key
+    # the same person on another face model: another mesh density, and other displacements
+    # for the same action units (the landmarks' travel from neutral to apex)
+    for subject, own in other_face_models.items():
+        mine = scans(subject, subjects=4)
+        assert len(own["neutral"].vertices) != len(mine["neutral"].vertices), subject
+        for label in SIX:
+            travel = [f[f"{label}_4"].landmarks - f["neutral"].landmarks for f in (own, mine)]
+            assert np.abs(travel[0] - travel[1]).max() > 1.0, (subject, label)
+    # the face models come from the population seed: another seed, other face models
+    again = dataset(subjects=4, face_models=4, include_neutral=True)
+    apex = next(s for s in again.samples() if s.subject == "S002" and s.label == "happiness" and s.attributes["intensity"] == 4)
+    assert np.array_equal(again.load(apex).vertices, other_face_models["S002"]["happiness_4"].vertices)
+    elsewhere = dataset(subjects=4, face_models=4, seed=1)
+    assert elsewhere.face_model(1) != spread.face_model(1) and spread.face_model(0) is None
 
 
 # ---------------------------------------------------------------------------------------

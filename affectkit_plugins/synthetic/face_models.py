@@ -30,7 +30,7 @@ from affectkit.data.performances import seeded_rng
 GAIN = 0.35
 EXTENT = 0.15
 SHIFT_MM = 3.0
-TURN = 0.3
+TURN = 0.2
 DENSITY = (0.5, 2.0)
 TAG_FACE_MODEL = 47
 
