@@ -13,8 +13,9 @@ into a shared cache) on 120 people and scores the exported model:
 * ``synthetic (12 face models) -> ...``: trained on ``synthetic`` people spread over twelve
   procedural face models, each shaping the action units its own way (the ``face_models``
   option): does training on many face models carry further to one none of them is?
-  ``synthetic (scan noise)``: the procedural faces with facekit's scan noise and holes
-  on average: is what a model trained on clean faces misreads on scans their surface detail?
+* ``synthetic (scan noise) -> ...``: the procedural faces with facekit's scan noise and
+  holes on average: is what a model trained on clean faces misreads on scans their surface
+  detail?
 
 **The test face model is left out of every stage.** A variant whose encoder starts from
 ``affectkit-faces`` starts instead from weights pretrained as ``recipes/pretrain-faces.yaml``
