@@ -21,9 +21,10 @@ into a shared cache) on 120 people and scores the exported model:
 ``affectkit-faces`` starts instead from weights pretrained as ``recipes/pretrain-faces.yaml``
 does, on the same number of people, but only of the training row's face model (the others
 left out of the mixture); they are made once and kept in ``--pretraining-dir``
-(``affectkit-faces-only-<model>-<size>px.safetensors`` with its card, named by the views'
-size), so later runs reuse them. A variant of :data:`PRETRAINING_VARIANTS` pretrains
-otherwise (e.g. views at 64 px, as ``affectkit-faces`` was until 2026-12-07).
+(``affectkit-faces-only-<model>[-<encoder>]-<size>px.safetensors`` with its card, named by
+the views' size and any encoder other than the shipped one), so later runs reuse them. A
+variant of :data:`PRETRAINING_VARIANTS` pretrains otherwise (views at 64 px, as
+``affectkit-faces`` was until 2026-12-07; a larger encoder, resnet18).
 
 The variants are rows of benchmarks/ablations.py (``--variants``, by name): by default the
 plain CNN baseline, the shipped recipe and the shipped recipe trained on people who each
@@ -68,6 +69,7 @@ from affectkit.train.runner import run
 from affectkit_plugins.face_pretraining import export_run
 
 DEFAULT_VARIANTS = ("plain CNN + cross-entropy (random init)", "AffectVLM (shipped recipe)", "+ EMFACS variants in training")
+RESNET18 = "model.image_encoder.options.model=resnet18"
 #: the ablation rows, and levers of the training data (which 5-fold on one fixed set cannot show)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     **ROWS,
@@ -81,9 +83,13 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "12 epochs at 96 px": ("recipes/affectvlm.yaml", ["train.epochs=12"]),
     "AffectVLM at 64 px, 12 epochs (shipped before)": ("recipes/affectvlm.yaml", ["render.size=64", "train.epochs=12"]),
     "pretrained at 64 px (shipped before)": ("recipes/affectvlm.yaml", []),
+    "larger encoder (resnet18)": ("recipes/affectvlm.yaml", [RESNET18]),
 }
 #: variants whose encoder starts from a pretraining made otherwise than affectkit-faces: its overrides
-PRETRAINING_VARIANTS: dict[str, list[str]] = {"pretrained at 64 px (shipped before)": ["render.size=64"]}
+PRETRAINING_VARIANTS: dict[str, list[str]] = {
+    "pretrained at 64 px (shipped before)": ["render.size=64"],
+    "larger encoder (resnet18)": [RESNET18],
+}
 GENERATORS = ("facekit", "synthetic")
 #: training sets of the rows (``--rows``), by name: a generator and the options they add to the recipe's
 TRAINING_SETS: dict[str, tuple[str, dict]] = {
@@ -136,8 +142,11 @@ def pretrained_only_on(training_set: str, folder: Path, work: Path, cache: Path,
     kept = next(part for part in parts if part["name"] == generator)
     data = {"name": generator, "options": {**kept["options"], **extra, "subjects": people}}
     overrides = [*PRETRAINING_VARIANTS.get(variant, []), f"data.dataset={json.dumps(data)}"]
-    size = load_recipe(PRETRAINING, overrides).render.size
+    recipe = load_recipe(PRETRAINING, overrides)
+    size, encoder = recipe.render.size, recipe.model.image_encoder.options["model"]
     name = "-".join("".join(c if c.isalnum() else " " for c in training_set).split())
+    if encoder != load_recipe(PRETRAINING).model.image_encoder.options["model"]:
+        name = f"{name}-{encoder}"
     path = folder / f"{SHIPPED_PRETRAINING}-only-{name}-{size}px.safetensors"
     if path.is_file():
         return path, size
