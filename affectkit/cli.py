@@ -454,6 +454,32 @@ def predict(
         sys.exit(RUNTIME_ERROR)
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--model", "-m", "model", default=None,
+              help="A model folder, a run folder, or a Hugging Face hub id (owner/name). Default: the model shipped with affectkit.")
+@click.option("--data", "data_spec", default=None, help="Or a dataset spec (as eval's --data) whose scans to adapt on; their labels are not read.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The adapted model's folder (new, or empty).")
+@device_option
+@trust_option
+@units_option
+def adapt(inputs: tuple[Path, ...], model: str | None, data_spec: str | None, out: Path, device: str, trust_unverified: bool, units: str) -> None:
+    """Adapt a model to another scanner or face model without labels: its image encoder's
+    normalisation statistics are re-estimated on unlabelled scans of the new source
+    (INPUTS: mesh files or folders of frames, at least 20, any expressions; or --data) and
+    written, every learnt weight unchanged, as a new model folder for predict, eval and
+    the app."""
+    from affectkit.model.adaptation import adapt_model
+    from affectkit.render.pipeline import parse_dataset_spec
+    from affectkit.serve.hub import resolve_model
+
+    spec = parse_dataset_spec(data_spec) if data_spec is not None else None
+    done = adapt_model(
+        resolve_model(model), out, spec, list(inputs), device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units
+    )  # fmt: skip
+    click.echo(f"adapted {done.layers} normalisation layers on {done.scans} scans of {done.source}; wrote {done.model}")
+
+
 @main.command("export")
 @click.argument("model", required=False)
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)

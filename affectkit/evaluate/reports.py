@@ -196,6 +196,7 @@ def evaluate_checkpoint(
     from affectkit.data.splits import subject_split
     from affectkit.errors import AffectkitError
     from affectkit.factory import build_dataset, build_render_cache
+    from affectkit.model.adaptation import ADAPTATION
     from affectkit.model.checkpoint import load_checkpoint
     from affectkit.render.pipeline import dataset_identity, render_samples
 
@@ -226,6 +227,13 @@ def evaluate_checkpoint(
         raise AffectkitError(f"{data.name}: no sample to score")
     views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels, units=units)
     warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
+    adapted = provenance.get(ADAPTATION)
+    if adapted:
+        shared = len(same_scans(views.signatures, adapted.get("signatures", [])))
+        notes.append(
+            f"this model was adapted without labels on {adapted['scans']} scans of {adapted['on']}"
+            + (f", {shared} of them among these: a transductive figure (say so where you report it)" if shared else "")
+        )
     inference = meta.inference
     report = evaluate(model, views, meta.labels, meta.class_prompts, describe(checkpoint, data), inference.action_units, inference.au_prompts)
     return CheckpointEvaluation(report, warnings, notes)
