@@ -347,8 +347,11 @@ def cv(
 @click.option("--json", "as_json", is_flag=True, help="Print the report, leak warnings and notes as one JSON object.")
 @units_option
 @test_time_option
+@click.option("--adapt", is_flag=True,
+              help="First adapt the model's normalisation statistics to the scored scans, without their labels (affectkit adapt): a transductive figure.")
 def eval_command(
-    checkpoint: str, data_spec: str | None, out: Path | None, device: str, trust_unverified: bool, as_json: bool, units: str, test_time: str
+    checkpoint: str, data_spec: str | None, out: Path | None, device: str, trust_unverified: bool, as_json: bool, units: str, test_time: str,
+    adapt: bool,
 ) -> None:
     """Accuracy, macro-F1, UAR, per-class report and confusion matrix of a model (a model or
     run folder, or a hub id).
@@ -365,7 +368,7 @@ def eval_command(
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
     result = evaluate_checkpoint(
         resolve_model(checkpoint), spec, device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units,
-        test_time=TEST_TIME[test_time],
+        test_time=TEST_TIME[test_time], adapt=adapt,
     )  # fmt: skip
     report = result.report
     if as_json:

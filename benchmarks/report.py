@@ -297,6 +297,31 @@ def performances_table(r: dict[str, Any]) -> str:
     return table(head, rows) + "\n\n" + note
 
 
+def adaptation_table(r: dict[str, Any]) -> str:
+    def cell(x: dict[str, float]) -> str:
+        return f"{x['mean']:.1%} ± {x['std']:.1%}" if x["n"] > 1 else f"{x['mean']:.1%}"
+
+    labels = list(r["rows"][0]["recall"]) if r["rows"] else []
+    rows = [
+        [
+            row["variant"], f"{row['trained_on']} -> {row['tested_on']}", row["adaptation"], cell(row["accuracy"]),
+            *(f"{row['recall'][label]:.0%}" for label in labels), confused(row["confusion_pairs"]),
+            " / ".join(f"{run['accuracy']:.1%}" for run in row["runs"]),
+        ]
+        for row in r["rows"]
+    ]
+    people = r["adaptation_people"]
+    note = (
+        f"Test sets: {r['test_sets']['subjects']} people, intensities {r['test_sets']['intensities']}, population seed "
+        f"{r['test_sets']['seed']}. Adapted on (labels unread): *other people*, {people['subjects']} people of the test face "
+        f"model, intensities {people['intensities']}, population seed {people['seed']}; *neutral scans*, one neutral scan of "
+        f"each; *the test scans*, the test set itself (transductive). Recall is the mean over seeds; chance "
+        f"{r['chance']:.1%}; {r['wall_seconds'] / 60:.0f} min."
+    )
+    head = ["variant", "train -> test", "adapted on", "accuracy", *(f"{label[:4]}." for label in labels), "most confused", "seeds"]
+    return table(head, rows) + "\n\n" + note
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "startup": startup_table,
     "default_model": default_model_table,
@@ -315,6 +340,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "transfer": transfer_table,
     "ablations": ablations_table,
     "performances": performances_table,
+    "adaptation": adaptation_table,
 }
 
 

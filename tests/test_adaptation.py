@@ -74,6 +74,11 @@ def test_the_adapted_model_predicts_and_says_what_it_was_adapted_on(adapted, tmp
     assert "adapted without labels on 24 scans" in on_its_scans and "24 of them among these: a transductive figure" in on_its_scans
     on_others = run_ok("eval", str(adapted), "--data", "synthetic:subjects=1,intensities=[4],seed=2001")
     assert "adapted without labels on 24 scans" in on_others and "among these" not in on_others
+    report = tmp_path / "report"
+    transductive = run_ok("eval", str(resolve_model()), "--data", NEW_SOURCE, "--adapt", "--out", str(report))
+    assert "adapted without labels on these 24 scans first: a transductive figure" in transductive
+    assert "(transductive)" in json.loads((report / "report.json").read_text())["about"]["adaptation"]
+    assert "statistics of fewer than 20 are noise" in fails("eval", str(adapted), "--data", "synthetic:subjects=1,intensities=[4],seed=2001", "--adapt")
     run_ok("synth", "--dataset", "synthetic", "--subjects", "1", "--intensities", "4", "--no-neutral", "--out", str(tmp_path / "scans"))
     scan = sorted((tmp_path / "scans").rglob("*.ply"))[0]
     predicted = json.loads(run_ok("predict", str(scan), "--model", str(adapted), "--json").splitlines()[-1])

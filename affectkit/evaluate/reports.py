@@ -187,16 +187,18 @@ def evaluate_checkpoint(
     trust_unverified: bool = False,
     units: Units | None = None,
     test_time: list[TestTime] | None = None,
+    adapt: bool = False,
 ) -> CheckpointEvaluation:
     """Score a checkpoint on ``data`` (a dataset reference), or by default on the subjects it
     never trained on (its run's held-out subjects, or its cross-validation fold's test
     subjects), with the leak check of :func:`leak_warnings`; ``units``: the data's length
     unit, where its size would mislead; ``test_time``: test-time augmentations instead of
-    the model's own."""
+    the model's own; ``adapt``: first adapt the model's normalisation statistics to the
+    scored scans, without their labels (:mod:`affectkit.model.adaptation`; a transductive figure)."""
     from affectkit.data.splits import subject_split
     from affectkit.errors import AffectkitError
     from affectkit.factory import build_dataset, build_render_cache
-    from affectkit.model.adaptation import ADAPTATION
+    from affectkit.model.adaptation import ADAPTATION, MIN_SCANS, adapt_normalisation
     from affectkit.model.checkpoint import load_checkpoint
     from affectkit.render.pipeline import dataset_identity, render_samples
 
@@ -228,14 +230,24 @@ def evaluate_checkpoint(
     views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels, units=units)
     warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
     adapted = provenance.get(ADAPTATION)
-    if adapted:
+    if adapt:
+        if len(views) < MIN_SCANS:
+            raise AffectkitError(f"--adapt: {len(views)} scans to score; statistics of fewer than {MIN_SCANS} are noise, not these scans'")
+        adapt_normalisation(model, views.views)
+        notes.append(f"adapted without labels on these {len(views)} scans first: a transductive figure (say so where you report it)")
+    elif adapted:
         shared = len(same_scans(views.signatures, adapted.get("signatures", [])))
         notes.append(
             f"this model was adapted without labels on {adapted['scans']} scans of {adapted['on']}"
             + (f", {shared} of them among these: a transductive figure (say so where you report it)" if shared else "")
         )
     inference = meta.inference
-    report = evaluate(model, views, meta.labels, meta.class_prompts, describe(checkpoint, data), inference.action_units, inference.au_prompts)
+    about = describe(checkpoint, data)
+    if adapt:
+        about["adaptation"] = f"normalisation statistics of these {len(views)} scans, labels unread (transductive)"
+    elif adapted:
+        about["adaptation"] = f"normalisation statistics of {adapted['scans']} scans of {adapted['on']}, labels unread"
+    report = evaluate(model, views, meta.labels, meta.class_prompts, about, inference.action_units, inference.au_prompts)
     return CheckpointEvaluation(report, warnings, notes)
 
 
