@@ -12,8 +12,10 @@ on unlabelled scans of the test face model:
 * ``the test scans``: the test set itself (transductive: each prediction then depends on
   the other test scans; a figure to report as such).
 
-The test face model is the generator the model was not trained on; the model's own face
-model (new people) shows what adapting costs where there is no gap. Rows give accuracy,
+Test people perform one prototype per emotion, or (``emfacs``) each their own EMFACS
+variants, as in the transfer benchmark. The face model the model was not trained on is the
+one that matters; its own face model (new people) shows what adapting costs where there is
+no gap. Rows give accuracy,
 per-class recall and confusion pairs, mean over the seeds kept::
 
     .venv/bin/python benchmarks/adaptation.py DIR [DIR ...] [--cache-dir DIR] > benchmarks/results/adaptation.json
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 
 from ablations import mean_std
-from transfer import CHANCE, TEST_SET, TRAINING_SETS, confusion_pairs
+from transfer import CHANCE, GENERATORS, TEST_SET, TRAINING_SETS, confusion_pairs
 
 from affectkit.evaluate.reports import evaluate
 from affectkit.factory import build_dataset, build_render_cache
@@ -43,6 +45,7 @@ from affectkit.render.pipeline import render_samples
 ADAPT_SEED = 2000  # no training (seeds < 1000), test (1000) or pretraining (2026) population
 ADAPT_PEOPLE = {"subjects": 20, "intensities": [3, 4], "seed": ADAPT_SEED}
 ADAPTATIONS = ("as trained", "other people", "neutral scans", "the test scans")
+PERFORMANCES = ("prototypes", "emfacs")
 KEPT = re.compile(r"(?P<set>.+)-seed(?P<seed>\d+)")
 
 
@@ -71,35 +74,38 @@ def main() -> None:
         cache_dir = args.cache_dir or Path(tmp)
         for variant, training_set, seed, folder in kept_models(args.folders):
             trained_on = TRAINING_SETS[training_set][0]
-            for generator in ("facekit", "synthetic"):
-                model, meta = load_checkpoint(folder)
-                cache = build_render_cache(meta.inference.input, cache_dir)
-                state = {k: v.clone() for k, v in model.state_dict().items()}
-                test_data = build_dataset(ComponentRef(name=generator, options=TEST_SET))
-                test = render_samples(meta.inference.input, test_data, test_data.samples(), cache, labels=meta.labels)
+            model, meta = load_checkpoint(folder)
+            cache = build_render_cache(meta.inference.input, cache_dir)
+            state = {k: v.clone() for k, v in model.state_dict().items()}
+            for generator in GENERATORS:
                 people = build_dataset(ComponentRef(name=generator, options={**ADAPT_PEOPLE, "include_neutral": True}))
                 emotional = [s for s in people.samples() if s.label != "neutral"]
                 neutral = [s for s in people.samples() if s.label == "neutral"]
-                sources = {
-                    "as trained": None,
-                    "other people": render_samples(meta.inference.input, people, emotional, cache).views,
-                    "neutral scans": render_samples(meta.inference.input, people, neutral, cache).views,
-                    "the test scans": test.views,
-                }
-                for adaptation, views in sources.items():
-                    model.load_state_dict(state)
-                    if views is not None:
-                        adapt_normalisation(model, views)
-                    report = evaluate(model, test, meta.labels, meta.class_prompts)
-                    runs.setdefault((variant, trained_on, generator, adaptation), []).append({
-                        "seed": seed,
-                        "accuracy": round(report.accuracy, 4),
-                        "recall": {row["label"]: round(row["recall"], 4) for row in report.per_class},
-                        "confusion": report.confusion_normalised,
-                    })  # fmt: skip
-                    print(f"{variant}, {training_set} seed {seed} -> {generator}, {adaptation}: {report.accuracy:.3f}", file=sys.stderr, flush=True)
+                other_people = render_samples(meta.inference.input, people, emotional, cache).views
+                neutral_scans = render_samples(meta.inference.input, people, neutral, cache).views
+                for performances in PERFORMANCES:
+                    tested_on = generator + ("" if performances == "prototypes" else f" {performances}")
+                    test_data = build_dataset(ComponentRef(name=generator, options={**TEST_SET, "performances": performances}))
+                    test = render_samples(meta.inference.input, test_data, test_data.samples(), cache, labels=meta.labels)
+                    sources = {"as trained": None, "other people": other_people, "neutral scans": neutral_scans, "the test scans": test.views}
+                    for adaptation, views in sources.items():
+                        model.load_state_dict(state)
+                        if views is not None:
+                            adapt_normalisation(model, views)
+                        report = evaluate(model, test, meta.labels, meta.class_prompts)
+                        runs.setdefault((variant, trained_on, tested_on, adaptation), []).append({
+                            "seed": seed,
+                            "accuracy": round(report.accuracy, 4),
+                            "recall": {row["label"]: round(row["recall"], 4) for row in report.per_class},
+                            "confusion": report.confusion_normalised,
+                        })  # fmt: skip
+                        print(f"{variant}, {training_set} seed {seed} -> {tested_on}, {adaptation}: {report.accuracy:.3f}", file=sys.stderr, flush=True)
     rows = []
-    for (variant, trained_on, tested_on, adaptation), done in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] == kv[0][1], ADAPTATIONS.index(kv[0][3]))):
+    # per model: the face model it never saw first, then its own; each as trained, then adapted
+    order = {(variant, trained_on, tested_on): i for i, (variant, trained_on, tested_on, _) in enumerate(runs)}
+    for (variant, trained_on, tested_on, adaptation), done in sorted(
+        runs.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].split()[0] == kv[0][1], order[kv[0][:3]], ADAPTATIONS.index(kv[0][3]))
+    ):
         labels = list(done[0]["recall"])
         rows.append({
             "variant": variant, "trained_on": trained_on, "tested_on": tested_on, "adaptation": adaptation,
