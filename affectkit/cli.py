@@ -406,8 +406,9 @@ def predict(
     read is reported and the others are still predicted; the exit status is then 1."""
     from affectkit.data.action_units import au_title
     from affectkit.data.mesh import MeshSequence
+    from affectkit.data.mesh_formats import load_input
     from affectkit.serve.hub import is_model_folder
-    from affectkit.serve.inference import Predictor, load_input
+    from affectkit.serve.inference import Predictor
 
     if model is None and is_model_folder(inputs[0]):
         model, inputs = str(inputs[0]), inputs[1:]
@@ -472,8 +473,8 @@ def adapt(inputs: tuple[Path, ...], model: str | None, data_spec: str | None, ou
     (INPUTS: mesh files or folders of frames, at least 20, any expressions; or --data) and
     written, every learnt weight unchanged, as a new model folder for predict, eval and
     the app."""
-    from affectkit.model.adaptation import adapt_model
     from affectkit.render.pipeline import parse_dataset_spec
+    from affectkit.serve.adapted_model import adapt_model
     from affectkit.serve.hub import resolve_model
 
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectkit.data.mesh import Mesh, read_standard_mesh, unique_rows, write_standard_mesh
+from affectkit.data.mesh import Mesh, MeshSequence, read_standard_mesh, unique_rows, write_standard_mesh
 from affectkit.data.ply import read_simple_ply
 from affectkit.errors import MeshError
 from affectkit.registry import STANDARD_MESH_SUFFIXES, MeshFormat, registry
@@ -31,6 +31,22 @@ def load_mesh(path: str | Path) -> Mesh:
     """Read a mesh file; polygons are triangulated, repeated triangles dropped, bad files
     raise :class:`MeshError`."""
     return without_repeated_faces(_read(Path(path)))
+
+
+def load_sequence(path: Path) -> MeshSequence:
+    """A folder of frame files, read in name order."""
+    frames = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    allowed = mesh_suffixes()
+    meshes = [load_mesh(p) for p in frames if p.suffix.lower() in allowed]
+    if not meshes:
+        raise MeshError(f"{path}: folder holds no mesh frames ({', '.join(allowed)})")
+    return MeshSequence(meshes, source=str(path))
+
+
+def load_input(path: str | Path) -> Mesh | MeshSequence:
+    """A mesh file, or a folder of frame files as one sequence: what predict and adapt take."""
+    path = Path(path)
+    return load_sequence(path) if path.is_dir() else load_mesh(path)
 
 
 def save_mesh(mesh: Mesh, path: str | Path) -> Path:

@@ -18,7 +18,7 @@ import torch
 from affectkit.data.action_units import au_name
 from affectkit.data.face_frame import FaceFrame, Units
 from affectkit.data.mesh import Mesh, MeshSequence
-from affectkit.data.mesh_formats import load_mesh, mesh_suffixes
+from affectkit.data.mesh_formats import load_input
 from affectkit.errors import AffectkitError, MeshError
 from affectkit.interfaces import RenderedViews
 from affectkit.model.affectvlm import AffectVLM
@@ -74,21 +74,6 @@ class ActionUnitPrompts:
     names: tuple[str, ...]
     prompts: tuple[tuple[str, ...], ...]
     embeddings: torch.Tensor  # [A, D]
-
-
-def load_sequence(path: Path) -> MeshSequence:
-    """A folder of frame files, read in name order."""
-    frames = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    allowed = mesh_suffixes()
-    meshes = [load_mesh(p) for p in frames if p.suffix.lower() in allowed]
-    if not meshes:
-        raise MeshError(f"{path}: folder holds no mesh frames ({', '.join(allowed)})")
-    return MeshSequence(meshes, source=str(path))
-
-
-def load_input(path: str | Path) -> Mesh | MeshSequence:
-    path = Path(path)
-    return load_sequence(path) if path.is_dir() else load_mesh(path)
 
 
 #: the least share of a view's pixels the face must cover for a prediction to mean anything
