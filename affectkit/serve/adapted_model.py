@@ -84,7 +84,7 @@ def adapt_model(
     if len(tensor) < MIN_SCANS:
         raise AffectkitError(
             f"adapt: {described} gives {len(tensor)} scans; statistics of fewer than {MIN_SCANS} are noise, not the new "
-            "source's: give more scans of it (any expressions, neutral ones too; no labels needed)"
+            "source's: give more scans of it (several people, the expressions you expect; no labels needed)"
         )
     layers = adapt_normalisation(model, tensor)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
