@@ -9,7 +9,9 @@ procedural faces (``synthetic``, seed 1000), refuses to go on if any of those wa
 training, and writes the model card (README.md) with those figures. The encoder's
 pretraining saw other procedural people, so the card adds the recipe's honest figures
 across face models, each left out of every stage, from ``benchmarks/results/transfer.json``
-(``benchmarks/transfer.py``). The figures also go to ``benchmarks/results/default_model.json``.
+(``benchmarks/transfer.py``), and what adapting it to a new face model without labels does, from
+``benchmarks/results/adaptation.json`` (``benchmarks/adaptation.py``). The figures also go to
+``benchmarks/results/default_model.json``.
 """
 
 from __future__ import annotations
@@ -73,14 +75,40 @@ def across_face_models(transfer: Path) -> str:
     )
 
 
+def adapting_note(adaptation: Path) -> str:
+    """The card's paragraph on adapting the model to a new face model without labels: the
+    shipped recipe's rows of ``benchmarks/adaptation.py`` on the procedural faces."""
+    rows = {
+        (r["tested_on"], r["adaptation"]): r["accuracy"]
+        for r in json.loads(adaptation.read_text())["rows"]
+        if (r["variant"], r["trained_on"]) == (TRANSFER_ROW, "facekit")
+    }
+    if not {("synthetic", "as trained"), ("synthetic", "other people"), ("facekit", "other people")} <= set(rows):
+        raise SystemExit(f"{adaptation}: no rows of {TRANSFER_ROW!r} trained on facekit, adapted on other people; run benchmarks/adaptation.py first")
+
+    def cell(tested_on: str, adapted_on: str) -> str:
+        x = rows[(tested_on, adapted_on)]
+        return f"{x['mean']:.1%} ± {x['std']:.1%}"
+
+    return (
+        "**Scans of another scanner or face model: adapt the model first.** `affectkit adapt SCANS... --out DIR` re-estimates "
+        "its normalisation statistics on at least 20 unlabelled scans of the new source (several people and expressions) "
+        "and writes an adapted model, every learnt weight unchanged. Measured the same way (`benchmarks/adaptation.py`, "
+        f"{rows[('synthetic', 'as trained')]['n']} seeds): the procedural faces {cell('synthetic', 'other people')} adapted on 20 "
+        f"other people of that face model, against {cell('synthetic', 'as trained')} as trained; new facekit people "
+        f"{cell('facekit', 'other people')} (adapting costs nothing on scans of its own kind)."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="the exported model folder of a run of recipes/affectvlm.yaml")
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/default_model.json"))
     parser.add_argument("--transfer", type=Path, default=Path("benchmarks/results/transfer.json"), help="the transfer benchmark's results, for the card")
+    parser.add_argument("--adaptation", type=Path, default=Path("benchmarks/results/adaptation.json"), help="the adaptation benchmark's results, for the card")
     args = parser.parse_args()
-    notes = across_face_models(args.transfer)
+    notes = across_face_models(args.transfer) + "\n\n" + adapting_note(args.adaptation)
     export_model(args.model, args.out, dtype=torch.float16)
     results = [CardResult("held-out facekit people of its run", "facekit", evaluate_checkpoint(args.out).report)]
     for name, data in TEST_SETS.items():
