@@ -470,9 +470,9 @@ def predict(
 def adapt(inputs: tuple[Path, ...], model: str | None, data_spec: str | None, out: Path, device: str, trust_unverified: bool, units: str) -> None:
     """Adapt a model to another scanner or face model without labels: its image encoder's
     normalisation statistics are re-estimated on unlabelled scans of the new source
-    (INPUTS: mesh files or folders of frames, at least 20, any expressions; or --data) and
-    written, every learnt weight unchanged, as a new model folder for predict, eval and
-    the app."""
+    (INPUTS: mesh files or folders of frames, at least 20, of several people and
+    expressions; or --data) and written, every learnt weight unchanged, as a new model
+    folder for predict, eval and the app."""
     from affectkit.render.pipeline import parse_dataset_spec
     from affectkit.serve.adapted_model import adapt_model
     from affectkit.serve.hub import resolve_model

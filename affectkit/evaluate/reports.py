@@ -229,24 +229,19 @@ def evaluate_checkpoint(
         raise AffectkitError(f"{data.name}: no sample to score")
     views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels, units=units)
     warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
-    adapted = provenance.get(ADAPTATION)
+    about, adapted = describe(checkpoint, data), provenance.get(ADAPTATION)
+    transductive = "a transductive figure (say so where you report it)"
     if adapt:
         if len(views) < MIN_SCANS:
-            raise AffectkitError(f"--adapt: {len(views)} scans to score; statistics of fewer than {MIN_SCANS} are noise, not these scans'")
+            raise AffectkitError(f"adapt: {len(views)} scans to score; statistics of fewer than {MIN_SCANS} are noise, not these scans'")
         adapt_normalisation(model, views.views)
-        notes.append(f"adapted without labels on these {len(views)} scans first: a transductive figure (say so where you report it)")
-    elif adapted:
-        shared = len(same_scans(views.signatures, adapted.get("signatures", [])))
-        notes.append(
-            f"this model was adapted without labels on {adapted['scans']} scans of {adapted['on']}"
-            + (f", {shared} of them among these: a transductive figure (say so where you report it)" if shared else "")
-        )
-    inference = meta.inference
-    about = describe(checkpoint, data)
-    if adapt:
         about["adaptation"] = f"normalisation statistics of these {len(views)} scans, labels unread (transductive)"
+        notes.append(f"adapted without labels on these {len(views)} scans first: {transductive}")
     elif adapted:
         about["adaptation"] = f"normalisation statistics of {adapted['scans']} scans of {adapted['on']}, labels unread"
+        shared = len(same_scans(views.signatures, adapted["signatures"]))
+        notes.append(f"this model was adapted without labels on {adapted['scans']} scans of {adapted['on']}" + (f", {shared} of them among these: {transductive}" if shared else ""))
+    inference = meta.inference
     report = evaluate(model, views, meta.labels, meta.class_prompts, about, inference.action_units, inference.au_prompts)
     return CheckpointEvaluation(report, warnings, notes)
 
