@@ -144,10 +144,12 @@ def confused(pairs: list[dict[str, Any]], most: int = 3) -> str:
     return ", ".join(f"{p['true']} as {p['predicted']} {p['share']:.0%}" for p in pairs[:most]) or "–"
 
 
-def transfer_table(r: dict[str, Any]) -> str:
-    def cell(x: dict[str, float]) -> str:
-        return f"{x['mean']:.1%} ± {x['std']:.1%}" if x["n"] > 1 else f"{x['mean']:.1%}"
+def over_seeds(x: dict[str, float]) -> str:
+    """A mean ± std over seeds, or the one value of a single seed."""
+    return f"{x['mean']:.1%} ± {x['std']:.1%}" if x["n"] > 1 else f"{x['mean']:.1%}"
 
+
+def transfer_table(r: dict[str, Any]) -> str:
     def seeds(row: dict[str, Any]) -> str:
         n = row["accuracy"]["n"]
         return f"{n} seed{'s' if n != 1 else ''}"
@@ -162,7 +164,7 @@ def transfer_table(r: dict[str, Any]) -> str:
     labels = list(r["rows"][0]["recall"]) if r["rows"] else []
     rows = [
         [
-            row["variant"] + ("" if framed(row) else " *"), row["row"], pretrained(row), cell(row["accuracy"]),
+            row["variant"] + ("" if framed(row) else " *"), row["row"], pretrained(row), over_seeds(row["accuracy"]),
             *(f"{row['recall'][label]['mean']:.0%}" for label in labels), confused(row["confusion_pairs"]), seeds(row),
         ]
         for row in r["rows"]
@@ -298,13 +300,10 @@ def performances_table(r: dict[str, Any]) -> str:
 
 
 def adaptation_table(r: dict[str, Any]) -> str:
-    def cell(x: dict[str, float]) -> str:
-        return f"{x['mean']:.1%} ± {x['std']:.1%}" if x["n"] > 1 else f"{x['mean']:.1%}"
-
     labels = list(r["rows"][0]["recall"]) if r["rows"] else []
     rows = [
         [
-            row["variant"], f"{row['trained_on']} -> {row['tested_on']}", row["adaptation"], cell(row["accuracy"]),
+            row["variant"], f"{row['trained_on']} -> {row['tested_on']}", row["adaptation"], over_seeds(row["accuracy"]),
             *(f"{row['recall'][label]:.0%}" for label in labels), confused(row["confusion_pairs"]),
             " / ".join(f"{run['accuracy']:.1%}" for run in row["runs"]),
         ]

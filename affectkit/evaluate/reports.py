@@ -90,10 +90,15 @@ def predict_viewset(
     return torch.cat(out), (torch.cat(au_out) if au_out else None)
 
 
+def data_description(data: ComponentRef) -> str:
+    """A dataset reference for people: ``synthetic (subjects=2, seed=7)``."""
+    options = ", ".join(f"{k}={v}" for k, v in data.options.items())
+    return f"{data.name} ({options})" if options else data.name
+
+
 def describe(model: str | Path, data: ComponentRef) -> dict[str, str]:
     """The ``about`` of a report: which model, which data."""
-    options = ", ".join(f"{k}={v}" for k, v in data.options.items())
-    return {"model": str(model), "data": f"{data.name} ({options})" if options else data.name}
+    return {"model": str(model), "data": data_description(data)}
 
 
 def evaluate(
@@ -198,7 +203,7 @@ def evaluate_checkpoint(
     from affectkit.data.splits import subject_split
     from affectkit.errors import AffectkitError
     from affectkit.factory import build_dataset, build_render_cache
-    from affectkit.model.adaptation import ADAPTATION, MIN_SCANS, adapt_normalisation
+    from affectkit.model.adaptation import ADAPTATION, adapt_normalisation
     from affectkit.model.checkpoint import load_checkpoint
     from affectkit.render.pipeline import dataset_identity, render_samples
 
@@ -232,9 +237,7 @@ def evaluate_checkpoint(
     about, adapted = describe(checkpoint, data), provenance.get(ADAPTATION)
     transductive = "a transductive figure (say so where you report it)"
     if adapt:
-        if len(views) < MIN_SCANS:
-            raise AffectkitError(f"adapt: {len(views)} scans to score; statistics of fewer than {MIN_SCANS} are noise, not these scans'")
-        adapt_normalisation(model, views.views)
+        adapt_normalisation(model, views.views, f"the scans to score ({data_description(data)})")
         about["adaptation"] = f"normalisation statistics of these {len(views)} scans, labels unread (transductive)"
         notes.append(f"adapted without labels on these {len(views)} scans first: {transductive}")
     elif adapted:

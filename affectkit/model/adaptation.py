@@ -34,10 +34,16 @@ def normalisation_layers(model: AffectVLM) -> list[torch.nn.modules.batchnorm._B
 
 
 @torch.no_grad()
-def adapt_normalisation(model: AffectVLM, views: Tensor, batch_size: int = 32) -> int:
+def adapt_normalisation(model: AffectVLM, views: Tensor, source: str = "the scans", batch_size: int = 32) -> int:
     """Replace the image encoder's normalisation statistics by those of ``views``
-    (``[N, T, V, C, H, W]``, every view of every scan counted alike); returns how many
-    layers changed. Every learnt weight stays as it was; the model is left in eval mode."""
+    (``[N, T, V, C, H, W]``, every view of every scan counted alike; ``source`` names them
+    in errors); returns how many layers changed. Every learnt weight stays as it was; the
+    model is left in eval mode."""
+    if len(views) < MIN_SCANS:
+        raise AffectkitError(
+            f"adapt: {source} gives {len(views)} scans; statistics of fewer than {MIN_SCANS} are noise, not the new "
+            "source's: give more scans of it (several people, the expressions you expect; no labels needed)"
+        )
     layers = normalisation_layers(model)
     if not layers:
         raise AffectkitError(

@@ -15,7 +15,8 @@ from torch import Tensor
 from affectkit.data.face_frame import Units
 from affectkit.data.mesh_formats import load_input
 from affectkit.errors import AffectkitError
-from affectkit.model.adaptation import ADAPTATION, MIN_SCANS, adapt_normalisation
+from affectkit.evaluate.reports import data_description
+from affectkit.model.adaptation import ADAPTATION, adapt_normalisation
 from affectkit.model.inference_config import InputConfig
 from affectkit.recipe import ComponentRef
 from affectkit.render.model_inputs import frames_of, scan_signature
@@ -75,18 +76,11 @@ def adapt_model(
     if data is not None:
         dataset = build_dataset(data)
         views = render_samples(meta.inference.input, dataset, dataset.samples(), cache, units=units)
-        tensor, signatures = views.views, views.signatures
-        options = ", ".join(f"{k}={v}" for k, v in data.options.items())
-        described = f"{data.name} ({options})" if options else data.name
+        tensor, signatures, described = views.views, views.signatures, data_description(data)
     else:
         tensor, signatures = views_of_files(files, meta.inference.input, cache, units)
         described = f"{len(files)} files, e.g. {files[0]}"
-    if len(tensor) < MIN_SCANS:
-        raise AffectkitError(
-            f"adapt: {described} gives {len(tensor)} scans; statistics of fewer than {MIN_SCANS} are noise, not the new "
-            "source's: give more scans of it (several people, the expressions you expect; no labels needed)"
-        )
-    layers = adapt_normalisation(model, tensor)
+    layers = adapt_normalisation(model, tensor, described)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     meta.provenance = {
         **meta.provenance,
