@@ -16,12 +16,8 @@ trained with (ImageNet for timm, OpenAI CLIP for ``clip``); for ``in_channels`` 
 every channel uses the average mean and std. Renders in [0, 1] then look like what a
 pretrained network expects; for random initialisation it is a harmless fixed affine map.
 
-``timm``'s ``style_mixing`` is MixStyle (Zhou et al., "Domain generalization with MixStyle",
-ICLR 2021): while training, after each inner stage of a convolutional backbone, the channel
-means and standard deviations of every image are mixed with another image's of the batch.
-Another face model or scanner shifts exactly those statistics (re-estimating the batch
-normalisation statistics on its scans, ``affectkit adapt``, recovers much of what is lost),
-so a backbone that has seen them vary should lean less on them. Inference is untouched.
+``timm``'s ``style`` perturbs the channel statistics of the backbone's inner stages while
+training (:mod:`affectkit_plugins.feature_styles`), for scans of other face models and scanners.
 """
 
 from __future__ import annotations
@@ -41,13 +37,11 @@ from affectkit.errors import PluginError
 from affectkit.interfaces import ImageEncoder, Options
 from affectkit.serve.hub import hub_out_of_reach, hub_unreachable
 from affectkit_plugins.face_pretraining import WeightsFile, load_shipped
+from affectkit_plugins.feature_styles import FeatureStyle, perturb_feature_styles
 from affectkit_plugins.text_encoders import DEFAULT_CLIP, load_clip_tower
 
 #: the default timm backbone: fast enough to train on two CPU cores at 96-128 px
 DEFAULT_TIMM = "resnet10t"
-
-#: the Beta(alpha, alpha) of MixStyle's mixing weights: mostly close to 0 or 1 (the paper's 0.1)
-STYLE_MIXING_ALPHA = 0.1
 
 #: OpenAI CLIP's pixel statistics (every CLIP checkpoint in transformers format uses them)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -68,26 +62,6 @@ class _Normalize(nn.Module):
         return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
 
 
-class _StyleMixing:
-    """A forward hook: with probability ``p`` while training, each image's channel statistics
-    ``(mean, std)`` become a Beta-weighted mix of its own and another image's of the batch."""
-
-    def __init__(self, p: float) -> None:
-        self.p = p
-        self.mixing = torch.distributions.Beta(STYLE_MIXING_ALPHA, STYLE_MIXING_ALPHA)
-
-    def __call__(self, module: nn.Module, inputs: Any, features: Tensor) -> Tensor | None:
-        if not module.training or features.shape[0] < 2 or torch.rand(()).item() >= self.p:
-            return None
-        mean = features.mean(dim=(2, 3), keepdim=True).detach()
-        std = (features.var(dim=(2, 3), keepdim=True) + 1e-6).sqrt().detach()
-        weight = self.mixing.sample((features.shape[0], 1, 1, 1)).to(features)
-        other = torch.randperm(features.shape[0], device=features.device)
-        mixed_mean = weight * mean + (1 - weight) * mean[other]
-        mixed_std = weight * std + (1 - weight) * std[other]
-        return (features - mean) / std * mixed_std + mixed_mean
-
-
 class TimmImageEncoder(ImageEncoder):
     """Any timm backbone, pooled features; randomly initialised or pretrained."""
 
@@ -100,12 +74,11 @@ class TimmImageEncoder(ImageEncoder):
         )
         drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the pooled features while training")
         normalize: bool = Field(True, description="standardise inputs with the weights' mean/std")
-        style_mixing: float = Field(
-            0.0,
-            ge=0.0,
-            le=1.0,
-            description="MixStyle while training: the probability, at each inner stage of a convolutional backbone, that every image's channel statistics are mixed with another image's of the batch (0: off)",
+        style: FeatureStyle = Field(
+            "off",
+            description="while training, perturb the channel statistics after each inner stage of a convolutional backbone: 'mix' mixes every image's with another's of the batch (MixStyle), 'noise' draws them around their own (DSU); inference is untouched",
         )
+        style_probability: float = Field(0.5, ge=0.0, le=1.0, description="how often a stage's statistics are perturbed, with style")
 
         @field_validator("model")
         @classmethod
@@ -154,30 +127,8 @@ class TimmImageEncoder(ImageEncoder):
         self.input_size = tuple(cfg["input_size"][-2:]) if cfg.get("fixed_input_size") and cfg.get("input_size") else None
         mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
         self.normalize = _Normalize(in_channels, mean, std) if options.normalize else nn.Identity()
-        if options.style_mixing > 0:
-            self._mix_styles(options.style_mixing, in_channels)
-
-    def _mix_styles(self, p: float, in_channels: int) -> None:
-        """Hook :class:`_StyleMixing` after every feature stage but the stem and the last
-        (the paper's placement), once a trial forward pass shows they are feature maps."""
-        stages = [info["module"] for info in getattr(self.model, "feature_info", [])][1:-1]
-        modules = dict(self.model.named_modules())
-        shapes: list[int] = []
-        probes = [modules[name].register_forward_hook(lambda module, inputs, out: shapes.append(out.ndim)) for name in stages]
-        was_training = self.model.training
-        with torch.no_grad():
-            self.model.eval()(torch.zeros(1, in_channels, *(self.input_size or (64, 64))))
-        self.model.train(was_training)
-        for probe in probes:
-            probe.remove()
-        if not stages or set(shapes) != {4}:
-            raise PluginError(
-                f"style_mixing needs a convolutional timm backbone with feature stages; {self.options.model!r} has "
-                f"{'none' if not stages else 'token sequences, not feature maps'}: set style_mixing: 0 or choose e.g. resnet10t"
-            )
-        hook = _StyleMixing(p)
-        for name in stages:
-            modules[name].register_forward_hook(hook)
+        if options.style != "off":
+            perturb_feature_styles(self.model, options.style, options.style_probability, in_channels, self.input_size)
 
     def _load_shipped(self, weights: str | Path, in_channels: int) -> None:
         """Shipped weights (:mod:`affectkit_plugins.face_pretraining`), the first convolution

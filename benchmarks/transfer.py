@@ -80,8 +80,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+ varied expression rigs in training": ("recipes/affectvlm.yaml", ["data.dataset.options.rig=1"]),
     # surface detail as no cue: up to 8 smoothing passes (2) and 0.6 mm of noise (0.3) per scan
     "+ wider scanner range in training": ("recipes/affectvlm.yaml", ["data.dataset.options.smoothing=8", "data.dataset.options.noise=0.6"]),
-    # MixStyle: channel statistics of the encoder's inner stages mixed across the batch
-    "+ style mixing in training": ("recipes/affectvlm.yaml", ["model.image_encoder.options.style_mixing=0.5"]),
+    # channel statistics of the encoder's inner stages perturbed (affectkit_plugins/feature_styles.py)
+    "+ style mixing in training": ("recipes/affectvlm.yaml", ["model.image_encoder.options.style=mix"]),
+    "+ style noise in training": ("recipes/affectvlm.yaml", ["model.image_encoder.options.style=noise"]),
     "+ mirror test-time augmentation": ("recipes/affectvlm.yaml", ["render.test_time=[mirror]"]),
     "12 epochs at 96 px": ("recipes/affectvlm.yaml", ["train.epochs=12"]),
     "AffectVLM at 64 px, 12 epochs (shipped before)": ("recipes/affectvlm.yaml", ["render.size=64", "train.epochs=12"]),

@@ -149,23 +149,24 @@ def test_timm_normalizes_with_pretrained_statistics() -> None:
     assert isinstance(registry().create("image_encoder", "timm", {"normalize": False}, in_channels=3).normalize, torch.nn.Identity)
 
 
-def test_timm_style_mixing_changes_training_only() -> None:
-    """MixStyle reshapes the features of a training batch and leaves inference alone."""
+@pytest.mark.parametrize("style", ["mix", "noise"])
+def test_timm_feature_styles_change_training_only(style: str) -> None:
+    """Perturbed feature statistics reshape a training batch and leave inference alone."""
     torch.manual_seed(0)
-    mixing = registry().create("image_encoder", "timm", {"style_mixing": 1.0}, in_channels=3)
+    styled = registry().create("image_encoder", "timm", {"style": style, "style_probability": 1.0}, in_channels=3)
     plain = registry().create("image_encoder", "timm", in_channels=3)
-    plain.load_state_dict(mixing.state_dict())
+    plain.load_state_dict(styled.state_dict())
     images = torch.rand(4, 3, 64, 64)
-    torch.testing.assert_close(mixing.eval()(images), plain.eval()(images))
-    trained = mixing.train()(images)
+    torch.testing.assert_close(styled.eval()(images), plain.eval()(images))
+    trained = styled.train()(images)
     assert not torch.allclose(trained, plain.train()(images))
     trained.sum().backward()
-    assert all(p.grad is not None for p in mixing.parameters() if p.requires_grad)
+    assert all(p.grad is not None for p in styled.parameters() if p.requires_grad)
 
 
-def test_timm_style_mixing_refuses_a_token_backbone() -> None:
-    with pytest.raises(PluginError, match=r"style_mixing needs a convolutional.*'vit_tiny_patch16_224'.*resnet10t"):
-        registry().create("image_encoder", "timm", {"model": "vit_tiny_patch16_224", "style_mixing": 0.5}, in_channels=3)
+def test_timm_feature_styles_refuse_a_token_backbone() -> None:
+    with pytest.raises(PluginError, match=r"style 'mix' needs a convolutional timm backbone; 'vit_tiny_patch16_224' has token sequences.*style: off"):
+        registry().create("image_encoder", "timm", {"model": "vit_tiny_patch16_224", "style": "mix"}, in_channels=3)
 
 
 # ---------------------------------------------------------------------------------------
