@@ -162,6 +162,9 @@ def test_timm_feature_styles_change_training_only(style: str) -> None:
     assert not torch.allclose(trained, plain.train()(images))
     trained.sum().backward()
     assert all(p.grad is not None for p in styled.parameters() if p.requires_grad)
+    never = registry().create("image_encoder", "timm", {"style": style, "style_probability": 0.0}, in_channels=3)
+    never.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(never.train()(images), plain.train()(images))
 
 
 def test_timm_feature_styles_refuse_a_token_backbone() -> None:
