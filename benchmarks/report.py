@@ -103,6 +103,12 @@ def overhead_table(r: dict[str, Any]) -> str:
     )
 
 
+def encoders_table(r: dict[str, Any]) -> str:
+    rows = [[f"`{e['encoder']}`", f"{e['parameters_m']}M", f"{e['train_samples_per_s']['mean']:.1f} ± {e['train_samples_per_s']['std']:.1f}",
+             f"**{e['time_per_sample_vs_shipped']:.2f}x**"] for e in r["rows"]]  # fmt: skip
+    return table(["image encoder", "parameters", "training samples/s", "time per sample"], rows)
+
+
 def convergence_table(r: dict[str, Any]) -> str:
     seeds = sorted({run["seed"] for run in r["runs"]})
     rows = [
@@ -328,6 +334,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "readers": readers_table,
     "inference": inference_table,
     "overhead": overhead_table,
+    "encoders": encoders_table,
     "convergence": convergence_table,
     "memory": memory_table,
     "scaling": scaling_table,

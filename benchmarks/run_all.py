@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "inference": ["--runs", "10"],
     "startup": ["--runs", "7"],
     "overhead": ["--epochs", "4"],
+    "encoders": ["--rounds", "3"],
     "memory": [],
     "scaling": ["--layouts", "1x1,2x1,1x2", "--epochs", "3"],
     # on the procedural faces, where every loss reaches the target: speed of learning, not quality
