@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from affectkit.errors import AffectkitError
-from affectkit.recipe import Recipe
 from affectkit.train.ray_reaper import start_reaper
+
+if TYPE_CHECKING:  # every process of a local instance imports this module for its setup hook: no PyTorch
+    from affectkit.recipe import Recipe
 
 
 def connect_ray(recipe: Recipe) -> None:
