@@ -42,8 +42,11 @@ quick: install
 app: install-app
 	$(BIN)/affectkit app
 
+# Two test processes (pytest-xdist), each module in one, in the order tests/conftest.py gives
+# them (the most end-to-end tests first): much of an end-to-end test is start-up, its own
+# and Ray's, which leaves a core idle.
 test: install-test browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 # The app's browser test drives Debian's Chromium: installed here when we are root with
 # apt-get; elsewhere that one test is skipped with its reason.

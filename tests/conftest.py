@@ -1,12 +1,17 @@
 """Test-wide setup: no third-party plugin loads unless a test asks for it; one render cache
-for the whole session (``$AFFECTKIT_CACHE_DIR``, a temp folder: the runs the tests start
-render the same faces, and the user's own cache is never touched); one trained run of the
-quick recipe shared by the tests of ``test_quick_recipe.py``; a tiny CLIP checkpoint on
-disk."""
+for the whole session, shared by its test processes (``$AFFECTKIT_CACHE_DIR``, a temp
+folder: the runs the tests start render the same faces, and the user's own cache is never
+touched); the modules with the most end-to-end tests first; one trained run of the quick
+recipe shared by the tests of ``test_quick_recipe.py``; a tiny CLIP checkpoint on disk.
+
+``make test`` runs two test processes (pytest-xdist), each module in one, in the order
+given here: much of an end-to-end test is start-up, its own and Ray's, which leaves a core
+idle."""
 
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,12 +19,23 @@ import pytest
 os.environ.setdefault("AFFECTKIT_PLUGINS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-SESSION_CACHE = Path(tempfile.mkdtemp(prefix="affectkit-test-cache-"))
-os.environ["AFFECTKIT_CACHE_DIR"] = str(SESSION_CACHE)
+#: a test process of pytest-xdist, started by a controller that made the session's cache
+XDIST_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+if not XDIST_WORKER:
+    os.environ["AFFECTKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="affectkit-test-cache-")
+SESSION_CACHE = Path(os.environ["AFFECTKIT_CACHE_DIR"])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
+    if not XDIST_WORKER:
+        shutil.rmtree(SESSION_CACHE, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules with the most end-to-end tests first, so that in two test processes
+    none of them is left to run alone at the end."""
+    slow = Counter(item.module.__name__ for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.module.__name__])
 
 
 @pytest.fixture(scope="session")
