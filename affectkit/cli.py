@@ -349,9 +349,12 @@ def cv(
 @test_time_option
 @click.option("--adapt", is_flag=True,
               help="First adapt the model's normalisation statistics to the scored scans, without their labels (affectkit adapt): a transductive figure.")
+@click.option("--neutral-reference", is_flag=True,
+              help="Read each scan against its person's neutral scan in the data (include_neutral=true), a sequence against its first frame; "
+                   "the model must be calibrated (affectkit neutral).")
 def eval_command(
     checkpoint: str, data_spec: str | None, out: Path | None, device: str, trust_unverified: bool, as_json: bool, units: str, test_time: str,
-    adapt: bool,
+    adapt: bool, neutral_reference: bool,
 ) -> None:
     """Accuracy, macro-F1, UAR, per-class report and confusion matrix of a model (a model or
     run folder, or a hub id).
@@ -368,7 +371,7 @@ def eval_command(
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
     result = evaluate_checkpoint(
         resolve_model(checkpoint), spec, device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units,
-        test_time=TEST_TIME[test_time], adapt=adapt,
+        test_time=TEST_TIME[test_time], adapt=adapt, neutral_reference=neutral_reference,
     )  # fmt: skip
     report = result.report
     if as_json:
@@ -394,9 +397,11 @@ def eval_command(
 @click.option("--frames", is_flag=True, help="For sequences, also predict every frame (a timeline).")
 @units_option
 @test_time_option
+@click.option("--neutral", "neutral_file", type=click.Path(path_type=Path), default=None,
+              help="The neutral scan of the person the INPUTS show: each is read against it (a model calibrated by affectkit neutral).")
 def predict(
     inputs: tuple[Path, ...], model: str | None, revision: str | None, device: str, trust_unverified: bool, as_json: bool, frames: bool, units: str,
-    test_time: str,
+    test_time: str, neutral_file: Path | None,
 ) -> None:
     """Class probabilities for meshes or sequence folders, with the per-view weights and
     how each scan was placed: its units, up axis and head pose, found from its geometry.
@@ -415,11 +420,17 @@ def predict(
         if not inputs:
             raise click.UsageError("name at least one mesh file or folder of frames after the model")
     predictor = Predictor.from_pretrained(model, revision, device=device, trust_unverified=trust_unverified, test_time=TEST_TIME[test_time])
+    chosen = None if units == "auto" else units
+    neutral = None
+    if neutral_file is not None:
+        neutral = load_input(neutral_file)
+        if isinstance(neutral, MeshSequence):
+            raise AffectkitError(f"--neutral {neutral_file}: a folder of frames; give one neutral scan (for a sequence, its first frame's file)")
+        predictor.neutral_views(neutral, chosen)  # an uncalibrated model or an unusable scan fails here, once
     failed = 0
     for path in inputs:
         try:
-            chosen = None if units == "auto" else units
-            p = predictor.predict_file(path, units=chosen)
+            p = predictor.predict_file(path, units=chosen, neutral=neutral)
             sequence = load_input(path) if frames and Path(path).is_dir() else None  # read again only for a timeline
             timeline = predictor.predict_frames(sequence, units=chosen) if isinstance(sequence, MeshSequence) else []
         except AffectkitError as exc:
@@ -482,6 +493,33 @@ def adapt(inputs: tuple[Path, ...], model: str | None, data_spec: str | None, ou
         resolve_model(model), out, spec, list(inputs), device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units
     )  # fmt: skip
     click.echo(f"adapted {done.layers} normalisation layers on {done.scans} scans of {done.source}; wrote {done.model}")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--model", "-m", "model", default=None,
+              help="A model folder, a run folder, or a Hugging Face hub id (owner/name). Default: the model shipped with affectkit.")
+@click.option("--data", "data_spec", default=None,
+              help="Or a dataset spec (as eval's --data) of people of the training face model; its scans labelled neutral are read.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The calibrated model's folder (new, or empty).")
+@device_option
+@trust_option
+@units_option
+def neutral(inputs: tuple[Path, ...], model: str | None, data_spec: str | None, out: Path, device: str, trust_unverified: bool, units: str) -> None:
+    """Calibrate a model to read scans against their person's neutral scan, which takes out
+    the face at rest (its proportions, its resting mouth) where a new face model differs
+    most: the mean neutral of its training face model is taken from neutral scans of people
+    of that face model (INPUTS: mesh files, or --data) and written, every learnt weight
+    unchanged, as a new model folder for predict --neutral and eval --neutral-reference."""
+    from affectkit.render.pipeline import parse_dataset_spec
+    from affectkit.serve.adapted_model import calibrate_model
+    from affectkit.serve.hub import resolve_model
+
+    spec = parse_dataset_spec(data_spec) if data_spec is not None else None
+    done = calibrate_model(
+        resolve_model(model), out, spec, list(inputs), device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units
+    )  # fmt: skip
+    click.echo(f"calibrated the neutral reference on {done.scans} neutral scans of {done.source}; wrote {done.model}")
 
 
 @main.command("export")

@@ -10,7 +10,11 @@ on unlabelled scans of the test face model:
 * ``neutral scans``: one neutral scan of each of those 20 people (20 scans): what a user has
   who scanned a few people at rest;
 * ``the test scans``: the test set itself (transductive: each prediction then depends on
-  the other test scans; a figure to report as such).
+  the other test scans; a figure to report as such);
+* ``own neutral scan``: nothing adapted, but each test scan read against its person's
+  neutral scan (:mod:`affectkit.model.neutral_reference`), the model calibrated on the
+  neutral scans of its own training people (``affectkit neutral``): what a user has who
+  scanned each person at rest too, as BU-3DFE and Bosphorus do.
 
 Test people perform one prototype per emotion, or (``emfacs``) each their own EMFACS
 variants, as in the transfer benchmark. The face model the model was not trained on is the
@@ -39,12 +43,14 @@ from affectkit.evaluate.reports import evaluate
 from affectkit.factory import build_dataset, build_render_cache
 from affectkit.model.adaptation import adapt_normalisation
 from affectkit.model.checkpoint import load_checkpoint
+from affectkit.model.neutral_reference import calibrate
+from affectkit.model.neutral_reference import neutral_scans as neutral_scans_of
 from affectkit.recipe import ComponentRef
 from affectkit.render.pipeline import render_samples
 
 ADAPT_SEED = 2000  # no training (seeds < 1000), test (1000) or pretraining (2026) population
 ADAPT_PEOPLE = {"subjects": 20, "intensities": [3, 4], "seed": ADAPT_SEED}
-ADAPTATIONS = ("as trained", "other people", "neutral scans", "the test scans")
+ADAPTATIONS = ("as trained", "other people", "neutral scans", "the test scans", "own neutral scan")
 PERFORMANCES = ("prototypes", "emfacs")
 KEPT = re.compile(r"(?P<set>.+)-seed(?P<seed>\d+)")
 
@@ -77,6 +83,9 @@ def main() -> None:
             model, meta = load_checkpoint(folder)
             cache = build_render_cache(meta.inference.input, cache_dir)
             state = {k: v.clone() for k, v in model.state_dict().items()}
+            # the neutral scans of the people it was trained on: calibrates its neutral reference
+            trained = build_dataset(ComponentRef(name=trained_on, options={**meta.provenance["dataset"]["options"], "include_neutral": True}))
+            training_neutral = render_samples(meta.inference.input, trained, list(neutral_scans_of(trained.samples()).values()), cache).views
             for generator in GENERATORS:
                 people = build_dataset(ComponentRef(name=generator, options={**ADAPT_PEOPLE, "include_neutral": True}))
                 emotional = [s for s in people.samples() if s.label != "neutral"]
@@ -87,12 +96,19 @@ def main() -> None:
                     tested_on = generator + ("" if performances == "prototypes" else f" {performances}")
                     test_data = build_dataset(ComponentRef(name=generator, options={**TEST_SET, "performances": performances}))
                     test = render_samples(meta.inference.input, test_data, test_data.samples(), cache, labels=meta.labels)
+                    with_neutral = build_dataset(ComponentRef(name=generator, options={**TEST_SET, "performances": performances, "include_neutral": True}))
+                    referenced = render_samples(meta.inference.input, with_neutral, with_neutral.samples(), cache, labels=meta.labels, neutral_reference=True)
                     sources = {"as trained": None, "other people": other_people, "neutral scans": neutral_scans, "the test scans": test.views}
-                    for adaptation, views in sources.items():
+                    for adaptation in ADAPTATIONS:
                         model.load_state_dict(state)
-                        if views is not None:
-                            adapt_normalisation(model, views)
-                        report = evaluate(model, test, meta.labels, meta.class_prompts)
+                        if adaptation == "own neutral scan":
+                            calibrate(model, training_neutral)
+                            report = evaluate(model, referenced, meta.labels, meta.class_prompts)
+                            model.neutral_features = None
+                        else:
+                            if sources[adaptation] is not None:
+                                adapt_normalisation(model, sources[adaptation])
+                            report = evaluate(model, test, meta.labels, meta.class_prompts)
                         runs.setdefault((variant, trained_on, tested_on, adaptation), []).append({
                             "seed": seed,
                             "accuracy": round(report.accuracy, 4),

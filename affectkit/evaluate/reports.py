@@ -75,15 +75,17 @@ def groups_report(correct: Sequence[bool], attributes: Sequence[dict[str, Any]])
 def predict_viewset(
     model: AffectVLM, views: ViewSet, class_prompts: list[list[str]], au_prompts: list[list[str]] | None = None, batch_size: int = 64
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Class probabilities ``[N, K]`` for every sample of a view set, and the probabilities
-    ``[N, A]`` of the AUs of ``au_prompts`` (``None`` without them)."""
+    """Class probabilities ``[N, K]`` for every sample of a view set (each read against its
+    neutral reference where the set carries one), and the probabilities ``[N, A]`` of the
+    AUs of ``au_prompts`` (``None`` without them)."""
     model.eval()
     device = model.logit_scale.device
     classes = model.class_embeddings(class_prompts)
     aus = model.au_embeddings(au_prompts) if au_prompts else None
     out, au_out = [], []
     for start in range(0, len(views), batch_size):
-        joint, logits = model.classify(views.views[start : start + batch_size].float().to(device), classes)
+        neutral = None if views.neutral is None else views.neutral[start : start + batch_size].float().to(device)
+        joint, logits = model.classify(views.views[start : start + batch_size].float().to(device), classes, neutral)
         out.append(logits.softmax(-1).cpu())
         if aus is not None:
             au_out.append(model.au_logits(joint, aus).sigmoid().cpu())
@@ -193,13 +195,17 @@ def evaluate_checkpoint(
     units: Units | None = None,
     test_time: list[TestTime] | None = None,
     adapt: bool = False,
+    neutral_reference: bool = False,
 ) -> CheckpointEvaluation:
     """Score a checkpoint on ``data`` (a dataset reference), or by default on the subjects it
     never trained on (its run's held-out subjects, or its cross-validation fold's test
     subjects), with the leak check of :func:`leak_warnings`; ``units``: the data's length
     unit, where its size would mislead; ``test_time``: test-time augmentations instead of
     the model's own; ``adapt``: first adapt the model's normalisation statistics to the
-    scored scans, without their labels (:mod:`affectkit.model.adaptation`; a transductive figure)."""
+    scored scans, without their labels (:mod:`affectkit.model.adaptation`; a transductive figure);
+    ``neutral_reference``: read each scan against its person's neutral scan in ``data`` (or a
+    sequence against its first frame; :mod:`affectkit.model.neutral_reference`)."""
+    from affectkit.data.facs import NEUTRAL
     from affectkit.data.splits import subject_split
     from affectkit.errors import AffectkitError
     from affectkit.factory import build_dataset, build_render_cache
@@ -208,6 +214,8 @@ def evaluate_checkpoint(
     from affectkit.render.pipeline import dataset_identity, render_samples
 
     model, meta = load_checkpoint(checkpoint, device, trust_unverified, test_time)
+    if neutral_reference and model.neutral_features is None:
+        raise AffectkitError(f"{checkpoint}: this model is not calibrated to read scans against a neutral scan; calibrate it first: affectkit neutral --help")
     provenance, notes = meta.provenance, []
     if data is not None:
         dataset = build_dataset(data)
@@ -226,15 +234,18 @@ def evaluate_checkpoint(
         notes.append("this checkpoint does not record its training subjects (an older affectkit wrote it); scoring its recipe's held-out split")
     else:
         raise AffectkitError(f"{checkpoint}: the checkpoint records neither its held-out subjects nor a recipe; name the data to score with --data")
-    unknown = sorted({s.label for s in samples} - set(meta.labels))
+    unknown = sorted({s.label for s in samples} - set(meta.labels) - ({NEUTRAL} if neutral_reference else set()))
     if unknown:
         samples = [s for s in samples if s.label in meta.labels]
         notes.append(f"left out the scans labelled {', '.join(unknown)}: the checkpoint's classes are {', '.join(meta.labels)}")
     if not samples:
         raise AffectkitError(f"{data.name}: no sample to score")
-    views = render_samples(meta.inference.input, dataset, samples, build_render_cache(meta.inference.input, device=device), labels=meta.labels, units=units)
+    cache = build_render_cache(meta.inference.input, device=device)
+    views = render_samples(meta.inference.input, dataset, samples, cache, labels=meta.labels, units=units, neutral_reference=neutral_reference)
     warnings = leak_warnings(provenance, dataset_identity(data, dataset), views)
     about, adapted = describe(checkpoint, data), provenance.get(ADAPTATION)
+    if neutral_reference:
+        about["neutral reference"] = "each scan read against its person's neutral scan (a sequence against its first frame)"
     transductive = "a transductive figure (say so where you report it)"
     if adapt:
         adapt_normalisation(model, views.views, f"the scans to score ({data_description(data)})")

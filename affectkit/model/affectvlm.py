@@ -17,6 +17,10 @@ AU readout (``au_readout``) the joint embedding first passes through a small net
 own, and no AU gradient reaches the encoder, the projections or the prompts: the AU term
 then trains the readout alone, and the emotions learn as without it (they share only the
 clipping of the gradient norm, ``train.grad_clip``).
+
+With a neutral reference (:mod:`affectkit.model.neutral_reference`) a scan is read against
+its person's neutral scan: its per-view image features less the neutral scan's, placed at
+the mean neutral of the face model the model was calibrated on (``neutral_features``).
 """
 
 from __future__ import annotations
@@ -89,6 +93,9 @@ class AffectVLM(nn.Module):
         self.au_readout = (
             nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim)) if action_units and au_readout else None
         )
+        #: ``[V, F]`` mean per-view image features of neutral scans of the training face model,
+        #: set by :func:`affectkit.model.neutral_reference.calibrate`; ``None`` until then
+        self.register_buffer("neutral_features", None)
         self._text_features: dict[str, Tensor] = {}
         #: views -> the views of the mirrored face, where the model scores with mirror
         #: test-time augmentation (:mod:`affectkit.serve.test_time`; set by load_checkpoint)
@@ -125,14 +132,24 @@ class AffectVLM(nn.Module):
         """The learned per-view fusion weights (softmax, sum to 1)."""
         return self.view_logits.softmax(dim=0)
 
-    def encode_views(self, views: Tensor) -> tuple[Tensor, Tensor]:
-        """``[B, T, V, C, H, W]`` -> (per-view embeddings ``[B, V, D]``, joint ``[B, D]``)."""
+    def view_features(self, views: Tensor) -> Tensor:
+        """``[B, T, V, C, H, W]`` -> image features per view ``[B, V, F]`` (pooled over time)."""
         b, t, v = views.shape[:3]
         features = self.image_encoder(views.flatten(0, 2)).reshape(b * t, v, -1)
         if self.view_attention is not None:
             attended, _ = self.view_attention(features, features, features, need_weights=False)
             features = features + attended
-        features = features.reshape(b, t, v, -1).mean(dim=1)  # pool over time
+        return features.reshape(b, t, v, -1).mean(dim=1)  # pool over time
+
+    def encode_views(self, views: Tensor, neutral: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``[B, T, V, C, H, W]`` -> (per-view embeddings ``[B, V, D]``, joint ``[B, D]``);
+        with ``neutral`` (the views of each one's person at rest, same shape) each is read
+        against its neutral scan."""
+        features = self.view_features(views)
+        if neutral is not None:
+            if self.neutral_features is None:
+                raise AffectkitError("this model has no mean neutral to read scans against their neutral scan; calibrate it first (affectkit neutral)")
+            features = features - self.view_features(neutral) + self.neutral_features
         fused = torch.einsum("v,bvf->bf", self.view_weights(), features)
         return F.normalize(self.image_proj(features), dim=-1), F.normalize(self.image_proj(fused), dim=-1)
 
@@ -217,15 +234,16 @@ class AffectVLM(nn.Module):
     def logits(self, joint: Tensor, class_embeddings: Tensor) -> Tensor:
         return self.scale() * joint @ class_embeddings.T
 
-    def classify(self, views: Tensor, class_embeddings: Tensor) -> tuple[Tensor, Tensor]:
+    def classify(self, views: Tensor, class_embeddings: Tensor, neutral: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``[B, T, V, C, H, W]`` views -> (joint ``[B, D]``, class logits ``[B, K]``): the one
-        scoring path of validation in training, of evaluation and of prediction. With test-time
-        augmentation (not while training) the mirrored views are scored too: the logits are
-        then the log of the two probabilities' mean, the joint their embeddings' mean."""
-        _, joint = self.encode_views(views)
+        scoring path of validation in training, of evaluation and of prediction; ``neutral``:
+        as :meth:`encode_views`. With test-time augmentation (not while training) the mirrored
+        views are scored too: the logits are then the log of the two probabilities' mean, the
+        joint their embeddings' mean."""
+        _, joint = self.encode_views(views, neutral)
         if self.test_time is None or self.training:
             return joint, self.logits(joint, class_embeddings)
-        _, mirrored = self.encode_views(self.test_time(views))
+        _, mirrored = self.encode_views(self.test_time(views), None if neutral is None else self.test_time(neutral))
         probabilities = (self.logits(joint, class_embeddings).softmax(-1) + self.logits(mirrored, class_embeddings).softmax(-1)) / 2
         return F.normalize(joint + mirrored, dim=-1), probabilities.log()
 

@@ -254,6 +254,8 @@ def load_weights(model: AffectVLM, directory: Path, document: dict[str, Any]) ->
     broken = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if broken:
         raise CheckpointError(f"{directory / MODEL_FILE}: NaN or infinite weights in {', '.join(broken[:5])}; this model cannot predict")
+    if "neutral_features" in state:  # a calibrated neutral reference (affectkit.model.neutral_reference)
+        model.neutral_features = torch.empty_like(state["neutral_features"])
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # a tensor of another shape than the config's architecture

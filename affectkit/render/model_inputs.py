@@ -3,7 +3,9 @@ for training and evaluation (a :class:`ViewSet`), and the scan signatures of lea
 
 Rendering goes through the render cache once (the driver does it before training starts,
 so every Ray worker reads the same tensors); 4D sequences contribute ``frames`` sampled
-frames each, and the model pools over time.
+frames each, and the model pools over time. With a neutral reference
+(:mod:`affectkit.model.neutral_reference`) each sample also carries the views of its
+person's neutral scan.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from affectkit.data.face_frame import Units
 from affectkit.data.mesh import Mesh, MeshSequence
 from affectkit.errors import AffectkitError, DatasetError
 from affectkit.interfaces import Dataset, RenderedViews, Sample
+from affectkit.model.neutral_reference import pair_with_neutral
 from affectkit.render.render_cache import NO_SPREAD, RenderCache
 
 FrameSampler = Literal["uniform", "apex"]
@@ -71,7 +74,8 @@ def same_scans(signatures: Sequence[Sequence[float]], known: Sequence[Sequence[f
 class ViewSet(torch.utils.data.Dataset):
     """``views[i]`` is ``[T, V, C, H, W]`` (float16 in memory) for ``samples[i]``;
     ``signatures[i]`` is :func:`scan_signature` of its geometry; ``action_units[i]`` the AU
-    label of what it shows (:func:`shown_action_units`)."""
+    label of what it shows (:func:`shown_action_units`); ``neutral[i]`` ``[1, V, C, H, W]``
+    the views of its neutral reference, where it is read against one."""
 
     samples: list[Sample]
     labels: Tensor
@@ -79,6 +83,7 @@ class ViewSet(torch.utils.data.Dataset):
     skipped: list[str] = field(default_factory=list)
     signatures: list[list[float]] = field(default_factory=list)
     action_units: list[ActionUnits | None] = field(default_factory=list)
+    neutral: Tensor | None = None
 
     def au_targets(self, codes: Sequence[int]) -> Tensor:
         """``[N, A]`` AU strengths for the AUs ``codes``, NaN where not coded."""
@@ -111,11 +116,18 @@ def prepare_views(
     labels: Sequence[str] | None = None,
     units: Units | None = None,
     spread: tuple[float, float, float] = NO_SPREAD,
+    neutral_reference: bool = False,
 ) -> ViewSet:
     """Render (or read from the cache) every sample's views; bad files (a scan the face
     frame refuses too) raise, or are skipped and listed in ``ViewSet.skipped`` when
     ``skip_bad_files``. Label indices follow ``labels`` (a model's classes) or else the
-    dataset's own order; ``units`` and ``spread`` go to :meth:`RenderCache.render`."""
+    dataset's own order; ``units`` and ``spread`` go to :meth:`RenderCache.render`. With
+    ``neutral_reference`` the neutral samples are the references of the others
+    (:func:`~affectkit.model.neutral_reference.pair_with_neutral`), not samples."""
+    references: dict[str, Sample | None] = {}
+    if neutral_reference:
+        samples, paired = pair_with_neutral(samples)
+        references = dict(zip([s.key for s in samples], paired, strict=True))
     label_index = {name: i for i, name in enumerate(labels or dataset.labels)}
     kept: list[Sample] = []
     signatures: list[list[float]] = []
@@ -148,7 +160,27 @@ def prepare_views(
     if unknown:
         raise DatasetError(f"samples carry labels {unknown} outside the classes: {list(label_index)}")
     labels = torch.tensor([label_index[s.label] for s in kept], dtype=torch.long)
-    return ViewSet(kept, labels, torch.cat(chunks), skipped, signatures, action_units)
+    views = ViewSet(kept, labels, torch.cat(chunks), skipped, signatures, action_units)
+    if neutral_reference:
+        views.neutral = reference_views(dataset, kept, [references[s.key] for s in kept], cache, maps, units)
+    return views
+
+
+def reference_views(
+    dataset: Dataset, samples: Sequence[Sample], references: Sequence[Sample | None], cache: RenderCache, maps: Sequence[str], units: Units | None
+) -> Tensor:
+    """``[N, 1, V, C, H, W]`` the views of each sample's neutral reference: its person's
+    neutral scan, or (``None``) its own sequence's first frame; each reference rendered once."""
+    rendered: dict[str, Tensor] = {}
+    out = []
+    for sample, reference in zip(samples, references, strict=True):
+        source = sample if reference is None else reference
+        if source.key not in rendered:
+            item = dataset.load(source)
+            mesh = item.frames[0] if isinstance(item, MeshSequence) else item
+            rendered[source.key] = cache.render([mesh], units).stack(maps)[0].to(torch.float16)
+        out.append(rendered[source.key])
+    return torch.stack(out)[:, None]
 
 
 def render_batch(

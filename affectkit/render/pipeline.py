@@ -115,10 +115,13 @@ def render_samples(
     skip_bad_files: bool = False,
     units: Units | None = None,
     spread: tuple[float, float, float] = NO_SPREAD,
+    neutral_reference: bool = False,
 ) -> ViewSet:
     """The model's input for ``samples``: their views rendered (through ``cache``) and
     stacked as ``inputs`` says; label indices follow ``labels`` (a model's classes);
-    ``units`` (the dataset's) and ``spread`` (training's) as :meth:`RenderCache.render` takes them."""
+    ``units`` (the dataset's) and ``spread`` (training's) as :meth:`RenderCache.render` takes
+    them; ``neutral_reference``: each read against its person's neutral scan
+    (:mod:`affectkit.model.neutral_reference`)."""
     return prepare_views(
         dataset,
         samples,
@@ -130,6 +133,7 @@ def render_samples(
         labels=labels,
         units=units,
         spread=spread,
+        neutral_reference=neutral_reference,
     )
 
 

@@ -1,6 +1,8 @@
-"""Writing an adapted model folder: a model adapted without labels to the scans of a new
-scanner or face model (mesh files, or a dataset), with its record and card
-(:mod:`affectkit.model.adaptation` says what adapting is and why)."""
+"""Writing an adapted model folder, every learnt weight unchanged, with its record and card:
+a model adapted without labels to the scans of a new scanner or face model
+(:mod:`affectkit.model.adaptation` says what adapting is and why), or calibrated on neutral
+scans of its training face model to read scans against their person's neutral scan
+(:mod:`affectkit.model.neutral_reference`). Both read mesh files or a dataset."""
 
 from __future__ import annotations
 
@@ -13,11 +15,15 @@ import torch
 from torch import Tensor
 
 from affectkit.data.face_frame import Units
+from affectkit.data.facs import NEUTRAL
 from affectkit.data.mesh_formats import load_input
 from affectkit.errors import AffectkitError
 from affectkit.evaluate.reports import data_description
 from affectkit.model.adaptation import ADAPTATION, adapt_normalisation
+from affectkit.model.affectvlm import AffectVLM
+from affectkit.model.checkpoint import CheckpointMeta
 from affectkit.model.inference_config import InputConfig
+from affectkit.model.neutral_reference import CALIBRATION, calibrate, neutral_scans
 from affectkit.recipe import ComponentRef
 from affectkit.render.model_inputs import frames_of, scan_signature
 from affectkit.render.render_cache import RenderCache
@@ -26,7 +32,8 @@ from affectkit.serve.model_card import CARD_FILE
 
 @dataclass
 class Adaptation:
-    """What :func:`adapt_model` did: the model written, the layers re-estimated, on what."""
+    """What :func:`adapt_model` or :func:`calibrate_model` did: the model written, the
+    normalisation layers re-estimated (none when calibrating), on how many scans of what."""
 
     model: Path
     layers: int
@@ -49,6 +56,45 @@ def views_of_files(paths: Sequence[Path], inputs: InputConfig, cache: RenderCach
     return torch.stack(stacks), signatures
 
 
+def _scans(
+    source: str | Path, out: str | Path, data: ComponentRef | None, files: Sequence[Path], device: str, trust_unverified: bool, units: Units | None, what: str
+) -> tuple[AffectVLM, CheckpointMeta, Tensor, list[list[float]], str]:
+    """The model of folder ``source`` and the views of the scans to adapt it on (``data``
+    or ``files``), their signatures and a description; ``out`` must be new (or empty)."""
+    from affectkit.factory import build_dataset, build_render_cache
+    from affectkit.model.checkpoint import load_checkpoint
+    from affectkit.render.pipeline import render_samples
+
+    out = Path(out)
+    if (data is None) == (not files):
+        raise AffectkitError(f"{what}: give the scans, either as mesh files and folders or as --data, not both")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise AffectkitError(f"{out}: already exists and is not an empty folder; {what} writes a new model folder and overwrites nothing")
+    model, meta = load_checkpoint(source, device, trust_unverified)
+    cache = build_render_cache(meta.inference.input, device=device)
+    if data is None:
+        tensor, signatures = views_of_files(files, meta.inference.input, cache, units)
+        return model, meta, tensor, signatures, f"{len(files)} files, e.g. {files[0]}"
+    dataset = build_dataset(data)
+    samples = dataset.samples()
+    if what == "neutral":
+        samples = list(neutral_scans(samples).values())
+        if not samples:
+            raise AffectkitError(f"{data_description(data)}: no scan labelled {NEUTRAL!r} (a generated or BU-3DFE-layout set: include_neutral=true)")
+    views = render_samples(meta.inference.input, dataset, samples, cache, units=units)
+    return model, meta, views.views, views.signatures, data_description(data)
+
+
+def _write(source: str | Path, out: str | Path, model: AffectVLM, meta: CheckpointMeta, section: str) -> None:
+    """Save ``model`` to ``out``, its card the source's followed by ``section``."""
+    from affectkit.model.checkpoint import save_checkpoint
+
+    source, out = Path(source), Path(out)
+    save_checkpoint(out, model, meta)
+    card = source / CARD_FILE
+    (out / CARD_FILE).write_text((card.read_text() if card.is_file() else f"# {source.name}, adapted\n") + section)
+
+
 def adapt_model(
     source: str | Path,
     out: str | Path,
@@ -62,36 +108,40 @@ def adapt_model(
     re-estimated on unlabelled scans: the samples of dataset ``data`` (their labels are not
     read) or mesh ``files``. ``out`` must not exist yet (or be an empty folder); the model
     card gets an *Adaptation* section and the record of the model says what it was adapted on."""
-    from affectkit.factory import build_dataset, build_render_cache
-    from affectkit.model.checkpoint import load_checkpoint, save_checkpoint
-    from affectkit.render.pipeline import render_samples
-
-    source, out = Path(source), Path(out)
-    if (data is None) == (not files):
-        raise AffectkitError("adapt: give the scans to adapt on, either as mesh files and folders or as --data, not both")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise AffectkitError(f"{out}: already exists and is not an empty folder; adapt writes a new model folder and overwrites nothing")
-    model, meta = load_checkpoint(source, device, trust_unverified)
-    cache = build_render_cache(meta.inference.input, device=device)
-    if data is not None:
-        dataset = build_dataset(data)
-        views = render_samples(meta.inference.input, dataset, dataset.samples(), cache, units=units)
-        tensor, signatures, described = views.views, views.signatures, data_description(data)
-    else:
-        tensor, signatures = views_of_files(files, meta.inference.input, cache, units)
-        described = f"{len(files)} files, e.g. {files[0]}"
+    model, meta, tensor, signatures, described = _scans(source, out, data, files, device, trust_unverified, units, "adapt")
     layers = adapt_normalisation(model, tensor, described)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    meta.provenance = {
-        **meta.provenance,
-        ADAPTATION: {"on": described, "scans": len(tensor), "layers": layers, "date": when, "signatures": signatures},
-    }
-    save_checkpoint(out, model, meta)
-    card = source / CARD_FILE
+    meta.provenance = {**meta.provenance, ADAPTATION: {"on": described, "scans": len(tensor), "layers": layers, "date": when, "signatures": signatures}}
     section = (
         f"\n\n## Adaptation\n\nThe image encoder's {layers} normalisation layers were re-estimated on {len(tensor)} unlabelled "
         f"scans of {described} on {when} (`affectkit adapt`); no learnt weight changed. Figures above are those of the model "
-        f"it was adapted from ({source.name}), measured before the adaptation.\n"
+        f"it was adapted from ({Path(source).name}), measured before the adaptation.\n"
     )
-    (out / CARD_FILE).write_text((card.read_text() if card.is_file() else f"# {source.name}, adapted\n") + section)
-    return Adaptation(out, layers, len(tensor), described)
+    _write(source, out, model, meta, section)
+    return Adaptation(Path(out), layers, len(tensor), described)
+
+
+def calibrate_model(
+    source: str | Path,
+    out: str | Path,
+    data: ComponentRef | None = None,
+    files: Sequence[Path] = (),
+    device: str = "cpu",
+    trust_unverified: bool = False,
+    units: Units | None = None,
+) -> Adaptation:
+    """Write to ``out`` the model of folder ``source`` calibrated to read scans against their
+    person's neutral scan: the mean neutral of its training face model, from the neutral
+    scans of dataset ``data`` (those labelled neutral) or neutral mesh ``files`` of people of
+    that face model. ``out`` as :func:`adapt_model`; the card gets a *Neutral reference* section."""
+    model, meta, tensor, _, described = _scans(source, out, data, files, device, trust_unverified, units, "neutral")
+    calibrate(model, tensor)
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    meta.provenance = {**meta.provenance, CALIBRATION: {"on": described, "scans": len(tensor), "date": when}}
+    section = (
+        f"\n\n## Neutral reference\n\nCalibrated on {len(tensor)} neutral scans of {described} on {when} (`affectkit neutral`): "
+        "give it each person's neutral scan (`predict --neutral`, `eval --neutral-reference`) and it reads their scans against it; "
+        "no learnt weight changed.\n"
+    )
+    _write(source, out, model, meta, section)
+    return Adaptation(Path(out), 0, len(tensor), described)

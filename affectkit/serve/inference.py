@@ -238,11 +238,18 @@ class Predictor:
 
     @torch.no_grad()
     def predict(
-        self, item: Mesh | MeshSequence, classes: ClassPrompts | None = None, units: Units | None = None, action_units: ActionUnitPrompts | None = None
+        self,
+        item: Mesh | MeshSequence,
+        classes: ClassPrompts | None = None,
+        units: Units | None = None,
+        action_units: ActionUnitPrompts | None = None,
+        neutral: Mesh | None = None,
     ) -> Prediction:
         """The class (and AU) probabilities of a scan or sequence; ``units`` overrides the
         units the model's face frame finds from the face's size; ``action_units``: AUs to
-        score other than the model's own (:meth:`encode_action_units`)."""
+        score other than the model's own (:meth:`encode_action_units`); ``neutral``: the
+        same person's neutral scan, to read the scan against (a calibrated model,
+        :mod:`affectkit.model.neutral_reference`)."""
         classes = classes or self.classes
         aus = action_units or self.action_units
         t0 = time.perf_counter()
@@ -251,7 +258,8 @@ class Predictor:
         check_visible(rendered, self.views, item.source or "<in-memory mesh>")
         views = rendered.stack(self.inputs.maps).unsqueeze(0)  # [1, T, V, C, H, W]
         t1 = time.perf_counter()
-        joint, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings)
+        reference = None if neutral is None else self.neutral_views(neutral, units)
+        joint, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings, reference)
         t2 = time.perf_counter()
         probabilities = logits.softmax(-1)[0].cpu()
         scores = [
@@ -275,6 +283,14 @@ class Predictor:
             action_units=au_scores,
         )
 
+    def neutral_views(self, neutral: Mesh, units: Units | None = None) -> torch.Tensor:
+        """``[1, 1, V, C, H, W]`` the views of a neutral scan to read scans against."""
+        if self.model.neutral_features is None:
+            raise AffectkitError("this model is not calibrated to read scans against a neutral scan; calibrate it first: affectkit neutral --help")
+        rendered = self.cache.render([neutral], units)
+        check_visible(rendered, self.views, neutral.source or "<in-memory neutral mesh>")
+        return rendered.stack(self.inputs.maps)[None].to(self.model.logit_scale.device)
+
     @torch.no_grad()
     def predict_frames(
         self, sequence: MeshSequence, batch_size: int = 16, classes: ClassPrompts | None = None, units: Units | None = None
@@ -291,11 +307,16 @@ class Predictor:
         return timeline
 
     def predict_file(
-        self, path: str | Path, classes: ClassPrompts | None = None, units: Units | None = None, action_units: ActionUnitPrompts | None = None
+        self,
+        path: str | Path,
+        classes: ClassPrompts | None = None,
+        units: Units | None = None,
+        action_units: ActionUnitPrompts | None = None,
+        neutral: Mesh | None = None,
     ) -> Prediction:
         t0 = time.perf_counter()
         item = load_input(path)
         read = time.perf_counter() - t0
-        prediction = self.predict(item, classes, units, action_units)
+        prediction = self.predict(item, classes, units, action_units, neutral)
         prediction.timings = {"read": read, **prediction.timings}
         return prediction
