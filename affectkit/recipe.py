@@ -278,6 +278,11 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(1.0, gt=0.0, description="gradient norm clipping; null turns it off")
     amp: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU)")
     augmentations: list[ComponentRef] = Field(default_factory=list, description="view augmentations applied to each training batch, in order")
+    neutral_reference: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="the share of training scans read against their person's neutral scan (affectkit.model.neutral_reference), "
+        "drawn anew every step; needs the training people's neutral scans (the generated sets, BU-3DFE, Bosphorus); 0: none",
+    )  # fmt: skip
     callbacks: list[ComponentRef] = Field(
         default_factory=list, description="training callbacks told every epoch's scalars, which may stop training early: early_stopping, a plugin's"
     )

@@ -320,8 +320,14 @@ def adaptation_table(r: dict[str, Any]) -> str:
         f"Test sets: {r['test_sets']['subjects']} people, intensities {r['test_sets']['intensities']}, population seed "
         f"{r['test_sets']['seed']}. Adapted on (labels unread): *other people*, {people['subjects']} people of the test face "
         f"model, intensities {people['intensities']}, population seed {people['seed']}; *neutral scans*, one neutral scan of "
-        f"each; *the test scans*, the test set itself (transductive). Recall is the mean over seeds; chance "
-        f"{r['chance']:.1%}; {r['wall_seconds'] / 60:.0f} min."
+        f"each; *the test scans*, the test set itself (transductive)"
+        + (
+            "; *own neutral scan*, nothing adapted, each test scan read against its person's neutral scan, the model "
+            "calibrated on the neutral scans of its own training people"
+            if any(row["adaptation"] == "own neutral scan" for row in r["rows"])
+            else ""
+        )
+        + f". Recall is the mean over seeds; chance {r['chance']:.1%}; {r['wall_seconds'] / 60:.0f} min."
     )
     head = ["variant", "train -> test", "adapted on", "accuracy", *(f"{label[:4]}." for label in labels), "most confused", "seeds"]
     return table(head, rows) + "\n\n" + note
@@ -347,6 +353,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "ablations": ablations_table,
     "performances": performances_table,
     "adaptation": adaptation_table,
+    "neutral_reference": adaptation_table,
 }
 
 

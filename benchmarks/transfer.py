@@ -83,6 +83,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # channel statistics of the encoder's inner stages perturbed (affectkit_plugins/feature_styles.py)
     "+ style mixing in training": ("recipes/affectvlm.yaml", ["model.image_encoder.options.style=mix"]),
     "+ style noise in training": ("recipes/affectvlm.yaml", ["model.image_encoder.options.style=noise"]),
+    # half the training scans read against their person's neutral scan (affectkit.model.neutral_reference)
+    "+ neutral reference in training": ("recipes/affectvlm.yaml", ["train.neutral_reference=0.5"]),
     "+ mirror test-time augmentation": ("recipes/affectvlm.yaml", ["render.test_time=[mirror]"]),
     "12 epochs at 96 px": ("recipes/affectvlm.yaml", ["train.epochs=12"]),
     "AffectVLM at 64 px, 12 epochs (shipped before)": ("recipes/affectvlm.yaml", ["render.size=64", "train.epochs=12"]),

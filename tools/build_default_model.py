@@ -3,14 +3,17 @@
     affectkit run recipes/affectvlm.yaml
     python tools/build_default_model.py runs/affectvlm/model [--out affectkit/serve/pretrained/affectvlm-facekit]
 
-exports the run's model in float16 without training state, scores it on the facekit people
+exports the run's model in float16 without training state, calibrates it to read scans
+against a neutral scan on its training people's neutral scans (as runs do), scores it on the facekit people
 its run held out, on 20 facekit people no run of that recipe ever saw (seed 1000) and on 20
 procedural faces (``synthetic``, seed 1000), refuses to go on if any of those was seen in
-training, and writes the model card (README.md) with those figures. The encoder's
+training, and on the procedural faces read against each person's neutral scan, and writes
+the model card (README.md) with those figures. The encoder's
 pretraining saw other procedural people, so the card adds the recipe's honest figures
 across face models, each left out of every stage, from ``benchmarks/results/transfer.json``
 (``benchmarks/transfer.py``), and what adapting it to a new face model without labels does, from
-``benchmarks/results/adaptation.json`` (``benchmarks/adaptation.py``). The figures also go to
+``benchmarks/results/adaptation.json`` (``benchmarks/adaptation.py``), and what the neutral
+reference does there, from ``benchmarks/results/neutral_reference.json``. The figures also go to
 ``benchmarks/results/default_model.json``.
 """
 
@@ -26,6 +29,7 @@ import torch
 from affectkit.evaluate.reports import evaluate_checkpoint
 from affectkit.model.checkpoint import export_model
 from affectkit.recipe import ComponentRef
+from affectkit.serve.adapted_model import calibrate_on_training_people
 from affectkit.serve.hub import DEFAULT_MODEL
 from affectkit.serve.model_card import CardResult, write_model_card
 
@@ -36,6 +40,12 @@ TEST_SETS = {
     "20 procedural faces, a face model its pretraining saw (synthetic, seed 1000)": ComponentRef(name="synthetic", options=UNSEEN),
     "20 procedural faces, each their own EMFACS variant (synthetic, seed 1000)": ComponentRef(
         name="synthetic", options={**UNSEEN, "performances": "emfacs"}
+    ),
+}
+#: scored with each scan read against its person's neutral scan (affectkit.model.neutral_reference)
+REFERENCED = {
+    "20 procedural faces, each read against their neutral scan (synthetic, seed 1000)": ComponentRef(
+        name="synthetic", options={**UNSEEN, "include_neutral": True}
     ),
 }
 
@@ -100,6 +110,33 @@ def adapting_note(adaptation: Path) -> str:
     )
 
 
+def neutral_note(neutral: Path) -> str:
+    """The card's paragraph on reading scans against the person's neutral scan: the shipped
+    recipe's rows of ``benchmarks/adaptation.py`` on the procedural faces (facekit-only training)."""
+    rows = {
+        (r["tested_on"], r["adaptation"]): r["accuracy"]
+        for r in json.loads(neutral.read_text())["rows"]
+        if (r["variant"], r["trained_on"]) == (TRANSFER_ROW, "facekit")
+    }
+    needed = {(t, a) for t in ("synthetic", "synthetic emfacs", "facekit") for a in ("as trained", "own neutral scan")}
+    if not needed <= set(rows):
+        raise SystemExit(f"{neutral}: no rows of {TRANSFER_ROW!r} trained on facekit, as trained and read against the own neutral scan")
+
+    def cell(tested_on: str, adaptation: str) -> str:
+        x = rows[(tested_on, adaptation)]
+        return f"{x['mean']:.1%} ± {x['std']:.1%}"
+
+    return (
+        "**Have a neutral scan of each person? Read their scans against it.** `affectkit predict SCANS --neutral NEUTRAL` "
+        "(and `eval --neutral-reference` on data with neutral scans, a 4D sequence against its first frame) takes the "
+        "person's face at rest out of what the model reads. Measured with the test face model left out of every stage "
+        f"(`benchmarks/adaptation.py`, {rows[('synthetic', 'as trained')]['n']} seeds): the procedural faces "
+        f"{cell('synthetic', 'own neutral scan')} against {cell('synthetic', 'as trained')} as trained, people of it "
+        f"performing their own EMFACS variants {cell('synthetic emfacs', 'own neutral scan')} against "
+        f"{cell('synthetic emfacs', 'as trained')}; new facekit people {cell('facekit', 'own neutral scan')}."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="the exported model folder of a run of recipes/affectvlm.yaml")
@@ -107,15 +144,20 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/default_model.json"))
     parser.add_argument("--transfer", type=Path, default=Path("benchmarks/results/transfer.json"), help="the transfer benchmark's results, for the card")
     parser.add_argument("--adaptation", type=Path, default=Path("benchmarks/results/adaptation.json"), help="the adaptation benchmark's results, for the card")
+    parser.add_argument("--neutral", type=Path, default=Path("benchmarks/results/neutral_reference.json"), help="the neutral reference's results, for the card")
     args = parser.parse_args()
-    notes = across_face_models(args.transfer) + "\n\n" + adapting_note(args.adaptation)
+    notes = across_face_models(args.transfer) + "\n\n" + adapting_note(args.adaptation) + "\n\n" + neutral_note(args.neutral)
     export_model(args.model, args.out, dtype=torch.float16)
+    if not calibrate_on_training_people(args.out, dtype=torch.float16):
+        raise SystemExit(f"{args.model}: its training data has no neutral scans to calibrate the neutral reference on")
     results = [CardResult("held-out facekit people of its run", "facekit", evaluate_checkpoint(args.out).report)]
     for name, data in TEST_SETS.items():
         scored = evaluate_checkpoint(args.out, data)
         if scored.warnings:
             raise SystemExit(f"{name}: not held out: {'; '.join(scored.warnings)}")
         results.append(CardResult(name, data.name, scored.report))
+    for name, data in REFERENCED.items():
+        results.append(CardResult(name, data.name, evaluate_checkpoint(args.out, data, neutral_reference=True).report))
     write_model_card(args.out, results, name=args.out.name, about=ABOUT, notes=notes)
     summary = {
         what: {k: v for k, v in asdict(report).items() if k in ("samples", "accuracy", "macro_f1", "uar", "per_class")}

@@ -84,7 +84,8 @@ def predict_viewset(
     aus = model.au_embeddings(au_prompts) if au_prompts else None
     out, au_out = [], []
     for start in range(0, len(views), batch_size):
-        neutral = None if views.neutral is None else views.neutral[start : start + batch_size].float().to(device)
+        neutral = views.neutral_views(torch.arange(start, min(start + batch_size, len(views))))
+        neutral = None if neutral is None else neutral.float().to(device)
         joint, logits = model.classify(views.views[start : start + batch_size].float().to(device), classes, neutral)
         out.append(logits.softmax(-1).cpu())
         if aus is not None:

@@ -116,11 +116,13 @@ class AffectVLM(nn.Module):
         texts: Sequence[str] | None = None,
         class_prompts: Sequence[Sequence[str]] | None = None,
         au_prompts: Sequence[Sequence[str]] | None = None,
+        neutral: Tensor | None = None,
+        referenced: Tensor | None = None,
     ) -> Outputs:
         """Everything a training step needs in one call, so that DistributedDataParallel sees
         every parameter that gets a gradient (a parameter used outside ``forward`` is marked
-        ready twice)."""
-        view_embeddings, joint = self.encode_views(views)
+        ready twice); ``neutral`` and ``referenced`` as :meth:`encode_views`."""
+        view_embeddings, joint = self.encode_views(views, neutral, referenced)
         text = None if texts is None else self.encode_text(texts)
         classes = None if class_prompts is None else self.class_embeddings(class_prompts)
         au_logits = None if au_prompts is None else self.au_logits(joint, self.au_embeddings(au_prompts))
@@ -141,15 +143,24 @@ class AffectVLM(nn.Module):
             features = features + attended
         return features.reshape(b, t, v, -1).mean(dim=1)  # pool over time
 
-    def encode_views(self, views: Tensor, neutral: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def encode_views(self, views: Tensor, neutral: Tensor | None = None, referenced: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``[B, T, V, C, H, W]`` -> (per-view embeddings ``[B, V, D]``, joint ``[B, D]``);
-        with ``neutral`` (the views of each one's person at rest, same shape) each is read
-        against its neutral scan."""
+        with ``neutral`` (the views ``[B', T', V, C, H, W]`` of each one's person at rest) each
+        is read against its neutral scan, or only those the mask ``referenced`` ``[B]`` marks.
+        The neutral is placed at ``neutral_features``, in training at this batch's mean neutral."""
         features = self.view_features(views)
         if neutral is not None:
-            if self.neutral_features is None:
-                raise AffectkitError("this model has no mean neutral to read scans against their neutral scan; calibrate it first (affectkit neutral)")
-            features = features - self.view_features(neutral) + self.neutral_features
+            at_rest = self.view_features(neutral)
+            if self.training:
+                mean = at_rest.detach().mean(0)
+            elif self.neutral_features is None:
+                raise AffectkitError("this model is not calibrated to read scans against a neutral scan; calibrate it first: affectkit neutral --help")
+            else:
+                mean = self.neutral_features
+            if referenced is None:
+                features = features - at_rest + mean
+            else:
+                features = features.index_put((referenced,), features[referenced] - at_rest + mean)
         fused = torch.einsum("v,bvf->bf", self.view_weights(), features)
         return F.normalize(self.image_proj(features), dim=-1), F.normalize(self.image_proj(fused), dim=-1)
 

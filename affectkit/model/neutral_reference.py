@@ -12,15 +12,16 @@ needs only that mean, :func:`calibrate` stores it with its weights.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 from torch import Tensor
 
 from affectkit.data.facs import NEUTRAL
 from affectkit.errors import DatasetError
-from affectkit.interfaces import Sample
+from affectkit.interfaces import Dataset, Sample
 from affectkit.model.affectvlm import AffectVLM
+from affectkit.recipe import ComponentRef
 
 #: the key of a model's record (checkpoint provenance) saying what its neutral was calibrated on
 CALIBRATION = "neutral_reference"
@@ -33,6 +34,20 @@ def neutral_scans(samples: Sequence[Sample]) -> dict[str, Sample]:
         if sample.label == NEUTRAL:
             found.setdefault(sample.subject, sample)
     return found
+
+
+def neutral_scans_of(ref: ComponentRef, dataset: Dataset, subjects: Collection[str]) -> tuple[Dataset, list[Sample]]:
+    """The neutral scans of ``subjects`` of dataset ``ref`` (built: ``dataset``): those it
+    lists, or, where its ``include_neutral`` option leaves them out (the face generators,
+    BU-3DFE, Bosphorus), those it lists with that option on; none where it has none.
+    Returns the dataset that lists them, and them."""
+    from affectkit.factory import build_dataset
+
+    found = [s for s in neutral_scans(dataset.samples()).values() if s.subject in subjects]
+    if not found and getattr(dataset.options, "include_neutral", None) is False:
+        dataset = build_dataset(ComponentRef(name=ref.name, options={**ref.options, "include_neutral": True}))
+        found = [s for s in neutral_scans(dataset.samples()).values() if s.subject in subjects]
+    return dataset, found
 
 
 def pair_with_neutral(samples: Sequence[Sample]) -> tuple[list[Sample], list[Sample | None]]:

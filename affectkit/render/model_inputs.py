@@ -74,8 +74,9 @@ def same_scans(signatures: Sequence[Sequence[float]], known: Sequence[Sequence[f
 class ViewSet(torch.utils.data.Dataset):
     """``views[i]`` is ``[T, V, C, H, W]`` (float16 in memory) for ``samples[i]``;
     ``signatures[i]`` is :func:`scan_signature` of its geometry; ``action_units[i]`` the AU
-    label of what it shows (:func:`shown_action_units`); ``neutral[i]`` ``[1, V, C, H, W]``
-    the views of its neutral reference, where it is read against one."""
+    label of what it shows (:func:`shown_action_units`). Where samples are read against a
+    neutral reference, ``neutral`` holds the views ``[R, 1, V, C, H, W]`` of the references
+    and ``neutral_index[i]`` the one of sample ``i`` (-1: none)."""
 
     samples: list[Sample]
     labels: Tensor
@@ -84,6 +85,12 @@ class ViewSet(torch.utils.data.Dataset):
     signatures: list[list[float]] = field(default_factory=list)
     action_units: list[ActionUnits | None] = field(default_factory=list)
     neutral: Tensor | None = None
+    neutral_index: Tensor | None = None
+
+    def neutral_views(self, index: Tensor) -> Tensor | None:
+        """The reference views ``[B, 1, V, C, H, W]`` of samples ``index`` (each must have
+        one), ``None`` where the set has no references."""
+        return None if self.neutral is None or self.neutral_index is None else self.neutral[self.neutral_index[index]]
 
     def au_targets(self, codes: Sequence[int]) -> Tensor:
         """``[N, A]`` AU strengths for the AUs ``codes``, NaN where not coded."""
@@ -162,25 +169,27 @@ def prepare_views(
     labels = torch.tensor([label_index[s.label] for s in kept], dtype=torch.long)
     views = ViewSet(kept, labels, torch.cat(chunks), skipped, signatures, action_units)
     if neutral_reference:
-        views.neutral = reference_views(dataset, kept, [references[s.key] for s in kept], cache, maps, units)
+        views.neutral, views.neutral_index = reference_views(dataset, kept, [references[s.key] for s in kept], cache, maps, units)
     return views
 
 
 def reference_views(
     dataset: Dataset, samples: Sequence[Sample], references: Sequence[Sample | None], cache: RenderCache, maps: Sequence[str], units: Units | None
-) -> Tensor:
-    """``[N, 1, V, C, H, W]`` the views of each sample's neutral reference: its person's
-    neutral scan, or (``None``) its own sequence's first frame; each reference rendered once."""
-    rendered: dict[str, Tensor] = {}
-    out = []
+) -> tuple[Tensor, Tensor]:
+    """The views ``[R, 1, V, C, H, W]`` of the samples' neutral references, each rendered
+    once, and the index of each sample's: its person's neutral scan, or (``None``) its own
+    sequence's first frame."""
+    order: dict[str, int] = {}
+    rendered, index = [], []
     for sample, reference in zip(samples, references, strict=True):
         source = sample if reference is None else reference
-        if source.key not in rendered:
+        if source.key not in order:
             item = dataset.load(source)
             mesh = item.frames[0] if isinstance(item, MeshSequence) else item
-            rendered[source.key] = cache.render([mesh], units).stack(maps)[0].to(torch.float16)
-        out.append(rendered[source.key])
-    return torch.stack(out)[:, None]
+            order[source.key] = len(rendered)
+            rendered.append(cache.render([mesh], units).stack(maps)[0].to(torch.float16))
+        index.append(order[source.key])
+    return torch.stack(rendered)[:, None], torch.tensor(index, dtype=torch.long)
 
 
 def render_batch(

@@ -8,14 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 import yaml
 
 from affectkit.data.action_units import PRESENT, au_name, known_codes
 from affectkit.data.face_frame import Units
-from affectkit.errors import AffectkitError
+from affectkit.errors import AffectkitError, DatasetError
 from affectkit.factory import build_au_prompts, build_prompt_bank, build_render_cache
 from affectkit.interfaces import Dataset, Sample
 from affectkit.model.inference_config import InputConfig
+from affectkit.model.neutral_reference import neutral_scans_of
 from affectkit.recipe import ComponentRef, Recipe
 from affectkit.registry import registry
 from affectkit.render.model_inputs import ViewSet, prepare_views
@@ -137,6 +139,18 @@ def render_samples(
     )
 
 
+def attach_training_neutral(views: ViewSet, ref: ComponentRef, dataset: Dataset, inputs: InputConfig, cache: RenderCache, units: Units | None) -> None:
+    """Give the training set the neutral scans of its people (``train.neutral_reference``):
+    ``views.neutral`` and ``views.neutral_index``, -1 for a person without one."""
+    listing, neutral = neutral_scans_of(ref, dataset, {s.subject for s in views.samples})
+    if not neutral:
+        raise DatasetError(f"train.neutral_reference: {ref.name} holds no neutral scan of the training people; set it to 0, or train on data with neutral scans")
+    rendered = render_samples(inputs, listing, neutral, cache, skip_bad_files=True, units=units)
+    row = {s.subject: i for i, s in enumerate(rendered.samples)}
+    views.neutral = rendered.views[:, :1]
+    views.neutral_index = torch.tensor([row.get(s.subject, -1) for s in views.samples], dtype=torch.long)
+
+
 def dataset_identity(ref: ComponentRef, dataset: Dataset) -> dict[str, Any]:
     """The dataset's name and :meth:`~affectkit.interfaces.Dataset.identity`: subject ids
     name the same people when these are equal."""
@@ -169,6 +183,8 @@ def training_data(
     skip, units = recipe.data.skip_bad_files, recipe.data.units
     train_views = render_samples(inputs, dataset, train, cache, skip_bad_files=skip, units=units, spread=recipe.data.pose_spread)
     val_views = render_samples(inputs, dataset, val, cache, skip_bad_files=skip, units=units) if val else None
+    if recipe.train.neutral_reference:
+        attach_training_neutral(train_views, recipe.data.dataset, dataset, inputs, cache, units)
     labels = list(dataset.labels)
     test = sorted({s.subject for s in val}) if test_subjects is None else list(test_subjects)
     codes = learned_action_units(recipe, train_views)

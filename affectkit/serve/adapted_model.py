@@ -23,7 +23,7 @@ from affectkit.model.adaptation import ADAPTATION, adapt_normalisation
 from affectkit.model.affectvlm import AffectVLM
 from affectkit.model.checkpoint import CheckpointMeta
 from affectkit.model.inference_config import InputConfig
-from affectkit.model.neutral_reference import CALIBRATION, calibrate, neutral_scans
+from affectkit.model.neutral_reference import CALIBRATION, calibrate, neutral_scans, neutral_scans_of
 from affectkit.recipe import ComponentRef
 from affectkit.render.model_inputs import frames_of, scan_signature
 from affectkit.render.render_cache import RenderCache
@@ -145,3 +145,26 @@ def calibrate_model(
     )
     _write(source, out, model, meta, section)
     return Adaptation(Path(out), 0, len(tensor), described)
+
+
+def calibrate_on_training_people(model_dir: Path, units: Units | None = None, dtype: torch.dtype | None = None) -> int:
+    """Calibrate a model folder, in place, on the neutral scans of the people it was trained
+    on (as its record names them; :func:`~affectkit.model.neutral_reference.neutral_scans_of`),
+    so that it can read scans against a neutral scan: what a run does with the model it
+    exports. Returns the number of scans, 0 where its dataset has none (the model is then
+    left as it is); ``dtype`` as :func:`~affectkit.model.checkpoint.save_checkpoint`."""
+    from affectkit.factory import build_dataset, build_render_cache
+    from affectkit.model.checkpoint import load_checkpoint, save_checkpoint
+    from affectkit.render.pipeline import render_samples
+
+    model, meta = load_checkpoint(model_dir)
+    ref = ComponentRef.model_validate(meta.provenance["dataset"])
+    listing, neutral = neutral_scans_of(ref, build_dataset(ref), set(meta.provenance["train_subjects"]))
+    if not neutral:
+        return 0
+    inputs = meta.inference.input
+    views = render_samples(inputs, listing, neutral, build_render_cache(inputs, meta.recipe.render.cache_dir if meta.recipe else None), skip_bad_files=True, units=units)
+    calibrate(model, views.views)
+    meta.provenance = {**meta.provenance, CALIBRATION: {"on": f"the neutral scans of its training people ({data_description(ref)})", "scans": len(views)}}
+    save_checkpoint(model_dir, model, meta, dtype=dtype)
+    return len(views)

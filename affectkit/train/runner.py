@@ -98,6 +98,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     from affectkit.evaluate.reports import format_report, save_report
     from affectkit.model.checkpoint import read_meta
     from affectkit.render.pipeline import training_data
+    from affectkit.serve.adapted_model import calibrate_on_training_people
     from affectkit.serve.model_card import CardResult, write_model_card
 
     started = time.perf_counter()
@@ -123,6 +124,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     history = train_and_export(
         recipe, data, storage, f"{recipe.name}-{run_dir.name}", run_dir, model_dir, verbose=verbose, resume_from=found[0] if found else None
     )
+    neutral_scans = calibrate_on_training_people(model_dir, recipe.data.units)
     trained = time.perf_counter()
 
     with (run_dir / "metrics.jsonl").open("w") as handle:
@@ -151,6 +153,8 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
         "selected_by": recipe.eval.select,
         "skipped_files": data.train.skipped + data.val.skipped,
         "render_cache": data.render_cache,
+        # calibrated to read scans against a neutral scan on this many (affectkit.model.neutral_reference)
+        "neutral_reference_scans": neutral_scans,
     }
     (run_dir / "compute.json").write_text(json.dumps(compute, indent=1))
     if verbose:

@@ -90,6 +90,19 @@ def _augment(augment: Any, views: Tensor, labels: Tensor, generator: torch.Gener
     return augment(views.flatten(0, 1), labels.repeat_interleave(t), generator).unflatten(0, (b, t))
 
 
+def _neutral_reference(worker: Worker, indices: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """The scans of a batch read against their person's neutral scan (``train.neutral_reference``
+    of them, among those with one): their neutral views and the batch's mask."""
+    share, train = worker.recipe.train.neutral_reference, worker.data.train
+    if not share or train.neutral_index is None:
+        return None, None
+    drawn = torch.rand(len(indices), generator=worker.generator, device=worker.generator.device).cpu() < share
+    referenced = drawn & (train.neutral_index[indices] >= 0)
+    if not referenced.any():
+        return None, None
+    return train.neutral_views(indices[referenced]).float().to(worker.device), referenced.to(worker.device)
+
+
 def _all_reduce(tensor: Tensor) -> Tensor:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(tensor)
@@ -263,8 +276,9 @@ def train_epoch(worker: Worker, epoch: int) -> dict[str, Any]:
         prompts = draw(data.train_prompts, indices.tolist(), worker.rng)
         # each AU in one of its prompts, drawn anew every step, as the scans' prompts are
         au_prompts = [[worker.rng.choice(candidates)] for candidates in data.au_prompts] if worker.train_aus is not None else None
+        neutral, referenced = _neutral_reference(worker, indices)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = model(views, prompts, data.class_prompts, au_prompts)
+            out = model(views, prompts, data.class_prompts, au_prompts, neutral, referenced)
             loss, parts = worker.objective(
                 LossInputs(
                     out.view_embeddings.float(), out.joint.float(), out.text.float(), labels, out.scale, out.classes.float(),
