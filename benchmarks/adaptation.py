@@ -17,7 +17,9 @@ on unlabelled scans of the test face model:
   scanned each person at rest too, as BU-3DFE and Bosphorus do.
 
 Test people perform one prototype per emotion, or (``emfacs``) each their own EMFACS
-variants, as in the transfer benchmark. The face model the model was not trained on is the
+variants, as in the transfer benchmark, or (``4d``) the prototypes as 4D sequences, scored at
+their apex and, with a neutral reference, against their first frame (BU-4DFE holds no neutral
+scan). The face model the model was not trained on is the
 one that matters; its own face model (new people) shows what adapting costs where there is
 no gap. Rows give accuracy,
 per-class recall and confusion pairs, mean over the seeds kept::
@@ -51,7 +53,9 @@ from affectkit.render.pipeline import render_samples
 ADAPT_SEED = 2000  # no training (seeds < 1000), test (1000) or pretraining (2026) population
 ADAPT_PEOPLE = {"subjects": 20, "intensities": [3, 4], "seed": ADAPT_SEED}
 ADAPTATIONS = ("as trained", "other people", "neutral scans", "the test scans", "own neutral scan")
-PERFORMANCES = ("prototypes", "emfacs")
+#: the test sets of each face model: its people performing prototypes, their EMFACS variants, or
+#: 4D sequences of the prototypes (BU-4DFE's protocol: no neutral scan, each sequence starts at rest)
+TEST_KINDS: dict[str, dict] = {"prototypes": {}, "emfacs": {"performances": "emfacs"}, "4d": {"sequences": True}}
 KEPT = re.compile(r"(?P<set>.+)-seed(?P<seed>\d+)")
 
 
@@ -92,11 +96,12 @@ def main() -> None:
                 neutral = [s for s in people.samples() if s.label == "neutral"]
                 other_people = render_samples(meta.inference.input, people, emotional, cache).views
                 neutral_scans = render_samples(meta.inference.input, people, neutral, cache).views
-                for performances in PERFORMANCES:
-                    tested_on = generator + ("" if performances == "prototypes" else f" {performances}")
-                    test_data = build_dataset(ComponentRef(name=generator, options={**TEST_SET, "performances": performances}))
+                for kind, options in TEST_KINDS.items():
+                    tested_on = generator + ("" if kind == "prototypes" else f" {kind}")
+                    test_data = build_dataset(ComponentRef(name=generator, options={**TEST_SET, **options}))
                     test = render_samples(meta.inference.input, test_data, test_data.samples(), cache, labels=meta.labels)
-                    with_neutral = build_dataset(ComponentRef(name=generator, options={**TEST_SET, "performances": performances, "include_neutral": True}))
+                    # each person's neutral scan; a sequence is read against its own first frame
+                    with_neutral = build_dataset(ComponentRef(name=generator, options={**TEST_SET, **options, "include_neutral": kind != "4d"}))
                     referenced = render_samples(meta.inference.input, with_neutral, with_neutral.samples(), cache, labels=meta.labels, neutral_reference=True)
                     sources = {"as trained": None, "other people": other_people, "neutral scans": neutral_scans, "the test scans": test.views}
                     for adaptation in ADAPTATIONS:

@@ -108,3 +108,14 @@ def test_bad_requests_are_one_line_and_write_nothing(calibrated, faces, tmp_path
     assert "no scan labelled 'neutral'" in fails("neutral", "--data", "facekit:subjects=1,intensities=[4]", "--out", str(out))
     assert not out.exists()
     assert "already exists" in fails("neutral", "--data", TRAINING_FACES, "--out", str(calibrated))
+
+
+def test_training_reads_a_share_of_scans_against_their_neutral_and_the_model_is_calibrated(tmp_path):
+    small = ["data.dataset.options.subjects=3", "train.epochs=1", "render.size=32", "render.cache_dir=null"]
+    run_ok("run", "recipes/quick.yaml", "--set", *small, "train.neutral_reference=0.5", f"output.dir={tmp_path}")
+    (run_dir,) = (tmp_path / "quick").glob("2*")
+    assert json.loads((run_dir / "compute.json").read_text())["neutral_reference_scans"] == 2  # its 2 training people
+    model, meta = load_checkpoint(run_dir / "model")
+    assert model.neutral_features is not None and meta.recipe.train.neutral_reference == 0.5
+    refused = fails("run", "recipes/quick.yaml", "--set", *small, "train.neutral_reference=2")
+    assert "train.neutral_reference" in refused and "less than or equal to 1" in refused

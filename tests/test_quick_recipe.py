@@ -41,6 +41,7 @@ def test_quick_recipe_learns_expressions_of_held_out_subjects(quick_run):
     assert card.startswith("---\nlibrary_name: affectkit") and f"{report['accuracy']:.3f}" in card
     compute = json.loads((run_dir / "compute.json").read_text())
     assert compute["train_samples_per_s"] > 0 and compute["peak_rss_mb_worker"] > 0
+    assert compute["neutral_reference_scans"] == 18  # calibrated on its 18 training people's neutral scans
     assert set(report["by_attribute"]) == {"intensity"}  # facekit's people have no sex or age labels
 
 

@@ -215,8 +215,11 @@ def evaluate_checkpoint(
     from affectkit.render.pipeline import dataset_identity, render_samples
 
     model, meta = load_checkpoint(checkpoint, device, trust_unverified, test_time)
-    if neutral_reference and model.neutral_features is None:
-        raise AffectkitError(f"{checkpoint}: this model is not calibrated to read scans against a neutral scan; calibrate it first: affectkit neutral --help")
+    if neutral_reference:
+        try:
+            model.calibrated_neutral()
+        except AffectkitError as exc:
+            raise AffectkitError(f"{checkpoint}: {exc}") from None
     provenance, notes = meta.provenance, []
     if data is not None:
         dataset = build_dataset(data)

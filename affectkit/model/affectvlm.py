@@ -143,6 +143,12 @@ class AffectVLM(nn.Module):
             features = features + attended
         return features.reshape(b, t, v, -1).mean(dim=1)  # pool over time
 
+    def calibrated_neutral(self) -> Tensor:
+        """``neutral_features``, or an error saying the model must be calibrated first."""
+        if self.neutral_features is None:
+            raise AffectkitError("this model is not calibrated to read scans against a neutral scan; calibrate it first: affectkit neutral --help")
+        return self.neutral_features
+
     def encode_views(self, views: Tensor, neutral: Tensor | None = None, referenced: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``[B, T, V, C, H, W]`` -> (per-view embeddings ``[B, V, D]``, joint ``[B, D]``);
         with ``neutral`` (the views ``[B', T', V, C, H, W]`` of each one's person at rest) each
@@ -151,12 +157,7 @@ class AffectVLM(nn.Module):
         features = self.view_features(views)
         if neutral is not None:
             at_rest = self.view_features(neutral)
-            if self.training:
-                mean = at_rest.detach().mean(0)
-            elif self.neutral_features is None:
-                raise AffectkitError("this model is not calibrated to read scans against a neutral scan; calibrate it first: affectkit neutral --help")
-            else:
-                mean = self.neutral_features
+            mean = at_rest.detach().mean(0) if self.training else self.calibrated_neutral()
             if referenced is None:
                 features = features - at_rest + mean
             else:

@@ -285,8 +285,7 @@ class Predictor:
 
     def neutral_views(self, neutral: Mesh, units: Units | None = None) -> torch.Tensor:
         """``[1, 1, V, C, H, W]`` the views of a neutral scan to read scans against."""
-        if self.model.neutral_features is None:
-            raise AffectkitError("this model is not calibrated to read scans against a neutral scan; calibrate it first: affectkit neutral --help")
+        self.model.calibrated_neutral()
         rendered = self.cache.render([neutral], units)
         check_visible(rendered, self.views, neutral.source or "<in-memory neutral mesh>")
         return rendered.stack(self.inputs.maps)[None].to(self.model.logit_scale.device)
