@@ -97,7 +97,8 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(quick_run):
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     result = subprocess.run(command("run", "recipes/quick.yaml", "--resume", "--set", f"output.dir={tmp / 'runs'}"),
                             capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
-    assert result.returncode == 1 and f"{run_dir}, finished (12 epochs) and has nothing to resume" in result.stderr
+    epochs = load_recipe(ROOT / "recipes/quick.yaml").train.epochs
+    assert result.returncode == 1 and f"{run_dir}, finished ({epochs} epochs) and has nothing to resume" in result.stderr
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 

@@ -97,8 +97,8 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     from affectkit.evaluate.plots import plot_curves
     from affectkit.evaluate.reports import format_report, save_report
     from affectkit.model.checkpoint import read_meta
+    from affectkit.model.neutral_reference import CALIBRATION
     from affectkit.render.pipeline import training_data
-    from affectkit.serve.adapted_model import calibrate_on_training_people
     from affectkit.serve.model_card import CardResult, write_model_card
 
     started = time.perf_counter()
@@ -124,7 +124,6 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     history = train_and_export(
         recipe, data, storage, f"{recipe.name}-{run_dir.name}", run_dir, model_dir, verbose=verbose, resume_from=found[0] if found else None
     )
-    neutral_scans = calibrate_on_training_people(model_dir, recipe.data.units)
     trained = time.perf_counter()
 
     with (run_dir / "metrics.jsonl").open("w") as handle:
@@ -134,7 +133,8 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     report = score_export(model_dir, data.val, recipe.data.dataset)
     report.skipped = data.train.skipped + data.val.skipped  # the run's report lists every file left out
     save_report(report, run_dir / "eval", f"{recipe.name}: held-out subjects")
-    exported_epoch = read_meta(model_dir)[0].epoch
+    exported_meta = read_meta(model_dir)[0]
+    exported_epoch = exported_meta.epoch
     write_model_card(model_dir, [CardResult(f"held-out {recipe.data.dataset.name} subjects", recipe.data.dataset.name, report)])
     exported = (Path(recipe.output.dir) / recipe.name / EXPORT_NAME).resolve()
     shutil.rmtree(exported, ignore_errors=True)
@@ -154,7 +154,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
         "skipped_files": data.train.skipped + data.val.skipped,
         "render_cache": data.render_cache,
         # calibrated to read scans against a neutral scan on this many (affectkit.model.neutral_reference)
-        "neutral_reference_scans": neutral_scans,
+        "neutral_reference_scans": exported_meta.provenance.get(CALIBRATION, {}).get("scans", 0),
     }
     (run_dir / "compute.json").write_text(json.dumps(compute, indent=1))
     if verbose:

@@ -35,8 +35,11 @@ def train_and_export(
     recipe: Recipe, data: TrainingData, storage: str, name: str, log_dir: Path, model_dir: Path, verbose: bool = True, resume_from: Path | None = None
 ) -> list[dict[str, Any]]:
     """:func:`fit`, then export the checkpoint ``eval.select`` chooses (weights only) to
-    ``model_dir``; the epoch history. A failed run's error says where its newest checkpoint is."""
+    ``model_dir``, calibrated to read scans against a neutral scan where the training people
+    have neutral scans (:func:`~affectkit.serve.adapted_model.calibrate_on_training_people`);
+    the epoch history. A failed run's error says where its newest checkpoint is."""
     from affectkit.model.checkpoint import export_model
+    from affectkit.serve.adapted_model import calibrate_on_training_people
 
     try:
         result, history = fit(recipe, data, storage, name=name, log_dir=log_dir, verbose=verbose, resume_from=resume_from)
@@ -44,6 +47,7 @@ def train_and_export(
         raise AffectkitError(f"{exc}{where_kept(storage)}") from None
     with chosen_checkpoint(result, recipe.eval.select).as_directory() as directory:
         export_model(Path(directory), model_dir)
+    calibrate_on_training_people(model_dir, recipe.data.units)
     return history
 
 
