@@ -17,9 +17,9 @@ on unlabelled scans of the test face model:
   scanned each person at rest too, as BU-3DFE and Bosphorus do.
 
 Test people perform one prototype per emotion, or (``emfacs``) each their own EMFACS
-variants, as in the transfer benchmark, or (``4d``) the prototypes as 4D sequences, scored at
-their apex and, with a neutral reference, against their first frame (BU-4DFE holds no neutral
-scan). The face model the model was not trained on is the
+variants, as in the transfer benchmark, or (``4d``, on the face model the model was not trained on) the prototypes as 4D sequences,
+scored at their apex and, with a neutral reference, against their first frame (BU-4DFE holds
+no neutral scan). The face model the model was not trained on is the
 one that matters; its own face model (new people) shows what adapting costs where there is
 no gap. Rows give accuracy,
 per-class recall and confusion pairs, mean over the seeds kept::
@@ -97,6 +97,8 @@ def main() -> None:
                 other_people = render_samples(meta.inference.input, people, emotional, cache).views
                 neutral_scans = render_samples(meta.inference.input, people, neutral, cache).views
                 for kind, options in TEST_KINDS.items():
+                    if kind == "4d" and generator == trained_on:  # 4D only where the gap is (a facekit sequence takes seconds to make)
+                        continue
                     tested_on = generator + ("" if kind == "prototypes" else f" {kind}")
                     test_data = build_dataset(ComponentRef(name=generator, options={**TEST_SET, **options}))
                     test = render_samples(meta.inference.input, test_data, test_data.samples(), cache, labels=meta.labels)
