@@ -165,6 +165,6 @@ def calibrate_on_training_people(model_dir: Path, units: Units | None = None, dt
     inputs = meta.inference.input
     views = render_samples(inputs, listing, neutral, build_render_cache(inputs, meta.recipe.render.cache_dir if meta.recipe else None), skip_bad_files=True, units=units)
     calibrate(model, views.views)
-    meta.provenance = {**meta.provenance, CALIBRATION: {"on": f"the neutral scans of its training people ({data_description(ref)})", "scans": len(views)}}
+    meta.provenance = {**meta.provenance, CALIBRATION: {"on": f"the neutral scans of its training people ({ref.name})", "scans": len(views)}}
     save_checkpoint(model_dir, model, meta, dtype=dtype)
     return len(views)
