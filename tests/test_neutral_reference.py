@@ -110,6 +110,7 @@ def test_bad_requests_are_one_line_and_write_nothing(calibrated, faces, tmp_path
     assert "already exists" in fails("neutral", "--data", TRAINING_FACES, "--out", str(calibrated))
 
 
+@pytest.mark.slow
 def test_training_reads_a_share_of_scans_against_their_neutral_and_the_model_is_calibrated(tmp_path):
     small = ["data.dataset.options.subjects=3", "train.epochs=1", "render.size=32", "render.cache_dir=null"]
     run_ok("run", "recipes/quick.yaml", "--set", *small, "train.neutral_reference=0.5", f"output.dir={tmp_path}")
