@@ -512,12 +512,12 @@ def neutral(inputs: tuple[Path, ...], model: str | None, data_spec: str | None, 
     of that face model (INPUTS: mesh files, or --data) and written, every learnt weight
     unchanged, as a new model folder for predict --neutral and eval --neutral-reference."""
     from affectkit.render.pipeline import parse_dataset_spec
-    from affectkit.serve.adapted_model import calibrate_model
+    from affectkit.serve.adapted_model import adapt_model
     from affectkit.serve.hub import resolve_model
 
     spec = parse_dataset_spec(data_spec) if data_spec is not None else None
-    done = calibrate_model(
-        resolve_model(model), out, spec, list(inputs), device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units
+    done = adapt_model(
+        resolve_model(model), out, spec, list(inputs), device=device, trust_unverified=trust_unverified, units=None if units == "auto" else units, neutral=True
     )  # fmt: skip
     click.echo(f"calibrated the neutral reference on {done.scans} neutral scans of {done.source}; wrote {done.model}")
 

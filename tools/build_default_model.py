@@ -85,55 +85,55 @@ def across_face_models(transfer: Path) -> str:
     )
 
 
+def shipped_recipe_rows(results: Path) -> dict[tuple[str, str], dict]:
+    """The accuracy of the shipped recipe trained on facekit, by (test set, adaptation), in
+    results of ``benchmarks/adaptation.py``."""
+    return {
+        (r["tested_on"], r["adaptation"]): r["accuracy"]
+        for r in json.loads(results.read_text())["rows"]
+        if (r["variant"], r["trained_on"]) == (TRANSFER_ROW, "facekit")
+    }
+
+
+def cell(rows: dict[tuple[str, str], dict], tested_on: str, adaptation: str) -> str:
+    """Mean ± std of one of :func:`shipped_recipe_rows`."""
+    x = rows[(tested_on, adaptation)]
+    return f"{x['mean']:.1%} ± {x['std']:.1%}"
+
+
 def adapting_note(adaptation: Path) -> str:
     """The card's paragraph on adapting the model to a new face model without labels: the
     shipped recipe's rows of ``benchmarks/adaptation.py`` on the procedural faces."""
-    rows = {
-        (r["tested_on"], r["adaptation"]): r["accuracy"]
-        for r in json.loads(adaptation.read_text())["rows"]
-        if (r["variant"], r["trained_on"]) == (TRANSFER_ROW, "facekit")
-    }
+    rows = shipped_recipe_rows(adaptation)
     if not {("synthetic", "as trained"), ("synthetic", "other people"), ("facekit", "other people")} <= set(rows):
         raise SystemExit(f"{adaptation}: no rows of {TRANSFER_ROW!r} trained on facekit, adapted on other people; run benchmarks/adaptation.py first")
-
-    def cell(tested_on: str, adapted_on: str) -> str:
-        x = rows[(tested_on, adapted_on)]
-        return f"{x['mean']:.1%} ± {x['std']:.1%}"
 
     return (
         "**Scans of another scanner or face model: adapt the model first.** `affectkit adapt SCANS... --out DIR` re-estimates "
         "its normalisation statistics on at least 20 unlabelled scans of the new source (several people and expressions) "
         "and writes an adapted model, every learnt weight unchanged. Measured the same way (`benchmarks/adaptation.py`, "
-        f"{rows[('synthetic', 'as trained')]['n']} seeds): the procedural faces {cell('synthetic', 'other people')} adapted on 20 "
-        f"other people of that face model, against {cell('synthetic', 'as trained')} as trained; new facekit people "
-        f"{cell('facekit', 'other people')} (adapting costs nothing on scans of its own kind)."
+        f"{rows[('synthetic', 'as trained')]['n']} seeds): the procedural faces {cell(rows, 'synthetic', 'other people')} adapted on 20 "
+        f"other people of that face model, against {cell(rows, 'synthetic', 'as trained')} as trained; new facekit people "
+        f"{cell(rows, 'facekit', 'other people')} (adapting costs nothing on scans of its own kind)."
     )
 
 
 def neutral_note(neutral: Path) -> str:
     """The card's paragraph on reading scans against the person's neutral scan: the shipped
     recipe's rows of ``benchmarks/adaptation.py`` on the procedural faces (facekit-only training)."""
-    rows = {
-        (r["tested_on"], r["adaptation"]): r["accuracy"]
-        for r in json.loads(neutral.read_text())["rows"]
-        if (r["variant"], r["trained_on"]) == (TRANSFER_ROW, "facekit")
-    }
+    rows = shipped_recipe_rows(neutral)
     needed = {(t, a) for t in ("synthetic", "synthetic emfacs", "facekit") for a in ("as trained", "own neutral scan")}
     if not needed <= set(rows):
         raise SystemExit(f"{neutral}: no rows of {TRANSFER_ROW!r} trained on facekit, as trained and read against the own neutral scan")
-
-    def cell(tested_on: str, adaptation: str) -> str:
-        x = rows[(tested_on, adaptation)]
-        return f"{x['mean']:.1%} ± {x['std']:.1%}"
 
     return (
         "**Have a neutral scan of each person? Read their scans against it.** `affectkit predict SCANS --neutral NEUTRAL` "
         "(and `eval --neutral-reference` on data with neutral scans, a 4D sequence against its first frame) takes the "
         "person's face at rest out of what the model reads. Measured with the test face model left out of every stage "
         f"(`benchmarks/adaptation.py`, {rows[('synthetic', 'as trained')]['n']} seeds): the procedural faces "
-        f"{cell('synthetic', 'own neutral scan')} against {cell('synthetic', 'as trained')} as trained, people of it "
-        f"performing their own EMFACS variants {cell('synthetic emfacs', 'own neutral scan')} against "
-        f"{cell('synthetic emfacs', 'as trained')}; new facekit people {cell('facekit', 'own neutral scan')}."
+        f"{cell(rows, 'synthetic', 'own neutral scan')} against {cell(rows, 'synthetic', 'as trained')} as trained, people of it "
+        f"performing their own EMFACS variants {cell(rows, 'synthetic emfacs', 'own neutral scan')} against "
+        f"{cell(rows, 'synthetic emfacs', 'as trained')}; new facekit people {cell(rows, 'facekit', 'own neutral scan')}."
     )
 
 

@@ -32,8 +32,8 @@ from affectkit.serve.model_card import CARD_FILE
 
 @dataclass
 class Adaptation:
-    """What :func:`adapt_model` or :func:`calibrate_model` did: the model written, the
-    normalisation layers re-estimated (none when calibrating), on how many scans of what."""
+    """What :func:`adapt_model` did: the model written, the normalisation layers
+    re-estimated (none when calibrating a neutral reference), on how many scans of what."""
 
     model: Path
     layers: int
@@ -103,48 +103,36 @@ def adapt_model(
     device: str = "cpu",
     trust_unverified: bool = False,
     units: Units | None = None,
+    neutral: bool = False,
 ) -> Adaptation:
     """Write to ``out`` the model of folder ``source`` with its normalisation statistics
     re-estimated on unlabelled scans: the samples of dataset ``data`` (their labels are not
-    read) or mesh ``files``. ``out`` must not exist yet (or be an empty folder); the model
-    card gets an *Adaptation* section and the record of the model says what it was adapted on."""
-    model, meta, tensor, signatures, described = _scans(source, out, data, files, device, trust_unverified, units, "adapt")
-    layers = adapt_normalisation(model, tensor, described)
+    read) or mesh ``files``. With ``neutral`` instead calibrated to read scans against their
+    person's neutral scan: the mean neutral of its training face model, from the scans of
+    ``data`` labelled neutral or neutral mesh ``files`` of people of that face model. ``out``
+    must not exist yet (or be an empty folder); the model card gets a section and the record
+    of the model says what it was adapted on."""
+    model, meta, tensor, signatures, described = _scans(source, out, data, files, device, trust_unverified, units, "neutral" if neutral else "adapt")
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    meta.provenance = {**meta.provenance, ADAPTATION: {"on": described, "scans": len(tensor), "layers": layers, "date": when, "signatures": signatures}}
-    section = (
-        f"\n\n## Adaptation\n\nThe image encoder's {layers} normalisation layers were re-estimated on {len(tensor)} unlabelled "
-        f"scans of {described} on {when} (`affectkit adapt`); no learnt weight changed. Figures above are those of the model "
-        f"it was adapted from ({Path(source).name}), measured before the adaptation.\n"
-    )
+    if neutral:
+        calibrate(model, tensor)
+        layers, record = 0, {CALIBRATION: {"on": described, "scans": len(tensor), "date": when}}
+        section = (
+            f"\n\n## Neutral reference\n\nCalibrated on {len(tensor)} neutral scans of {described} on {when} (`affectkit neutral`): "
+            "give it each person's neutral scan (`predict --neutral`, `eval --neutral-reference`) and it reads their scans against it; "
+            "no learnt weight changed.\n"
+        )
+    else:
+        layers = adapt_normalisation(model, tensor, described)
+        record = {ADAPTATION: {"on": described, "scans": len(tensor), "layers": layers, "date": when, "signatures": signatures}}
+        section = (
+            f"\n\n## Adaptation\n\nThe image encoder's {layers} normalisation layers were re-estimated on {len(tensor)} unlabelled "
+            f"scans of {described} on {when} (`affectkit adapt`); no learnt weight changed. Figures above are those of the model "
+            f"it was adapted from ({Path(source).name}), measured before the adaptation.\n"
+        )
+    meta.provenance = {**meta.provenance, **record}
     _write(source, out, model, meta, section)
     return Adaptation(Path(out), layers, len(tensor), described)
-
-
-def calibrate_model(
-    source: str | Path,
-    out: str | Path,
-    data: ComponentRef | None = None,
-    files: Sequence[Path] = (),
-    device: str = "cpu",
-    trust_unverified: bool = False,
-    units: Units | None = None,
-) -> Adaptation:
-    """Write to ``out`` the model of folder ``source`` calibrated to read scans against their
-    person's neutral scan: the mean neutral of its training face model, from the neutral
-    scans of dataset ``data`` (those labelled neutral) or neutral mesh ``files`` of people of
-    that face model. ``out`` as :func:`adapt_model`; the card gets a *Neutral reference* section."""
-    model, meta, tensor, _, described = _scans(source, out, data, files, device, trust_unverified, units, "neutral")
-    calibrate(model, tensor)
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    meta.provenance = {**meta.provenance, CALIBRATION: {"on": described, "scans": len(tensor), "date": when}}
-    section = (
-        f"\n\n## Neutral reference\n\nCalibrated on {len(tensor)} neutral scans of {described} on {when} (`affectkit neutral`): "
-        "give it each person's neutral scan (`predict --neutral`, `eval --neutral-reference`) and it reads their scans against it; "
-        "no learnt weight changed.\n"
-    )
-    _write(source, out, model, meta, section)
-    return Adaptation(Path(out), 0, len(tensor), described)
 
 
 def calibrate_on_training_people(model_dir: Path, units: Units | None = None, dtype: torch.dtype | None = None) -> int:

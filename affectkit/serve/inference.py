@@ -238,13 +238,9 @@ class Predictor:
 
     @torch.no_grad()
     def predict(
-        self,
-        item: Mesh | MeshSequence,
-        classes: ClassPrompts | None = None,
-        units: Units | None = None,
-        action_units: ActionUnitPrompts | None = None,
-        neutral: Mesh | None = None,
-    ) -> Prediction:
+        self, item: Mesh | MeshSequence, classes: ClassPrompts | None = None, units: Units | None = None,
+        action_units: ActionUnitPrompts | None = None, neutral: Mesh | None = None,
+    ) -> Prediction:  # fmt: skip
         """The class (and AU) probabilities of a scan or sequence; ``units`` overrides the
         units the model's face frame finds from the face's size; ``action_units``: AUs to
         score other than the model's own (:meth:`encode_action_units`); ``neutral``: the
@@ -306,13 +302,9 @@ class Predictor:
         return timeline
 
     def predict_file(
-        self,
-        path: str | Path,
-        classes: ClassPrompts | None = None,
-        units: Units | None = None,
-        action_units: ActionUnitPrompts | None = None,
-        neutral: Mesh | None = None,
-    ) -> Prediction:
+        self, path: str | Path, classes: ClassPrompts | None = None, units: Units | None = None,
+        action_units: ActionUnitPrompts | None = None, neutral: Mesh | None = None,
+    ) -> Prediction:  # fmt: skip
         t0 = time.perf_counter()
         item = load_input(path)
         read = time.perf_counter() - t0
