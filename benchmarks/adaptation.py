@@ -107,11 +107,11 @@ def main() -> None:
                     referenced = render_samples(meta.inference.input, with_neutral, with_neutral.samples(), cache, labels=meta.labels, neutral_reference=True)
                     sources = {"as trained": None, "other people": other_people, "neutral scans": neutral_scans, "the test scans": test.views}
                     for adaptation in ADAPTATIONS:
+                        model.neutral_features = state["neutral_features"].clone() if "neutral_features" in state else None  # as kept
                         model.load_state_dict(state)
                         if adaptation == "own neutral scan":
                             calibrate(model, training_neutral)
                             report = evaluate(model, referenced, meta.labels, meta.class_prompts)
-                            model.neutral_features = None
                         else:
                             if sources[adaptation] is not None:
                                 adapt_normalisation(model, sources[adaptation])
