@@ -57,15 +57,16 @@ def views_of_files(paths: Sequence[Path], inputs: InputConfig, cache: RenderCach
 
 
 def _scans(
-    source: str | Path, out: str | Path, data: ComponentRef | None, files: Sequence[Path], device: str, trust_unverified: bool, units: Units | None, what: str
+    source: str | Path, out: str | Path, data: ComponentRef | None, files: Sequence[Path], device: str, trust_unverified: bool, units: Units | None, neutral: bool
 ) -> tuple[AffectVLM, CheckpointMeta, Tensor, list[list[float]], str]:
     """The model of folder ``source`` and the views of the scans to adapt it on (``data``
-    or ``files``), their signatures and a description; ``out`` must be new (or empty)."""
+    or ``files``; with ``neutral``, those of ``data`` labelled neutral), their signatures and
+    a description; ``out`` must be new (or empty)."""
     from affectkit.factory import build_dataset, build_render_cache
     from affectkit.model.checkpoint import load_checkpoint
     from affectkit.render.pipeline import render_samples
 
-    out = Path(out)
+    out, what = Path(out), "neutral" if neutral else "adapt"
     if (data is None) == (not files):
         raise AffectkitError(f"{what}: give the scans, either as mesh files and folders or as --data, not both")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -77,7 +78,7 @@ def _scans(
         return model, meta, tensor, signatures, f"{len(files)} files, e.g. {files[0]}"
     dataset = build_dataset(data)
     samples = dataset.samples()
-    if what == "neutral":
+    if neutral:
         samples = list(neutral_scans(samples).values())
         if not samples:
             raise AffectkitError(f"{data_description(data)}: no scan labelled {NEUTRAL!r} (a generated or BU-3DFE-layout set: include_neutral=true)")
@@ -112,7 +113,7 @@ def adapt_model(
     ``data`` labelled neutral or neutral mesh ``files`` of people of that face model. ``out``
     must not exist yet (or be an empty folder); the model card gets a section and the record
     of the model says what it was adapted on."""
-    model, meta, tensor, signatures, described = _scans(source, out, data, files, device, trust_unverified, units, "neutral" if neutral else "adapt")
+    model, meta, tensor, signatures, described = _scans(source, out, data, files, device, trust_unverified, units, neutral)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     if neutral:
         calibrate(model, tensor)
@@ -151,7 +152,10 @@ def calibrate_on_training_people(model_dir: Path, units: Units | None = None, dt
     if not neutral:
         return 0
     inputs = meta.inference.input
-    views = render_samples(inputs, listing, neutral, build_render_cache(inputs, meta.recipe.render.cache_dir if meta.recipe else None), skip_bad_files=True, units=units)
+    try:
+        views = render_samples(inputs, listing, neutral, build_render_cache(inputs, meta.recipe.render.cache_dir if meta.recipe else None), skip_bad_files=True, units=units)
+    except AffectkitError:  # not one of them could be read: the model stays as it is
+        return 0
     calibrate(model, views.views)
     meta.provenance = {**meta.provenance, CALIBRATION: {"on": f"the neutral scans of its training people ({ref.name})", "scans": len(views)}}
     save_checkpoint(model_dir, model, meta, dtype=dtype)
