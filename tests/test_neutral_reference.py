@@ -89,11 +89,13 @@ def test_predict_and_eval_read_scans_against_their_neutral(calibrated, faces):
     assert report["samples"] == 12 and "neutral reference" in report["about"]  # the neutral scans are references, not samples
 
 
-def test_a_sequence_is_read_against_its_first_frame(calibrated, tmp_path):
+def test_a_sequence_is_read_against_its_first_frame_and_first_frames_calibrate(calibrated, tmp_path):
     data = tmp_path / "bu4dfe"
-    run_ok("synth", "--out", str(data), "--layout", "bu4dfe", "--subjects", "1", "--frames", "6", "--seed", "2000")
+    run_ok("synth", "--out", str(data), "--layout", "bu4dfe", "--subjects", "2", "--frames", "6", "--seed", "2000")
     printed = run_ok("eval", str(calibrated), "--data", f"bu4dfe:{data}", "--neutral-reference", "--json")
-    assert first_json(printed)["report"]["samples"] == 6
+    assert first_json(printed)["report"]["samples"] == 12
+    # BU-4DFE holds no neutral scan: a model is calibrated on the first frame of one sequence a person
+    assert "on 2 neutral scans of bu4dfe" in run_ok("neutral", "--data", f"bu4dfe:{data}", "--out", str(tmp_path / "from-4d"))
 
 
 def test_bad_requests_are_one_line_and_write_nothing(calibrated, faces, tmp_path):
@@ -105,7 +107,7 @@ def test_bad_requests_are_one_line_and_write_nothing(calibrated, faces, tmp_path
     assert "not calibrated" in fails("eval", str(uncalibrated), "--data", NEW_FACES, "--neutral-reference")
     assert "none for subject(s) S001, S002" in fails("eval", str(calibrated), "--data", NEW_FACES.removesuffix(",include_neutral=true"), "--neutral-reference")
     out = tmp_path / "never"
-    assert "no scan labelled 'neutral'" in fails("neutral", "--data", "facekit:subjects=1,intensities=[4]", "--out", str(out))
+    assert "no scan labelled 'neutral' and no 4D sequence" in fails("neutral", "--data", "facekit:subjects=1,intensities=[4]", "--out", str(out))
     assert not out.exists()
     assert "already exists" in fails("neutral", "--data", TRAINING_FACES, "--out", str(calibrated))
 

@@ -19,13 +19,14 @@ from affectkit.data.facs import NEUTRAL
 from affectkit.data.mesh_formats import load_input
 from affectkit.errors import AffectkitError
 from affectkit.evaluate.reports import data_description
+from affectkit.interfaces import Dataset, Sample
 from affectkit.model.adaptation import ADAPTATION, adapt_normalisation
 from affectkit.model.affectvlm import AffectVLM
 from affectkit.model.checkpoint import CheckpointMeta
 from affectkit.model.inference_config import InputConfig
 from affectkit.model.neutral_reference import CALIBRATION, calibrate, neutral_scans, neutral_scans_of
 from affectkit.recipe import ComponentRef
-from affectkit.render.model_inputs import frames_of, scan_signature
+from affectkit.render.model_inputs import frames_of, reference_views, scan_signature
 from affectkit.render.render_cache import RenderCache
 from affectkit.serve.model_card import CARD_FILE
 
@@ -77,13 +78,34 @@ def _scans(
         tensor, signatures = views_of_files(files, meta.inference.input, cache, units)
         return model, meta, tensor, signatures, f"{len(files)} files, e.g. {files[0]}"
     dataset = build_dataset(data)
-    samples = dataset.samples()
     if neutral:
-        samples = list(neutral_scans(samples).values())
-        if not samples:
-            raise AffectkitError(f"{data_description(data)}: no scan labelled {NEUTRAL!r} (a generated or BU-3DFE-layout set: include_neutral=true)")
-    views = render_samples(meta.inference.input, dataset, samples, cache, units=units)
+        tensor = neutral_views_of(dataset, dataset.samples(), meta.inference.input, cache, units)
+        if not len(tensor):
+            raise AffectkitError(
+                f"{data_description(data)}: no scan labelled {NEUTRAL!r} and no 4D sequence (a generated or BU-3DFE-layout set: include_neutral=true)"
+            )
+        return model, meta, tensor, [], data_description(data)
+    views = render_samples(meta.inference.input, dataset, dataset.samples(), cache, units=units)
     return model, meta, views.views, views.signatures, data_description(data)
+
+
+def neutral_views_of(dataset: Dataset, samples: Sequence[Sample], inputs: InputConfig, cache: RenderCache, units: Units | None) -> Tensor:
+    """The views ``[N, 1, V, C, H, W]`` of the people of ``samples`` at rest: their neutral
+    scans, or, in a 4D dataset without them, the first frame of one sequence of each person
+    (sequences start at rest); empty where there is neither. A file that cannot be read is
+    left out; an error where none can."""
+    from affectkit.render.pipeline import render_samples
+
+    neutral = list(neutral_scans(samples).values())
+    if neutral:
+        return render_samples(inputs, dataset, neutral, cache, skip_bad_files=True, units=units).views[:, :1]
+    first: dict[str, Sample] = {}
+    for sample in samples:
+        if sample.is_sequence:
+            first.setdefault(sample.subject, sample)
+    if not first:
+        return torch.empty(0)
+    return reference_views(dataset, list(first.values()), [None] * len(first), cache, inputs.maps, units)[0]
 
 
 def _write(source: str | Path, out: str | Path, model: AffectVLM, meta: CheckpointMeta, section: str) -> None:
@@ -137,26 +159,27 @@ def adapt_model(
 
 
 def calibrate_on_training_people(model_dir: Path, units: Units | None = None, dtype: torch.dtype | None = None) -> int:
-    """Calibrate a model folder, in place, on the neutral scans of the people it was trained
-    on (as its record names them; :func:`~affectkit.model.neutral_reference.neutral_scans_of`),
-    so that it can read scans against a neutral scan: what a run does with the model it
-    exports. Returns the number of scans, 0 where its dataset has none (the model is then
+    """Calibrate a model folder, in place, on the people it was trained on at rest (as its
+    record names them): their neutral scans (:func:`~affectkit.model.neutral_reference.neutral_scans_of`)
+    or the first frames of their sequences (:func:`neutral_views_of`), so that it can read
+    scans against a neutral scan: what a run does with the model it exports. Returns the number of scans, 0 where its dataset has none (the model is then
     left as it is); ``dtype`` as :func:`~affectkit.model.checkpoint.save_checkpoint`."""
     from affectkit.factory import build_dataset, build_render_cache
     from affectkit.model.checkpoint import load_checkpoint, save_checkpoint
-    from affectkit.render.pipeline import render_samples
 
     model, meta = load_checkpoint(model_dir)
     ref = ComponentRef.model_validate(meta.provenance["dataset"])
-    listing, neutral = neutral_scans_of(ref, build_dataset(ref), set(meta.provenance["train_subjects"]))
-    if not neutral:
-        return 0
+    subjects = set(meta.provenance["train_subjects"])
+    listing, _ = neutral_scans_of(ref, build_dataset(ref), subjects)
     inputs = meta.inference.input
+    cache = build_render_cache(inputs, meta.recipe.render.cache_dir if meta.recipe else None)
     try:
-        views = render_samples(inputs, listing, neutral, build_render_cache(inputs, meta.recipe.render.cache_dir if meta.recipe else None), skip_bad_files=True, units=units)
+        views = neutral_views_of(listing, [s for s in listing.samples() if s.subject in subjects], inputs, cache, units)
     except AffectkitError:  # not one of them could be read: the model stays as it is
         return 0
-    calibrate(model, views.views)
-    meta.provenance = {**meta.provenance, CALIBRATION: {"on": f"the neutral scans of its training people ({ref.name})", "scans": len(views)}}
+    if not len(views):
+        return 0
+    calibrate(model, views)
+    meta.provenance = {**meta.provenance, CALIBRATION: {"on": f"its training people at rest ({ref.name})", "scans": len(views)}}
     save_checkpoint(model_dir, model, meta, dtype=dtype)
     return len(views)
