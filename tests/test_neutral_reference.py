@@ -45,7 +45,7 @@ def calibrated(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory) -> dict[str, dict[str, Path]]:
-    """Two procedural people, each a neutral scan and six expressions as PLY files: subject -> label -> file."""
+    """Two new facekit people (seed 2000), each a neutral scan and six expressions as PLY files: subject -> label -> file."""
     folder = tmp_path_factory.mktemp("faces")
     manifest = Path(run_ok("synth", "--out", str(folder), "--subjects", "2", "--intensities", "4", "--seed", "2000").strip())
     people: dict[str, dict[str, Path]] = {}
