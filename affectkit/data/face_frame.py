@@ -316,7 +316,7 @@ class _Fit:
         """(distance, index) of each point's nearest scan point (of the scan point nearest its
         grid cell, unless ``exact``); infinite beyond :data:`REACH_MM`."""
         if exact:
-            distance, nearest = self.tree.query(points, distance_upper_bound=REACH_MM, workers=-1)
+            distance, nearest = self.tree.query(points, distance_upper_bound=REACH_MM)
             return distance, np.minimum(nearest, len(self.scan) - 1)
         cells = ((points - self.origin) * (1.0 / GRID_MM)).astype(np.int64)  # truncation is floor inside the grid
         inside = ((cells >= 0) & (cells < self.shape)).all(axis=1)
