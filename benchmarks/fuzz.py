@@ -16,6 +16,7 @@ import platform
 import random
 import re
 import sys
+import tempfile
 import time
 import warnings
 from collections import Counter
@@ -27,6 +28,7 @@ from fuzz_targets import (  # noqa: E402
     ALLOCATION_CAP,
     TARGETS,
     FuzzFailure,
+    Target,
     inputs,
     run_one,
     seeded_folder,
@@ -38,7 +40,13 @@ POSITION = re.compile(r"\b(line|byte|offset|row|column|vertex|face|landmark|fiel
 
 def fuzz(name: str, count: int, random_seed: int) -> dict[str, object]:
     target = TARGETS[name]
-    folder, seed_bytes = seeded_folder(target)
+    with tempfile.TemporaryDirectory(prefix=f"affectkit-fuzz-{name}-") as empty:
+        return fuzz_target(target, count, random_seed, Path(empty))
+
+
+def fuzz_target(target: Target, count: int, random_seed: int, empty: Path) -> dict[str, object]:
+    """Fuzz ``target`` in the ``empty`` folder its files are written to."""
+    folder, seed_bytes = seeded_folder(target, empty)
     outcomes: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     with_position = 0

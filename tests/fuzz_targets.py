@@ -13,7 +13,6 @@ and reports the counts.
 from __future__ import annotations
 
 import io
-import tempfile
 import tracemalloc
 import warnings
 import zipfile
@@ -234,10 +233,10 @@ def run_one(target: Target, folder: Path, data: bytes) -> str:
     return message
 
 
-def seeded_folder(target: Target) -> tuple[Path, bytes]:
-    """A fresh folder holding whatever the target's seed needs, and the seed's bytes; the
-    seed is read once untraced, so that modules a reader imports lazily count for nothing."""
-    folder = Path(tempfile.mkdtemp(prefix=f"affectkit-fuzz-{target.name}-"))
+def seeded_folder(target: Target, folder: Path) -> tuple[Path, bytes]:
+    """``folder`` (empty, the caller's to remove) with whatever the target's seed needs, and
+    the seed's bytes; the seed is read once untraced, so that modules a reader imports lazily
+    count for nothing."""
     seed = target.seed(folder)
     path = folder / target.file
     path.write_bytes(seed)

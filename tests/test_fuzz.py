@@ -14,9 +14,9 @@ EXAMPLES = 150
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
-def test_reader_reads_its_seed_and_survives_fuzzed_inputs(name):
+def test_reader_reads_its_seed_and_survives_fuzzed_inputs(name, tmp_path):
     target = TARGETS[name]
-    folder, seed = seeded_folder(target)
+    folder, seed = seeded_folder(target, tmp_path)
     assert run_one(target, folder, seed) == ""  # the seed itself reads
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
