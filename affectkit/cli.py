@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from affectkit.errors import AffectkitError
+
+if TYPE_CHECKING:
+    from affectkit.data.mesh import Mesh, MeshSequence
 
 
 def _overrides(sets: Sequence[str], extra: Sequence[str]) -> list[str]:
@@ -399,9 +403,11 @@ def eval_command(
 @test_time_option
 @click.option("--neutral", "neutral_file", type=click.Path(path_type=Path), default=None,
               help="The neutral scan of the person the INPUTS show: each is read against it (a model calibrated by affectkit neutral).")
+@click.option("--first-frame-neutral", is_flag=True,
+              help="Read each sequence folder against its own first frame (sequences that start at rest, as BU-4DFE's; a calibrated model).")
 def predict(
     inputs: tuple[Path, ...], model: str | None, revision: str | None, device: str, trust_unverified: bool, as_json: bool, frames: bool, units: str,
-    test_time: str, neutral_file: Path | None,
+    test_time: str, neutral_file: Path | None, first_frame_neutral: bool,
 ) -> None:
     """Class probabilities for meshes or sequence folders, with the per-view weights and
     how each scan was placed: its units, up axis and head pose, found from its geometry.
@@ -421,6 +427,10 @@ def predict(
             raise click.UsageError("name at least one mesh file or folder of frames after the model")
     predictor = Predictor.from_pretrained(model, revision, device=device, trust_unverified=trust_unverified, test_time=TEST_TIME[test_time])
     chosen = None if units == "auto" else units
+    if neutral_file is not None and first_frame_neutral:
+        raise click.UsageError("give --neutral FILE or --first-frame-neutral, not both")
+    if first_frame_neutral:
+        predictor.model.calibrated_neutral()  # an uncalibrated model fails here, once
     neutral = None
     if neutral_file is not None:
         neutral = load_input(neutral_file)
@@ -430,9 +440,13 @@ def predict(
     failed = 0
     for path in inputs:
         try:
-            p = predictor.predict_file(path, units=chosen, neutral=neutral)
-            sequence = load_input(path) if frames and Path(path).is_dir() else None  # read again only for a timeline
-            timeline = predictor.predict_frames(sequence, units=chosen) if isinstance(sequence, MeshSequence) else []
+            started = time.perf_counter()
+            item = load_input(path)
+            read = time.perf_counter() - started
+            reference = first_frame(item, path) if first_frame_neutral else neutral
+            p = predictor.predict(item, units=chosen, neutral=reference)
+            p.timings = {"read": read, **p.timings}
+            timeline = predictor.predict_frames(item, units=chosen, neutral=reference) if frames and isinstance(item, MeshSequence) else []
         except AffectkitError as exc:
             failed += 1
             click.echo(json.dumps({"input": str(path), "error": str(exc)}) if as_json else f"error: {exc}", err=not as_json)
@@ -467,6 +481,15 @@ def predict(
     if failed:
         click.echo(f"error: {failed} of {len(inputs)} inputs could not be predicted", err=True)
         sys.exit(RUNTIME_ERROR)
+
+
+def first_frame(item: Mesh | MeshSequence, path: Path) -> Mesh:
+    """A sequence's first frame, its person at rest (``predict --first-frame-neutral``)."""
+    from affectkit.data.mesh import MeshSequence
+
+    if not isinstance(item, MeshSequence):
+        raise AffectkitError(f"{path}: one scan, with no first frame to read it against; give its person's neutral scan with --neutral")
+    return item.frames[0]
 
 
 @main.command()

@@ -30,6 +30,7 @@ from affectkit.serve.inference import ClassPrompts, Prediction, Predictor
 GENERATED, MESH_UPLOAD, SEQUENCE_UPLOAD = "Generated face", "Upload a mesh", "Upload a 4D sequence (zip)"
 EXPRESSIONS = (*LABELS, NEUTRAL)
 UNITS = ("auto", "mm", "cm", "inch", "m")
+AGAINST_NEUTRAL = "Read against the person's neutral face"
 MAX_3D_FACES = 150_000  # plotly in the browser stays interactive below this
 
 
@@ -76,19 +77,20 @@ def main() -> None:
     try:
         started = time.perf_counter()
         item = choose_input(predictor, config)
+        neutral, against = choose_neutral(predictor, item, config)
         if item is None:
             st.info("Upload a file in the sidebar to see its prediction.")
             return
         read = time.perf_counter() - started
         chosen = st.session_state.get("units", "auto") if st.session_state.get("source") != GENERATED else "auto"  # generated faces are in mm
         units = None if chosen == "auto" else chosen
-        prediction = predictor.predict(item, classes, units)
+        prediction = predictor.predict(item, classes, units, neutral=neutral)
         prediction.timings = {"read": read, **prediction.timings}
-        timeline = predictor.predict_frames(item, classes=classes, units=units) if isinstance(item, MeshSequence) else []
+        timeline = predictor.predict_frames(item, classes=classes, units=units, neutral=neutral) if isinstance(item, MeshSequence) else []
     except AffectkitError as exc:
         st.error(str(exc))
         return
-    show_prediction(prediction, item, timeline, predictor)
+    show_prediction(prediction, item, timeline, predictor, against)
 
 
 def offer_training(config: AppConfig) -> None:
@@ -167,12 +169,42 @@ def choose_input(predictor: Predictor, config: AppConfig) -> Mesh | MeshSequence
     return read_upload(upload.name, upload.getvalue(), config)
 
 
-def show_prediction(prediction: Prediction, item: Mesh | MeshSequence, timeline: list[dict[str, float]], predictor: Predictor) -> None:
+def choose_neutral(predictor: Predictor, item: Mesh | MeshSequence | None, config: AppConfig) -> tuple[Mesh | None, str | None]:
+    """The sidebar's neutral reference: (the scan the input is read against, what it is), or
+    (None, None). A sequence's is its first frame, a generated face's the same face at rest,
+    an uploaded scan's an upload of the same person's neutral scan."""
+    if not predictor.calibrated:
+        st.sidebar.checkbox(AGAINST_NEUTRAL, key="against_neutral", disabled=True, help="This model has no mean neutral to read scans against: affectkit neutral --help")
+        return None, None
+    help = "What the person's face at rest adds to every expression is taken away: read each scan against it (docs: Use a model)"
+    if not st.sidebar.checkbox(AGAINST_NEUTRAL, key="against_neutral", help=help):
+        return None, None
+    if isinstance(item, MeshSequence):
+        return item.frames[0], "its first frame (a sequence starts at rest)"
+    if st.session_state.get("source") == GENERATED:
+        state = st.session_state
+        return generated_face(predictor.trained_on, state["generator"], state["subject"], NEUTRAL, 1, False), "the same face at rest"
+    upload = st.sidebar.file_uploader(f"The same person's neutral scan (up to {config.max_upload_mb:g} MiB)", key="neutral_upload")
+    if upload is None:
+        if item is not None:
+            st.warning("Upload the person's neutral scan in the sidebar to read the scan against it; until then it is read as it is.")
+        return None, None
+    neutral = read_upload(upload.name, upload.getvalue(), config)
+    if isinstance(neutral, MeshSequence):
+        raise AffectkitError(f"{upload.name}: a neutral scan is one mesh file, not a sequence")
+    return neutral, f"the neutral scan {upload.name}"
+
+
+def show_prediction(
+    prediction: Prediction, item: Mesh | MeshSequence, timeline: list[dict[str, float]], predictor: Predictor, against: str | None
+) -> None:
     confidence = prediction.probabilities[prediction.label]
     st.markdown(f"## Predicted: **{prediction.label}** ({confidence:.1%})")
     frames = f", {len(item)} frames" if isinstance(item, MeshSequence) else ""
     timings = " · ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in prediction.timings.items())
     st.caption(f"Input: {item.source}{frames} · {timings}")
+    if against is not None:
+        st.caption(f"Read against {against}, placed at the mean neutral of the model's training people")
     if prediction.frame is not None:
         st.caption(f"Face frame (units, up axis and head pose found from the scan, then turned upright): {prediction.frame.describe()}")
     for warning in prediction.warnings:

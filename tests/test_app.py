@@ -21,11 +21,12 @@ from affectkit_apps.settings import CONFIG_ENV, AppConfig, format_class_prompts,
 from streamlit.testing.v1 import AppTest
 
 from affectkit.data.mesh import Mesh
-from affectkit.data.mesh_formats import save_mesh
+from affectkit.data.mesh_formats import load_input, save_mesh
 from affectkit.errors import AffectkitError
 from affectkit.factory import build_model
 from affectkit.model.checkpoint import CheckpointMeta, save_checkpoint
-from affectkit.recipe import load_recipe
+from affectkit.recipe import ComponentRef, load_recipe
+from affectkit.serve.adapted_model import adapt_model
 from affectkit.serve.inference import Predictor
 
 ROOT = Path(__file__).parent.parent
@@ -142,6 +143,37 @@ def test_an_uploaded_scan_shows_the_face_frame_found_and_takes_its_units(app, pr
     at.sidebar.selectbox(key="units").set_value("m")  # a face 2 mm across in metres: no face's size
     at.run()
     assert not at.exception and any("in m it would be" in e.value for e in at.error)
+
+
+def test_a_scan_is_read_against_the_persons_neutral_face_when_asked(checkpoint, app, monkeypatch, tmp_path):
+    """The choice is off (and says why) for a model with no mean neutral; on a calibrated one
+    a generated face is read against the same face at rest, a sequence against its first
+    frame, an uploaded scan against an uploaded neutral scan (and a warning until there is one)."""
+    at = app.run()
+    assert at.sidebar.checkbox(key="against_neutral").disabled
+    calibrated = tmp_path / "calibrated"
+    adapt_model(checkpoint, calibrated, data=ComponentRef(name="facekit", options={"subjects": 2, "intensities": [4], "include_neutral": True}), neutral=True)
+    predictor = Predictor.from_checkpoint(calibrated)
+    monkeypatch.setenv(CONFIG_ENV, AppConfig(checkpoint=calibrated, runs_dir=tmp_path / "runs").model_dump_json())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.sidebar.checkbox(key="against_neutral").check().run()
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("Read against the same face at rest") for c in at.caption)
+    at_rest = generated_face(predictor.trained_on, "facekit", 25, "neutral", 1, False)
+    against = predictor.predict(generated_face(predictor.trained_on, "facekit", 25, "happiness", 4, False), neutral=at_rest)
+    assert f"**{against.label}** ({against.probabilities[against.label]:.1%})" in [m.value for m in at.markdown if m.value.startswith("## Predicted")][0]
+    at.sidebar.checkbox(key="sequence").check().run()
+    assert any(c.value.startswith("Read against its first frame") for c in at.caption)
+
+    face, neutral = (save_mesh(generated_face(predictor.trained_on, "facekit", 30, label, 4, False), tmp_path / f"{label}.ply") for label in ("fear", "neutral"))
+    at.sidebar.radio(key="source").set_value("Upload a mesh").run()
+    at.sidebar.file_uploader(key="mesh_upload").set_value(("fear.ply", face.read_bytes(), "application/octet-stream")).run()
+    assert "Upload the person's neutral scan" in at.warning[0].value and predicted(at) == predictor.predict_file(face).label
+    at.sidebar.file_uploader(key="neutral_upload").set_value(("neutral.ply", neutral.read_bytes(), "application/octet-stream")).run()
+    assert not at.exception and not at.error and not at.warning
+    assert any(c.value.startswith("Read against the neutral scan neutral.ply") for c in at.caption)
+    assert predicted(at) == predictor.predict_file(face, neutral=load_input(neutral)).label
 
 
 def test_editing_prompts_changes_the_classes_without_retraining(app):

@@ -94,6 +94,14 @@ def test_a_sequence_is_read_against_its_first_frame_and_first_frames_calibrate(c
     run_ok("synth", "--out", str(data), "--layout", "bu4dfe", "--subjects", "2", "--frames", "6", "--seed", "2000")
     printed = run_ok("eval", str(calibrated), "--data", f"bu4dfe:{data}", "--neutral-reference", "--json")
     assert first_json(printed)["report"]["samples"] == 12
+    # predict: the sequence folder against its own first frame, the timeline too, as against that frame's file
+    sequence = data / "F001" / "Happy"
+    first = sequence / "000.wrl"
+    own = first_json(run_ok("predict", "-m", str(calibrated), str(sequence), "--first-frame-neutral", "--frames", "--json"))
+    given = first_json(run_ok("predict", "-m", str(calibrated), str(sequence), "--neutral", str(first), "--frames", "--json"))
+    plain = first_json(run_ok("predict", "-m", str(calibrated), str(sequence), "--frames", "--json"))
+    assert own["probabilities"] == pytest.approx(given["probabilities"], abs=1e-5) and own["probabilities"] != pytest.approx(plain["probabilities"], abs=1e-3)
+    assert own["frames"][0] == pytest.approx(given["frames"][0], abs=1e-5) and own["frames"][0] != pytest.approx(plain["frames"][0], abs=1e-3)
     # BU-4DFE holds no neutral scan: a model is calibrated on the first frame of one sequence a person
     assert "on 2 neutral scans of bu4dfe" in run_ok("neutral", "--data", f"bu4dfe:{data}", "--out", str(tmp_path / "from-4d"))
 
@@ -104,6 +112,8 @@ def test_bad_requests_are_one_line_and_write_nothing(calibrated, faces, tmp_path
     uncalibrated = save_checkpoint(tmp_path / "uncalibrated", model, meta)
     scan = faces["S001"]["anger"]
     assert "not calibrated to read scans against a neutral scan" in fails("predict", "-m", str(uncalibrated), str(scan), "--neutral", str(scan))
+    assert "not calibrated" in fails("predict", "-m", str(uncalibrated), str(scan), "--first-frame-neutral")
+    assert f"{scan}: one scan, with no first frame" in fails("predict", "-m", str(calibrated), str(scan), "--first-frame-neutral")
     assert "not calibrated" in fails("eval", str(uncalibrated), "--data", NEW_FACES, "--neutral-reference")
     assert "none for subject(s) S001, S002" in fails("eval", str(calibrated), "--data", NEW_FACES.removesuffix(",include_neutral=true"), "--neutral-reference")
     out = tmp_path / "never"

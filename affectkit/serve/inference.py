@@ -162,6 +162,11 @@ class Predictor:
             return ComponentRef.model_validate(self.meta.provenance["dataset"])
         return self.meta.recipe.data.dataset if self.meta.recipe is not None else None
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether the model can read scans against the person's neutral scan (``neutral=``)."""
+        return self.model.neutral_features is not None
+
     @classmethod
     def from_checkpoint(
         cls, path: str | Path, device: str | torch.device = "cpu", trust_unverified: bool = False, test_time: list[TestTime] | None = None
@@ -293,15 +298,18 @@ class Predictor:
 
     @torch.no_grad()
     def predict_frames(
-        self, sequence: MeshSequence, batch_size: int = 16, classes: ClassPrompts | None = None, units: Units | None = None
-    ) -> list[dict[str, float]]:
-        """Class probabilities of every frame on its own: a timeline of the expression."""
+        self, sequence: MeshSequence, batch_size: int = 16, classes: ClassPrompts | None = None, units: Units | None = None,
+        neutral: Mesh | None = None,
+    ) -> list[dict[str, float]]:  # fmt: skip
+        """Class probabilities of every frame on its own (each read against ``neutral``, as
+        :meth:`predict`): a timeline of the expression."""
         classes = classes or self.classes
+        reference = None if neutral is None else self.neutral_views(neutral, units)
         timeline: list[dict[str, float]] = []
         for start in range(0, len(sequence), batch_size):
             rendered = self.cache.render(sequence.frames[start : start + batch_size], units)
             views = rendered.stack(self.inputs.maps).unsqueeze(1)  # [F, 1, V, C, H, W]
-            _, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings)
+            _, logits = self.model.classify(views.to(self.model.logit_scale.device), classes.class_embeddings, reference)  # one neutral, broadcast
             for row in logits.softmax(-1).cpu().tolist():
                 timeline.append(dict(zip(classes.labels, row, strict=True)))
         return timeline
