@@ -94,14 +94,14 @@ def test_a_sequence_is_read_against_its_first_frame_and_first_frames_calibrate(c
     run_ok("synth", "--out", str(data), "--layout", "bu4dfe", "--subjects", "2", "--frames", "6", "--seed", "2000")
     printed = run_ok("eval", str(calibrated), "--data", f"bu4dfe:{data}", "--neutral-reference", "--json")
     assert first_json(printed)["report"]["samples"] == 12
-    # predict: the sequence folder against its own first frame, the timeline too, as against that frame's file
+    # predict: the sequence folder against its own first frame, its timeline too
     sequence = data / "F001" / "Happy"
-    first = sequence / "000.wrl"
     own = first_json(run_ok("predict", "-m", str(calibrated), str(sequence), "--first-frame-neutral", "--frames", "--json"))
-    given = first_json(run_ok("predict", "-m", str(calibrated), str(sequence), "--neutral", str(first), "--frames", "--json"))
-    plain = first_json(run_ok("predict", "-m", str(calibrated), str(sequence), "--frames", "--json"))
-    assert own["probabilities"] == pytest.approx(given["probabilities"], abs=1e-5) and own["probabilities"] != pytest.approx(plain["probabilities"], abs=1e-3)
-    assert own["frames"][0] == pytest.approx(given["frames"][0], abs=1e-5) and own["frames"][0] != pytest.approx(plain["frames"][0], abs=1e-3)
+    predictor, frames = Predictor.from_checkpoint(calibrated), load_input(sequence)
+    against, plain = predictor.predict(frames, neutral=frames.frames[0]), predictor.predict(frames)
+    assert own["probabilities"] == pytest.approx(against.probabilities, abs=1e-5) and own["probabilities"] != pytest.approx(plain.probabilities, abs=1e-3)
+    timeline = predictor.predict_frames(frames, neutral=frames.frames[0])
+    assert own["frames"] == [pytest.approx(frame, abs=1e-5) for frame in timeline] and timeline != predictor.predict_frames(frames)
     # BU-4DFE holds no neutral scan: a model is calibrated on the first frame of one sequence a person
     assert "on 2 neutral scans of bu4dfe" in run_ok("neutral", "--data", f"bu4dfe:{data}", "--out", str(tmp_path / "from-4d"))
 

@@ -63,7 +63,7 @@ def cross_validate(
     (or on the folds of a file). Writes per fold and pooled reports, ``folds.json`` and
     ``cv.json`` (docs/protocols.md) and returns the latter's contents."""
     from affectkit.evaluate.reports import pooled_report, save_report
-    from affectkit.factory import build_render_cache
+    from affectkit.factory import build_dataset, build_render_cache
     from affectkit.render.pipeline import dataset_identity
 
     started = time.perf_counter()
@@ -72,9 +72,10 @@ def cross_validate(
             "eval.select: best picks each fold's epoch by validation accuracy, and cv never validates on test subjects; "
             "set eval.cv_validation: true (a validation split inside each fold's training subjects) or eval.select: last"
         )
-    dataset = preflight(recipe)
+    dataset = build_dataset(recipe.data.dataset)
     everything = dataset.samples()
-    plan = cv_plan(recipe, everything, folds or recipe.eval.folds, repeats or recipe.eval.repeats, fold_file)
+    plan = cv_plan(recipe, everything, folds or recipe.eval.folds, repeats or recipe.eval.repeats, fold_file)  # a bad fold file stops before Ray starts
+    preflight(recipe, dataset)
     k_folds = {len(repeat["folds"]) for repeat in plan}
     label = f"{max(k_folds)}" if len(k_folds) == 1 else "var"
     run_dir = new_run_dir(recipe.model_copy(update={"name": f"{recipe.name}-cv{label}"}))

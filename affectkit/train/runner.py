@@ -96,6 +96,7 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
     """Train, evaluate on held-out subjects, and write the run directory."""
     from affectkit.evaluate.plots import plot_curves
     from affectkit.evaluate.reports import format_report, save_report
+    from affectkit.factory import build_dataset
     from affectkit.model.checkpoint import read_meta
     from affectkit.model.neutral_reference import CALIBRATION
     from affectkit.render.pipeline import training_data
@@ -103,7 +104,8 @@ def run(recipe: Recipe, resume: bool = False, verbose: bool = True) -> RunResult
 
     started = time.perf_counter()
     previous = latest_run_dir(recipe) if resume else None
-    dataset = preflight(recipe)
+    dataset = build_dataset(recipe.data.dataset)
+    preflight(recipe, dataset)
     run_dir = previous or new_run_dir(recipe)
     record_recipe(run_dir, recipe)
     samples = select_subjects(dataset.samples(), recipe.data.subjects, recipe.seed)

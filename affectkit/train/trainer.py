@@ -18,17 +18,13 @@ from affectkit.train.ray_cluster import check_cluster, connect_ray
 from affectkit.train.run_logging import build_loggers
 
 
-def preflight(recipe: Recipe) -> Dataset:
-    """The recipe's dataset, built once every check that needs no scan has passed: the model
-    builds, the loggers' packages are there, the cluster answers. They come first, so that
-    none of them fails after minutes of rendering."""
-    from affectkit.factory import build_dataset
-
-    dataset = build_dataset(recipe.data.dataset)
+def preflight(recipe: Recipe, dataset: Dataset) -> None:
+    """Every check that needs no scan: the model builds for the recipe's ``dataset``, the
+    loggers' packages are there, the cluster answers. They come first, so that none of them
+    fails after minutes of rendering."""
     check_model(recipe, len(dataset.labels))
     build_loggers(recipe)
     check_cluster(recipe)
-    return dataset
 
 
 def train_and_export(
