@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from cli_runs import ROOT, command, run_ok
@@ -82,27 +83,30 @@ def test_a_two_worker_run_is_live_in_tensorboard_logs_to_mlflow_stops_early_and_
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val.accuracy")] == list(range(1, 9))
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c-to-the-group", "kill-9-of-the-driver"])
-def test_a_stopped_run_resumes_from_its_newest_complete_checkpoint(tmp_path, stop):
-    """Ctrl-C signals the whole process group, as a terminal does; ``kill -9`` hits the
-    driver alone. No Ray process of the run outlives it by more than a few seconds (Ray's
-    agents used to linger for 30 to 60 s after a kill -9). ``--resume`` then starts after
-    the newest complete epoch and does not train the stored epochs again (their recorded
-    losses come back unchanged)."""
+def stop_at_a_new_checkpoint(args: list[str], runs: Path, stop: signal.Signals, stored_before: int) -> dict[int, list[dict]]:
+    """Start ``affectkit run ARGS``, send ``stop`` once it has stored an epoch after
+    ``stored_before`` (Ctrl-C to its process group as a terminal does, ``kill -9`` to the
+    driver alone), check that no Ray process of it outlives it by 15 s (Ray's agents used to
+    linger 30 to 60 s after a kill -9), and return the complete checkpoints: epoch -> history."""
     import os
 
     from affectkit.train.ray_reaper import ray_descendants
 
-    EPOCHS = 10  # an epoch here takes well under a second, and Ctrl-C's Ray shutdown a few: room for both
+    def stored() -> dict[int, list[dict]]:
+        found = {}
+        for meta_file in runs.glob("resumable/*/ray/*/checkpoint_*/checkpoint.json"):
+            try:
+                meta, _ = read_meta(meta_file.parent)
+            except CheckpointError:
+                continue  # a half-written checkpoint: resume must pass it over
+            found[meta.epoch] = meta.history
+        return found
 
-    args = ["recipes/quick.yaml", "--set", f"output.dir={tmp_path / 'runs'}", "data.dataset.options.subjects=4",
-            "render.size=32", f"train.epochs={EPOCHS}", "name=resumable"]  # fmt: skip
     process = subprocess.Popen(command("run", *args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    pattern = "resumable/*/ray/*/checkpoint_*/checkpoint.json"
     deadline = time.time() + 600
-    while time.time() < deadline and not list((tmp_path / "runs").glob(pattern)):
-        time.sleep(0.5)
-    assert list((tmp_path / "runs").glob(pattern)), "no checkpoint appeared"
+    while time.time() < deadline and max(stored(), default=-1) <= stored_before:
+        time.sleep(0.2)
+    assert max(stored(), default=-1) > stored_before, "no new checkpoint appeared"
     ray_processes = ray_descendants(process.pid)
     assert any("RayTrainWorker" in p.cmdline()[0] for p in ray_processes.values()), ray_processes
     if stop == signal.SIGINT:
@@ -116,25 +120,31 @@ def test_a_stopped_run_resumes_from_its_newest_complete_checkpoint(tmp_path, sto
     left = [p.cmdline()[0] for (_, t), p in ray_processes.items() if p.is_running() and p.create_time() == t]
     assert not left, f"Ray processes outlived the driver by 15 s: {left}"
     time.sleep(2)  # let a killed run's last writes land (or not)
-    (run_dir,) = (tmp_path / "runs" / "resumable").glob("2*")
-    assert not (run_dir / "metrics.jsonl").exists(), "the run finished before it was stopped"
-    stored = {}
-    for meta_file in (tmp_path / "runs").glob(pattern):
-        try:
-            meta, _ = read_meta(meta_file.parent)
-        except CheckpointError:
-            continue  # a half-written checkpoint: resume must pass it over
-        stored[meta.epoch] = meta.history
-    newest = max(stored)
-    assert newest < EPOCHS - 1, "every epoch was stored before the stop took effect"
+    return stored()
+
+
+def test_a_stopped_run_resumes_from_its_newest_complete_checkpoint(tmp_path):
+    """A run stopped by Ctrl-C, then resumed and stopped by ``kill -9``, then resumed to the
+    end: each ``--resume`` starts after the newest complete epoch and does not train the
+    stored epochs again (their recorded losses come back unchanged)."""
+    EPOCHS = 16  # an epoch here takes well under a second, and Ctrl-C's Ray shutdown a few: room for both stops
+    runs = tmp_path / "runs"
+    args = ["recipes/quick.yaml", "--set", f"output.dir={runs}", "data.dataset.options.subjects=4", "render.size=32", f"train.epochs={EPOCHS}",
+            "name=resumable"]  # fmt: skip
+    newest = -1
+    for stop, resume in ((signal.SIGINT, []), (signal.SIGKILL, ["--resume"])):
+        stored = stop_at_a_new_checkpoint([*args, *resume], runs, stop, newest)
+        (run_dir,) = (runs / "resumable").glob("2*")
+        assert not (run_dir / "metrics.jsonl").exists(), "the run finished before it was stopped"
+        newest = max(stored)
+        assert newest < EPOCHS - 1, "every epoch was stored before the stop took effect"
 
     out = run_ok("run", *args, "--resume")
     assert f"resuming {run_dir} from " in out and f"(epoch {newest + 1})" in out, out[-2000:]
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in history] == list(range(EPOCHS))
-    before = [m["train_loss"] for m in stored[newest]]
-    assert [m["train_loss"] for m in history[: newest + 1]] == before  # restored, not trained again
-    assert history[newest + 1]["restarts"] >= 1
+    assert [m["train_loss"] for m in history[: newest + 1]] == [m["train_loss"] for m in stored[newest]]  # restored, not trained again
+    assert history[newest + 1]["restarts"] >= 2
 
 
 def test_quick_recipe_trains_through_the_bu3dfe_reader_and_evaluates_across_datasets(tmp_path):
