@@ -176,8 +176,8 @@ def choose_neutral(predictor: Predictor, item: Mesh | MeshSequence | None, confi
     if not predictor.calibrated:
         st.sidebar.checkbox(AGAINST_NEUTRAL, key="against_neutral", disabled=True, help="This model has no mean neutral to read scans against: affectkit neutral --help")
         return None, None
-    help = "What the person's face at rest adds to every expression is taken away: read each scan against it (docs: Use a model)"
-    if not st.sidebar.checkbox(AGAINST_NEUTRAL, key="against_neutral", help=help):
+    explained = "What the person's face at rest adds to every expression is taken away: read each scan against it (docs: Use a model)"
+    if not st.sidebar.checkbox(AGAINST_NEUTRAL, key="against_neutral", help=explained):
         return None, None
     if isinstance(item, MeshSequence):
         return item.frames[0], "its first frame (a sequence starts at rest)"
