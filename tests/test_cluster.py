@@ -1,6 +1,6 @@
 """Ray clusters for real: a worker killed mid-run, a job submitted to a head node, a
 multi-node cluster without shared storage, a cluster some earlier ``ray start`` left on
-record. Each test trains a cut-down quick recipe."""
+record, another cluster's dashboard where a local instance looks for its own. Each test trains a cut-down quick recipe."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,45 @@ def test_a_run_without_an_address_starts_its_own_ray_even_when_ray_start_left_a_
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Connecting to existing Ray cluster" not in result.stderr
     assert [m["epoch"] for m in history(tmp_path / "runs")] == [0]
+
+
+class StateApiKnowingNoActor(BaseHTTPRequestHandler):
+    """Another Ray cluster's dashboard, without token authentication, on the port a local
+    instance records as its own State API: every actor asked about is unknown to it."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = json.dumps({"result": True, "msg": "", "data": {"result": {"result": [], "total": 0}}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_another_clusters_dashboard_on_the_default_port_does_not_stop_a_local_run(tmp_path):
+    """Ray Train's placement-group cleaner asks the State API, every second, whether the run's
+    controller is alive; a local instance records 127.0.0.1:8265 for it, where it serves
+    nothing, so a cluster that started its dashboard there mid-run answered no, and the
+    cleaner stopped the healthy run."""
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", 8265), StateApiKnowingNoActor)
+    except OSError as error:
+        pytest.skip(f"port 8265 is taken on this machine ({error.strerror}): the other cluster cannot be played")
+    runs = tmp_path / "runs"
+    sets = [f"output.dir={runs}", "train.epochs=10", *SMALL]
+    process = subprocess.Popen(command("run", "recipes/quick.yaml", "--set", *sets), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 600
+        while not stored_epochs(runs) and time.time() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        threading.Thread(target=server.serve_forever, daemon=True).start()  # the other cluster comes up mid-run
+        out, _ = process.communicate(timeout=600)
+    finally:
+        process.kill()
+        server.shutdown()
+        server.server_close()
+    assert process.returncode == 0, out[-3000:]
+    assert [m["epoch"] for m in history(runs)] == list(range(10))

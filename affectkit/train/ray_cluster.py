@@ -67,7 +67,16 @@ def refuse_unreachable(address: str, source: str) -> None:
 #: Ray Train's preemption watcher follows nodes a cluster drains (spot instances, autoscaler
 #: scale-down): nothing drains a local instance, and its actor logs an error line about its
 #: restart arguments on every run. RAY_TRAIN_ENABLE_PREEMPTION_WATCHER is Ray's switch for it.
-LOCAL_INSTANCE_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+#:
+#: Ray Train's placement-group cleaner asks the State API whether the run's controller is
+#: still alive, and removes the run's workers when the answer is no. A local instance has no
+#: State API, yet records the dashboard's default address (127.0.0.1:8265): another Ray
+#: cluster on the machine with its dashboard there (and no token authentication) answers that
+#: it knows no such controller, and the cleaner stops a healthy run. RAY_API_SERVER_ADDRESS
+#: (Ray's override of that address) points its workers at a port nothing can listen on, so
+#: the question fails at once, as it does when nothing answers; the instance stops with this
+#: process anyway (:mod:`affectkit.train.ray_reaper`).
+LOCAL_INSTANCE_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_API_SERVER_ADDRESS": "http://127.0.0.1:0"}
 #: how often (s) Ray Train's controller collects the workers' reports on a local instance
 #: (Ray's default 2 s cost a 1 s epoch almost 2 s more; a value set in the environment wins)
 LOCAL_HEALTH_CHECK = ("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
