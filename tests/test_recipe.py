@@ -28,7 +28,7 @@ def test_recipes_that_say_they_train_as_the_shipped_one_do(name):
     """The protocol recipe and the loss baseline differ from affectvlm.yaml only in data and
     loss (no AU labels to learn from), so a retuned shipped recipe cannot leave them behind."""
     shipped, recipe = (load_recipe(RECIPES[0].parent / f"{n}.yaml") for n in ("affectvlm", name))
-    assert recipe.render == shipped.render and recipe.train == shipped.train
+    assert recipe.render == shipped.render and recipe.train == shipped.train and recipe.scaling == shipped.scaling
     assert recipe.data.pose_spread == shipped.data.pose_spread and recipe.prompts == shipped.prompts
     assert recipe.model.model_dump(exclude={"action_units"}) == shipped.model.model_dump(exclude={"action_units"})
 
