@@ -170,11 +170,12 @@ def calibrate_on_training_people(model_dir: Path, units: Units | None = None, dt
     model, meta = load_checkpoint(model_dir)
     ref = ComponentRef.model_validate(meta.provenance["dataset"])
     subjects = set(meta.provenance["train_subjects"])
-    listing, _ = neutral_scans_of(ref, build_dataset(ref), subjects)
+    listing, neutral = neutral_scans_of(ref, build_dataset(ref), subjects)
+    at_rest = neutral or [s for s in listing.samples() if s.subject in subjects]  # no neutral scans: their sequences' first frames
     inputs = meta.inference.input
     cache = build_render_cache(inputs, meta.recipe.render.cache_dir if meta.recipe else None)
     try:
-        views = neutral_views_of(listing, [s for s in listing.samples() if s.subject in subjects], inputs, cache, units)
+        views = neutral_views_of(listing, at_rest, inputs, cache, units)
     except AffectkitError:  # not one of them could be read: the model stays as it is
         return 0
     if not len(views):
