@@ -45,8 +45,7 @@ from affectkit.evaluate.reports import evaluate
 from affectkit.factory import build_dataset, build_render_cache
 from affectkit.model.adaptation import adapt_normalisation
 from affectkit.model.checkpoint import load_checkpoint
-from affectkit.model.neutral_reference import calibrate
-from affectkit.model.neutral_reference import neutral_scans as neutral_scans_of
+from affectkit.model.neutral_reference import calibrate, neutral_scans
 from affectkit.recipe import ComponentRef
 from affectkit.render.pipeline import render_samples
 
@@ -89,13 +88,13 @@ def main() -> None:
             state = {k: v.clone() for k, v in model.state_dict().items()}
             # the neutral scans of the people it was trained on: calibrates its neutral reference
             trained = build_dataset(ComponentRef(name=trained_on, options={**meta.provenance["dataset"]["options"], "include_neutral": True}))
-            training_neutral = render_samples(meta.inference.input, trained, list(neutral_scans_of(trained.samples()).values()), cache).views
+            training_neutral = render_samples(meta.inference.input, trained, list(neutral_scans(trained.samples()).values()), cache).views
             for generator in GENERATORS:
                 people = build_dataset(ComponentRef(name=generator, options={**ADAPT_PEOPLE, "include_neutral": True}))
                 emotional = [s for s in people.samples() if s.label != "neutral"]
                 neutral = [s for s in people.samples() if s.label == "neutral"]
                 other_people = render_samples(meta.inference.input, people, emotional, cache).views
-                neutral_scans = render_samples(meta.inference.input, people, neutral, cache).views
+                test_neutral_views = render_samples(meta.inference.input, people, neutral, cache).views
                 for kind, options in TEST_KINDS.items():
                     if kind == "4d" and generator == trained_on:  # 4D only where the gap is (a facekit sequence takes seconds to make)
                         continue
@@ -105,7 +104,7 @@ def main() -> None:
                     # each person's neutral scan; a sequence is read against its own first frame
                     with_neutral = build_dataset(ComponentRef(name=generator, options={**TEST_SET, **options, "include_neutral": kind != "4d"}))
                     referenced = render_samples(meta.inference.input, with_neutral, with_neutral.samples(), cache, labels=meta.labels, neutral_reference=True)
-                    sources = {"as trained": None, "other people": other_people, "neutral scans": neutral_scans, "the test scans": test.views}
+                    sources = {"as trained": None, "other people": other_people, "neutral scans": test_neutral_views, "the test scans": test.views}
                     for adaptation in ADAPTATIONS:
                         model.neutral_features = state["neutral_features"].clone() if "neutral_features" in state else None  # as kept
                         model.load_state_dict(state)
