@@ -90,6 +90,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "AffectVLM at 64 px, 12 epochs (shipped before)": ("recipes/affectvlm.yaml", ["render.size=64", "train.epochs=12"]),
     "pretrained at 64 px (shipped before)": ("recipes/affectvlm.yaml", []),
     "larger encoder (resnet18)": ("recipes/affectvlm.yaml", [RESNET18]),
+    # finer views than the pretraining's (96 px): does the step from 64 to 96 px go on?
+    "views at 128 px": ("recipes/affectvlm.yaml", ["render.size=128"]),
 }
 #: variants whose encoder starts from a pretraining made otherwise than affectkit-faces: its overrides
 PRETRAINING_VARIANTS: dict[str, list[str]] = {
