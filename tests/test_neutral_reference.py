@@ -76,6 +76,19 @@ def test_a_neutral_scan_read_against_itself_lands_on_the_calibrated_neutral_whoe
     assert plain[0] != pytest.approx(plain[1], abs=1e-3)
 
 
+def test_a_neutral_scan_read_anew_is_not_rendered_again_and_another_persons_is(calibrated, faces):
+    """The app reads an uploaded neutral scan from its bytes on every interaction: the same
+    scan, read again, reuses its views; another person's scan gets its own."""
+    predictor = Predictor.from_checkpoint(calibrated)
+    first, second = faces["S001"], faces["S002"]
+    predictor.predict_file(first["happiness"], neutral=load_input(first["neutral"]))
+    rendered = predictor.cache.misses
+    again = predictor.predict_file(first["happiness"], neutral=load_input(first["neutral"]))
+    assert predictor.cache.misses == rendered + 1  # the scan itself, not its neutral
+    other = predictor.predict_file(first["happiness"], neutral=load_input(second["neutral"]))
+    assert predictor.cache.misses == rendered + 3 and other.probabilities != pytest.approx(again.probabilities, abs=1e-4)
+
+
 def test_predict_and_eval_read_scans_against_their_neutral(calibrated, faces):
     person = faces["S001"]
     neutral, scans = person["neutral"], [str(path) for label, path in person.items() if label != "neutral"]

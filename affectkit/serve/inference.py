@@ -145,8 +145,8 @@ class Predictor:
         self.inputs = meta.inference.input
         self.views = parse_views(self.inputs.views)
         self.cache: RenderCache = build_render_cache(self.inputs, device=str(device))
-        #: the last neutral scan read against, its units and its views (:meth:`neutral_views`)
-        self._neutral: tuple[Mesh, Units | None, torch.Tensor] | None = None
+        #: the content hash of the last neutral scan read against, its units and its views (:meth:`neutral_views`)
+        self._neutral: tuple[str, Units | None, torch.Tensor] | None = None
         self.set_class_prompts(dict(zip(meta.labels, meta.class_prompts, strict=True)))
         inference = meta.inference
         self.action_units: ActionUnitPrompts | None = (
@@ -288,12 +288,14 @@ class Predictor:
 
     def neutral_views(self, neutral: Mesh, units: Units | None = None) -> torch.Tensor:
         """``[1, 1, V, C, H, W]`` the views of a neutral scan to read scans against; the
-        last neutral scan's are kept, since one person's scans are read against the same one."""
+        last neutral scan's are kept, since one person's scans are read against the same one
+        (by content: the app reads an upload anew on every interaction)."""
         self.model.calibrated_neutral()
-        if self._neutral is None or self._neutral[0] is not neutral or self._neutral[1] != units:
+        digest = neutral.content_hash()
+        if self._neutral is None or self._neutral[0] != digest or self._neutral[1] != units:
             rendered = self.cache.render([neutral], units)
             check_visible(rendered, self.views, neutral.source or "<in-memory neutral mesh>")
-            self._neutral = (neutral, units, rendered.stack(self.inputs.maps)[None].to(self.model.logit_scale.device))
+            self._neutral = (digest, units, rendered.stack(self.inputs.maps)[None].to(self.model.logit_scale.device))
         return self._neutral[2]
 
     @torch.no_grad()
