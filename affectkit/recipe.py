@@ -283,6 +283,11 @@ class TrainConfig(Section):
         description="the share of training scans read against their person's neutral scan (affectkit.model.neutral_reference), "
         "drawn anew every step; needs the training people's neutral scans (the generated sets, BU-3DFE, Bosphorus); 0: none",
     )  # fmt: skip
+    weight_averaging: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="average the trainable weights over every optimisation step of this last share of training (SWA) and validate, "
+        "checkpoint and export the mean, its batch-norm statistics estimated again on the training scans; 0: the last step's weights",
+    )  # fmt: skip
     callbacks: list[ComponentRef] = Field(
         default_factory=list, description="training callbacks told every epoch's scalars, which may stop training early: early_stopping, a plugin's"
     )

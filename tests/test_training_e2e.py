@@ -126,11 +126,12 @@ def stop_at_a_new_checkpoint(args: list[str], runs: Path, stop: signal.Signals, 
 def test_a_stopped_run_resumes_from_its_newest_complete_checkpoint(tmp_path):
     """A run stopped by Ctrl-C, then resumed and stopped by ``kill -9``, then resumed to the
     end: each ``--resume`` starts after the newest complete epoch and does not train the
-    stored epochs again (their recorded losses come back unchanged)."""
+    stored epochs again (their recorded losses come back unchanged); the weight average over
+    all but the first step goes on across the stops."""
     EPOCHS = 16  # an epoch here takes well under a second, and Ctrl-C's Ray shutdown a few: room for both stops
     runs = tmp_path / "runs"
     args = ["recipes/quick.yaml", "--set", f"output.dir={runs}", "data.dataset.options.subjects=4", "render.size=32", f"train.epochs={EPOCHS}",
-            "name=resumable"]  # fmt: skip
+            f"train.weight_averaging={(EPOCHS - 1) / EPOCHS}", "name=resumable"]  # fmt: skip
     newest = -1
     for stop, resume in ((signal.SIGINT, []), (signal.SIGKILL, ["--resume"])):
         stored = stop_at_a_new_checkpoint([*args, *resume], runs, stop, newest)
@@ -145,6 +146,9 @@ def test_a_stopped_run_resumes_from_its_newest_complete_checkpoint(tmp_path):
     assert [m["epoch"] for m in history] == list(range(EPOCHS))
     assert [m["train_loss"] for m in history[: newest + 1]] == [m["train_loss"] for m in stored[newest]]  # restored, not trained again
     assert history[newest + 1]["restarts"] >= 2
+    # one step an epoch (3 training people's 36 scans, batches of 32); both stops came after
+    # the average began, at the second step
+    assert "averaged_steps" not in history[0] and history[-1]["averaged_steps"] == history[-1]["steps"] - 1 == EPOCHS - 1
 
 
 def test_quick_recipe_trains_through_the_bu3dfe_reader_and_evaluates_across_datasets(tmp_path):

@@ -47,6 +47,8 @@ from affectkit.recipe import Recipe
 from affectkit.render.cameras import parse_views
 from affectkit.render.pipeline import TrainingData
 from affectkit.train.run_logging import RunLogger, scalars
+from affectkit.train.weight_averaging import TRAINED, WeightAverage
+from affectkit.train.weight_averaging import restore as restore_trained
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -177,6 +179,8 @@ class Worker:
     val_aus: Tensor | None
     rng: random.Random
     generator: torch.Generator
+    #: the running mean of the weights over the end of training (``train.weight_averaging``)
+    average: WeightAverage | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -224,7 +228,9 @@ def build_worker(recipe: Recipe, data: TrainingData) -> Worker:
         else None
     )
     steps = max(1, len(loader))
-    scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps), recipe.train.epochs_for(steps) * steps)
+    total = recipe.train.epochs_for(steps) * steps
+    scheduler = warmup_cosine(optimizer, round(recipe.train.warmup_epochs * steps), total)
+    share = recipe.train.weight_averaging
     return Worker(
         recipe, data, rank, world, device, model, model, objective,
         build_augmentations(recipe.train.augmentations), build_callbacks(recipe.train.callbacks),
@@ -232,6 +238,7 @@ def build_worker(recipe: Recipe, data: TrainingData) -> Worker:
         data.train.au_targets(data.action_units) if data.action_units else None,
         data.val.au_targets(data.action_units) if data.action_units and data.val is not None else None,
         random.Random(recipe.seed * 1000 + rank), torch.Generator().manual_seed(recipe.seed * 1000 + rank),
+        WeightAverage(start=total - round(share * total) + 1) if share else None,
     )  # fmt: skip
 
 
@@ -254,6 +261,10 @@ def restore(worker: Worker, resume_from: str | None) -> Progress:
         state = load_training_state(Path(directory), document)
         if state is not None:
             restore_training(worker.optimizer, worker.scheduler, worker.objective, state)
+            if worker.average is not None:
+                worker.average.load(state[0], worker.device)
+                trained = {k[len(TRAINED) :]: v for k, v in state[0].items() if k.startswith(TRAINED)}
+                restore_trained(worker.core, trained)  # the checkpoint's weights are their average
     history = meta.history
     return Progress(meta.epoch + 1, history, int(history[-1].get("restarts", 0)) + 1 if history else 1)
 
@@ -294,6 +305,8 @@ def train_epoch(worker: Worker, epoch: int) -> dict[str, Any]:
             torch.nn.utils.clip_grad_norm_(worker.params, worker.recipe.train.grad_clip)
         worker.optimizer.step()
         worker.scheduler.step()
+        if worker.average is not None:
+            worker.average.update(worker.core, worker.scheduler.last_epoch)
         seen += len(labels)
         for key, value in {"train_loss": loss.item(), **parts}.items():
             totals[key] = totals.get(key, 0.0) + value * len(labels)
@@ -311,6 +324,19 @@ def train_epoch(worker: Worker, epoch: int) -> dict[str, Any]:
         "logit_scale": worker.core.scale().item(),
         "world_size": worker.world,
     }
+
+
+def swap_in_average(worker: Worker) -> dict[str, Tensor] | None:
+    """Once weight averaging has begun, put the mean of the weights into the model, its
+    batch-norm statistics estimated on this worker's share of the training scans; the
+    trained weights it replaced (training goes on from them), else ``None``."""
+    if worker.average is None or not worker.average.steps:
+        return None
+    data, core = worker.data, worker.core
+    share = torch.utils.data.Subset(data.train, range(worker.rank, len(data.train), worker.world))
+    loader = torch.utils.data.DataLoader(share, batch_size=worker.loader.batch_size or worker.recipe.train.batch_size)
+    classes = core.class_embeddings(data.class_prompts)
+    return worker.average.swap_in(core, (views for views, _, _ in loader), lambda views: core.classify(views.to(worker.device), classes))
 
 
 def validate(worker: Worker) -> tuple[dict[str, float], list[list[int]] | None]:
@@ -341,9 +367,10 @@ def callbacks_stop(worker: Worker, history: list[dict[str, Any]]) -> str | None:
     return f"train.callbacks.{index} ({worker.recipe.train.callbacks[index].name})"
 
 
-def report(worker: Worker, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None:
+def report(worker: Worker, metrics: dict[str, Any], history: list[dict[str, Any]], trained: dict[str, Tensor] | None = None) -> None:
     """Hand the epoch's metrics, and on rank 0 its checkpoint, to Ray Train (every worker
-    reports once per epoch, as Ray requires)."""
+    reports once per epoch, as Ray requires). ``trained``: the weights training goes on
+    from where the model holds their average, kept with the average for resuming."""
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if worker.rank == 0:
@@ -352,7 +379,10 @@ def report(worker: Worker, metrics: dict[str, Any], history: list[dict[str, Any]
                 worker.recipe, data.labels, data.class_prompts, views.shape[2], views.shape[3], metrics["epoch"], metrics, history,
                 data.provenance, data.action_units, data.au_prompts,
             )  # fmt: skip
-            path = save_checkpoint(Path(tmp) / "checkpoint", worker.core, meta, training_state(worker.optimizer, worker.scheduler, worker.objective))
+            tensors, plain = training_state(worker.optimizer, worker.scheduler, worker.objective)
+            if worker.average is not None:
+                tensors.update(worker.average.state(), **{TRAINED + name: value.cpu() for name, value in (trained or {}).items()})
+            path = save_checkpoint(Path(tmp) / "checkpoint", worker.core, meta, (tensors, plain))
             checkpoint = ray.train.Checkpoint.from_directory(str(path))
         ray.train.report(metrics, checkpoint=checkpoint)
 
@@ -372,6 +402,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     for epoch in range(progress.epoch, 0 if stopped else worker.epochs):
         started = time.perf_counter()
         metrics = train_epoch(worker, epoch)
+        trained = swap_in_average(worker)
+        if trained is not None:
+            metrics["averaged_steps"] = worker.average.steps
         val_metrics, confusion = validate(worker)
         metrics.update(val_metrics, epoch_seconds=time.perf_counter() - started, restarts=progress.restarts, **worker.objective.diagnostics())
         stop = callbacks_stop(worker, [*progress.history, metrics])
@@ -385,7 +418,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             # sys.stdout directly: Ray Train patches print() to log through a tee, twice
             sys.stdout.write(row + (f"\nstopped by {stop}" if stop else "") + "\n")
             sys.stdout.flush()
-        report(worker, metrics, progress.history)
+        report(worker, metrics, progress.history, trained)
+        if trained is not None:
+            restore_trained(worker.core, trained)
         if stop is not None:
             break
     if logger is not None:
