@@ -92,6 +92,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "larger encoder (resnet18)": ("recipes/affectvlm.yaml", [RESNET18]),
     # finer views than the pretraining's (96 px): does the step from 64 to 96 px go on?
     "views at 128 px": ("recipes/affectvlm.yaml", ["render.size=128"]),
+    # the mean of the weights over the second half of training (SWA; a flatter minimum)
+    "+ weight averaging (last half)": ("recipes/affectvlm.yaml", ["train.weight_averaging=0.5"]),
     # twice the identities at the same number of training steps
     "240 people, 4 epochs": ("recipes/affectvlm.yaml", ["data.dataset.options.subjects=240", "train.epochs=4"]),
 }
