@@ -95,7 +95,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # the mean of the weights over the second half of training (SWA; a flatter minimum)
     "+ weight averaging (last half)": ("recipes/affectvlm.yaml", ["train.weight_averaging=0.5"]),
     # twice the identities at the same number of training steps
-    "240 people, 4 epochs": ("recipes/affectvlm.yaml", ["data.dataset.options.subjects=240", "train.epochs=4"]),
+    "240 people in 4 epochs": ("recipes/affectvlm.yaml", ["data.dataset.options.subjects=240", "train.epochs=4"]),
 }
 #: variants whose encoder starts from a pretraining made otherwise than affectkit-faces: its overrides
 PRETRAINING_VARIANTS: dict[str, list[str]] = {
