@@ -42,9 +42,11 @@ class WeightAverage:
         """Put the mean into ``model`` and estimate its batch-norm statistics again by running
         ``forward`` on ``batches`` (averaged over every worker); returns the trained weights
         and statistics it replaced, for :func:`restore`."""
-        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-        replaced = {name: value.detach().clone() for name, value in model.state_dict().items() if name in self.mean or _is_norm_buffer(name)}
+        named_norms = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        norms = [m for _, m in named_norms]
         params = dict(model.named_parameters())
+        replaced = {name: params[name].detach().clone() for name in self.mean}
+        replaced.update({f"{n}.{b}": value.clone() for n, m in named_norms for b, value in m.named_buffers(recurse=False)})
         for name, value in self.mean.items():
             params[name].copy_(value)
         momenta = [m.momentum for m in norms]
@@ -82,7 +84,3 @@ def restore(model: nn.Module, replaced: dict[str, Tensor]) -> None:
 def trainable(model: nn.Module) -> Iterable[tuple[str, nn.Parameter]]:
     """The parameters training changes (a frozen text encoder's are left out)."""
     return ((name, param) for name, param in model.named_parameters() if param.requires_grad)
-
-
-def _is_norm_buffer(name: str) -> bool:
-    return name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
